@@ -1,0 +1,40 @@
+# Every target runs under the project's own Node.js 24 and tools in .local/bin.
+SHELL := bash
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.local/bin:$(PATH)
+export KUBECONFIG ?= $(CURDIR)/.local/kubeconfig
+
+.PHONY: setup test lint unit demo bench crds cluster-up cluster-down clean
+
+## setup: install Node.js 24, npm packages, Envoy, kubectl, helm and the control plane
+setup:
+	@scripts/setup.sh
+
+## test: set up if needed, lint (types + layer rules), then the whole suite
+test: setup lint
+	@node scripts/run-tests.ts
+
+lint:
+	@tsc --noEmit -p .
+	@depcruise --config .dependency-cruiser.cjs operator/src
+
+## demo: the main job (see README)
+demo: setup
+	@node scripts/demo.ts
+
+## bench: benchmarks, printed as tables
+bench: setup
+	@node bench/run.ts
+
+## crds: regenerate crds/ and the chart's copy from the schema in operator/src/api
+crds:
+	@node operator/bin/fallbackctl.ts crd > crds/fallback.dev_fallbackpolicies.yaml
+	@cp crds/fallback.dev_fallbackpolicies.yaml charts/fallback-operator/crds/
+
+cluster-up: setup
+	@scripts/cluster.sh up
+
+cluster-down:
+	@scripts/cluster.sh down
+
+clean: cluster-down
+	rm -rf .local
