@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1.7
+# fallback-operator image. The operator runs its TypeScript sources directly: Node 24 strips
+# the (erasable-only) types on load, so there is no build step, only production packages.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# 1. Production dependencies only, from the lockfile, without install scripts.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+ && npm cache clean --force
+
+# 2. Runtime: the Node 24 runtime, node_modules from stage 1 and the operator sources.
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+# package.json carries "type": "module", which the .ts sources need.
+COPY --from=deps --chown=0:0 /app/node_modules ./node_modules
+COPY --chown=0:0 package.json ./
+COPY --chown=0:0 operator/ ./operator/
+# Files stay owned by root and read-only to the process; it runs as an unprivileged
+# numeric user so runAsNonRoot can verify it without a passwd lookup.
+USER 10001:10001
+EXPOSE 8080 8081
+ENTRYPOINT ["node", "operator/bin/fallback-operator.ts"]
