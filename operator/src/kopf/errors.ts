@@ -1,0 +1,65 @@
+// What a handler can throw, and how the framework reads errors coming back from the API.
+//
+// As in kopf: a TemporaryError is retried after the delay it names, a PermanentError is
+// logged and not retried (until the object changes again), and any other error is
+// retried with per-object exponential backoff.
+
+/** Retry this handler after `delaySeconds` (default 60 s, kopf's default). */
+export class TemporaryError extends Error {
+  readonly delaySeconds: number;
+
+  constructor(message: string, delaySeconds = 60) {
+    super(message);
+    this.name = "TemporaryError";
+    this.delaySeconds = delaySeconds;
+  }
+}
+
+/** Do not retry: the object needs a change (or an operator fix) before it can succeed. */
+export class PermanentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PermanentError";
+  }
+}
+
+/**
+ * HTTP status of an error thrown by @kubernetes/client-node: `code` on ApiException
+ * (typed APIs), `statusCode` on Watch failures. Undefined for network errors.
+ */
+export function statusCode(err: unknown): number | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e.code === "number") return e.code;
+  if (typeof e.statusCode === "number") return e.statusCode;
+  return undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
+export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
+/** 410 Gone: the resourceVersion we asked for is compacted away; relist. */
+export const isGone = (err: unknown): boolean => statusCode(err) === 410;
+
+/**
+ * Whether an API error is worth retrying: conflicts, throttling, server errors,
+ * timeouts, and connection failures (an API server restarting refuses connections).
+ */
+export function isRetryable(err: unknown): boolean {
+  const code = statusCode(err);
+  if (code !== undefined) return code === 409 || code === 429 || code >= 500;
+  return true; // no HTTP status at all: a network failure or a timeout
+}
+
+/** A one-line description of any thrown value, for logs. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = statusCode(err);
+    const body = (err as { body?: { message?: unknown } }).body;
+    // ApiException's own message embeds the headers; the Status message is what matters.
+    if (code !== undefined && body && typeof body.message === "string") return `${code}: ${body.message}`;
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    const causeCode = cause && typeof cause.code === "string" ? ` (${cause.code})` : "";
+    return `${err.message}${causeCode}`;
+  }
+  return String(err);
+}
