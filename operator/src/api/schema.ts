@@ -1,0 +1,408 @@
+// The one schema source for FallbackPolicy. From it come the TypeScript types (`Static`),
+// the offline validator (ajv + the same CEL rules) and the CRD in crds/. Every field has a
+// description, which is what `kubectl explain` shows; every default says why it was chosen.
+//
+// A field with a `default` is written here as required and made optional by `finalize`:
+// the derived type then describes a policy as stored, with its defaults in force.
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+
+export const GROUP = "fallback.dev";
+export const VERSION = "v1alpha1";
+export const KIND = "FallbackPolicy";
+export const PLURAL = "fallbackpolicies";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+type Rule = { rule: string; message: string; fieldPath?: string; reason?: string };
+const rules = (...list: Rule[]) => ({ "x-kubernetes-validations": list });
+
+const Duration = (description: string, def?: string) =>
+  Type.String({
+    description: `${description} A duration such as 250ms, 10s, 1m or 1h.`,
+    pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
+    maxLength: 32,
+    ...(def === undefined ? {} : { default: def }),
+  });
+
+const Port = (description: string) =>
+  Type.Integer({ description, minimum: 1, maximum: 65535 });
+
+// DNS-1035 label, as Kubernetes requires of Service names.
+const ServiceName = (description: string) =>
+  Type.String({ description, minLength: 1, maxLength: 63, pattern: "^[a-z]([-a-z0-9]*[a-z0-9])?$" });
+
+const TargetRef = Type.Object(
+  {
+    kind: Type.String({
+      description: "Kind of the governed object. Service is the default and, for now, the only value.",
+      enum: ["Service"],
+      default: "Service",
+    }),
+    name: ServiceName("Name of the Service, in the policy's namespace."),
+    port: Port("The Service port (spec.ports[].port) whose traffic this policy governs."),
+  },
+  { description: "The Service port whose traffic falls back. One policy per Service port; the oldest policy wins a tie." },
+);
+
+const ServiceFallback = Type.Object(
+  {
+    name: ServiceName("Name of the fallback Service, in the policy's namespace."),
+    port: Port("The fallback Service's port (spec.ports[].port)."),
+  },
+  { description: "Another Service in the same namespace." },
+);
+
+const ExternalFallback = Type.Object(
+  {
+    host: Type.String({
+      description: "DNS name or IP address of the external backend, e.g. api.backup.example.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: "^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$",
+    }),
+    port: Port("Port of the external backend."),
+    tls: Type.Optional(
+      Type.Boolean({ description: "Speak TLS to the backend. Defaults to true when port is 443, else false." }),
+    ),
+    sni: Type.Optional(
+      Type.String({ description: "TLS server name sent to the backend. Defaults to host.", minLength: 1, maxLength: 253 }),
+    ),
+    hostRewrite: Type.Boolean({
+      description:
+        "Send the backend its own name as the Host header. Default true: external APIs route and authorise by Host.",
+      default: true,
+    }),
+  },
+  { description: "A backend outside the cluster, such as a backup API or an AI provider, resolved by DNS." },
+);
+
+const StaticResponse = Type.Object(
+  {
+    status: Type.Integer({
+      description: "HTTP status of the degraded answer. Default 503: clients and caches treat it as temporary.",
+      minimum: 200,
+      maximum: 599,
+      default: 503,
+    }),
+    body: Type.String({ description: "Body of the degraded answer.", maxLength: 4096, default: "" }),
+    headers: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: "object",
+        description: "Headers of the degraded answer, e.g. content-type and retry-after.",
+        maxProperties: 16,
+        additionalProperties: { type: "string", maxLength: 1024 },
+      }),
+    ),
+  },
+  { description: "A fixed degraded answer from Envoy itself, served when every backend before it fails. Only allowed last." },
+);
+
+const Fallback = Type.Object(
+  {
+    service: Type.Optional(ServiceFallback),
+    external: Type.Optional(ExternalFallback),
+    staticResponse: Type.Optional(StaticResponse),
+  },
+  {
+    description: "One fallback backend: exactly one of service, external or staticResponse.",
+    ...rules({
+      rule: "[has(self.service), has(self.external), has(self.staticResponse)].filter(x, x).size() == 1",
+      message: "exactly one of service, external or staticResponse must be set",
+    }),
+  },
+);
+
+export const RETRY_ON = [
+  "5xx",
+  "gateway-error",
+  "reset",
+  "connect-failure",
+  "refused-stream",
+  "retriable-4xx",
+  "retriable-status-codes",
+  "envoy-ratelimited",
+] as const;
+
+const Retry = Type.Object(
+  {
+    attempts: Type.Integer({
+      description: "Retries after the first try; 0 disables retries. Default 2: with fallbackOnRetry, reaches two fallbacks in one request.",
+      minimum: 0,
+      maximum: 10,
+      default: 2,
+    }),
+    perTryTimeout: Duration(
+      "Time limit of one try. Default 1s: a stalled backend hands over well inside the request timeout.",
+      "1s",
+    ),
+    retryOn: Type.Array(Type.String({ enum: [...RETRY_ON] }), {
+      description:
+        "Failures that trigger a retry. Default: connect-failure, refused-stream, reset, gateway-error — a dead, refusing or failing backend, never a client error.",
+      maxItems: RETRY_ON.length,
+      uniqueItems: true,
+      default: ["connect-failure", "refused-stream", "reset", "gateway-error"],
+    }),
+    retriableStatusCodes: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+        description: "Extra status codes to retry; requires retriable-status-codes in retryOn.",
+        maxItems: 16,
+        uniqueItems: true,
+      }),
+    ),
+    backoff: Type.Object(
+      {
+        baseInterval: Duration("First retry delay, doubled each retry. Default 25ms: quick enough to be invisible.", "25ms"),
+        maxInterval: Duration("Upper bound of the retry delay. Default 250ms.", "250ms"),
+      },
+      {
+        description: "Jittered exponential back-off between retries.",
+        default: {},
+        ...rules({
+          rule: "duration(self.maxInterval) >= duration(self.baseInterval)",
+          message: "maxInterval must not be shorter than baseInterval",
+          fieldPath: ".maxInterval",
+        }),
+      },
+    ),
+    budget: Type.Optional(
+      Type.Object(
+        {
+          percent: Type.Number({
+            description: "Retries allowed as a share of active requests. Default 20.",
+            minimum: 0,
+            maximum: 100,
+            default: 20,
+          }),
+          minConcurrency: Type.Integer({
+            description: "Retries always allowed regardless of percent. Default 3.",
+            minimum: 0,
+            default: 3,
+          }),
+        },
+        { description: "Retry budget: bounds retries to a share of traffic. When set, it replaces circuitBreaker.maxRetries." },
+      ),
+    ),
+    fallbackOnRetry: Type.Boolean({
+      description: "Send each retry to the next backend instead of the one that just failed. Default true.",
+      default: true,
+    }),
+  },
+  {
+    description: "How a failed request is retried.",
+    default: {},
+    ...rules({
+      rule: "!has(self.retriableStatusCodes) || size(self.retriableStatusCodes) == 0 || 'retriable-status-codes' in self.retryOn",
+      message: "retriableStatusCodes requires retriable-status-codes in retryOn",
+      fieldPath: ".retriableStatusCodes",
+    }),
+  },
+);
+
+const OutlierDetection = Type.Object(
+  {
+    consecutive5xx: Type.Integer({
+      description: "5xx answers (and, unless split, connection failures) in a row that eject a host. Default 3: quick, yet not on one blip.",
+      minimum: 1,
+      default: 3,
+    }),
+    consecutiveGatewayErrors: Type.Integer({
+      description: "502, 503 or 504 answers in a row that eject a host. Default 3.",
+      minimum: 1,
+      default: 3,
+    }),
+    consecutiveLocalOriginFailures: Type.Integer({
+      description: "Connection failures, timeouts and resets in a row that eject a host (used when splitExternalLocalOriginErrors). Default 3.",
+      minimum: 1,
+      default: 3,
+    }),
+    splitExternalLocalOriginErrors: Type.Boolean({
+      description: "Count connection failures apart from answers from the backend. Default false: both count as errors.",
+      default: false,
+    }),
+    interval: Duration("How often ejections are reconsidered. Default 1s: a recovered host returns promptly.", "1s"),
+    baseEjectionTime: Duration(
+      "Ejection time of a host, multiplied by how often it was ejected. Default 10s: short enough for quick return.",
+      "10s",
+    ),
+    maxEjectionTime: Duration("Upper bound of the ejection time. Default 300s.", "300s"),
+    maxEjectionPercent: Type.Integer({
+      description: "Share of a backend's hosts that may be ejected. Default 100: a fully failed backend must be skippable.",
+      minimum: 0,
+      maximum: 100,
+      default: 100,
+    }),
+    failurePercentage: Type.Optional(
+      Type.Object(
+        {
+          threshold: Type.Integer({ description: "Failure percentage that ejects a host. Default 85.", minimum: 0, maximum: 100, default: 85 }),
+          minimumHosts: Type.Integer({ description: "Hosts needed before this applies. Default 5.", minimum: 0, default: 5 }),
+          requestVolume: Type.Integer({ description: "Requests per interval a host needs before this applies. Default 50.", minimum: 0, default: 50 }),
+        },
+        { description: "Eject hosts whose failure rate passes a threshold." },
+      ),
+    ),
+  },
+  {
+    description: "How failing hosts are detected and taken out of rotation (Envoy outlier detection), on every backend.",
+    default: {},
+    ...rules({
+      rule: "duration(self.maxEjectionTime) >= duration(self.baseEjectionTime)",
+      message: "maxEjectionTime must not be shorter than baseEjectionTime",
+      fieldPath: ".maxEjectionTime",
+    }),
+  },
+);
+
+const limit = (description: string, def: number) =>
+  Type.Integer({ description, minimum: 0, maximum: 1_000_000, default: def });
+
+const CircuitBreaker = Type.Object(
+  {
+    maxConnections: limit("Connections to one backend. Default 1024, Envoy's own.", 1024),
+    maxPendingRequests: limit("Requests waiting for a connection. Default 1024, Envoy's own.", 1024),
+    maxRequests: limit("Requests in flight to one backend. Default 1024, Envoy's own.", 1024),
+    maxRetries: limit(
+      "Retries in flight to one backend. Default 64: a busy primary can fail over in one step (Envoy's 3 would turn retries into errors).",
+      64,
+    ),
+  },
+  { description: "Limits that protect each backend from overload, on every backend and the fallback chain.", default: {} },
+);
+
+const Timeouts = Type.Object(
+  {
+    request: Duration("Whole-request limit, retries included. Default 15s.", "15s"),
+    connect: Duration("Time to open a connection to a backend. Default 1s: a dead host is noticed fast.", "1s"),
+    idle: Duration("How long an unused backend connection is kept. Default 1h, Envoy's own.", "1h"),
+  },
+  { description: "Time limits.", default: {} },
+);
+
+export const FallbackPolicySpec = Type.Object(
+  {
+    targetRef: TargetRef,
+    fallbacks: Type.Array(Fallback, {
+      description: "Ordered fallback backends: traffic moves to the next when all before it fail. 1 to 8 entries.",
+      minItems: 1,
+      maxItems: 8,
+      ...rules(
+        {
+          rule:
+            "self.filter(f, has(f.staticResponse)).size() == 0 || (self.filter(f, has(f.staticResponse)).size() == 1 && self.map(f, has(f.staticResponse))[size(self) - 1])",
+          message: "staticResponse is only allowed as the last fallback",
+        },
+      ),
+    }),
+    retry: Retry,
+    outlierDetection: OutlierDetection,
+    circuitBreaker: CircuitBreaker,
+    timeouts: Timeouts,
+  },
+  {
+    description: "What to protect and how to fall back.",
+    ...rules({
+      rule: "self.fallbacks.all(f, !has(f.service) || f.service.name != self.targetRef.name || f.service.port != self.targetRef.port)",
+      message: "a fallback cannot be the target Service port itself",
+      fieldPath: ".fallbacks",
+    }),
+  },
+);
+
+const Condition = Type.Object(
+  {
+    type: Type.String({ description: "Accepted, ResolvedRefs, Programmed or Ready.", maxLength: 316 }),
+    status: Type.String({ description: "True, False or Unknown.", enum: ["True", "False", "Unknown"] }),
+    observedGeneration: Type.Optional(Type.Integer({ description: "The generation this condition was set for.", minimum: 0 })),
+    lastTransitionTime: Type.String({ description: "When status last changed.", format: "date-time" }),
+    reason: Type.String({ description: "CamelCase reason.", maxLength: 1024 }),
+    message: Type.String({ description: "Human-readable detail.", maxLength: 32768 }),
+  },
+  { description: "A metav1.Condition." },
+);
+
+const BackendStatus = Type.Object(
+  {
+    name: Type.String({ description: "Service name, external host, or static for the degraded answer." }),
+    kind: Type.String({ description: "Service, External or StaticResponse.", enum: ["Service", "External", "StaticResponse"] }),
+    endpoints: Type.Optional(
+      Type.Integer({ description: "Ready endpoints found in EndpointSlices; absent when resolved by DNS.", minimum: 0 }),
+    ),
+    resolution: Type.Optional(Type.String({ description: "EndpointSlices, DNS or Static.", enum: ["EndpointSlices", "DNS", "Static"] })),
+  },
+  { description: "What one backend resolved to." },
+);
+
+export const FallbackPolicyStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: "The generation the operator last acted on.", minimum: 0 })),
+    conditions: Type.Optional(
+      Type.Array(Condition, {
+        description: "Accepted, ResolvedRefs, Programmed and Ready; Ready is True only when the other three are.",
+        maxItems: 8,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+      }),
+    ),
+    backends: Type.Optional(Type.Array(BackendStatus, { description: "What each backend resolved to, primary first.", maxItems: 9 })),
+    fallbackCount: Type.Optional(Type.Integer({ description: "Number of fallbacks in the spec.", minimum: 0 })),
+    configRef: Type.Optional(
+      Type.Object(
+        {
+          namespace: Type.String({ description: "Namespace of the ConfigMap holding the Envoy config." }),
+          name: Type.String({ description: "Name of that ConfigMap." }),
+          hash: Type.String({ description: "sha256 of the config content this policy is part of." }),
+        },
+        { description: "Where the compiled Envoy config was written." },
+      ),
+    ),
+  },
+  { description: "What the operator observed and did." },
+);
+
+// Makes every defaulted property optional (see the header comment) and closes objects that
+// declare properties, so the offline validator rejects unknown fields as kubectl's strict
+// field validation does.
+function finalize<T extends TSchema>(schema: T): T {
+  const visit = (node: any): void => {
+    if (!node || typeof node !== "object") return;
+    if (node.type === "object" && node.properties) {
+      if (Array.isArray(node.required)) {
+        node.required = node.required.filter((key: string) => !("default" in node.properties[key]));
+        if (node.required.length === 0) delete node.required;
+      }
+      node.additionalProperties ??= false;
+      Object.values(node.properties).forEach(visit);
+    }
+    if (node.items) visit(node.items);
+    if (node.additionalProperties && typeof node.additionalProperties === "object") visit(node.additionalProperties);
+  };
+  visit(schema);
+  return schema;
+}
+
+export const specSchema = finalize(FallbackPolicySpec);
+export const statusSchema = finalize(FallbackPolicyStatus);
+
+export type FallbackPolicySpec = Static<typeof FallbackPolicySpec>;
+export type FallbackPolicyStatus = Static<typeof FallbackPolicyStatus>;
+export type Fallback = FallbackPolicySpec["fallbacks"][number];
+export type Condition = Static<typeof Condition>;
+export type BackendStatus = Static<typeof BackendStatus>;
+
+export type ObjectMeta = {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+};
+
+export type FallbackPolicy = {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: FallbackPolicySpec;
+  status?: FallbackPolicyStatus;
+};

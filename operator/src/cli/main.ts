@@ -1,0 +1,137 @@
+// fallbackctl: renders and validates FallbackPolicies offline, exactly as the operator
+// compiles them in a cluster. Exit codes: 0 ok, 1 invalid input, 2 usage error.
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { crdYaml } from "../api/crd.ts";
+import { compile } from "../compile/compile.ts";
+import { renderBootstrap, renderXds } from "../compile/emit.ts";
+import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
+import { InputError, readObjects } from "./input.ts";
+
+const USAGE = `Usage:
+  fallbackctl render   -f PATH... [--format bootstrap|xds] [-o DIR] [--listen HOST:PORT]
+                       [--admin HOST:PORT] [--cluster-domain D] [--config-dir DIR] [--trusted-ca FILE]
+  fallbackctl validate -f PATH...
+  fallbackctl crd
+
+PATH is a YAML file, a folder of them, or - for standard input. The input holds
+FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.`;
+
+class UsageError extends Error {}
+
+type Io = { stdout: (s: string) => void; stderr: (s: string) => void };
+const processIo: Io = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
+
+export function main(argv: string[], io: Io = processIo): number {
+  try {
+    const [command, ...rest] = argv;
+    switch (command) {
+      case "render":
+        return render(rest, io);
+      case "validate":
+        return validate(rest, io);
+      case "crd":
+        io.stdout(crdYaml());
+        return 0;
+      case "help":
+      case "--help":
+      case "-h":
+        io.stdout(USAGE + "\n");
+        return 0;
+      default:
+        throw new UsageError(command ? `unknown command "${command}"` : "a command is required");
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`fallbackctl: ${error.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (error instanceof InputError) {
+      io.stderr(`fallbackctl: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function parse(args: string[], options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>) {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<string, any>;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function hostPort(flag: string, value: string | undefined, fallback: { address: string; port: number }) {
+  if (value === undefined) return fallback;
+  const match = /^(.*):(\d+)$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || !match[1] || port < 1 || port > 65535) throw new UsageError(`--${flag} must be HOST:PORT, got "${value}"`);
+  return { address: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+function compileFiles(files: string[] | undefined, options: CompileOptions, io: Io) {
+  if (!files?.length) throw new UsageError("at least one -f PATH is required");
+  const { snapshot } = snapshotFromObjects(readObjects(files));
+  const output = compile(snapshot, options);
+  let invalid = 0;
+  for (const result of output.results) {
+    for (const line of result.errors) io.stderr(line + "\n");
+    if (result.errors.length) invalid++;
+    const notes = result.conditions.filter((c) => c.status !== "True" && c.type !== "Ready" && c.reason !== "Invalid" && c.reason !== "NotProgrammed");
+    for (const c of notes) io.stderr(`warning: FallbackPolicy ${result.key}: ${c.type}: ${c.message}\n`);
+  }
+  return { output, invalid };
+}
+
+function validate(args: string[], io: Io): number {
+  const flags = parse(args, { filename: { type: "string", short: "f", multiple: true } });
+  const { output, invalid } = compileFiles(flags.filename, defaultOptions, io);
+  io.stdout(`${output.results.length - invalid} valid, ${invalid} invalid FallbackPolicies\n`);
+  return invalid ? 1 : 0;
+}
+
+function render(args: string[], io: Io): number {
+  const flags = parse(args, {
+    filename: { type: "string", short: "f", multiple: true },
+    format: { type: "string" },
+    output: { type: "string", short: "o" },
+    listen: { type: "string" },
+    admin: { type: "string" },
+    "cluster-domain": { type: "string" },
+    "config-dir": { type: "string" },
+    "trusted-ca": { type: "string" },
+  });
+  const format = flags.format ?? "bootstrap";
+  if (format !== "bootstrap" && format !== "xds") throw new UsageError(`--format must be bootstrap or xds, got "${format}"`);
+  if (format === "xds" && !flags.output) throw new UsageError("--format xds writes several files: -o DIR is required");
+  const options: CompileOptions = {
+    clusterDomain: flags["cluster-domain"] ?? defaultOptions.clusterDomain,
+    listen: hostPort("listen", flags.listen, defaultOptions.listen),
+    admin: hostPort("admin", flags.admin, defaultOptions.admin),
+    configDir: flags["config-dir"] ?? (flags.output ? resolve(flags.output) : defaultOptions.configDir),
+    trustedCA: flags["trusted-ca"] ?? defaultOptions.trustedCA,
+  };
+  const { output, invalid } = compileFiles(flags.filename, options, io);
+  // Nothing is written for input with errors: a pipeline never ships half a config.
+  if (invalid) return 1;
+
+  const files =
+    format === "xds"
+      ? renderXds(output.resources, options).files
+      : { "bootstrap.yaml": renderBootstrap(output.resources, options) };
+  if (!flags.output) {
+    io.stdout(files["bootstrap.yaml"]!);
+    return 0;
+  }
+  mkdirSync(flags.output, { recursive: true });
+  // Each file is replaced whole (write aside, then rename), so a running Envoy never reads half of one.
+  for (const [name, text] of Object.entries(files)) {
+    const path = join(flags.output, name);
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+  }
+  io.stderr(`wrote ${Object.keys(files).join(", ")} to ${flags.output}\n`);
+  return 0;
+}

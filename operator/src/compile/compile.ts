@@ -1,0 +1,114 @@
+// compile(snapshot) -> Envoy resources + a result per policy. Pure: no network, no clock.
+// The operator and fallbackctl both call this one function.
+//
+//   validate each policy -> settle conflicts (oldest wins) -> resolve references -> IR
+//   -> assign host names -> Envoy clusters and listeners
+import { formatError, validatePolicy } from "../api/validate.ts";
+import type { FallbackPolicy } from "../api/schema.ts";
+import { policyClusters } from "./envoy/clusters.ts";
+import { httpListener, staticListener } from "./envoy/listeners.ts";
+import type { Resources } from "./envoy/types.ts";
+import type { PolicyIR } from "./ir.ts";
+import { indexSnapshot, resolvePolicy } from "./resolve.ts";
+import { policyConditions, type PolicyResult } from "./results.ts";
+import { defaultOptions, keyOf, namespaceOf, type CompileOptions, type Snapshot } from "./snapshot.ts";
+
+export type CompileOutput = { resources: Resources; results: PolicyResult[] };
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export function compile(snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput {
+  const index = indexSnapshot(snapshot);
+  const results: PolicyResult[] = [];
+  const valid: FallbackPolicy[] = [];
+
+  for (const object of snapshot.policies) {
+    const validated = validatePolicy(object);
+    if (validated.ok) {
+      valid.push(validated.policy);
+      continue;
+    }
+    const errors = validated.errors.map((e) => formatError(object, e));
+    const meta = (object as any)?.metadata ?? {};
+    results.push({
+      key: `${meta.namespace ?? "default"}/${meta.name ?? "<unnamed>"}`,
+      generation: meta.generation,
+      conditions: policyConditions({ accepted: false, reason: "Invalid", message: errors.join("; ") }, [], false),
+      backends: [],
+      fallbackCount: Array.isArray(meta.spec?.fallbacks) ? meta.spec.fallbacks.length : 0,
+      errors,
+    });
+  }
+
+  const programmed: PolicyIR[] = [];
+  for (const [policy, owner] of settleConflicts(valid)) {
+    const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
+    if (owner) {
+      const message = `FallbackPolicy ${keyOf(owner)} already governs Service ${targetKey(policy)}; the oldest policy wins.`;
+      results.push({ ...base, conditions: policyConditions({ accepted: false, reason: "Conflicted", message }, [], false), backends: [] });
+      continue;
+    }
+    const { ir, backends, problems, targetResolved } = resolvePolicy(policy, index, options);
+    if (targetResolved) programmed.push(ir);
+    results.push({ ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends });
+  }
+
+  programmed.sort((a, b) => byString(a.key, b.key));
+  assignDomains(programmed, snapshot, options.clusterDomain);
+  results.sort((a, b) => byString(a.key, b.key));
+  return { resources: envoyResources(programmed, options), results };
+}
+
+const targetKey = (p: FallbackPolicy) => `${namespaceOf(p)}/${p.spec.targetRef.name}:${p.spec.targetRef.port}`;
+
+/** Pairs each policy with the policy that owns its target instead, if any: the oldest wins. */
+function settleConflicts(policies: FallbackPolicy[]): [FallbackPolicy, FallbackPolicy | undefined][] {
+  const age = (p: FallbackPolicy) => `${p.metadata.creationTimestamp ?? ""}|${keyOf(p)}`;
+  const owners = new Map<string, FallbackPolicy>();
+  for (const policy of [...policies].sort((a, b) => byString(age(a), age(b)))) {
+    if (!owners.has(targetKey(policy))) owners.set(targetKey(policy), policy);
+  }
+  return policies.map((p) => {
+    const owner = owners.get(targetKey(p))!;
+    return [p, owner === p ? undefined : owner];
+  });
+}
+
+/**
+ * A policy answers to its Service's DNS names with its port (products:8080, ...). The bare
+ * names carry no port, so only one policy per Service may have them: the one on port 80 if
+ * there is one, else the lowest port.
+ */
+function assignDomains(policies: PolicyIR[], snapshot: Snapshot, clusterDomain: string) {
+  const targets = new Map(
+    snapshot.policies.map((p: any) => [`${p?.metadata?.namespace ?? "default"}/${p?.metadata?.name}`, p?.spec?.targetRef]),
+  );
+  const portsByService = new Map<string, number[]>();
+  const targetOf = (ir: PolicyIR) => {
+    const [namespace] = ir.key.split("/");
+    const ref = targets.get(ir.key) as { name: string; port: number };
+    return { namespace: namespace!, name: ref.name, port: ref.port, service: `${namespace}/${ref.name}` };
+  };
+  for (const ir of policies) {
+    const t = targetOf(ir);
+    portsByService.set(t.service, [...(portsByService.get(t.service) ?? []), t.port]);
+  }
+  for (const ir of policies) {
+    const { namespace, name, port, service } = targetOf(ir);
+    const ports = portsByService.get(service)!;
+    const ownsBareNames = ports.includes(80) ? port === 80 : port === Math.min(...ports);
+    const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${clusterDomain}`];
+    ir.domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+  }
+}
+
+function envoyResources(policies: PolicyIR[], options: CompileOptions): Resources {
+  const staticListeners = policies.flatMap((p) => {
+    const last = p.backends.at(-1);
+    return last?.kind === "StaticResponse" ? [staticListener(p, last)] : [];
+  });
+  return {
+    clusters: policies.flatMap((p) => policyClusters(p, options.trustedCA)),
+    listeners: [httpListener(policies, options.listen), ...staticListeners],
+  };
+}

@@ -1,0 +1,127 @@
+// IR -> Envoy clusters: one per backend, each guarded by outlier detection and circuit
+// breakers, and one aggregate cluster per policy that tries them in order.
+import { envoyDuration as d } from "../duration.ts";
+import type { Backend, EjectionIR, LimitsIR, PolicyIR, RetryIR } from "../ir.ts";
+import { TYPE, aggregateName, backendClusterName, staticListenerName } from "./types.ts";
+
+export function policyClusters(policy: PolicyIR, trustedCA: string): object[] {
+  const names = policy.backends.map((_, i) => backendClusterName(policy.key, i));
+  return [
+    {
+      name: aggregateName(policy.key),
+      connect_timeout: d(policy.timeouts.connectMs),
+      lb_policy: "CLUSTER_PROVIDED",
+      cluster_type: { name: "envoy.clusters.aggregate", typed_config: { "@type": TYPE.aggregate, clusters: names } },
+      // Retries are counted on the cluster the route names, the aggregate.
+      circuit_breakers: circuitBreakers(policy.limits, policy.retry),
+    },
+    ...policy.backends.map((backend, i) => backendCluster(names[i]!, backend, policy, trustedCA)),
+  ];
+}
+
+function backendCluster(name: string, backend: Backend, policy: PolicyIR, trustedCA: string): object {
+  if (backend.kind === "StaticResponse") {
+    // Envoy answers itself, on an internal listener; nothing there can fail or be ejected.
+    return {
+      name,
+      connect_timeout: d(policy.timeouts.connectMs),
+      type: "STATIC",
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: staticListenerName(policy.key) } } } }] }],
+      },
+    };
+  }
+  const common = {
+    name,
+    connect_timeout: d(policy.timeouts.connectMs),
+    // With the default of 50, a fully ejected backend would keep its traffic (panic mode)
+    // and the aggregate would never move on to the next one.
+    common_lb_config: { healthy_panic_threshold: { value: 0 } },
+    outlier_detection: outlierDetection(policy.ejection),
+    circuit_breakers: circuitBreakers(policy.limits, policy.retry),
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": TYPE.httpOptions,
+        common_http_protocol_options: { idle_timeout: d(policy.timeouts.idleMs) },
+        explicit_http_config: { http_protocol_options: {} },
+      },
+    },
+  };
+  if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
+    const lbEndpoints = backend.endpoints.map(({ address, port }) => ({
+      endpoint: { address: { socket_address: { address, port_value: port } } },
+    }));
+    return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints }] } };
+  }
+  const endpoint =
+    backend.kind === "External" && backend.hostRewrite
+      ? { hostname: backend.host, address: { socket_address: { address: backend.host, port_value: backend.port } } }
+      : { address: { socket_address: { address: backend.host, port_value: backend.port } } };
+  return {
+    ...common,
+    type: "STRICT_DNS",
+    dns_lookup_family: "V4_PREFERRED",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint }] }] },
+    ...(backend.kind === "External" && backend.tls ? { transport_socket: upstreamTls(backend.sni, trustedCA) } : {}),
+  };
+}
+
+function outlierDetection(e: EjectionIR): object {
+  return {
+    consecutive_5xx: e.consecutive5xx,
+    consecutive_gateway_failure: e.consecutiveGatewayErrors,
+    // Envoy enforces gateway-failure ejection at 0% unless told otherwise.
+    enforcing_consecutive_gateway_failure: 100,
+    consecutive_local_origin_failure: e.consecutiveLocalOriginFailures,
+    enforcing_consecutive_local_origin_failure: 100,
+    split_external_local_origin_errors: e.splitExternalLocalOriginErrors,
+    interval: d(e.intervalMs),
+    base_ejection_time: d(e.baseEjectionMs),
+    max_ejection_time: d(e.maxEjectionMs),
+    max_ejection_percent: e.maxEjectionPercent,
+    ...(e.failurePercentage
+      ? {
+          failure_percentage_threshold: e.failurePercentage.threshold,
+          failure_percentage_minimum_hosts: e.failurePercentage.minimumHosts,
+          failure_percentage_request_volume: e.failurePercentage.requestVolume,
+          enforcing_failure_percentage: 100,
+          enforcing_failure_percentage_local_origin: 100,
+        }
+      : {}),
+  };
+}
+
+function circuitBreakers(limits: LimitsIR, retry: RetryIR): object {
+  return {
+    thresholds: [
+      {
+        priority: "DEFAULT",
+        max_connections: limits.maxConnections,
+        max_pending_requests: limits.maxPendingRequests,
+        max_requests: limits.maxRequests,
+        max_retries: limits.maxRetries,
+        ...(retry.budget
+          ? { retry_budget: { budget_percent: { value: retry.budget.percent }, min_retry_concurrency: retry.budget.minConcurrency } }
+          : {}),
+      },
+    ],
+  };
+}
+
+function upstreamTls(sni: string, trustedCA: string): object {
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: {
+      "@type": TYPE.upstreamTls,
+      sni,
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: trustedCA },
+          // Without a name check any certificate from a trusted CA would be accepted.
+          match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: sni } }],
+        },
+      },
+    },
+  };
+}

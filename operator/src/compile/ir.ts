@@ -1,0 +1,70 @@
+// The proxy-neutral model of what each policy means: backends in order, with their
+// endpoints, and how requests are retried, ejected and limited. Durations are milliseconds.
+
+export type Endpoint = { address: string; port: number };
+
+export type ServiceBackend = {
+  kind: "Service";
+  name: string;
+  namespace: string;
+  /** EndpointSlices: `endpoints` are the ready ones. DNS: `host`/`port` name the Service. */
+  resolution: "EndpointSlices" | "DNS";
+  endpoints: Endpoint[];
+  host: string;
+  port: number;
+};
+
+export type ExternalBackend = {
+  kind: "External";
+  host: string;
+  port: number;
+  tls: boolean;
+  sni: string;
+  hostRewrite: boolean;
+};
+
+export type StaticBackend = {
+  kind: "StaticResponse";
+  status: number;
+  body: string;
+  headers: [string, string][];
+};
+
+export type Backend = ServiceBackend | ExternalBackend | StaticBackend;
+
+export type RetryIR = {
+  attempts: number;
+  perTryTimeoutMs: number;
+  retryOn: string[];
+  retriableStatusCodes: number[];
+  backoff: { baseMs: number; maxMs: number };
+  budget?: { percent: number; minConcurrency: number };
+  fallbackOnRetry: boolean;
+};
+
+export type EjectionIR = {
+  consecutive5xx: number;
+  consecutiveGatewayErrors: number;
+  consecutiveLocalOriginFailures: number;
+  splitExternalLocalOriginErrors: boolean;
+  intervalMs: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  maxEjectionPercent: number;
+  failurePercentage?: { threshold: number; minimumHosts: number; requestVolume: number };
+};
+
+export type LimitsIR = { maxConnections: number; maxPendingRequests: number; maxRequests: number; maxRetries: number };
+
+export type PolicyIR = {
+  /** namespace/name of the policy. */
+  key: string;
+  /** Host names (with and without port) that reach this policy's virtual host. */
+  domains: string[];
+  /** Primary first, then the fallbacks in order. */
+  backends: Backend[];
+  retry: RetryIR;
+  ejection: EjectionIR;
+  limits: LimitsIR;
+  timeouts: { requestMs: number; connectMs: number; idleMs: number };
+};

@@ -1,0 +1,162 @@
+// Resolves one valid policy against the cluster's Services and EndpointSlices into its IR,
+// collecting every reference that could not be resolved.
+import type { BackendStatus, FallbackPolicy } from "../api/schema.ts";
+import { toMs } from "./duration.ts";
+import type { Backend, Endpoint, PolicyIR, ServiceBackend } from "./ir.ts";
+import { SERVICE_NAME_LABEL, keyOf, namespaceOf, type CompileOptions, type EndpointSlice, type Service, type Snapshot } from "./snapshot.ts";
+
+export type RefProblem = { reason: "ServiceNotFound" | "PortNotFound"; message: string };
+
+export type Resolution = {
+  ir: PolicyIR;
+  backends: BackendStatus[];
+  problems: RefProblem[];
+  /** False when the target itself cannot be resolved: the policy is then not programmed. */
+  targetResolved: boolean;
+};
+
+export type SnapshotIndex = {
+  services: Map<string, Service>;
+  slicesByService: Map<string, EndpointSlice[]>;
+};
+
+export function indexSnapshot(snapshot: Snapshot): SnapshotIndex {
+  const services = new Map(snapshot.services.map((s) => [keyOf(s), s]));
+  const slicesByService = new Map<string, EndpointSlice[]>();
+  for (const slice of snapshot.endpointSlices) {
+    const service = slice.metadata.labels?.[SERVICE_NAME_LABEL];
+    if (!service) continue;
+    const key = `${namespaceOf(slice)}/${service}`;
+    const list = slicesByService.get(key);
+    if (list) list.push(slice);
+    else slicesByService.set(key, [slice]);
+  }
+  return { services, slicesByService };
+}
+
+export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, options: CompileOptions): Resolution {
+  const namespace = namespaceOf(policy);
+  const { spec } = policy;
+  const problems: RefProblem[] = [];
+
+  const target = resolveService(namespace, spec.targetRef.name, spec.targetRef.port, index, options);
+  if ("reason" in target) problems.push(target);
+  const backends: Backend[] = ["reason" in target ? unresolvedService(namespace, spec.targetRef.name, spec.targetRef.port) : target];
+
+  for (const fallback of spec.fallbacks) {
+    if (fallback.service) {
+      const resolved = resolveService(namespace, fallback.service.name, fallback.service.port, index, options);
+      if ("reason" in resolved) problems.push(resolved);
+      // An unresolved fallback stays in line with no endpoints, so traffic skips over it.
+      backends.push("reason" in resolved ? unresolvedService(namespace, fallback.service.name, fallback.service.port) : resolved);
+    } else if (fallback.external) {
+      const { host, port, tls, sni, hostRewrite } = fallback.external;
+      backends.push({ kind: "External", host, port, tls: tls ?? port === 443, sni: sni ?? host, hostRewrite });
+    } else if (fallback.staticResponse) {
+      const { status, body, headers } = fallback.staticResponse;
+      const sorted = Object.entries(headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      backends.push({ kind: "StaticResponse", status, body, headers: sorted });
+    }
+  }
+
+  const { retry, outlierDetection: od, circuitBreaker, timeouts } = spec;
+  const ir: PolicyIR = {
+    key: keyOf(policy),
+    domains: [],
+    backends,
+    retry: {
+      attempts: retry.attempts,
+      perTryTimeoutMs: toMs(retry.perTryTimeout),
+      retryOn: retry.retryOn,
+      retriableStatusCodes: retry.retriableStatusCodes ?? [],
+      backoff: { baseMs: toMs(retry.backoff.baseInterval), maxMs: toMs(retry.backoff.maxInterval) },
+      ...(retry.budget ? { budget: retry.budget } : {}),
+      fallbackOnRetry: retry.fallbackOnRetry,
+    },
+    ejection: {
+      consecutive5xx: od.consecutive5xx,
+      consecutiveGatewayErrors: od.consecutiveGatewayErrors,
+      consecutiveLocalOriginFailures: od.consecutiveLocalOriginFailures,
+      splitExternalLocalOriginErrors: od.splitExternalLocalOriginErrors,
+      intervalMs: toMs(od.interval),
+      baseEjectionMs: toMs(od.baseEjectionTime),
+      maxEjectionMs: toMs(od.maxEjectionTime),
+      maxEjectionPercent: od.maxEjectionPercent,
+      ...(od.failurePercentage ? { failurePercentage: od.failurePercentage } : {}),
+    },
+    limits: circuitBreaker,
+    timeouts: { requestMs: toMs(timeouts.request), connectMs: toMs(timeouts.connect), idleMs: toMs(timeouts.idle) },
+  };
+  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target) };
+}
+
+function resolveService(
+  namespace: string,
+  name: string,
+  port: number,
+  index: SnapshotIndex,
+  options: CompileOptions,
+): ServiceBackend | RefProblem {
+  const key = `${namespace}/${name}`;
+  const service = index.services.get(key);
+  if (!service) return { reason: "ServiceNotFound", message: `Service ${key} not found` };
+
+  if (service.spec?.type === "ExternalName" && service.spec.externalName) {
+    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host: service.spec.externalName, port };
+  }
+  const servicePort = service.spec?.ports?.find((p) => p.port === port && (p.protocol ?? "TCP") === "TCP");
+  if (!servicePort) return { reason: "PortNotFound", message: `Service ${key} has no TCP port ${port}` };
+
+  const slices = index.slicesByService.get(key);
+  if (!slices) {
+    // No EndpointSlices known (offline, or not yet observed): let Envoy resolve the Service.
+    // A headless Service resolves to pods, which listen on the target port.
+    const headlessPort = service.spec?.clusterIP === "None" && typeof servicePort.targetPort === "number" ? servicePort.targetPort : port;
+    const host = `${name}.${namespace}.svc.${options.clusterDomain}`;
+    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host, port: headlessPort };
+  }
+  return { kind: "Service", name, namespace, resolution: "EndpointSlices", endpoints: readyEndpoints(slices, servicePort.name ?? ""), host: "", port };
+}
+
+/**
+ * Ready endpoints for one Service port across all of its slices. A slice names its ports
+ * like the Service does, and holds the resolved target port number, so a named targetPort
+ * needs no pod lookup. A missing `ready` condition means ready, as the API documents.
+ */
+function readyEndpoints(slices: EndpointSlice[], portName: string): Endpoint[] {
+  const seen = new Map<string, Endpoint>();
+  for (const slice of slices) {
+    if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
+    const port = slice.ports?.find((p) => (p.name ?? "") === portName && (p.protocol ?? "TCP") === "TCP")?.port;
+    if (typeof port !== "number") continue;
+    for (const endpoint of slice.endpoints ?? []) {
+      const address = endpoint.addresses?.[0];
+      if (!address || endpoint.conditions?.ready === false) continue;
+      seen.set(`${address}|${port}`, { address, port });
+    }
+  }
+  return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+}
+
+const unresolvedService = (namespace: string, name: string, port: number): ServiceBackend => ({
+  kind: "Service",
+  name,
+  namespace,
+  resolution: "EndpointSlices",
+  endpoints: [],
+  host: "",
+  port,
+});
+
+function backendStatus(backend: Backend): BackendStatus {
+  switch (backend.kind) {
+    case "Service":
+      return backend.resolution === "DNS"
+        ? { name: backend.name, kind: "Service", resolution: "DNS" }
+        : { name: backend.name, kind: "Service", resolution: "EndpointSlices", endpoints: backend.endpoints.length };
+    case "External":
+      return { name: backend.host, kind: "External", resolution: "DNS" };
+    case "StaticResponse":
+      return { name: "static", kind: "StaticResponse", resolution: "Static" };
+  }
+}

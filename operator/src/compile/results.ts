@@ -1,0 +1,42 @@
+// Per-policy results: the four conditions of api.md, the resolved backends, and the errors.
+// Pure data; the operator adds observedGeneration and transition times when it writes them.
+import type { BackendStatus } from "../api/schema.ts";
+import type { RefProblem } from "./resolve.ts";
+
+export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready";
+export type ConditionResult = { type: ConditionType; status: "True" | "False"; reason: string; message: string };
+
+export type PolicyResult = {
+  /** namespace/name */
+  key: string;
+  generation?: number;
+  conditions: ConditionResult[];
+  backends: BackendStatus[];
+  fallbackCount: number;
+  /** Field errors of an invalid policy, one line each. */
+  errors: string[];
+};
+
+type Acceptance = { accepted: true } | { accepted: false; reason: "Invalid" | "Conflicted"; message: string };
+
+export function policyConditions(acceptance: Acceptance, problems: RefProblem[], programmed: boolean): ConditionResult[] {
+  const accepted: ConditionResult = acceptance.accepted
+    ? { type: "Accepted", status: "True", reason: "Accepted", message: "The policy is valid and owns its target." }
+    : { type: "Accepted", status: "False", reason: acceptance.reason, message: acceptance.message };
+  const refs: ConditionResult = problems.length
+    ? { type: "ResolvedRefs", status: "False", reason: problems[0]!.reason, message: problems.map((p) => p.message).join("; ") }
+    : { type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "Every referenced Service and port exists." };
+  const programmedCondition: ConditionResult = programmed
+    ? { type: "Programmed", status: "True", reason: "Programmed", message: "The policy is part of the Envoy configuration." }
+    : { type: "Programmed", status: "False", reason: "NotProgrammed", message: notProgrammedMessage(acceptance, problems) };
+  const failing = [accepted, refs, programmedCondition].find((c) => c.status !== "True");
+  const ready: ConditionResult = failing
+    ? { type: "Ready", status: "False", reason: failing.reason === "NotProgrammed" ? "NotProgrammed" : failing.reason, message: failing.message }
+    : { type: "Ready", status: "True", reason: "Ready", message: "Traffic to the target falls back as the policy says." };
+  return [accepted, refs, programmedCondition, ready];
+}
+
+function notProgrammedMessage(acceptance: Acceptance, problems: RefProblem[]): string {
+  if (!acceptance.accepted) return "The policy is not accepted.";
+  return problems.length ? `The target cannot be resolved: ${problems[0]!.message}.` : "The policy is not part of the Envoy configuration.";
+}

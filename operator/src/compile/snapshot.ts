@@ -1,0 +1,63 @@
+// What the compiler reads: policies, Services and EndpointSlices, from a cluster's caches or
+// from YAML files. Policies stay raw objects; the compiler validates and defaults them.
+
+export type ObjectRef = { metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
+
+export type ServicePort = { name?: string; port: number; targetPort?: number | string; protocol?: string };
+export type Service = ObjectRef & {
+  apiVersion?: string;
+  kind?: string;
+  spec?: { ports?: ServicePort[]; clusterIP?: string; type?: string; externalName?: string };
+};
+
+export type EndpointSlice = ObjectRef & {
+  addressType: "IPv4" | "IPv6" | "FQDN";
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean | null } }[] | null;
+  ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
+};
+
+export type Snapshot = {
+  policies: unknown[];
+  services: Service[];
+  endpointSlices: EndpointSlice[];
+};
+
+export type CompileOptions = {
+  /** Suffix of in-cluster DNS names. */
+  clusterDomain: string;
+  /** Where Envoy listens for the governed traffic. */
+  listen: { address: string; port: number };
+  /** Envoy's admin interface. */
+  admin: { address: string; port: number };
+  /** The folder Envoy reads the xDS files from (the ConfigMap's mount path). */
+  configDir: string;
+  /** CA bundle that verifies external TLS backends. */
+  trustedCA: string;
+};
+
+export const defaultOptions: CompileOptions = {
+  clusterDomain: "cluster.local",
+  listen: { address: "0.0.0.0", port: 10000 },
+  admin: { address: "127.0.0.1", port: 9901 },
+  configDir: "/etc/envoy/fallback",
+  trustedCA: "/etc/ssl/certs/ca-certificates.crt",
+};
+
+export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+
+export const namespaceOf = (o: ObjectRef) => o.metadata.namespace ?? "default";
+export const keyOf = (o: ObjectRef) => `${namespaceOf(o)}/${o.metadata.name}`;
+
+/** Sorts mixed Kubernetes objects into a snapshot; anything else is returned as ignored. */
+export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; ignored: unknown[] } {
+  const snapshot: Snapshot = { policies: [], services: [], endpointSlices: [] };
+  const ignored: unknown[] = [];
+  for (const object of objects) {
+    const { apiVersion, kind } = (object ?? {}) as { apiVersion?: string; kind?: string };
+    if (kind === "FallbackPolicy") snapshot.policies.push(object);
+    else if (kind === "Service" && apiVersion === "v1") snapshot.services.push(object as Service);
+    else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1") snapshot.endpointSlices.push(object as EndpointSlice);
+    else ignored.push(object);
+  }
+  return { snapshot, ignored };
+}
