@@ -1,0 +1,260 @@
+// The rendered Deployments, Services, PDBs and ServiceMonitor: security settings, probes,
+// arguments, and which parts exist for which values.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { chartDir, NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered } from "./helm.ts";
+
+const FULLNAME = "fo-fallback-operator";
+const ENVOY = `${FULLNAME}-envoy`;
+const appVersion = String((parse(readFileSync(join(chartDir, "Chart.yaml"), "utf8")) as { appVersion: string }).appVersion);
+
+function operator(r: Rendered): K8sObject {
+  return one(r, "Deployment", FULLNAME);
+}
+function container(d: K8sObject, name: string) {
+  const c = d.spec.template.spec.containers.find((x: { name: string }) => x.name === name);
+  if (!c) throw new Error(`no container ${name} in ${d.metadata.name}`);
+  return c;
+}
+function portNumber(c: { ports: Array<{ name: string; containerPort: number }> }, name: string): number {
+  const p = c.ports.find((x) => x.name === name);
+  if (!p) throw new Error(`no port ${name}`);
+  return p.containerPort;
+}
+function expectHardened(d: K8sObject, c: { securityContext: Record<string, unknown> }) {
+  const pod = d.spec.template.spec.securityContext;
+  expect(pod.runAsNonRoot).toBe(true);
+  expect(pod.runAsUser).toBeGreaterThan(0);
+  expect(pod.seccompProfile).toEqual({ type: "RuntimeDefault" });
+  expect(c.securityContext).toMatchObject({
+    runAsNonRoot: true,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  });
+  expect((c.securityContext as { privileged?: boolean }).privileged).not.toBe(true);
+  expect(d.spec.template.spec.hostNetwork).toBeUndefined();
+  expect(d.spec.template.spec.hostPID).toBeUndefined();
+}
+
+describe("every rendered object", () => {
+  const all = template({ "envoy.enabled": true, replicaCount: 2, "envoy.replicaCount": 2, "metrics.serviceMonitor.enabled": true });
+  it("carries the app.kubernetes.io labels", () => {
+    for (const o of all.objects.filter((x) => x.kind !== "CustomResourceDefinition")) {
+      expect(o.metadata.labels, `${o.kind}/${o.metadata.name}`).toMatchObject({
+        "app.kubernetes.io/name": "fallback-operator",
+        "app.kubernetes.io/instance": "fo",
+        "app.kubernetes.io/managed-by": "Helm",
+        "app.kubernetes.io/version": appVersion,
+      });
+      expect(o.metadata.labels["app.kubernetes.io/component"]).toMatch(/^(operator|envoy)$/);
+    }
+  });
+  it("names its namespace explicitly when namespaced", () => {
+    const clusterScoped = ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"];
+    for (const o of all.objects) {
+      if (clusterScoped.includes(o.kind)) expect(o.metadata.namespace).toBeUndefined();
+      else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeTruthy();
+    }
+  });
+  it("has Services and PDBs whose selectors match their pods, and Service ports that exist", () => {
+    const deployments = ofKind(all, "Deployment");
+    const matches = (sel: Record<string, string>) =>
+      deployments.filter((d) => Object.entries(sel).every(([k, v]) => d.spec.template.metadata.labels[k] === v));
+    for (const s of ofKind(all, "Service")) {
+      const [d, ...more] = matches(s.spec.selector);
+      expect(d, `Service ${s.metadata.name} selects a Deployment`).toBeDefined();
+      expect(more).toHaveLength(0);
+      expect(d!.metadata.namespace).toBe(s.metadata.namespace);
+      const names = d!.spec.template.spec.containers.flatMap((c: { ports: Array<{ name: string }> }) => c.ports.map((p) => p.name));
+      for (const p of s.spec.ports) expect(names).toContain(p.targetPort);
+    }
+    for (const pdb of ofKind(all, "PodDisruptionBudget")) expect(matches(pdb.spec.selector.matchLabels)).toHaveLength(1);
+    for (const d of deployments) {
+      expect(Object.entries(d.spec.selector.matchLabels).every(([k, v]) => d.spec.template.metadata.labels[k] === v)).toBe(true);
+    }
+  });
+});
+
+describe("operator Deployment", () => {
+  const r = template();
+  const d = operator(r);
+  const c = container(d, "operator");
+
+  it("is hardened: non-root, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
+    expectHardened(d, c);
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(true);
+    expect(d.spec.template.spec.serviceAccountName).toBe(FULLNAME);
+  });
+
+  it("probes /healthz (liveness) and /readyz (readiness) on the port --health-addr binds", () => {
+    const health = portNumber(c, "health");
+    expect(c.args).toContain(`--health-addr=0.0.0.0:${health}`);
+    expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "health" });
+    expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "health" });
+    expect(c.args).toContain(`--metrics-addr=0.0.0.0:${portNumber(c, "metrics")}`);
+  });
+
+  it("sets resource requests", () => {
+    expect(c.resources.requests.cpu).toBeTruthy();
+    expect(c.resources.requests.memory).toBeTruthy();
+  });
+
+  it("defaults the image tag to the chart's appVersion", () => {
+    expect(c.image).toBe(`ghcr.io/fallback-dev/fallback-operator:${appVersion}`);
+    expect(c.imagePullPolicy).toBe("IfNotPresent");
+    const pinned = container(operator(template({ "image.digest": `sha256:${"a".repeat(64)}` })), "operator");
+    expect(pinned.image).toBe(`ghcr.io/fallback-dev/fallback-operator@sha256:${"a".repeat(64)}`);
+    expect(container(operator(template({ "image.tag": "v9" })), "operator").image).toMatch(/:v9$/);
+  });
+
+  it("passes the config ConfigMap, log level and leader election as flags", () => {
+    expect(c.args).toEqual([
+      `--config-namespace=${NAMESPACE}`,
+      "--config-name=fallback-envoy",
+      "--metrics-addr=0.0.0.0:8080",
+      "--health-addr=0.0.0.0:8081",
+      "--log-level=info",
+      "--leader-elect",
+    ]);
+    const custom = container(operator(template({
+      "config.namespace": "edge", "config.name": "gw", logLevel: "debug", watchNamespace: "apps", "leaderElection.enabled": false,
+      "metrics.port": 9090, "health.port": 9091,
+    })), "operator");
+    expect(custom.args).toEqual([
+      "--config-namespace=edge", "--config-name=gw", "--metrics-addr=0.0.0.0:9090", "--health-addr=0.0.0.0:9091",
+      "--log-level=debug", "--watch-namespace=apps",
+    ]);
+  });
+
+  it("gives the operator its pod name and namespace", () => {
+    const env = Object.fromEntries(c.env.map((e: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env.POD_NAME).toBe("metadata.name");
+    expect(env.POD_NAMESPACE).toBe("metadata.namespace");
+  });
+
+  it("applies scheduling values and pod annotations", () => {
+    const s = operator(template({
+      "nodeSelector.pool": "ops", "tolerations[0].key": "ops", "tolerations[0].operator": "Exists",
+      "podAnnotations.team": "edge", priorityClassName: "system-cluster-critical",
+      "imagePullSecrets[0].name": "regcred",
+    })).spec.template;
+    expect(s.spec.nodeSelector).toEqual({ pool: "ops" });
+    expect(s.spec.tolerations).toEqual([{ key: "ops", operator: "Exists" }]);
+    expect(s.metadata.annotations).toEqual({ team: "edge" });
+    expect(s.spec.priorityClassName).toBe("system-cluster-critical");
+    expect(s.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
+  });
+});
+
+describe("replicas, leader election and the PodDisruptionBudget", () => {
+  it("one replica: no PDB", () => {
+    expect(ofKind(template(), "PodDisruptionBudget")).toHaveLength(0);
+  });
+  it("three replicas: a PDB, and --leader-elect even when leaderElection.enabled is false", () => {
+    const r = template({ replicaCount: 3, "leaderElection.enabled": false });
+    const pdb = one(r, "PodDisruptionBudget");
+    expect(pdb.spec.minAvailable).toBe(1);
+    expect(pdb.spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("operator");
+    expect(operator(r).spec.replicas).toBe(3);
+    expect(container(operator(r), "operator").args).toContain("--leader-elect");
+  });
+  it("one replica with leader election off: no --leader-elect, and Recreate so two never overlap", () => {
+    const d = operator(template({ "leaderElection.enabled": false }));
+    expect(container(d, "operator").args).not.toContain("--leader-elect");
+    expect(d.spec.strategy.type).toBe("Recreate");
+  });
+});
+
+describe("Envoy gateway", () => {
+  it("is absent by default", () => {
+    const r = template();
+    expect(r.objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/component"] === "envoy")).toHaveLength(0);
+    expect(ofKind(r, "Deployment")).toHaveLength(1);
+  });
+
+  const r = template({ "envoy.enabled": true });
+  const d = one(r, "Deployment", ENVOY);
+  const c = container(d, "envoy");
+
+  it("mounts the operator's ConfigMap as a whole directory, never with subPath", () => {
+    const volume = d.spec.template.spec.volumes.find((v: { configMap?: { name: string } }) => v.configMap);
+    expect(volume.configMap.name).toBe("fallback-envoy");
+    expect(volume.configMap.items).toBeUndefined();
+    const mount = c.volumeMounts.find((m: { name: string }) => m.name === volume.name);
+    expect(mount.mountPath).toBe("/etc/envoy/fallback");
+    expect(mount.readOnly).toBe(true);
+    for (const m of c.volumeMounts) {
+      expect(m.subPath).toBeUndefined();
+      expect(m.subPathExpr).toBeUndefined();
+    }
+  });
+
+  it("starts envoy with the bootstrap.yaml from that directory", () => {
+    expect(c.command).toEqual(["envoy"]);
+    expect(c.args.slice(0, 2)).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml"]);
+  });
+
+  it("is hardened, has no API token, sets requests and probes the admin port", () => {
+    expectHardened(d, c);
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+    expect(c.resources.requests.cpu).toBeTruthy();
+    expect(c.readinessProbe.httpGet).toEqual({ path: "/ready", port: "admin" });
+    expect(portNumber(c, "admin")).toBe(9901);
+  });
+
+  it("has a Service, in the ConfigMap's namespace", () => {
+    const s = one(r, "Service", ENVOY);
+    expect(s.metadata.namespace).toBe(NAMESPACE);
+    expect(s.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
+  });
+
+  it("runs in config.namespace, where the ConfigMap lives, when that differs", () => {
+    const elsewhere = template({ "envoy.enabled": true, "config.namespace": "edge", "config.name": "gw" });
+    const ed = one(elsewhere, "Deployment", ENVOY);
+    expect(ed.metadata.namespace).toBe("edge");
+    expect(one(elsewhere, "Service", ENVOY).metadata.namespace).toBe("edge");
+    expect(ed.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap).configMap.name).toBe("gw");
+  });
+
+  it("gets a PDB only with more than one replica, and no probes with adminPort 0", () => {
+    expect(ofKind(r, "PodDisruptionBudget")).toHaveLength(0);
+    const many = template({ "envoy.enabled": true, "envoy.replicaCount": 2, "envoy.adminPort": 0 });
+    expect(one(many, "PodDisruptionBudget", ENVOY).spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("envoy");
+    const mc = container(one(many, "Deployment", ENVOY), "envoy");
+    expect(mc.readinessProbe).toBeUndefined();
+    expect(mc.ports.map((p: { name: string }) => p.name)).toEqual(["http"]);
+  });
+});
+
+describe("metrics Service and ServiceMonitor", () => {
+  it("has a metrics Service and no ServiceMonitor by default", () => {
+    const r = template();
+    const s = one(r, "Service", `${FULLNAME}-metrics`);
+    expect(s.spec.ports).toEqual([{ name: "metrics", port: 8080, targetPort: "metrics", protocol: "TCP" }]);
+    expect(ofKind(r, "ServiceMonitor")).toHaveLength(0);
+  });
+  it("renders a ServiceMonitor when enabled, scraping the metrics port", () => {
+    const r = template({ "metrics.serviceMonitor.enabled": true, "metrics.serviceMonitor.labels.release": "prom" });
+    const sm = one(r, "ServiceMonitor");
+    expect(sm.apiVersion).toBe("monitoring.coreos.com/v1");
+    expect(sm.metadata.labels.release).toBe("prom");
+    expect(sm.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "30s" }]);
+    expect(sm.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
+    const svc = one(r, "Service", `${FULLNAME}-metrics`);
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels[k]).toBe(v);
+  });
+  it("can drop the metrics Service", () => {
+    expect(ofKind(template({ "metrics.service.enabled": false }), "Service")).toHaveLength(0);
+  });
+});
+
+describe("NOTES.txt", () => {
+  it("names the ConfigMap and, with the gateway, the Envoy Deployment", () => {
+    expect(notes()).toContain(`ConfigMap ${NAMESPACE}/fallback-envoy`);
+    expect(notes({ "envoy.enabled": true })).toContain(`deployment/${ENVOY}`);
+  });
+});
