@@ -29,14 +29,14 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
       continue;
     }
     const errors = validated.errors.map((e) => formatError(object, e));
-    const meta = (object as any)?.metadata ?? {};
+    const { metadata, spec } = (object ?? {}) as { metadata?: any; spec?: any };
     results.push({
-      key: `${meta.namespace ?? "default"}/${meta.name ?? "<unnamed>"}`,
-      generation: meta.generation,
+      key: `${metadata?.namespace ?? "default"}/${metadata?.name ?? "<unnamed>"}`,
+      generation: metadata?.generation,
+      fallbackCount: Array.isArray(spec?.fallbacks) ? spec.fallbacks.length : 0,
+      errors,
       conditions: policyConditions({ accepted: false, reason: "Invalid", message: errors.join("; ") }, [], false),
       backends: [],
-      fallbackCount: Array.isArray(meta.spec?.fallbacks) ? meta.spec.fallbacks.length : 0,
-      errors,
     });
   }
 
@@ -45,7 +45,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
     const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
     if (owner) {
       const message = `FallbackPolicy ${keyOf(owner)} already governs Service ${targetKey(policy)}; the oldest policy wins.`;
-      results.push({ ...base, conditions: policyConditions({ accepted: false, reason: "Conflicted", message }, [], false), backends: [] });
+      const conditions = policyConditions({ accepted: false, reason: "Conflicted", message }, [], false);
+      results.push({ ...base, conditions, backends: [] });
       continue;
     }
     const { ir, backends, problems, targetResolved } = resolvePolicy(policy, index, options);

@@ -4,7 +4,7 @@ import type { BackendStatus } from "../api/schema.ts";
 import type { RefProblem } from "./resolve.ts";
 
 export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready";
-export type ConditionResult = { type: ConditionType; status: "True" | "False"; reason: string; message: string };
+export type ConditionResult = { type: ConditionType; status: "True" | "False" | "Unknown"; reason: string; message: string };
 
 export type PolicyResult = {
   /** namespace/name */
@@ -23,7 +23,9 @@ export function policyConditions(acceptance: Acceptance, problems: RefProblem[],
   const accepted: ConditionResult = acceptance.accepted
     ? { type: "Accepted", status: "True", reason: "Accepted", message: "The policy is valid and owns its target." }
     : { type: "Accepted", status: "False", reason: acceptance.reason, message: acceptance.message };
-  const refs: ConditionResult = problems.length
+  const refs: ConditionResult = !acceptance.accepted
+    ? { type: "ResolvedRefs", status: "Unknown", reason: "NotAccepted", message: "References are resolved once the policy is accepted." }
+    : problems.length
     ? { type: "ResolvedRefs", status: "False", reason: problems[0]!.reason, message: problems.map((p) => p.message).join("; ") }
     : { type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "Every referenced Service and port exists." };
   const programmedCondition: ConditionResult = programmed
@@ -31,7 +33,7 @@ export function policyConditions(acceptance: Acceptance, problems: RefProblem[],
     : { type: "Programmed", status: "False", reason: "NotProgrammed", message: notProgrammedMessage(acceptance, problems) };
   const failing = [accepted, refs, programmedCondition].find((c) => c.status !== "True");
   const ready: ConditionResult = failing
-    ? { type: "Ready", status: "False", reason: failing.reason === "NotProgrammed" ? "NotProgrammed" : failing.reason, message: failing.message }
+    ? { type: "Ready", status: "False", reason: failing.reason, message: failing.message }
     : { type: "Ready", status: "True", reason: "Ready", message: "Traffic to the target falls back as the policy says." };
   return [accepted, refs, programmedCondition, ready];
 }
