@@ -37,8 +37,11 @@ export function helm(args: string[]): HelmResult {
   return { status: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** --set style flags for a flat record of values. Strings go through --set-string. */
-export function setFlags(values: Record<string, string | number | boolean>): string[] {
+export type Values = Record<string, string | number | boolean | null>;
+
+/** --set style flags for a flat record of values. Strings go through --set-string; null
+ * removes the key (Helm's way to drop a default). */
+export function setFlags(values: Values): string[] {
   return Object.entries(values).flatMap(([key, value]) =>
     typeof value === "string" ? ["--set-string", `${key}=${value}`] : ["--set", `${key}=${String(value)}`],
   );
@@ -55,7 +58,7 @@ export const RELEASE = "fo";
 export const NAMESPACE = "fallback-system";
 
 /** helm template with the given values; fails the test when helm fails. */
-export function template(values: Record<string, string | number | boolean> = {}, extra: string[] = []): Rendered {
+export function template(values: Values = {}, extra: string[] = []): Rendered {
   const run = helm(["template", RELEASE, chartDir, "--namespace", NAMESPACE, "--include-crds", ...setFlags(values), ...extra]);
   if (run.status !== 0) throw new Error(`helm template failed (${run.status}):\n${run.stderr}`);
   const objects: K8sObject[] = [];
@@ -68,7 +71,7 @@ export function template(values: Record<string, string | number | boolean> = {},
 }
 
 /** The rendered NOTES.txt (helm install --dry-run=client needs no cluster). */
-export function notes(values: Record<string, string | number | boolean> = {}): string {
+export function notes(values: Values = {}): string {
   const run = helm(["install", RELEASE, chartDir, "--namespace", NAMESPACE, "--dry-run=client", ...setFlags(values)]);
   if (run.status !== 0) throw new Error(`helm install --dry-run failed (${run.status}):\n${run.stderr}`);
   const at = run.stdout.indexOf("NOTES:\n");

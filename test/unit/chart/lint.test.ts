@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { chartDir, helm, NAMESPACE, RELEASE, setFlags } from "./helm.ts";
+import { chartDir, helm, NAMESPACE, RELEASE, setFlags, type Values } from "./helm.ts";
 
 function lint(args: string[]) {
   return helm(["lint", "--strict", chartDir, "--namespace", NAMESPACE, ...args]);
@@ -18,13 +18,13 @@ function valuesFile(yamlText: string): string {
 }
 
 describe("helm lint --strict", () => {
-  const combos: Record<string, Record<string, string | number | boolean>> = {
+  const combos: Record<string, Values> = {
     "default values": {},
     "envoy gateway and three replicas": { "envoy.enabled": true, replicaCount: 3 },
     "one watched namespace, config elsewhere": { watchNamespace: "apps", "config.namespace": "edge" },
     "ServiceMonitor, no leader election": { "metrics.serviceMonitor.enabled": true, "leaderElection.enabled": false },
     "existing ServiceAccount, no RBAC": { "serviceAccount.create": false, "serviceAccount.name": "ops", "rbac.create": false },
-    "envoy with three replicas": { "envoy.enabled": true, "envoy.replicaCount": 3, "envoy.adminPort": 0 },
+    "envoy with three replicas, no probes": { "envoy.enabled": true, "envoy.replicaCount": 3, "envoy.readinessProbe": null, "envoy.livenessProbe": null },
   };
   for (const [name, values] of Object.entries(combos)) {
     it(`is clean with ${name}`, () => {

@@ -1,9 +1,8 @@
 // RBAC is least privilege: exactly the verbs the operator needs, no wildcards, no Secrets,
 // ConfigMap writes limited to the one ConfigMap by name, cluster scope only when watching all.
 import { describe, expect, it } from "vitest";
-import { NAMESPACE, ofKind, one, template, type K8sObject, type Rendered } from "./helm.ts";
+import { NAMESPACE, ofKind, one, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
 
-type Values = Record<string, string | number | boolean>;
 interface Rule {
   apiGroups?: string[];
   resources?: string[];

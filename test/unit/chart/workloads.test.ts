@@ -198,12 +198,17 @@ describe("Envoy gateway", () => {
     expect(c.args.slice(0, 2)).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml"]);
   });
 
-  it("is hardened, has no API token, sets requests and probes the admin port", () => {
+  it("is hardened, has no API token, sets requests", () => {
     expectHardened(d, c);
     expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
     expect(c.resources.requests.cpu).toBeTruthy();
-    expect(c.readinessProbe.httpGet).toEqual({ path: "/ready", port: "admin" });
-    expect(portNumber(c, "admin")).toBe(9901);
+  });
+
+  it("probes the HTTP listener the operator's lds.yaml opens on 10000 (admin is bound to 127.0.0.1)", () => {
+    expect(portNumber(c, "http")).toBe(10000);
+    expect(c.readinessProbe.tcpSocket).toEqual({ port: "http" });
+    expect(c.livenessProbe.tcpSocket).toEqual({ port: "http" });
+    expect(c.ports.map((p: { name: string }) => p.name)).not.toContain("admin");
   });
 
   it("has a Service, in the ConfigMap's namespace", () => {
@@ -220,13 +225,13 @@ describe("Envoy gateway", () => {
     expect(ed.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap).configMap.name).toBe("gw");
   });
 
-  it("gets a PDB only with more than one replica, and no probes with adminPort 0", () => {
+  it("gets a PDB only with more than one replica, and drops probes set to null", () => {
     expect(ofKind(r, "PodDisruptionBudget")).toHaveLength(0);
-    const many = template({ "envoy.enabled": true, "envoy.replicaCount": 2, "envoy.adminPort": 0 });
+    const many = template({ "envoy.enabled": true, "envoy.replicaCount": 2, "envoy.readinessProbe": null, "envoy.livenessProbe": null });
     expect(one(many, "PodDisruptionBudget", ENVOY).spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("envoy");
     const mc = container(one(many, "Deployment", ENVOY), "envoy");
     expect(mc.readinessProbe).toBeUndefined();
-    expect(mc.ports.map((p: { name: string }) => p.name)).toEqual(["http"]);
+    expect(mc.livenessProbe).toBeUndefined();
   });
 });
 
