@@ -79,7 +79,8 @@ function compileFiles(files: string[] | undefined, options: CompileOptions, io: 
   for (const result of output.results) {
     for (const line of result.errors) io.stderr(line + "\n");
     if (result.errors.length) invalid++;
-    const notes = result.conditions.filter((c) => c.status !== "True" && c.type !== "Ready" && c.reason !== "Invalid" && c.reason !== "NotProgrammed");
+    // A valid policy can still be in conflict or point at Services not in the input.
+    const notes = result.errors.length ? [] : result.conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
     for (const c of notes) io.stderr(`warning: FallbackPolicy ${result.key}: ${c.type}: ${c.message}\n`);
   }
   return { output, invalid };

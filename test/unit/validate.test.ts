@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { formatError, validatePolicy } from "../../operator/src/api/validate.ts";
+import { examplePolicies, invalidFixtures } from "../support/fixtures.ts";
+
+describe("offline validator", () => {
+  it.each(invalidFixtures().map((f) => [f.name, f] as const))("rejects %s on its field", (_, fixture) => {
+    const result = validatePolicy(fixture.object);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.map((e) => e.path)).toContain(fixture.field);
+  });
+
+  it.each(examplePolicies().map((p) => [p.metadata.name, p] as const))("accepts example %s", (_, policy) => {
+    expect(validatePolicy(policy)).toMatchObject({ ok: true });
+  });
+
+  it("fills in every default, as the API server does", () => {
+    const result = validatePolicy({
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name: "p", namespace: "shop" },
+      spec: { targetRef: { name: "products", port: 8080 }, fallbacks: [{ external: { host: "api.example", port: 443 } }] },
+    });
+    expect(result.ok && result.policy.spec).toEqual({
+      targetRef: { kind: "Service", name: "products", port: 8080 },
+      fallbacks: [{ external: { host: "api.example", port: 443, hostRewrite: true } }],
+      retry: {
+        attempts: 2,
+        perTryTimeout: "1s",
+        retryOn: ["connect-failure", "refused-stream", "reset", "gateway-error"],
+        backoff: { baseInterval: "25ms", maxInterval: "250ms" },
+        fallbackOnRetry: true,
+      },
+      outlierDetection: {
+        consecutive5xx: 3,
+        consecutiveGatewayErrors: 3,
+        consecutiveLocalOriginFailures: 3,
+        splitExternalLocalOriginErrors: false,
+        interval: "1s",
+        baseEjectionTime: "10s",
+        maxEjectionTime: "300s",
+        maxEjectionPercent: 100,
+      },
+      circuitBreaker: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 64 },
+      timeouts: { request: "15s", connect: "1s", idle: "1h" },
+    });
+  });
+
+  it("never modifies its input", () => {
+    const input = { apiVersion: "fallback.dev/v1alpha1", kind: "FallbackPolicy", metadata: { name: "p" }, spec: { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] } };
+    const copy = structuredClone(input);
+    validatePolicy(input);
+    expect(input).toEqual(copy);
+  });
+
+  it("formats an error with the object and the field", () => {
+    const object = { metadata: { name: "products", namespace: "shop" } };
+    expect(formatError(object, { path: "spec.retry.attempts", message: "must be >= 0" })).toBe(
+      "FallbackPolicy shop/products: spec.retry.attempts: must be >= 0",
+    );
+  });
+
+  it("rejects an object that is not a FallbackPolicy", () => {
+    const result = validatePolicy({ apiVersion: "v1", kind: "Service", metadata: { name: "Bad Name" } });
+    expect(result.ok ? [] : result.errors.map((e) => e.path)).toEqual(["apiVersion", "kind", "metadata.name", "spec"]);
+  });
+});
