@@ -44,7 +44,9 @@ function render(out: string, mountDir: string, listen: number, admin: number, in
 class ConfigMapVolume {
   private generation = 0;
   private current: string | undefined;
-  constructor(readonly dir: string) {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
     mkdirSync(dir, { recursive: true });
   }
   write(files: Record<string, string>, source: (name: string) => string) {
