@@ -1,0 +1,309 @@
+// The Operator: the one object an author creates. It holds the handler registry and,
+// on start, wires the machinery together:
+//
+//   informers (one per resource; every replica) ─► controllers (queue + reconcile;
+//   leader only) and set watchers; leader election switches controllers on and off;
+//   an HTTP server answers /metrics, /healthz and /readyz.
+//
+// Shutdown (stop(), or SIGTERM/SIGINT under run()) goes in the order that keeps the
+// "one writer at a time" promise: stop the watches, let in-flight handlers finish,
+// release the Lease (only now may a standby start writing), close the HTTP server.
+
+import { KubeConfig } from "@kubernetes/client-node";
+import { hostname } from "node:os";
+import type { BackoffOptions } from "./backoff.ts";
+import { KubeClient, type KubeObject } from "./client.ts";
+import { Controller } from "./controller.ts";
+import { describe } from "./errors.ts";
+import { EventRecorder } from "./events.ts";
+import { Registry, resourceId, type Handler, type ResourceSpec, type TimerOptions, type WatchOptions } from "./handlers.ts";
+import { Informer } from "./informer.ts";
+import { LeaderElector, type LeaderElectionOptions } from "./leader.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { ProbeServer, type Check } from "./probes.ts";
+import type { Store } from "./store.ts";
+import { SetWatcher } from "./watchset.ts";
+
+export interface OperatorOptions {
+  /** Controller name: field manager, Event reportingController, default lease name. */
+  name: string;
+  /** Domain of our finalizer and annotation: "<domain>/finalizer". Default "kopf.dev". */
+  domain?: string;
+  /** Default: KubeConfig.loadFromDefault() (in-cluster, $KUBECONFIG, ~/.kube/config). */
+  kubeConfig?: KubeConfig;
+  logger?: Logger;
+  /** Used when no logger is given. Default $LOG_LEVEL or info. */
+  logLevel?: string;
+  /** Objects reconciled at once, per resource. Default 4. */
+  concurrency?: number;
+  /** Off by default; the leaseName defaults to `name`. */
+  leaderElection?: (Omit<LeaderElectionOptions, "leaseName"> & { leaseName?: string }) | false;
+  /** Serve /metrics, /healthz, /readyz. Off by default; port 0 picks a free one. */
+  http?: { port: number; host?: string } | false;
+  informer?: { resyncPeriodMs?: number; inactivityTimeoutMs?: number; backoff?: BackoffOptions };
+  /** Per-object retry after a handler error. Default 500 ms doubling to 5 min. */
+  retryBackoff?: BackoffOptions;
+  /** How long shutdown waits for running handlers. Default 30 s. */
+  shutdownTimeoutMs?: number;
+  /** Collect Node.js process metrics too. Default true. */
+  defaultMetrics?: boolean;
+}
+
+export class Operator {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly client: KubeClient;
+  readonly events: EventRecorder;
+  private readonly options: OperatorOptions;
+  private readonly registry = new Registry();
+  private readonly informers = new Map<string, Informer>();
+  private readonly controllers = new Map<string, Controller>();
+  private readonly setWatchers: SetWatcher[] = [];
+  private elector: LeaderElector | undefined;
+  private http: ProbeServer | undefined;
+  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private stopped: Promise<void> | undefined;
+  private leading = false;
+  private readonly done = Promise.withResolvers<void>();
+
+  /** kopf's decorators: on.create(resource, fn), on.update, on.delete, on.resume, on.field, on.event. */
+  readonly on: Registry["on"];
+
+  constructor(options: OperatorOptions) {
+    this.options = options;
+    this.name = options.name;
+    this.logger = options.logger ?? createLogger({ level: options.logLevel, name: options.name });
+    this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
+    const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
+    this.client = new KubeClient(kubeConfig);
+    const identity = options.leaderElection ? options.leaderElection.identity : undefined;
+    this.events = new EventRecorder(kubeConfig, {
+      reportingController: `${this.domain}/${options.name}`,
+      reportingInstance: identity ?? process.env["POD_NAME"] ?? hostname(),
+      logger: this.logger,
+    });
+    this.on = this.registry.on;
+  }
+
+  private get domain(): string {
+    return this.options.domain ?? "kopf.dev";
+  }
+
+  /** Runs `fn` every `intervalSeconds` for each existing object of `resource`. */
+  timer<T extends KubeObject>(resource: ResourceSpec, options: TimerOptions<T>, fn: Handler<T>): void {
+    this.registry.timer(resource, options, fn);
+  }
+
+  /** Caches every object of `resource`; onChange runs (debounced) after any change. */
+  watch<T extends KubeObject = KubeObject>(resource: ResourceSpec, options: WatchOptions = {}): Store<T> {
+    this.registry.watch(resource, options);
+    return this.store<T>(resource);
+  }
+
+  /** The cache of `resource` (it is watched from start() on). */
+  store<T extends KubeObject = KubeObject>(resource: ResourceSpec): Store<T> {
+    return this.informerFor(resource).store as unknown as Store<T>;
+  }
+
+  /** Queues an object of a handled resource for reconciling, e.g. when something it depends on changed. */
+  enqueue(resource: ResourceSpec, key: string): void {
+    this.controllers.get(resourceId(resource))?.enqueue(key);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The HTTP server's port, once started. */
+  get httpPort(): number | undefined {
+    return this.http?.port;
+  }
+
+  /** Ready: caches synced, and leading or a standby in touch with the Lease. */
+  readiness(): Check {
+    const reasons: string[] = [];
+    if (this.state !== "running") reasons.push(`operator is ${this.state}`);
+    for (const [id, informer] of this.informers) if (!informer.hasSynced) reasons.push(`informer ${id.split("|").slice(0, 3).join("/")} not synced`);
+    if (this.elector && !this.leading && !this.elector.healthy) reasons.push("cannot reach the leader-election lease");
+    return { ok: reasons.length === 0, reasons };
+  }
+
+  liveness(): Check {
+    return this.state === "stopped" ? { ok: false, reasons: ["stopped"] } : { ok: true };
+  }
+
+  /** Resolves when every informer has listed its resource once. */
+  async whenSynced(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.whenSynced()));
+  }
+
+  /** Starts everything and returns; handlers run once synced (and leading). */
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new Error(`operator already ${this.state}`);
+    this.state = "running";
+    const o = this.options;
+    const retryBackoff = o.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
+
+    if (o.http) {
+      this.http = new ProbeServer({
+        ...o.http,
+        registry: this.metrics.registry,
+        healthz: () => this.liveness(),
+        readyz: () => this.readiness(),
+        logger: this.logger,
+      });
+      await this.http.start();
+    }
+
+    for (const handlers of this.registry.resources()) {
+      const informer = this.informerFor(handlers.resource);
+      const h = handlers;
+      if (h.create.length + h.update.length + h.delete.length + h.resume.length + h.field.length + h.event.length + h.timer.length > 0) {
+        this.controllers.set(resourceId(h.resource), new Controller({
+          client: this.client,
+          informer,
+          handlers,
+          metrics: this.metrics,
+          logger: this.logger,
+          recorder: this.events,
+          finalizer: `${this.domain}/finalizer`,
+          lastHandledAnnotation: `${this.domain}/last-handled-configuration`,
+          fieldManager: this.name,
+          concurrency: o.concurrency ?? 4,
+          retryBackoff,
+        }));
+      }
+      for (const w of h.watch) {
+        const watcher = new SetWatcher(informer, w, { metrics: this.metrics, logger: this.logger, retryBackoff });
+        watcher.setLeading(false);
+        this.setWatchers.push(watcher);
+      }
+    }
+    for (const [id, informer] of this.informers) {
+      informer.start();
+      void informer.whenSynced().then(() => this.metrics.informerSynced.set({ resource: id.split("|").slice(0, 3).join("/") }, informer.hasSynced ? 1 : 0));
+    }
+
+    if (o.leaderElection) {
+      const le = o.leaderElection;
+      this.metrics.leader.set({ name: le.leaseName ?? this.name }, 0);
+      this.elector = new LeaderElector(
+        this.client.kubeConfig,
+        { ...le, leaseName: le.leaseName ?? this.name },
+        {
+          onStartedLeading: () => this.setLeading(true),
+          onStoppedLeading: () => this.setLeading(false),
+          onNewLeader: (holder) => this.logger.info({ leader: holder ?? null }, "leader observed"),
+        },
+        this.logger,
+      );
+      this.elector.start();
+    } else {
+      this.setLeading(true);
+    }
+    this.logger.info({ resources: [...this.informers.keys()].length, leaderElection: Boolean(o.leaderElection) }, "operator started");
+  }
+
+  private setLeading(leading: boolean): void {
+    this.leading = leading;
+    if (this.options.leaderElection) {
+      this.metrics.leader.set({ name: this.options.leaderElection.leaseName ?? this.name }, leading ? 1 : 0);
+    }
+    for (const w of this.setWatchers) w.setLeading(leading);
+    for (const c of this.controllers.values()) {
+      if (leading) c.startLeading();
+      // Lost the lease: someone else may already be writing. Do not start anything new.
+      else void c.stopLeading({ drain: false, timeoutMs: this.options.shutdownTimeoutMs ?? 30_000 });
+    }
+  }
+
+  /** Graceful shutdown; safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  /**
+   * start(), then wait until stop() or SIGTERM/SIGINT has shut everything down.
+   * Never rejects: failures are logged.
+   */
+  async run(options: { signals?: boolean } = {}): Promise<void> {
+    const onSignal = (signal: string) => {
+      this.logger.info({ signal }, "shutting down");
+      void this.stop();
+    };
+    if (options.signals ?? true) {
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
+    }
+    // Sockets and timers keep Node.js alive anyway; this makes sure of it until stopped.
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await this.start();
+      await this.done.promise;
+    } catch (err) {
+      this.logger.error({ err: describe(err) }, "operator failed to start");
+      await this.stop();
+    } finally {
+      clearInterval(keepAlive);
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.state === "new") {
+      this.state = "stopped";
+      this.done.resolve();
+      return;
+    }
+    this.state = "stopping";
+    const timeoutMs = this.options.shutdownTimeoutMs ?? 30_000;
+    const step = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.warn({ err: describe(err) }, `shutdown: ${what} failed`);
+      }
+    };
+    await step("stop watches", () => Promise.all([...this.informers.values()].map((i) => i.stop())));
+    await step("drain queues", () =>
+      Promise.all([
+        ...[...this.controllers.values()].map((c) => c.stopLeading({ drain: true, timeoutMs })),
+        ...this.setWatchers.map((w) => w.stop()),
+      ]),
+    );
+    await step("release lease", async () => this.elector?.stop());
+    this.leading = false;
+    this.events.close();
+    await step("close http", async () => this.http?.close());
+    this.state = "stopped";
+    this.logger.info("operator stopped");
+    this.done.resolve();
+  }
+
+  private informerFor(resource: ResourceSpec): Informer {
+    const id = resourceId(resource);
+    let informer = this.informers.get(id);
+    if (!informer) {
+      if (this.state !== "new") throw new Error("resources must be registered before start()");
+      informer = new Informer(this.client, resource, {
+        namespace: resource.namespace,
+        labelSelector: resource.labelSelector,
+        fieldSelector: resource.fieldSelector,
+        ...this.options.informer,
+        logger: this.logger,
+      });
+      this.informers.set(id, informer);
+    }
+    return informer;
+  }
+}
+
+function defaultKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
