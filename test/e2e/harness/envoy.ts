@@ -1,0 +1,108 @@
+// Runs the real Envoy (.local/bin/envoy) on a config file, waits until its admin interface
+// says it is ready, and reads its stats and config. Several Envoys can run at once: hot
+// restart is disabled (so no shared memory, hence no base-id clash) and each gets a
+// base id of its own anyway.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+
+export const ENVOY_BIN = resolve(import.meta.dirname, "../../../.local/bin/envoy");
+export const envoyAvailable = () => existsSync(ENVOY_BIN);
+
+export type EnvoyOptions = {
+  /** The bootstrap file (`-c`). */
+  config: string;
+  /** Where the bootstrap puts the admin interface. */
+  admin: { address: string; port: number };
+  logLevel?: "trace" | "debug" | "info" | "warn" | "error";
+  /** Worker threads; default 2 (the test machine has two cores). */
+  concurrency?: number;
+  /** `--drain-time-s`: how long a replaced listener drains; Envoy's default (600) when unset. */
+  drainTimeS?: number;
+  /** How long to wait for /ready. */
+  readyTimeoutMs?: number;
+};
+
+export type Envoy = {
+  readonly pid: number | undefined;
+  readonly adminUrl: string;
+  /** Everything Envoy printed so far. */
+  log(): string;
+  /** Counters and gauges, by full name (e.g. `cluster.shop/products/primary.upstream_rq_total`). */
+  stats(filter?: string): Promise<Map<string, number>>;
+  stat(name: string): Promise<number>;
+  configDump(): Promise<any>;
+  /** True while the process runs. */
+  running(): boolean;
+  stop(): Promise<void>;
+};
+
+let nextBaseId = 1000 + (process.pid % 1000) * 50;
+
+export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
+  const adminHost = options.admin.address === "0.0.0.0" ? "127.0.0.1" : options.admin.address;
+  const adminUrl = `http://${adminHost}:${options.admin.port}`;
+  const args = [
+    "-c", options.config,
+    "--base-id", String(nextBaseId++),
+    "--disable-hot-restart",
+    "--concurrency", String(options.concurrency ?? 2),
+    "--log-level", options.logLevel ?? "warn",
+    ...(options.drainTimeS !== undefined ? ["--drain-time-s", String(options.drainTimeS)] : []),
+  ];
+  const proc: ChildProcess = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  const append = (d: Buffer) => {
+    log += d.toString();
+    if (log.length > 2_000_000) log = log.slice(-1_000_000);
+  };
+  proc.stdout!.on("data", append);
+  proc.stderr!.on("data", append);
+  const exited = new Promise<void>((ok) => proc.once("exit", () => ok()));
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+
+  const envoy: Envoy = {
+    pid: proc.pid,
+    adminUrl,
+    log: () => log,
+    running,
+    async stats(filter) {
+      const url = `${adminUrl}/stats?format=json${filter ? `&filter=${encodeURIComponent(filter)}` : ""}`;
+      const res = await fetch(url);
+      const body = (await res.json()) as { stats: Array<{ name?: string; value?: number }> };
+      return new Map(body.stats.filter((s) => s.name !== undefined && typeof s.value === "number").map((s) => [s.name!, s.value!]));
+    },
+    async stat(name) {
+      const stats = await envoy.stats(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+      return stats.get(name) ?? 0;
+    },
+    async configDump() {
+      const res = await fetch(`${adminUrl}/config_dump`);
+      return res.json();
+    },
+    async stop() {
+      if (!running()) return;
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => running() && proc.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  while (true) {
+    if (!running()) throw new Error(`envoy exited (code ${proc.exitCode}, signal ${proc.signalCode})\n${log}`);
+    try {
+      const res = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(2_000) });
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await envoy.stop();
+      throw new Error(`envoy not ready within ${options.readyTimeoutMs ?? 60_000}ms\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return envoy;
+}

@@ -1,0 +1,161 @@
+// The project's own pipeline in front of real Envoy: Kubernetes objects (FallbackPolicy,
+// Service, EndpointSlice) -> snapshotFromObjects -> compile -> renderBootstrap/renderXds ->
+// envoy -c. Services point at local test backends through EndpointSlices, which the
+// compiler turns into STATIC endpoints.
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compile, type CompileOutput } from "../../../operator/src/compile/compile.ts";
+import { renderBootstrap, renderXds } from "../../../operator/src/compile/emit.ts";
+import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
+import { freePort } from "./backend.ts";
+import { ConfigMapVolume } from "./configmap-volume.ts";
+import { startEnvoy, type Envoy } from "./envoy.ts";
+
+export type Addr = { host: string; port: number };
+
+// ---- manifests --------------------------------------------------------------------------
+
+/**
+ * A Service with one port, and (unless `endpoints` is undefined) one EndpointSlice per
+ * endpoint so that each endpoint can have a port of its own. The slice's port name equals
+ * the Service port's name, as the EndpointSlice controller writes it.
+ */
+export function service(namespace: string, name: string, port: number, endpoints?: Addr[], portName = "http"): object[] {
+  const svc = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace },
+    spec: { ports: [{ name: portName, port, targetPort: portName, protocol: "TCP" }] },
+  };
+  const slices = (endpoints ?? []).map((e, i) => ({
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: { name: `${name}-${i}`, namespace, labels: { "kubernetes.io/service-name": name } },
+    addressType: "IPv4",
+    ports: [{ name: portName, port: e.port, protocol: "TCP" }],
+    endpoints: [{ addresses: [e.host], conditions: { ready: true } }],
+  }));
+  // A Service whose endpoints are known but empty still gets a slice, with no endpoints.
+  if (endpoints && endpoints.length === 0) {
+    slices.push({
+      apiVersion: "discovery.k8s.io/v1",
+      kind: "EndpointSlice",
+      metadata: { name: `${name}-empty`, namespace, labels: { "kubernetes.io/service-name": name } },
+      addressType: "IPv4",
+      ports: [{ name: portName, port, protocol: "TCP" }],
+      endpoints: [],
+    } as any);
+  }
+  return [svc, ...slices];
+}
+
+export function fallbackPolicy(namespace: string, name: string, spec: Record<string, unknown>): object {
+  return {
+    apiVersion: "fallback.dev/v1alpha1",
+    kind: "FallbackPolicy",
+    metadata: { name, namespace, generation: 1, creationTimestamp: "2026-01-01T00:00:00Z" },
+    spec,
+  };
+}
+
+// ---- compile ----------------------------------------------------------------------------
+
+/** Compiles the objects; throws if a policy is invalid, or its references do not resolve. */
+export function compileObjects(objects: unknown[], options: CompileOptions): CompileOutput {
+  const { snapshot } = snapshotFromObjects(objects);
+  const output = compile(snapshot, options);
+  const problems = output.results.flatMap((r) => [
+    ...r.errors,
+    ...r.conditions.filter((c) => c.status !== "True").map((c) => `${r.key}: ${c.type}: ${c.message}`),
+  ]);
+  if (problems.length) throw new Error(`compile: ${problems.join("; ")}`);
+  return output;
+}
+
+// ---- gateway ----------------------------------------------------------------------------
+
+export type Gateway = {
+  envoy: Envoy;
+  options: CompileOptions;
+  /** http://127.0.0.1:<listen port>/ */
+  url: string;
+  /** The working folder (config files, certs). */
+  dir: string;
+  /** Where bootstrap.yaml is (the volume folder for xds). */
+  configFile: string;
+  /** For format "xds": the ConfigMap volume Envoy reads; write a new render to it to update. */
+  volume?: ConfigMapVolume;
+  /** Compile `objects` with this gateway's options and render them as the xds file set. */
+  renderXds(objects: unknown[]): Record<string, string>;
+  stop(): Promise<void>;
+};
+
+export type GatewayOptions = {
+  objects: unknown[];
+  /** bootstrap: one static bootstrap. xds: bootstrap + cds + lds on a kubelet-style ConfigMap volume. */
+  format?: "bootstrap" | "xds";
+  trustedCA?: string;
+  logLevel?: "trace" | "debug" | "info" | "warn" | "error";
+  drainTimeS?: number;
+};
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const dir = mkdtempSync(join(tmpdir(), "e2e-gateway-"));
+  const format = opts.format ?? "bootstrap";
+  const volumeDir = join(dir, "etc/envoy/fallback");
+  const options: CompileOptions = {
+    ...defaultOptions,
+    listen: { address: "127.0.0.1", port: await freePort() },
+    admin: { address: "127.0.0.1", port: await freePort() },
+    configDir: volumeDir,
+    trustedCA: opts.trustedCA ?? defaultOptions.trustedCA,
+  };
+  const render = (objects: unknown[]) => renderXds(compileObjects(objects, options).resources, options).files;
+
+  let configFile: string;
+  let volume: ConfigMapVolume | undefined;
+  if (format === "xds") {
+    volume = new ConfigMapVolume(volumeDir);
+    volume.write(render(opts.objects));
+    configFile = join(volumeDir, "bootstrap.yaml");
+  } else {
+    mkdirSync(dir, { recursive: true });
+    configFile = join(dir, "bootstrap.yaml");
+    writeFileSync(configFile, renderBootstrap(compileObjects(opts.objects, options).resources, options));
+  }
+  const envoy = await startEnvoy({
+    config: configFile,
+    admin: options.admin,
+    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+    ...(opts.drainTimeS !== undefined ? { drainTimeS: opts.drainTimeS } : {}),
+  });
+  return {
+    envoy,
+    options,
+    url: `http://127.0.0.1:${options.listen.port}/`,
+    dir,
+    configFile,
+    ...(volume ? { volume } : {}),
+    renderXds: render,
+    stop: () => envoy.stop(),
+  };
+}
+
+/** Polls `probe` until it returns something other than undefined. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
