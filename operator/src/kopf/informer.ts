@@ -149,6 +149,8 @@ export class Informer<T extends KubeObject = KubeObject> {
           case "gone":
             this.log.debug("watch history expired (410), relisting");
             this.resourceVersion = "";
+            // Gone again right after a fresh list would make list/watch spin: slow down.
+            if (Date.now() - lastList < 1000) await sleep(backoff.next(), signal);
             break;
           case "error":
             throw end.err;

@@ -142,20 +142,8 @@ export class Operator {
   /** Starts everything and returns; handlers run once synced (and leading). */
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error(`operator already ${this.state}`);
-    this.state = "running";
     const o = this.options;
     const retryBackoff = o.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
-
-    if (o.http) {
-      this.http = new ProbeServer({
-        ...o.http,
-        registry: this.metrics.registry,
-        healthz: () => this.liveness(),
-        readyz: () => this.readiness(),
-        logger: this.logger,
-      });
-      await this.http.start();
-    }
 
     for (const handlers of this.registry.resources()) {
       const informer = this.informerFor(handlers.resource);
@@ -181,6 +169,18 @@ export class Operator {
         this.setWatchers.push(watcher);
       }
     }
+    this.state = "running";
+    if (o.http) {
+      this.http = new ProbeServer({
+        ...o.http,
+        registry: this.metrics.registry,
+        healthz: () => this.liveness(),
+        readyz: () => this.readiness(),
+        logger: this.logger,
+      });
+      await this.http.start();
+    }
+
     for (const [id, informer] of this.informers) {
       informer.start();
       void informer.whenSynced().then(() => this.metrics.informerSynced.set({ resource: id.split("|").slice(0, 3).join("/") }, informer.hasSynced ? 1 : 0));
