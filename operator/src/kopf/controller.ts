@@ -14,6 +14,12 @@
 //   then: annotation := current
 //
 // Handlers must be idempotent: a failure re-runs every handler for that cause.
+//
+// Our own writes and the cache: after we patch an object, the watch may still deliver
+// older versions of it for a moment. Reconciling one of those would, say, see no
+// last-handled annotation and run the create handlers twice. So, like kopf's
+// consistency_timeout, a key whose latest write we have not yet seen come back through
+// the watch is not reconciled until it has (or until consistencyTimeoutMs passed).
 
 import { isDeepStrictEqual } from "node:util";
 import { KeyedBackoff, type BackoffOptions } from "./backoff.ts";
@@ -42,6 +48,8 @@ export interface ControllerOptions {
   fieldManager: string;
   concurrency: number;
   retryBackoff: BackoffOptions;
+  /** How long to wait for our own write to show up in the cache. Default 5 s. */
+  consistencyTimeoutMs?: number;
 }
 
 type AnyHandler = Registered<Handler<any>, HandlerOptions<any> & { field?: string }>;
@@ -57,6 +65,8 @@ export class Controller {
   private term: AbortController | undefined;
   private resumed = new Set<string>(); // uids whose resume handlers ran this term
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Per key: the resourceVersion of our latest write, until the watch delivers it. */
+  private readonly unseenWrites = new Map<string, { rv: string; until: number }>();
 
   constructor(options: ControllerOptions) {
     this.o = options;
@@ -120,6 +130,11 @@ export class Controller {
   }
 
   private onEvent(event: InformerEvent): void {
+    const key = objectKey(event.object);
+    const unseen = this.unseenWrites.get(key);
+    if (unseen && (event.type === "deleted" || unseen.rv === event.object.metadata.resourceVersion)) {
+      this.unseenWrites.delete(key);
+    }
     if (!this.term) return; // standby: the informer keeps the cache warm, nothing more
     for (const h of this.o.handlers.event) {
       if (h.options.when && !h.options.when(event.object)) continue;
@@ -127,7 +142,6 @@ export class Controller {
         .then(() => h.fn(event))
         .catch((err: unknown) => this.log.error({ handler: h.id, err: describe(err) }, "event handler failed"));
     }
-    const key = objectKey(event.object);
     if (event.type === "deleted") {
       this.cancelTimers(key);
       this.resumed.delete(event.object.metadata.uid ?? "");
@@ -140,6 +154,12 @@ export class Controller {
   private async reconcile(queue: WorkQueue<string>, key: string, signal: AbortSignal): Promise<void> {
     const obj = this.o.informer.store.get(key);
     if (!obj) return queue.forget(key); // gone: nothing to do (delete handlers ran under the finalizer)
+    const unseen = this.unseenWrites.get(key);
+    if (unseen && Date.now() < unseen.until) {
+      // The cache is older than our last write; its event will queue the key again.
+      return queue.addAfter(key, unseen.until - Date.now());
+    }
+    this.unseenWrites.delete(key);
     const started = performance.now();
     const retry = queue.numRequeues(key);
     const log = this.log.child({ namespace: obj.metadata.namespace, name: obj.metadata.name });
@@ -176,24 +196,30 @@ export class Controller {
     const { client, finalizer } = this.o;
     const resource = h.resource;
     let obj = initial;
+    const wrote = (o: KubeObject | undefined) => {
+      if (o) this.noteWrite(obj, o);
+      return o;
+    };
+    const patches: Array<Record<string, unknown>> = [];
     const run = async (list: AnyHandler[], reason: Reason, old?: unknown, now?: unknown) => {
       for (const handler of list) {
         if (signal.aborted) throw new TemporaryError("stopping", 0);
         if (handler.options.when && !handler.options.when(obj)) continue;
         log.debug({ handler: handler.id, reason }, "running handler");
-        await handler.fn(this.context(() => obj, (o) => (obj = o), reason, retry, log, signal, old, now));
+        const ctx = this.context(() => obj, (o) => (obj = wrote(o) ?? obj), reason, retry, log, signal, old, now, patches);
+        await handler.fn(ctx);
       }
     };
 
     if (isBeingDeleted(obj)) {
       if (h.delete.length === 0 || !hasFinalizer(obj, finalizer)) return;
       await run(h.delete, "delete");
-      await removeFinalizer(client, resource, obj, finalizer);
+      wrote(await removeFinalizer(client, resource, obj, finalizer));
       log.info("deleted: handlers done, finalizer removed");
       return;
     }
     if (h.delete.length > 0 && !hasFinalizer(obj, finalizer)) {
-      obj = await addFinalizer(client, resource, obj, finalizer);
+      obj = wrote(await addFinalizer(client, resource, obj, finalizer)) ?? obj;
     }
 
     const stateful = h.create.length + h.update.length + h.field.length > 0;
@@ -214,12 +240,14 @@ export class Controller {
       }
     }
     if (cause) {
+      // Our handlers' own patches are part of what was handled, not a change to react to.
+      const handled = patches.length ? essence(patches.reduce(mergePatch, current) as KubeObject, this.o.lastHandledAnnotation) : current;
       // Record what we handled. No resourceVersion precondition on purpose: if the
       // object changed meanwhile, we record the older state, and the next reconcile
       // sees the difference and handles it as an update: nothing is lost.
-      obj = await client.patch(resource, obj.metadata.namespace, obj.metadata.name, {
-        metadata: { annotations: { [this.o.lastHandledAnnotation]: JSON.stringify(current) } },
-      });
+      obj = wrote(await client.patch(resource, obj.metadata.namespace, obj.metadata.name, {
+        metadata: { annotations: { [this.o.lastHandledAnnotation]: JSON.stringify(handled) } },
+      })) ?? obj;
       log.info({ cause }, "handled");
     }
     this.resumed.add(uid);
@@ -234,6 +262,7 @@ export class Controller {
     signal: AbortSignal,
     old?: unknown,
     now?: unknown,
+    patches: Array<Record<string, unknown>> = [],
   ): HandlerContext {
     const { client, fieldManager, recorder } = this.o;
     const resource = this.o.handlers.resource;
@@ -253,12 +282,23 @@ export class Controller {
       signal,
       client,
       resource,
-      patch: async (patch) =>
-        keep(await client.patch(resource, get().metadata.namespace, get().metadata.name, patch, { fieldManager })),
+      patch: async (patch) => {
+        patches.push(patch);
+        return keep(await client.patch(resource, get().metadata.namespace, get().metadata.name, patch, { fieldManager }));
+      },
       patchStatus: async (status) => keep(await patchStatus(client, resource, get(), status, { fieldManager })),
       setCondition: async (condition) => keep(await setStatusCondition(client, resource, get(), condition, { fieldManager })),
       event: (type, reason, message) => recorder.record(get(), type, reason, message),
     };
+  }
+
+  /** Remembers a write of ours until the watch brings it (see the header). */
+  private noteWrite(before: KubeObject, after: KubeObject): void {
+    const rv = after.metadata.resourceVersion;
+    const key = objectKey(after);
+    if (!rv || rv === before.metadata.resourceVersion) return; // nothing was written
+    if (this.o.informer.store.get(key)?.metadata.resourceVersion === rv) return; // already seen
+    this.unseenWrites.set(key, { rv, until: Date.now() + (this.o.consistencyTimeoutMs ?? 5000) });
   }
 
   // Timers: one chain of setTimeout per (object, timer), only while leading.
@@ -332,6 +372,18 @@ export function getPath(value: unknown, path: string): unknown {
     v = (v as Record<string, unknown>)[part];
   }
   return v;
+}
+
+/** RFC 7386 JSON merge patch of `patch` onto `target` (a new value; inputs untouched). */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
 }
 
 function safeParse(text: string): unknown {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { essence, getPath } from "../../../operator/src/kopf/controller.ts";
+import { essence, getPath, mergePatch } from "../../../operator/src/kopf/controller.ts";
 import { objectKey, parseKey, resourcePath } from "../../../operator/src/kopf/client.ts";
 import { Registry } from "../../../operator/src/kopf/handlers.ts";
 import { statusMatches } from "../../../operator/src/kopf/status.ts";
@@ -41,6 +41,13 @@ describe("essence", () => {
       "mine",
     );
     expect(e).toEqual({ data: { k: "v" }, metadata: { labels: { a: "1" }, annotations: { keep: "yes" } } });
+  });
+
+  it("applies JSON merge patches (RFC 7386)", () => {
+    expect(mergePatch({ a: 1, b: { c: 2, d: 3 }, l: [1] }, { b: { c: null, e: 4 }, l: [2], n: "x" })).toEqual({
+      a: 1, b: { d: 3, e: 4 }, l: [2], n: "x",
+    });
+    expect(mergePatch({ a: 1 }, "replaced")).toBe("replaced");
   });
 
   it("reads dotted paths", () => {
