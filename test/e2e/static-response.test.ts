@@ -1,0 +1,131 @@
+// The staticResponse fallback, end to end: when every backend before it fails, clients get
+// exactly its status, body and headers, also when retries run out before the chain reaches
+// it (then Envoy's own failure answer is mapped to it). Real Envoy, generated bootstrap,
+// backends that are dead (nothing listens), hung, or answering 503 themselves.
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort, startBackend, type Backend, type Mode } from "./harness/backend.ts";
+import { envoyAvailable } from "./harness/envoy.ts";
+import { fallbackPolicy, service, sleep, startGateway, type Addr, type Gateway } from "./harness/gateway.ts";
+import { send, startLoad, summarize, type Result } from "./harness/load.ts";
+
+const HOST = "products.shop:8080";
+const STATIC = { status: 418, body: '{"degraded":true,"items":[]}', headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" } };
+
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+/** An address nothing listens on: connection refused. */
+const deadAddress = async (host: string): Promise<Addr> => ({ host, port: await freePort(host) });
+
+async function backend(name: string, host: string, mode: Mode): Promise<Backend> {
+  const b = await startBackend({ name, host, mode });
+  cleanup.push(() => b.close());
+  return b;
+}
+
+/** products -> each of `fallbackServices` in order -> static response. */
+async function gatewayFor(addresses: Addr[], spec: Record<string, unknown>, staticResponse: object = STATIC): Promise<Gateway> {
+  const [primary, ...rest] = addresses;
+  const objects = [
+    ...service("shop", "products", 8080, [primary!]),
+    ...rest.flatMap((a, i) => service("shop", `fallback-${i + 1}`, 8080, [a])),
+    fallbackPolicy("shop", "products", {
+      targetRef: { name: "products", port: 8080 },
+      fallbacks: [...rest.map((_, i) => ({ service: { name: `fallback-${i + 1}`, port: 8080 } })), { staticResponse }],
+      outlierDetection: { interval: "500ms", baseEjectionTime: "2s" },
+      ...spec,
+    }),
+  ];
+  const gateway = await startGateway({ objects });
+  cleanup.push(() => gateway.stop());
+  return gateway;
+}
+
+const isStatic = (r: Result) =>
+  r.status === STATIC.status &&
+  r.body === STATIC.body &&
+  r.headers?.["content-type"] === STATIC.headers["content-type"] &&
+  r.headers?.["retry-after"] === STATIC.headers["retry-after"] &&
+  r.headers?.["x-degraded"] === STATIC.headers["x-degraded"] &&
+  r.backend === undefined;
+
+const describeStatic = (r: Result) => JSON.stringify({ status: r.status, backend: r.backend, body: r.body, error: r.error, headers: r.headers });
+
+/** Single requests first (nothing ejected yet), then 3 s at 200 req/s (ejections come and go). */
+async function expectOnlyStatic(gateway: Gateway, label: string) {
+  for (let i = 0; i < 5; i++) {
+    const r = await send(gateway.url, HOST);
+    expect(isStatic({ seq: i, sentAt: 0, ...r }), `${label}, request ${i}: ${describeStatic({ seq: i, sentAt: 0, ...r })}`).toBe(true);
+  }
+  const load = startLoad({ url: gateway.url, host: HOST, rate: 200 });
+  cleanup.push(async () => void (await load.stop()));
+  await sleep(3_000);
+  const results = await load.stop();
+  const summary = summarize(results, isStatic);
+  console.log(`${label}: ${summary.total} requests, ${summary.ok} static answers, p99 ${summary.p99.toFixed(1)}ms`);
+  expect(summary.total).toBeGreaterThan(400);
+  expect(summary.errors, `${label}: ${summary.sampleErrors.map(describeStatic).join("\n")}`).toBe(0);
+}
+
+describe.skipIf(!envoyAvailable())("staticResponse when every backend fails (real Envoy)", () => {
+  it("every backend dead, default retries: the static status, body and headers", async () => {
+    const gateway = await gatewayFor([await deadAddress("127.0.0.4"), await deadAddress("127.0.0.5")], {});
+    await expectOnlyStatic(gateway, "all dead, attempts 2");
+  });
+
+  it("attempts: 0 and several dead backends: Envoy's own failure answer becomes the static response", async () => {
+    const dead = [await deadAddress("127.0.0.4"), await deadAddress("127.0.0.5"), await deadAddress("127.0.0.6")];
+    const gateway = await gatewayFor(dead, { retry: { attempts: 0 } });
+    await expectOnlyStatic(gateway, "all dead, attempts 0");
+  });
+
+  it("attempts: 1 and three dead backends (retries run out before the static entry)", async () => {
+    const dead = [await deadAddress("127.0.0.4"), await deadAddress("127.0.0.5"), await deadAddress("127.0.0.6")];
+    const gateway = await gatewayFor(dead, { retry: { attempts: 1 } });
+    await expectOnlyStatic(gateway, "all dead, attempts 1");
+  });
+
+  it("every backend hung beyond the per-try timeout, attempts: 1: the static response", async () => {
+    const a = await backend("primary", "127.0.0.4", { kind: "hang" });
+    const b = await backend("cache", "127.0.0.5", { kind: "hang" });
+    const gateway = await gatewayFor([a, b], { retry: { attempts: 1, perTryTimeout: "200ms" } });
+    await expectOnlyStatic(gateway, "all hung, attempts 1");
+  });
+
+  // ---- known compiler issues (see docs/failover.md) ----------------------------------------
+  // The static answer only replaces Envoy's *own* failure replies (local_reply_config with
+  // response flags). A failure the backend answers itself (its 503) is not a local reply, so:
+
+  it.fails("KNOWN ISSUE: backends answering 503 themselves and retries running out: the last backend's 503 reaches the client", async () => {
+    const a = await backend("primary", "127.0.0.4", { kind: "status", status: 503 });
+    const b = await backend("cache", "127.0.0.5", { kind: "status", status: 503 });
+    const gateway = await gatewayFor([a, b], { retry: { attempts: 1 } });
+    // primary 503 -> retry on cache 503 -> no retry left: the client gets cache's own 503.
+    const r = await send(gateway.url, HOST);
+    expect(isStatic({ seq: 0, sentAt: 0, ...r }), describeStatic({ seq: 0, sentAt: 0, ...r })).toBe(true);
+  });
+
+  it.fails("KNOWN ISSUE: a retriable static status (503) is retried past the static entry, back to the failing primary", async () => {
+    const a = await backend("primary", "127.0.0.4", { kind: "status", status: 503 });
+    // The API's own example: the static answer is a 503, and gateway-error retries 503s.
+    const gateway = await gatewayFor([a], { retry: { attempts: 2 } }, { ...STATIC, status: 503 });
+    // primary 503 -> static 503 (retriable) -> every priority tried, so previous_priorities
+    // starts over -> primary 503 -> no retry left: the client gets the primary's own 503.
+    const r = await send(gateway.url, HOST);
+    expect(r.status).toBe(503);
+    expect(r.body, describeStatic({ seq: 0, sentAt: 0, ...r })).toBe(STATIC.body);
+  });
+
+  // emit.ts writes YAML 1.2 (the `yaml` package), where yes/no/on/off/y/n are strings and
+  // stay unquoted; Envoy reads YAML 1.1 (yaml-cpp), where they are booleans, so a header
+  // value or body of "yes" makes a valid policy compile into a config Envoy rejects:
+  // "invalid JSON in envoy.config.bootstrap.v3.Bootstrap @ ...local_reply_config.mappers[0]
+  //  .body.inline_string: string ...". With the xds files, Envoy rejects the update.
+  it.fails("KNOWN ISSUE: a static header value or body of yes/no/on/off makes the generated config invalid for Envoy", async () => {
+    const gateway = await gatewayFor([await deadAddress("127.0.0.4")], {}, { status: 503, body: "no", headers: { "x-degraded": "yes" } });
+    const r = await send(gateway.url, HOST);
+    expect([r.status, r.body, r.headers?.["x-degraded"]]).toEqual([503, "no", "yes"]);
+  });
+});
