@@ -1,7 +1,7 @@
 // The image cannot be built here (no Docker engine), so the Dockerfile is checked statically:
 // Node 24 base images, production dependencies only, every COPY source exists in the repository
 // and survives .dockerignore, a numeric non-root user, and an entrypoint file that exists.
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "./helm.ts";
@@ -170,5 +170,24 @@ describe("Dockerfile", () => {
     for (const path of ["package.json", "package-lock.json", "operator/src/api/schema.ts"]) {
       expect(dockerignored(path, ignorePatterns), path).toBe(false);
     }
+  });
+
+  it("ships every package the operator imports: production dependencies only (npm ci --omit=dev)", () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+    const production = new Set(Object.keys(pkg.dependencies ?? {}));
+    const sources = (readdirSync(join(repoRoot, "operator"), { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
+    expect(sources.length).toBeGreaterThan(0);
+    const missing: string[] = [];
+    for (const file of sources) {
+      const text = readFileSync(join(repoRoot, "operator", file), "utf8");
+      for (const m of text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith(".") || spec.startsWith("node:")) continue;
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+        if (!production.has(name)) missing.push(`${file}: ${spec}`);
+      }
+    }
+    expect(missing, "imported by operator/ but not in package.json dependencies").toEqual([]);
   });
 });
