@@ -10,6 +10,7 @@
 //   await c.kill();      // SIGKILL
 //   await c.restart();   // same host and port
 import { fork, type ChildProcess } from "node:child_process";
+import { constants as cryptoConstants } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -126,7 +127,16 @@ async function listen(options: BackendOptions): Promise<Running> {
   };
 
   const server: Server = options.tls
-    ? createHttpsServer({ key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) }, handler)
+    ? createHttpsServer(
+        {
+          key: readFileSync(options.tls.keyFile),
+          cert: readFileSync(options.tls.certFile),
+          // No session resumption: Node reports no servername on a resumed session, and
+          // every connection should show the SNI the client really sent.
+          secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+        },
+        handler,
+      )
     : createHttpServer(handler);
   server.keepAliveTimeout = 60_000;
   // A hung request must stay hung; Node's default would answer 408 after 5 minutes at most anyway.

@@ -21,6 +21,8 @@ export type Result = {
   backend?: string;
   /** Host header the backend received. */
   backendHost?: string;
+  /** TLS server name the backend received (HTTPS backends). */
+  backendSni?: string | false | null;
   /** The body, when it is not a backend's JSON answer (kept to 2 KiB). */
   body?: string;
   headers?: Record<string, string | string[] | undefined>;
@@ -70,6 +72,7 @@ export function send(url: string, host: string, agent?: Agent, timeoutMs = 20_00
           if (json && typeof json.backend === "string") {
             result.backend = json.backend;
             result.backendHost = json.host;
+            if ("sni" in json) result.backendSni = json.sni;
           } else result.body = text.slice(0, 2048);
         } catch {
           result.body = text.slice(0, 2048);
