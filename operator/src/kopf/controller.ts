@@ -184,7 +184,7 @@ export class Controller {
         queue.addRateLimited(key);
         this.o.metrics.observeReconcile(this.name, "requeue", seconds());
       } else {
-        log.error({ err: describe(err), retry }, "handler failed, will retry with backoff");
+        log.error({ err: describe(err), retry }, "reconcile failed, will retry with backoff");
         queue.addRateLimited(key);
         this.o.metrics.observeReconcile(this.name, "error", seconds());
       }
