@@ -9,11 +9,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -25,7 +27,14 @@ func main() {
 	port := flag.Int("port", 16443, "kube-apiserver secure port on 127.0.0.1")
 	kubeconfig := flag.String("kubeconfig", ".local/kubeconfig", "where to write the admin kubeconfig")
 	verbosity := flag.Int("v", 0, "kube-apiserver log verbosity")
+	stdinEOF := flag.Bool("exit-on-stdin-eof", false,
+		"shut down (as on SIGTERM) when stdin closes: a parent holding a pipe to stdin "+
+			"cannot leave the control plane running when it dies, even by SIGKILL")
 	flag.Parse()
+	if *stdinEOF {
+		go exitOnStdinEOF()
+	}
+	stampKubernetesVersion()
 
 	if err := run(*dir, *port, *kubeconfig, *verbosity); err != nil {
 		fmt.Fprintln(os.Stderr, "controlplane:", err)
@@ -73,13 +82,27 @@ func apiserverArgs(port int, etcdURL string, creds credentials, verbosity int) [
 		"--service-account-signing-key-file=" + creds.serviceAccountKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=RBAC",
+		// The default (lease) reconciler keeps writing 127.0.0.1 into the default/kubernetes
+		// Endpoints, which validation rejects (loopback), logging an error every 10 s.
+		// Nothing runs in-cluster here, so nothing needs those endpoints.
+		"--endpoint-reconciler-type=none",
 		// A single-user test cluster gains nothing from API priority and fairness, and its
 		// start-up hook is the slowest part of reaching /readyz.
 		"--enable-priority-and-fairness=false",
 		"--shutdown-delay-duration=0s",
 		"--shutdown-watch-termination-grace-period=0s",
+		// Otherwise the HTTP server's graceful Shutdown waits up to --request-timeout (60 s)
+		// for open watch streams to end, so any client still watching (a running
+		// operator) holds SIGTERM up for a minute. With this, the wait is at most 2 s.
+		"--shutdown-send-retry-after=true",
 		"--v=" + strconv.Itoa(verbosity),
 	}
+}
+
+func exitOnStdinEOF() {
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	fmt.Fprintln(os.Stderr, "controlplane: stdin closed, shutting down")
+	_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 }
 
 func startEtcd(dataDir string) (*embed.Etcd, string, error) {
