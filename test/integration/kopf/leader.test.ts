@@ -101,29 +101,10 @@ describe("leader election", () => {
 
   it("takes over a Lease whose holder died without releasing it", async () => {
     // The first leader is a separate process, killed with SIGKILL: no release, no goodbye.
-    const dir = mkdtempSync(join(tmpdir(), "kopf-leader-"));
-    const script = join(dir, "child.ts");
-    writeFileSync(script, `
-      import { Operator, createLogger } from ${JSON.stringify(kopfIndex)};
-      // No kubeConfig given: the default loader reads $KUBECONFIG, as in a real deployment.
-      const op = new Operator({
-        name: "kopf-leader-it", domain: "kopf-test.dev", logger: createLogger({ level: "silent" }),
-        leaderElection: { namespace: process.env.NS, leaseName: "crash", identity: "doomed", ...${JSON.stringify(timing)} },
-      });
-      op.on.create({ group: "", version: "v1", plural: "configmaps", namespace: process.env.NS, labelSelector: "test=crash" }, () => {});
-      await op.run();
-    `);
-    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-    const child = spawn(process.execPath, [script], {
-      env: { ...process.env, KUBECONFIG: kubeconfig, NS: ns },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += String(d)));
+    const child = spawnOperator("crash", "doomed");
     try {
-      await until("child leads", async () => (await holder("crash").catch(() => undefined)) === "doomed", 30_000).catch((e) => {
-        throw new Error(`${e}\n${stderr}`);
-      });
+      await until("child leads", async () => (await holder("crash").catch(() => undefined)) === "doomed", 30_000)
+        .catch((e) => { throw new Error(`${e}\n${child.stderr()}`); });
       const resource = { group: "", version: "v1", plural: "configmaps", namespace: ns, labelSelector: "test=crash" };
       const handled: string[] = [];
       const heir = operator("heir", "crash", handled, resource);
@@ -131,7 +112,7 @@ describe("leader election", () => {
       await new Promise((r) => setTimeout(r, 700));
       expect(heir.isLeader).toBe(false); // the Lease is alive: wait
 
-      child.kill("SIGKILL");
+      child.process.kill("SIGKILL");
       const killed = Date.now();
       await until("heir leads", () => heir.isLeader, 10_000);
       // Not before the lease could have expired, by the heir's own clock.
@@ -140,7 +121,46 @@ describe("leader election", () => {
       await client.create(resource, { metadata: { name: "c1", namespace: ns, labels: { test: "crash" } } });
       await until("heir handles", () => handled.includes("heir:c1"));
     } finally {
-      child.kill("SIGKILL");
+      child.process.kill("SIGKILL");
+    }
+  });
+
+  it("shuts down gracefully on SIGTERM: exits 0 and releases the Lease", async () => {
+    const child = spawnOperator("term", "terminated");
+    try {
+      await until("child leads", async () => (await holder("term").catch(() => undefined)) === "terminated", 30_000)
+        .catch((e) => { throw new Error(`${e}\n${child.stderr()}`); });
+      const exited = new Promise<number | null>((r) => child.process.once("exit", (code) => r(code)));
+      child.process.kill("SIGTERM");
+      expect(await exited, child.stderr()).toBe(0);
+      expect(await holder("term")).toBeUndefined();
+    } finally {
+      child.process.kill("SIGKILL");
     }
   });
 });
+
+/** An operator in a child process, as it would run in a Pod: run() with signal handling. */
+function spawnOperator(leaseName: string, identity: string) {
+  const dir = mkdtempSync(join(tmpdir(), "kopf-leader-"));
+  const script = join(dir, "child.ts");
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  writeFileSync(script, `
+    import { Operator, createLogger } from ${JSON.stringify(kopfIndex)};
+    // No kubeConfig given: the default loader reads $KUBECONFIG, as in a real deployment.
+    const op = new Operator({
+      name: "kopf-leader-it", domain: "kopf-test.dev", logger: createLogger({ level: "warn" }),
+      leaderElection: { namespace: process.env.NS, leaseName: ${JSON.stringify(leaseName)}, identity: ${JSON.stringify(identity)},
+        ...${JSON.stringify(timing)} },
+    });
+    op.on.create({ group: "", version: "v1", plural: "configmaps", namespace: process.env.NS, labelSelector: "test=child" }, () => {});
+    await op.run();
+  `);
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, KUBECONFIG: kubeconfig, NS: ns },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += String(d)));
+  return { process: child, stderr: () => stderr };
+}
