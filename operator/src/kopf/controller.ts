@@ -67,6 +67,8 @@ export class Controller {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Per key: the resourceVersion of our latest write, until the watch delivers it. */
   private readonly unseenWrites = new Map<string, { rv: string; until: number }>();
+  private wanted = false; // leading, as last told
+  private previousTerm: Promise<void> = Promise.resolve(); // resolves once the last term wound down
 
   constructor(options: ControllerOptions) {
     this.o = options;
@@ -81,9 +83,18 @@ export class Controller {
     return h.create.length + h.update.length + h.delete.length + h.resume.length + h.field.length > 0;
   }
 
-  /** Starts running handlers: called when this replica becomes leader. */
+  /**
+   * Starts running handlers: called when this replica becomes leader. If a previous
+   * term is still winding down, waits for it, so that no key is ever reconciled by
+   * two terms' queues at once.
+   */
   startLeading(): void {
-    if (this.term) return;
+    this.wanted = true;
+    void this.previousTerm.then(() => this.begin());
+  }
+
+  private begin(): void {
+    if (!this.wanted || this.term) return;
     const term = (this.term = new AbortController());
     this.resumed = new Set();
     if (this.reconciles) {
@@ -112,7 +123,14 @@ export class Controller {
   }
 
   /** Stops running handlers; in-flight ones finish (or see their signal aborted). */
-  async stopLeading(options: { drain: boolean; timeoutMs: number }): Promise<void> {
+  stopLeading(options: { drain: boolean; timeoutMs: number }): Promise<void> {
+    this.wanted = false;
+    const ended = this.end(options);
+    this.previousTerm = this.previousTerm.then(() => ended);
+    return ended;
+  }
+
+  private async end(options: { drain: boolean; timeoutMs: number }): Promise<void> {
     const term = this.term;
     if (!term) return;
     this.term = undefined;
