@@ -12,7 +12,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { hostname } from "node:os";
 import type { BackoffOptions } from "./backoff.ts";
-import { KubeClient, type KubeObject } from "./client.ts";
+import { KubeClient, resourceName, type KubeObject } from "./client.ts";
 import { Controller } from "./controller.ts";
 import { describe } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
@@ -125,7 +125,9 @@ export class Operator {
   readiness(): Check {
     const reasons: string[] = [];
     if (this.state !== "running") reasons.push(`operator is ${this.state}`);
-    for (const [id, informer] of this.informers) if (!informer.hasSynced) reasons.push(`informer ${id.split("|").slice(0, 3).join("/")} not synced`);
+    for (const informer of this.informers.values()) {
+      if (!informer.hasSynced) reasons.push(`informer for ${resourceName(informer.resource)} not synced`);
+    }
     if (this.elector && !this.leading && !this.elector.healthy) reasons.push("cannot reach the leader-election lease");
     return { ok: reasons.length === 0, reasons };
   }
@@ -181,9 +183,11 @@ export class Operator {
       await this.http.start();
     }
 
-    for (const [id, informer] of this.informers) {
+    for (const informer of this.informers.values()) {
+      const label = { resource: resourceName(informer.resource) };
+      this.metrics.informerSynced.set(label, 0);
       informer.start();
-      void informer.whenSynced().then(() => this.metrics.informerSynced.set({ resource: id.split("|").slice(0, 3).join("/") }, informer.hasSynced ? 1 : 0));
+      void informer.whenSynced().then(() => this.metrics.informerSynced.set(label, informer.hasSynced ? 1 : 0));
     }
 
     if (o.leaderElection) {
