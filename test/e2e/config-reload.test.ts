@@ -98,11 +98,12 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
       60_000,
       100,
     );
-    const old = between(load!.results, before).filter((r) => r.body !== "static v2");
-    const lastOld = old.length ? Math.max(...old.map((r) => r.sentAt + r.latencyMs)) : before;
+    const old = between(load!.results, swappedAt).filter((r) => r.body !== "static v2");
+    const lastOld = old.length ? Math.max(...old.map((r) => r.sentAt + r.latencyMs)) : swappedAt;
     delays.push(
       `listener change (static body): first new answer sent ${Math.round(first.sentAt - swappedAt)}ms after the swap; ` +
-        `last old answer ${Math.round(lastOld - swappedAt)}ms after it`,
+        `last old answer ${Math.round(lastOld - swappedAt)}ms after it; old answers after the swap: ${JSON.stringify(summarize(old).byStatus)} ` +
+        `${JSON.stringify(summarize(old).byBackend)} ${JSON.stringify([...new Set(old.map((r) => r.body).filter(Boolean))])}`,
     );
     const after = summarize(between(load!.results, allNew - 1_000, allNew - 200), (r) => r.status === 418 && r.body === "static v2");
     expect(after.errors).toBe(0);
