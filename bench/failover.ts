@@ -10,7 +10,7 @@
 //
 //   node bench/failover.ts            # ~40 s on two cores
 //   import { runFailoverBench } from "./failover.ts"   // from bench/run.ts
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, spawnBackend, startBackend, type Backend, type ChildBackend } from "../test/e2e/harness/backend.ts";
@@ -49,7 +49,7 @@ export async function runFailoverBench(options: FailoverBenchOptions = {}): Prom
   return table(rows, o);
 }
 
-type Started = { url: string; envoy: Envoy };
+type Started = { url: string; envoy: Envoy; stop(): Promise<void> };
 type GatewayFactory = (primary: ChildBackend, cache: Backend) => Promise<Started>;
 
 async function run(name: string, o: Required<FailoverBenchOptions>, gatewayFor: GatewayFactory): Promise<Row> {
@@ -79,7 +79,7 @@ async function run(name: string, o: Required<FailoverBenchOptions>, gatewayFor: 
     const results = await load.stop();
     return { config: name, crashes, results };
   } finally {
-    await gateway.envoy.stop();
+    await gateway.stop();
     await primary.close();
     await cache.close();
   }
@@ -99,7 +99,7 @@ const generatedGateway: GatewayFactory = async (primary, cache) => {
     }),
   ];
   const gateway = await startGateway({ objects });
-  return { url: gateway.url, envoy: gateway.envoy };
+  return { url: gateway.url, envoy: gateway.envoy, stop: gateway.stop };
 };
 
 /**
@@ -158,7 +158,11 @@ export async function baselineGateway(primary: Backend, fallback?: Backend): Pro
   const config = join(dir, "baseline.json");
   writeFileSync(config, JSON.stringify(bootstrap, null, 2));
   const envoy = await startEnvoy({ config, admin: { address: "127.0.0.1", port: admin } });
-  return { url: `http://127.0.0.1:${listen}/`, envoy };
+  const stop = async () => {
+    await envoy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { url: `http://127.0.0.1:${listen}/`, envoy, stop };
 }
 
 const ms = (v: number) => (v >= 100 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`);

@@ -2,7 +2,7 @@
 // Service, EndpointSlice) -> snapshotFromObjects -> compile -> renderBootstrap/renderXds ->
 // envoy -c. Services point at local test backends through EndpointSlices, which the
 // compiler turns into STATIC endpoints.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile, type CompileOutput } from "../../../operator/src/compile/compile.ts";
@@ -138,7 +138,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     configFile,
     ...(volume ? { volume } : {}),
     renderXds: render,
-    stop: () => envoy.stop(),
+    stop: async () => {
+      await envoy.stop();
+      // E2E_KEEP=1 keeps the rendered files for a look after a failure.
+      if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
