@@ -94,36 +94,29 @@ describe.skipIf(!envoyAvailable())("staticResponse when every backend fails (rea
     await expectOnlyStatic(gateway, "all hung, attempts 1");
   });
 
-  // ---- known compiler issues (see docs/failover.md) ----------------------------------------
-  // The static answer only replaces Envoy's *own* failure replies (local_reply_config with
-  // response flags). A failure the backend answers itself (its 503) is not a local reply, so:
+  // ---- failures the backends answer themselves --------------------------------------------
+  // The static answer replaces any final answer the retry policy counts as a failure, not
+  // only Envoy's own failure replies (custom_response on the virtual host).
 
-  it.fails("KNOWN ISSUE: backends answering 503 themselves and retries running out: the last backend's 503 reaches the client", async () => {
+  it("backends answering 503 themselves and retries running out: the static response, not the last 503", async () => {
     const a = await backend("primary", "127.0.0.4", { kind: "status", status: 503 });
     const b = await backend("cache", "127.0.0.5", { kind: "status", status: 503 });
     const gateway = await gatewayFor([a, b], { retry: { attempts: 1 } });
-    // primary 503 -> retry on cache 503 -> no retry left: the client gets cache's own 503.
     const r = await send(gateway.url, HOST);
     expect(isStatic({ seq: 0, sentAt: 0, ...r }), describeStatic({ seq: 0, sentAt: 0, ...r })).toBe(true);
   });
 
-  it.fails("KNOWN ISSUE: a retriable static status (503) is retried past the static entry, back to the failing primary", async () => {
+  it("a static status that is itself retriable (503) is answered once, never retried", async () => {
     const a = await backend("primary", "127.0.0.4", { kind: "status", status: 503 });
     // The API's own example: the static answer is a 503, and gateway-error retries 503s.
     const gateway = await gatewayFor([a], { retry: { attempts: 2 } }, { ...STATIC, status: 503 });
-    // primary 503 -> static 503 (retriable) -> every priority tried, so previous_priorities
-    // starts over -> primary 503 -> no retry left: the client gets the primary's own 503.
     const r = await send(gateway.url, HOST);
     expect(r.status).toBe(503);
     expect(r.body, describeStatic({ seq: 0, sentAt: 0, ...r })).toBe(STATIC.body);
   });
 
-  // emit.ts writes YAML 1.2 (the `yaml` package), where yes/no/on/off/y/n are strings and
-  // stay unquoted; Envoy reads YAML 1.1 (yaml-cpp), where they are booleans, so a header
-  // value or body of "yes" makes a valid policy compile into a config Envoy rejects:
-  // "invalid JSON in envoy.config.bootstrap.v3.Bootstrap @ ...local_reply_config.mappers[0]
-  //  .body.inline_string: string ...". With the xds files, Envoy rejects the update.
-  it.fails("KNOWN ISSUE: a static header value or body of yes/no/on/off makes the generated config invalid for Envoy", async () => {
+  // Envoy reads YAML 1.1, where a bare yes/no/on/off is a boolean; the emitter quotes them.
+  it("a static header value or body of yes/no stays a string for Envoy", async () => {
     const gateway = await gatewayFor([await deadAddress("127.0.0.4")], {}, { status: 503, body: "no", headers: { "x-degraded": "yes" } });
     const r = await send(gateway.url, HOST);
     expect([r.status, r.body, r.headers?.["x-degraded"]]).toEqual([503, "no", "yes"]);

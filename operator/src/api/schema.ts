@@ -358,19 +358,25 @@ export const FallbackPolicyStatus = Type.Object(
   { description: "What the operator observed and did." },
 );
 
-// Makes every defaulted property optional (see the header comment) and closes objects that
-// declare properties, so the offline validator rejects unknown fields as kubectl's strict
-// field validation does.
+// Makes every defaulted property optional (see the header comment), closes objects that
+// declare properties (the offline validator then rejects unknown fields, as kubectl's strict
+// field validation does), and spells out object defaults in full: the API server checks a
+// default against the CEL rules before filling in the defaults nested inside it.
 function finalize<T extends TSchema>(schema: T): T {
   const visit = (node: any): void => {
     if (!node || typeof node !== "object") return;
     if (node.type === "object" && node.properties) {
+      Object.values(node.properties).forEach(visit);
+      if (node.default && typeof node.default === "object") {
+        for (const [key, child] of Object.entries<any>(node.properties)) {
+          if (child.default !== undefined && node.default[key] === undefined) node.default[key] = structuredClone(child.default);
+        }
+      }
       if (Array.isArray(node.required)) {
         node.required = node.required.filter((key: string) => !("default" in node.properties[key]));
         if (node.required.length === 0) delete node.required;
       }
       node.additionalProperties ??= false;
-      Object.values(node.properties).forEach(visit);
     }
     if (node.items) visit(node.items);
     if (node.additionalProperties && typeof node.additionalProperties === "object") visit(node.additionalProperties);

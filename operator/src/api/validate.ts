@@ -8,7 +8,7 @@ import { API_VERSION, KIND, specSchema, type FallbackPolicy } from "./schema.ts"
 
 export type { FieldError } from "./path.ts";
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
 addFormats.default(ajv);
 for (const keyword of ["x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys"]) {
   ajv.addKeyword(keyword);
@@ -55,6 +55,8 @@ function describe(error: ErrorObject, root: string): FieldError {
       return { path: joinPath(path, p.additionalProperty), message: "unknown field" };
     case "enum":
       return { path, message: `must be one of: ${p.allowedValues.join(", ")}` };
+    case "uniqueItems": // ajv: item i repeats item j (j < i); the API server names item i.
+      { const later = Math.max(p.i, p.j); return { path: `${path}[${later}]`, message: `Duplicate value: ${JSON.stringify((error.data as unknown[])[later])}` }; }
     case "pattern":
       return { path, message: `must match ${p.pattern}` };
     default:

@@ -6,7 +6,7 @@
 import { formatError, validatePolicy } from "../api/validate.ts";
 import type { FallbackPolicy } from "../api/schema.ts";
 import { policyClusters } from "./envoy/clusters.ts";
-import { httpListener, staticListener } from "./envoy/listeners.ts";
+import { httpListener } from "./envoy/listeners.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
 import { indexSnapshot, resolvePolicy } from "./resolve.ts";
@@ -104,12 +104,8 @@ function assignDomains(policies: PolicyIR[], snapshot: Snapshot, clusterDomain: 
 }
 
 function envoyResources(policies: PolicyIR[], options: CompileOptions): Resources {
-  const staticListeners = policies.flatMap((p) => {
-    const last = p.backends.at(-1);
-    return last?.kind === "StaticResponse" ? [staticListener(p, last)] : [];
-  });
   return {
     clusters: policies.flatMap((p) => policyClusters(p, options.trustedCA)),
-    listeners: [httpListener(policies, options.listen), ...staticListeners],
+    listeners: [httpListener(policies, options.listen)],
   };
 }

@@ -6,7 +6,9 @@ import { staticBootstrap, xdsDocuments } from "./envoy/bootstrap.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { CompileOptions } from "./snapshot.ts";
 
-export const toYaml = (document: object) => stringify(document, { lineWidth: 0, aliasDuplicateObjects: false });
+// Envoy reads YAML 1.1, where a bare yes, no, on or off is a boolean: write 1.1 so such
+// strings are quoted.
+export const toYaml = (document: object) => stringify(document, { version: "1.1", lineWidth: 0, aliasDuplicateObjects: false });
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 

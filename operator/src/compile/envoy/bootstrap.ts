@@ -8,8 +8,6 @@ function base(options: CompileOptions): object {
   return {
     node: { id: "fallback-envoy", cluster: "fallback-envoy" },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
-    // Static responses are served on internal listeners.
-    bootstrap_extensions: [{ name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } }],
   };
 }
 

@@ -1,11 +1,13 @@
 // IR -> Envoy clusters: one per backend, each guarded by outlier detection and circuit
 // breakers, and one aggregate cluster per policy that tries them in order.
 import { envoyDuration as d } from "../duration.ts";
-import type { Backend, EjectionIR, LimitsIR, PolicyIR, RetryIR } from "../ir.ts";
-import { TYPE, aggregateName, backendClusterName, staticListenerName } from "./types.ts";
+import type { EjectionIR, ExternalBackend, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
+import { TYPE, aggregateName, backendClusterName } from "./types.ts";
 
 export function policyClusters(policy: PolicyIR, trustedCA: string): object[] {
-  const names = policy.backends.map((_, i) => backendClusterName(policy.key, i));
+  // A static response is no cluster: the listener answers it (see listeners.ts).
+  const backends = policy.backends.filter((b) => b.kind !== "StaticResponse");
+  const names = backends.map((_, i) => backendClusterName(policy.key, i));
   return [
     {
       name: aggregateName(policy.key),
@@ -15,23 +17,11 @@ export function policyClusters(policy: PolicyIR, trustedCA: string): object[] {
       // Retries are counted on the cluster the route names, the aggregate.
       circuit_breakers: circuitBreakers(policy.limits, policy.retry),
     },
-    ...policy.backends.map((backend, i) => backendCluster(names[i]!, backend, policy, trustedCA)),
+    ...backends.map((backend, i) => backendCluster(names[i]!, backend as ServiceBackend | ExternalBackend, policy, trustedCA)),
   ];
 }
 
-function backendCluster(name: string, backend: Backend, policy: PolicyIR, trustedCA: string): object {
-  if (backend.kind === "StaticResponse") {
-    // Envoy answers itself, on an internal listener; nothing there can fail or be ejected.
-    return {
-      name,
-      connect_timeout: d(policy.timeouts.connectMs),
-      type: "STATIC",
-      load_assignment: {
-        cluster_name: name,
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: staticListenerName(policy.key) } } } }] }],
-      },
-    };
-  }
+function backendCluster(name: string, backend: ServiceBackend | ExternalBackend, policy: PolicyIR, trustedCA: string): object {
   const common = {
     name,
     connect_timeout: d(policy.timeouts.connectMs),

@@ -1,20 +1,13 @@
-// IR -> Envoy listeners: the one HTTP listener with a virtual host per policy, and an
-// internal listener per policy that answers its static degraded response.
+// IR -> Envoy listener: the one HTTP listener, with a virtual host per policy.
 import { envoyDuration as d } from "../duration.ts";
-import type { PolicyIR, StaticBackend } from "../ir.ts";
-import { HTTP_LISTENER, ROUTE_CONFIG, TYPE, aggregateName, staticListenerName } from "./types.ts";
+import type { PolicyIR, RetryIR, StaticBackend } from "../ir.ts";
+import { HTTP_LISTENER, ROUTE_CONFIG, TYPE, aggregateName } from "./types.ts";
 
-// Envoy's own failure answers (no healthy upstream, connect failure, overflow, retries or
-// time used up, connection lost): when a policy ends in a static response, these become it.
-const UPSTREAM_FAILURE_FLAGS = ["UH", "UF", "UO", "URX", "UT", "UC"];
-
+const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
 const router = { name: "envoy.filters.http.router", typed_config: { "@type": TYPE.router } };
 
 export function httpListener(policies: PolicyIR[], listen: { address: string; port: number }): object {
-  const mappers = policies.flatMap((p) => {
-    const last = p.backends.at(-1);
-    return last?.kind === "StaticResponse" ? [staticReplyMapper(p, last)] : [];
-  });
+  const anyStatic = policies.some((p) => staticResponseOf(p));
   return {
     name: HTTP_LISTENER,
     address: { socket_address: { address: listen.address, port_value: listen.port } },
@@ -27,8 +20,8 @@ export function httpListener(policies: PolicyIR[], listen: { address: string; po
               "@type": TYPE.hcm,
               stat_prefix: "fallback",
               route_config: { name: ROUTE_CONFIG, virtual_hosts: policies.map(virtualHost) },
-              http_filters: [router],
-              ...(mappers.length ? { local_reply_config: { mappers } } : {}),
+              // Each virtual host with a static response configures the filter for itself.
+              http_filters: anyStatic ? [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router] : [router],
             },
           },
         ],
@@ -37,9 +30,15 @@ export function httpListener(policies: PolicyIR[], listen: { address: string; po
   };
 }
 
+const staticResponseOf = (policy: PolicyIR) => {
+  const last = policy.backends.at(-1);
+  return last?.kind === "StaticResponse" ? last : undefined;
+};
+
 function virtualHost(policy: PolicyIR): object {
   const { retry } = policy;
   const rewriteHost = policy.backends.some((b) => b.kind === "External" && b.hostRewrite);
+  const staticResponse = staticResponseOf(policy);
   return {
     name: policy.key,
     domains: policy.domains,
@@ -56,9 +55,11 @@ function virtualHost(policy: PolicyIR): object {
         },
       },
     ],
+    ...(staticResponse
+      ? { typed_per_filter_config: { [CUSTOM_RESPONSE]: { "@type": TYPE.customResponse, custom_response_matcher: staticMatcher(retry, staticResponse) } } }
+      : {}),
   };
 }
-
 function retryPolicy({ retry }: PolicyIR): object {
   return {
     retry_on: retry.retryOn.join(","),
@@ -81,59 +82,58 @@ function retryPolicy({ retry }: PolicyIR): object {
   };
 }
 
-const responseHeaders = (backend: StaticBackend) =>
-  backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" }));
-
-function staticReplyMapper(policy: PolicyIR, backend: StaticBackend): object {
-  return {
-    filter: {
-      and_filter: {
-        filters: [
-          {
-            or_filter: {
-              filters: policy.domains.map((domain) => ({
-                header_filter: { header: { name: ":authority", string_match: { exact: domain } } },
-              })),
-            },
-          },
-          { response_flag_filter: { flags: UPSTREAM_FAILURE_FLAGS } },
+/**
+ * The static response replaces the final answer whenever the request failed: any failure
+ * answer of Envoy's own (no healthy backend, connection failure, timeout, overflow), and
+ * any backend answer with a status the retry policy counts as failure, as it stands once
+ * retries are used up. So it answers however the backends before it fail.
+ */
+function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
+  const action = {
+    name: "static-response",
+    typed_config: {
+      "@type": TYPE.localResponsePolicy,
+      status_code: backend.status,
+      body: { inline_string: backend.body },
+      response_headers_to_add: backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" })),
+    },
+  };
+  const input = (name: string, type: string) => ({ name, typed_config: { "@type": type } });
+  const localFailure = {
+    predicate: {
+      and_matcher: {
+        predicate: [
+          { single_predicate: { input: input("local-reply", TYPE.localReplyInput), value_match: { exact: "true" } } },
+          { single_predicate: { input: input("status-class", TYPE.statusClassInput), value_match: { exact: "5xx" } } },
         ],
       },
     },
-    status_code: backend.status,
-    body: { inline_string: backend.body },
-    ...(backend.headers.length ? { headers_to_add: responseHeaders(backend) } : {}),
+    on_match: { action },
   };
+  const statuses = failureStatuses(retry);
+  const statusIs = (status: string) =>
+    status === "5xx"
+      ? { single_predicate: { input: input("status-class", TYPE.statusClassInput), value_match: { exact: "5xx" } } }
+      : { single_predicate: { input: input("status", TYPE.statusInput), value_match: { exact: status } } };
+  const predicates = statuses.map(statusIs);
+  const backendFailure = {
+    predicate: predicates.length === 1 ? predicates[0] : { or_matcher: { predicate: predicates } },
+    on_match: { action },
+  };
+  return { matcher_list: { matchers: statuses.length ? [localFailure, backendFailure] : [localFailure] } };
 }
 
-export function staticListener(policy: PolicyIR, backend: StaticBackend): object {
-  return {
-    name: staticListenerName(policy.key),
-    internal_listener: {},
-    filter_chains: [
-      {
-        filters: [
-          {
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": TYPE.hcm,
-              stat_prefix: "fallback_static",
-              route_config: {
-                name: staticListenerName(policy.key),
-                virtual_hosts: [
-                  {
-                    name: "static",
-                    domains: ["*"],
-                    routes: [{ match: { prefix: "/" }, direct_response: { status: backend.status, body: { inline_string: backend.body } } }],
-                    ...(backend.headers.length ? { response_headers_to_add: responseHeaders(backend) } : {}),
-                  },
-                ],
-              },
-              http_filters: [router],
-            },
-          },
-        ],
-      },
-    ],
-  };
+/** Statuses ("5xx" for the whole class) that the policy's retryOn treats as a failure. */
+function failureStatuses(retry: RetryIR): string[] {
+  const statuses = new Set<string>();
+  for (const on of retry.retryOn) {
+    if (on === "5xx") statuses.add("5xx");
+    if (on === "gateway-error") ["502", "503", "504"].forEach((c) => statuses.add(c));
+    if (on === "retriable-4xx") statuses.add("409");
+    if (on === "envoy-ratelimited") statuses.add("429");
+    if (on === "retriable-status-codes") retry.retriableStatusCodes.forEach((c) => statuses.add(String(c)));
+  }
+  // A 5xx class match already covers single 5xx codes.
+  if (statuses.has("5xx")) for (const s of [...statuses]) if (/^5\d\d$/.test(s)) statuses.delete(s);
+  return [...statuses].sort();
 }

@@ -11,7 +11,11 @@ export const TYPE = {
   upstreamTls: `${T}extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   previousPriorities: `${T}extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig`,
   previousHosts: `${T}extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate`,
-  internalListener: `${T}extensions.bootstrap.internal_listener.v3.InternalListener`,
+  customResponse: `${T}extensions.filters.http.custom_response.v3.CustomResponse`,
+  localResponsePolicy: `${T}extensions.http.custom_response.local_response_policy.v3.LocalResponsePolicy`,
+  statusInput: `${T}type.matcher.v3.HttpResponseStatusCodeMatchInput`,
+  statusClassInput: `${T}type.matcher.v3.HttpResponseStatusCodeClassMatchInput`,
+  localReplyInput: `${T}type.matcher.v3.HttpResponseLocalReplyMatchInput`,
 } as const;
 
 export const HTTP_LISTENER = "fallback-http";
@@ -21,6 +25,5 @@ export const ROUTE_CONFIG = "fallback-routes";
 export const aggregateName = (policyKey: string) => policyKey;
 export const backendClusterName = (policyKey: string, index: number) =>
   index === 0 ? `${policyKey}/primary` : `${policyKey}/fallback-${index}`;
-export const staticListenerName = (policyKey: string) => `${policyKey}/static`;
 
 export type Resources = { clusters: object[]; listeners: object[] };

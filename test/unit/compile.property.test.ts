@@ -1,0 +1,146 @@
+// Properties of compile over generated clusters: schema-valid policies (with conflicts,
+// missing Services and odd EndpointSlices among them) always compile, deterministically,
+// with consistent conditions; a sample of outputs is checked by the real Envoy.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { validatePolicy } from "../../operator/src/api/validate.ts";
+import { compile } from "../../operator/src/compile/compile.ts";
+import { renderBootstrap } from "../../operator/src/compile/emit.ts";
+import { defaultOptions } from "../../operator/src/compile/snapshot.ts";
+import { envoyValidate } from "../support/envoy.ts";
+
+const name = fc.stringMatching(/^[a-z][a-z0-9]{0,6}$/);
+const namespace = fc.constantFrom("shop", "team", "default");
+const port = fc.oneof(fc.constantFrom(80, 443, 8080), fc.integer({ min: 1, max: 65535 }));
+const ms = fc.integer({ min: 1, max: 120_000 });
+const duration = (n: number) => (n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`);
+const orderedDurations = fc.tuple(ms, ms).map(([a, b]) => [duration(Math.min(a, b)), duration(Math.max(a, b))] as const);
+
+const external = fc.record(
+  {
+    host: fc.constantFrom("api.backup.example", "192.0.2.7", "llm.provider.example"),
+    port,
+    tls: fc.boolean(),
+    sni: fc.constantFrom("api.backup.example", "sni.example"),
+    hostRewrite: fc.boolean(),
+  },
+  { requiredKeys: ["host", "port"] },
+);
+const staticResponse = fc.record(
+  {
+    status: fc.integer({ min: 200, max: 599 }),
+    body: fc.string({ maxLength: 40 }),
+    headers: fc.dictionary(fc.stringMatching(/^[a-z][a-z-]{0,10}$/), fc.string({ maxLength: 20 }), { maxKeys: 3 }),
+  },
+  { requiredKeys: [] },
+);
+const middleFallback = fc.oneof(
+  fc.record({ service: fc.record({ name, port }) }),
+  fc.record({ external }),
+);
+const fallbacks = fc
+  .tuple(fc.array(middleFallback, { minLength: 0, maxLength: 6 }), fc.option(staticResponse, { nil: undefined }))
+  .map(([middle, last]) => (last ? [...middle, { staticResponse: last }] : middle))
+  .filter((list) => list.length > 0);
+
+const retry = fc.record(
+  {
+    attempts: fc.integer({ min: 0, max: 10 }),
+    perTryTimeout: ms.map(duration),
+    retryOn: fc.uniqueArray(fc.constantFrom("5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-4xx", "envoy-ratelimited")),
+    backoff: orderedDurations.map(([baseInterval, maxInterval]) => ({ baseInterval, maxInterval })),
+    budget: fc.record({ percent: fc.integer({ min: 0, max: 100 }), minConcurrency: fc.integer({ min: 0, max: 100 }) }),
+    fallbackOnRetry: fc.boolean(),
+  },
+  { requiredKeys: [] },
+);
+const outlierDetection = fc.record(
+  {
+    consecutive5xx: fc.integer({ min: 1, max: 100 }),
+    splitExternalLocalOriginErrors: fc.boolean(),
+    interval: ms.map(duration),
+    ejection: orderedDurations,
+    maxEjectionPercent: fc.integer({ min: 0, max: 100 }),
+    failurePercentage: fc.record({ threshold: fc.integer({ min: 0, max: 100 }) }),
+  },
+  { requiredKeys: [] },
+).map(({ ejection, ...rest }) => (ejection ? { ...rest, baseEjectionTime: ejection[0], maxEjectionTime: ejection[1] } : rest));
+
+const policy = fc
+  .record({ namespace, name, target: fc.record({ name, port }), fallbacks, retry, outlierDetection, created: fc.integer({ min: 0, max: 5 }) })
+  .map(({ namespace, name, target, fallbacks, retry, outlierDetection, created }) => ({
+    apiVersion: "fallback.dev/v1alpha1",
+    kind: "FallbackPolicy",
+    metadata: { name, namespace, creationTimestamp: `2026-11-0${created + 1}T00:00:00Z` },
+    spec: { targetRef: target, fallbacks, retry, outlierDetection },
+  }))
+  // Only what the schema and CEL rules accept (for instance no self-fallback).
+  .filter((p) => validatePolicy(p).ok);
+
+const service = fc.record({ namespace, name, ports: fc.uniqueArray(port, { minLength: 1, maxLength: 3 }) }).map((s) => ({
+  apiVersion: "v1",
+  kind: "Service",
+  metadata: { name: s.name, namespace: s.namespace },
+  spec: { ports: s.ports.map((p) => ({ port: p })) },
+}));
+
+const address = fc.oneof(fc.ipV4(), fc.constantFrom("fd00::1", "fd00::2", "2001:db8::5"));
+const slice = fc
+  .record({ namespace, service: name, v6: fc.boolean(), port, endpoints: fc.array(fc.record({ a: address, ready: fc.option(fc.boolean()) }), { maxLength: 4 }) })
+  .map((s) => ({
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: { name: `${s.service}-x`, namespace: s.namespace, labels: { "kubernetes.io/service-name": s.service } },
+    addressType: s.v6 ? "IPv6" : "IPv4",
+    ports: [{ port: s.port }],
+    endpoints: s.endpoints
+      .filter((e) => e.a.includes(":") === s.v6)
+      .map((e) => ({ addresses: [e.a], ...(e.ready === null ? {} : { conditions: { ready: e.ready } }) })),
+  }));
+
+const snapshot = fc.record({
+  policies: fc.array(policy, { maxLength: 8 }),
+  services: fc.array(service, { maxLength: 8 }),
+  endpointSlices: fc.array(slice, { maxLength: 6 }),
+});
+
+describe("compile, over generated clusters", () => {
+  it("never throws, is deterministic, and reports consistent conditions", () => {
+    fc.assert(
+      fc.property(snapshot, (s) => {
+        const first = compile(s as any);
+        expect(JSON.stringify(compile(structuredClone(s) as any))).toBe(JSON.stringify(first));
+        for (const result of first.results) {
+          expect(result.conditions.map((c) => c.type)).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready"]);
+          const othersTrue = result.conditions.slice(0, 3).every((c) => c.status === "True");
+          expect(result.conditions[3]!.status).toBe(othersTrue ? "True" : "False");
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("produces bootstraps the real Envoy accepts", () => {
+    // Every target gets its Service, so most policies are programmed and Envoy sees real
+    // clusters and routes; samples with fewer than two programmed policies are skipped.
+    const withTargets = snapshot.map((s) => ({
+      ...s,
+      services: [
+        ...s.services,
+        ...s.policies.map((p: any) => ({
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: p.spec.targetRef.name, namespace: p.metadata.namespace },
+          spec: { ports: [{ port: p.spec.targetRef.port }] },
+        })),
+      ],
+    }));
+    const programmed = (s: unknown) => compile(s as any).results.filter((r) => r.conditions[2]!.status === "True").length;
+    const samples = fc.sample(withTargets.filter((s) => programmed(s) >= 2), { numRuns: 6, seed: 42 });
+    for (const s of samples) {
+      const { resources } = compile(s as any);
+      expect(resources.clusters.length).toBeGreaterThan(2);
+      expect(envoyValidate(renderBootstrap(resources, defaultOptions))).toBe("");
+    }
+  });
+});
