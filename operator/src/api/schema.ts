@@ -349,7 +349,7 @@ export const FallbackPolicyStatus = Type.Object(
         {
           namespace: Type.String({ description: "Namespace of the ConfigMap holding the Envoy config." }),
           name: Type.String({ description: "Name of that ConfigMap." }),
-          hash: Type.String({ description: "sha256 of the config content this policy is part of." }),
+          hash: Type.String({ description: "sha256 of this policy's part of the Envoy config (its route and clusters); it changes exactly when what Envoy does for this policy changes." }),
         },
         { description: "Where the compiled Envoy config was written." },
       ),

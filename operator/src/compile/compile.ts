@@ -3,6 +3,7 @@
 //
 //   validate each policy -> settle conflicts (oldest wins) -> resolve references -> IR
 //   -> assign host names -> Envoy clusters and listeners
+import { createHash } from "node:crypto";
 import { formatError, validatePolicy } from "../api/validate.ts";
 import type { FallbackPolicy } from "../api/schema.ts";
 import { policyClusters } from "./envoy/clusters.ts";
@@ -15,6 +16,7 @@ import { defaultOptions, keyOf, namespaceOf, type CompileOptions, type Snapshot 
 
 export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function compile(snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput {
@@ -41,6 +43,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
   }
 
   const programmed: PolicyIR[] = [];
+  const programmedResults = new Map<string, PolicyResult>();
   for (const [policy, owner] of settleConflicts(valid)) {
     const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
     if (owner) {
@@ -50,12 +53,16 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
       continue;
     }
     const { ir, backends, problems, targetResolved } = resolvePolicy(policy, index, options);
-    if (targetResolved) programmed.push(ir);
-    results.push({ ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends });
+    const result: PolicyResult = { ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends };
+    if (targetResolved) programmed.push(ir), programmedResults.set(ir.key, result);
+    results.push(result);
   }
 
   programmed.sort((a, b) => byString(a.key, b.key));
   assignDomains(programmed, snapshot, options.clusterDomain);
+  // The IR decides everything Envoy does for a policy, so its hash changes exactly when
+  // the policy's part of the config does (and not when another policy's part does).
+  for (const ir of programmed) programmedResults.get(ir.key)!.configHash = `sha256:${sha256(JSON.stringify(ir))}`;
   results.sort((a, b) => byString(a.key, b.key));
   return { resources: envoyResources(programmed, options), results };
 }

@@ -15,6 +15,8 @@ export type PolicyResult = {
   fallbackCount: number;
   /** Field errors of an invalid policy, one line each. */
   errors: string[];
+  /** sha256 of this policy's part of the Envoy config; only for programmed policies. */
+  configHash?: string;
 };
 
 type Acceptance = { accepted: true } | { accepted: false; reason: "Invalid" | "Conflicted"; message: string };
