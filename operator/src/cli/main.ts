@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { crdYaml } from "../api/crd.ts";
 import { compile } from "../compile/compile.ts";
 import { renderBootstrap, renderXds } from "../compile/emit.ts";
-import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
+import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { InputError, readObjects } from "./input.ts";
 
 const USAGE = `Usage:
@@ -65,10 +65,9 @@ function parse(args: string[], options: Record<string, { type: "string" | "boole
 
 function hostPort(flag: string, value: string | undefined, fallback: { address: string; port: number }) {
   if (value === undefined) return fallback;
-  const match = /^(.*):(\d+)$/.exec(value);
-  const port = Number(match?.[2]);
-  if (!match || !match[1] || port < 1 || port > 65535) throw new UsageError(`--${flag} must be HOST:PORT, got "${value}"`);
-  return { address: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+  const parsed = parseHostPort(value);
+  if (!parsed) throw new UsageError(`--${flag} must be HOST:PORT, got "${value}"`);
+  return parsed;
 }
 
 function compileFiles(files: string[] | undefined, options: CompileOptions, io: Io) {

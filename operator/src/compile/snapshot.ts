@@ -43,6 +43,14 @@ export const defaultOptions: CompileOptions = {
   trustedCA: "/etc/ssl/certs/ca-certificates.crt",
 };
 
+/** "HOST:PORT" (IPv6 in brackets) -> address and port; undefined when malformed. */
+export function parseHostPort(value: string, { allowZero = false } = {}): { address: string; port: number } | undefined {
+  const match = /^(.*):(\d+)$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || !match[1] || port < (allowZero ? 0 : 1) || port > 65535) return undefined;
+  return { address: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
+
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 export const namespaceOf = (o: ObjectRef) => o.metadata.namespace ?? "default";

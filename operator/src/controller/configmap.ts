@@ -1,0 +1,54 @@
+// The ConfigMap that carries the Envoy config: what it should hold, and whether it does.
+//
+// The operator owns it outright: every key it does not write is removed and every edit is
+// overwritten on the next reconcile. Envoy mounts it as a folder (never subPath, or the
+// kubelet could not swap it atomically) and reloads on the `..data` swap.
+import { isDeepStrictEqual } from "node:util";
+import type { KubeObject } from "../kopf/index.ts";
+
+export const OPERATOR_NAME = "fallback-operator";
+export const HASH_ANNOTATION = "fallback.dev/config-hash";
+export const MANAGED_LABELS = {
+  "app.kubernetes.io/managed-by": OPERATOR_NAME,
+  "app.kubernetes.io/component": "envoy-config",
+};
+
+/** The API server refuses a ConfigMap whose keys and values add up to more than 1 MiB. */
+export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;
+
+export type ConfigMapRef = { namespace: string; name: string };
+
+export const configSize = (files: Record<string, string>) =>
+  Object.entries(files).reduce((sum, [key, text]) => sum + Buffer.byteLength(key) + Buffer.byteLength(text), 0);
+
+/** Whether `existing` already holds exactly `files`, labelled and annotated as ours. */
+export function holds(existing: KubeObject | undefined, files: Record<string, string>, hash: string): boolean {
+  if (!existing) return false;
+  const labels = existing.metadata.labels ?? {};
+  return (
+    isDeepStrictEqual(existing["data"] ?? {}, files) &&
+    existing["binaryData"] === undefined &&
+    existing.metadata.annotations?.[HASH_ANNOTATION] === hash &&
+    Object.entries(MANAGED_LABELS).every(([k, v]) => labels[k] === v)
+  );
+}
+
+export function configMapObject(ref: ConfigMapRef, files: Record<string, string>, hash: string): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { ...ref, labels: MANAGED_LABELS, annotations: { [HASH_ANNOTATION]: hash } },
+    data: files,
+  };
+}
+
+/** A JSON merge patch that turns `existing` into what configMapObject describes. */
+export function configMapPatch(existing: KubeObject, files: Record<string, string>, hash: string): Record<string, unknown> {
+  const data: Record<string, string | null> = { ...files };
+  for (const key of Object.keys((existing["data"] as object | undefined) ?? {})) if (!(key in files)) data[key] = null;
+  return {
+    metadata: { labels: MANAGED_LABELS, annotations: { [HASH_ANNOTATION]: hash } },
+    data,
+    ...(existing["binaryData"] !== undefined ? { binaryData: null } : {}),
+  };
+}
