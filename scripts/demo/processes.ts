@@ -1,0 +1,142 @@
+// Every process the demo starts is known here, so that one call stops them all, newest
+// first: at the normal end, on Ctrl-C and on failure. Two more guards against orphans:
+//
+// - Processes started with `guardedSpawn` run under `setpriv --pdeathsig SIGKILL` (when
+//   util-linux has it): if the demo itself dies, even by SIGKILL, the kernel kills them.
+//   They also get a process group of their own, so a Ctrl-C in the terminal reaches only
+//   the demo, which then stops them in order.
+// - Every pid goes into <dir>/pids. A later demo run stops whatever an earlier one left.
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
+
+/** spawn(), but the child dies with the demo and has its own process group. */
+export function guardedSpawn(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", command, ...args]] : [command, args];
+  return spawn(cmd, argv, { ...options, detached: true });
+}
+
+export type Managed = {
+  readonly name: string;
+  readonly pid: number | undefined;
+  running(): boolean;
+  /** "code 1", "signal SIGKILL", or undefined while it runs. */
+  exitInfo(): string | undefined;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>;
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves once it is gone. */
+  stop(timeoutMs?: number): Promise<void>;
+};
+
+/** Starts a long-running process whose stdout and stderr go to `logFile`. */
+export function startLogged(name: string, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Managed {
+  const log = openSync(logFile, "a");
+  let child: ChildProcess;
+  try {
+    child = guardedSpawn(command, args, { stdio: ["ignore", log, log], ...(env ? { env } : {}) });
+  } finally {
+    closeSync(log);
+  }
+  let info: string | undefined;
+  const exited = new Promise<void>((done) => {
+    child.once("exit", (code, signal) => {
+      info = signal ? `signal ${signal}` : `code ${code}`;
+      done();
+    });
+    child.once("error", (error) => {
+      info = String(error);
+      done();
+    });
+  });
+  const running = () => info === undefined;
+  return {
+    name,
+    pid: child.pid,
+    running,
+    exitInfo: () => info,
+    exited,
+    async stop(timeoutMs = 10_000) {
+      if (!running()) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => running() && child.kill("SIGKILL"), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The demo's processes, and how to stop each. */
+export class Supervisor {
+  private readonly stops: { what: string; stop: () => Promise<void> }[] = [];
+  private readonly pidFile: string;
+  private cleaning: Promise<void> | undefined;
+
+  constructor(dir: string) {
+    this.pidFile = join(dir, "pids");
+    writeFileSync(this.pidFile, "");
+  }
+
+  /** Records a pid, so that nothing started here can outlive the demo unnoticed. */
+  track(name: string, pid: number | undefined): void {
+    if (pid) appendFileSync(this.pidFile, `${pid} ${name}\n`);
+  }
+
+  /** Registers how to stop something; cleanup() runs these newest first. */
+  onCleanup(what: string, stop: () => Promise<void>): void {
+    this.stops.push({ what, stop });
+  }
+
+  /** Stops everything registered, newest first; safe to call more than once. */
+  cleanup(report: (line: string) => void = () => {}): Promise<void> {
+    this.cleaning ??= (async () => {
+      for (const { what, stop } of this.stops.reverse()) {
+        report(`stopping ${what}`);
+        try {
+          await stop();
+        } catch (error) {
+          report(`  could not stop ${what}: ${(error as Error).message}`);
+        }
+      }
+      this.stops.length = 0;
+    })();
+    return this.cleaning;
+  }
+
+  /** Last resort (a second Ctrl-C): SIGKILL every recorded pid that still runs. */
+  killAll(): void {
+    for (const { pid } of readPids(this.pidFile)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export function readPids(pidFile: string): { pid: number; name: string }[] {
+  let text = "";
+  try {
+    text = readFileSync(pidFile, "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .map((line) => line.match(/^(\d+) (.+)$/))
+    .filter((m): m is RegExpMatchArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), name: m[2]! }));
+}
+
+/** The command line of a running process (arguments joined by spaces), or undefined. */
+export function commandLine(pid: number): string | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+    return state === "Z" ? undefined : raw.split("\0").join(" ").trim();
+  } catch {
+    return undefined;
+  }
+}
