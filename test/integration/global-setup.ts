@@ -5,7 +5,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { repoRoot, startControlPlane } from "../harness/controlplane.ts";
+import { kubectl, repoRoot, startControlPlane } from "../harness/controlplane.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,6 +19,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   rmSync(dir, { recursive: true, force: true });
   const cp = await startControlPlane({ dir });
   console.log(`[integration] control plane on ${cp.server} ready in ${(cp.startupMs / 1000).toFixed(1)} s (${dir})`);
+  // The CRD is cluster-wide: install it once, for every file (crd.test.ts checks it in detail).
+  for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
+    const r = await kubectl(cp.kubeconfigPath, args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
+  }
   process.env.KUBECONFIG = cp.kubeconfigPath; // for child processes the tests spawn
   project.provide("kubeconfig", cp.kubeconfigPath);
   return async () => {
