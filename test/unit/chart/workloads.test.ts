@@ -118,15 +118,16 @@ describe("operator Deployment", () => {
       "--metrics-addr=0.0.0.0:8080",
       "--health-addr=0.0.0.0:8081",
       "--log-level=info",
+      "--envoy-config-dir=/etc/envoy/fallback",
       "--leader-elect",
     ]);
     const custom = container(operator(template({
       "config.namespace": "edge", "config.name": "gw", logLevel: "debug", watchNamespace: "apps", "leaderElection.enabled": false,
-      "metrics.port": 9090, "health.port": 9091,
+      "metrics.port": 9090, "health.port": 9091, "envoy.configMountPath": "/config",
     })), "operator");
     expect(custom.args).toEqual([
       "--config-namespace=edge", "--config-name=gw", "--metrics-addr=0.0.0.0:9090", "--health-addr=0.0.0.0:9091",
-      "--log-level=debug", "--watch-namespace=apps",
+      "--log-level=debug", "--envoy-config-dir=/config", "--watch-namespace=apps",
     ]);
   });
 
