@@ -1,0 +1,85 @@
+// The controller's pure parts: the status written for a compile result, and the ConfigMap
+// it owns. The live behaviour is in test/integration/operator.
+import { describe, expect, it } from "vitest";
+import type { PolicyResult } from "../../operator/src/compile/results.ts";
+import { configMapPatch, configSize, holds, configMapObject, HASH_ANNOTATION } from "../../operator/src/controller/configmap.ts";
+import { desiredStatus } from "../../operator/src/controller/status.ts";
+
+const ref = { namespace: "fallback-system", name: "fallback-envoy" };
+const t0 = new Date("2026-11-01T10:00:00Z");
+const t1 = new Date("2026-11-01T11:00:00Z");
+
+const result = (ok: boolean, configHash = "sha256:aaa"): PolicyResult => ({
+  key: "shop/products",
+  generation: 2,
+  fallbackCount: 1,
+  errors: [],
+  backends: [{ name: "products", kind: "Service", endpoints: 2, resolution: "EndpointSlices" }],
+  conditions: [
+    { type: "Accepted", status: "True", reason: "Accepted", message: "a" },
+    { type: "ResolvedRefs", status: ok ? "True" : "False", reason: ok ? "ResolvedRefs" : "ServiceNotFound", message: "r" },
+    { type: "Programmed", status: ok ? "True" : "False", reason: ok ? "Programmed" : "NotProgrammed", message: "p" },
+    { type: "Ready", status: ok ? "True" : "False", reason: ok ? "Ready" : "ServiceNotFound", message: "ready" },
+  ],
+  ...(ok ? { configHash } : {}),
+});
+const policy = (status?: unknown) => ({ metadata: { name: "products", namespace: "shop", generation: 2 }, status });
+const ready = (s: any) => s.conditions.find((c: any) => c.type === "Ready");
+
+describe("desiredStatus", () => {
+  it("fills in every field of api.md for the policy's generation", () => {
+    const s: any = desiredStatus(policy(), result(true), ref, undefined, t0);
+    expect(s.observedGeneration).toBe(2);
+    expect(s.conditions.map((c: any) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual(
+      ["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True", 2, "2026-11-01T10:00:00Z"]),
+    );
+    expect(s.configRef).toEqual({ ...ref, hash: "sha256:aaa" });
+    expect(s.fallbackCount).toBe(1);
+  });
+
+  it("keeps lastTransitionTime while a condition's status holds, and moves it when it changes", () => {
+    const first: any = desiredStatus(policy(), result(true), ref, undefined, t0);
+    const same: any = desiredStatus(policy(first), result(true), ref, undefined, t1);
+    expect(same).toEqual(first);
+    const broken: any = desiredStatus(policy(first), result(false), ref, undefined, t1);
+    expect(ready(broken)).toMatchObject({ status: "False", reason: "ServiceNotFound", lastTransitionTime: "2026-11-01T11:00:00Z" });
+    expect(broken.conditions[0].lastTransitionTime).toBe("2026-11-01T10:00:00Z");
+    expect(broken.configRef).toBeNull();
+  });
+
+  it("when the config is too large: a policy whose part changed is not programmed; an unchanged one is", () => {
+    const notWritten = { reason: "ConfigTooLarge" as const, message: "too big" };
+    const live: any = desiredStatus(policy(), result(true, "sha256:old"), ref, undefined, t0);
+    const unchanged: any = desiredStatus(policy(live), result(true, "sha256:old"), ref, notWritten, t1);
+    expect(ready(unchanged).status).toBe("True");
+    const changed: any = desiredStatus(policy(live), result(true, "sha256:new"), ref, notWritten, t1);
+    expect(changed.conditions.find((c: any) => c.type === "Programmed")).toMatchObject({ status: "False", reason: "ConfigTooLarge", message: "too big" });
+    expect(ready(changed)).toMatchObject({ status: "False", reason: "ConfigTooLarge" });
+    expect(changed.configRef.hash).toBe("sha256:old"); // still what Envoy runs
+  });
+});
+
+describe("the operator's ConfigMap", () => {
+  const files = { "bootstrap.yaml": "b", "cds.yaml": "c" };
+
+  it("counts keys and values in bytes, as the API server's limit does", () => {
+    expect(configSize({ "a.yaml": "é" })).toBe(6 + 2);
+  });
+
+  it("holds only exactly its files, labels and hash", () => {
+    const cm = configMapObject(ref, files, "h1");
+    expect(holds(cm, files, "h1")).toBe(true);
+    expect(holds(cm, files, "h2")).toBe(false);
+    expect(holds({ ...cm, data: { ...files, "extra.yaml": "x" } }, files, "h1")).toBe(false);
+    expect(holds({ ...cm, metadata: { ...cm.metadata, labels: {} } }, files, "h1")).toBe(false);
+    expect(holds(undefined, files, "h1")).toBe(false);
+  });
+
+  it("patches away keys someone else added and restores edited ones", () => {
+    const edited = { metadata: { name: "fallback-envoy" }, data: { "cds.yaml": "hacked", "extra.yaml": "x" } };
+    expect(configMapPatch(edited, files, "h1")).toEqual({
+      metadata: { labels: expect.any(Object), annotations: { [HASH_ANNOTATION]: "h1" } },
+      data: { "bootstrap.yaml": "b", "cds.yaml": "c", "extra.yaml": null },
+    });
+  });
+});

@@ -1,0 +1,50 @@
+// fallback-operator's flags: defaults, environment, and a clear usage error for bad input.
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parseFlags } from "../../operator/src/controller/main.ts";
+
+describe("fallback-operator flags", () => {
+  it("defaults to the pod's namespace, all namespaces, and Envoy's standard paths", () => {
+    const f = parseFlags([], { POD_NAMESPACE: "fallback-system" });
+    expect(f.configMap).toEqual({ namespace: "fallback-system", name: "fallback-envoy" });
+    expect(f.watchNamespace).toBeUndefined();
+    expect(f.metrics).toEqual({ address: "0.0.0.0", port: 8080 });
+    expect(f.health).toEqual({ address: "0.0.0.0", port: 8081 });
+    expect(f.leaderElect).toBe(false);
+    expect(f.compile.configDir).toBe("/etc/envoy/fallback");
+    expect(f.configLimitBytes).toBe(1024 * 1024);
+  });
+
+  it("reads every flag", () => {
+    const f = parseFlags([
+      "--kubeconfig", "/k", "--config-namespace", "edge", "--config-name", "gw", "--watch-namespace", "apps",
+      "--metrics-addr", "127.0.0.1:0", "--health-addr", "[::1]:9000", "--leader-elect", "--log-level", "debug",
+      "--envoy-config-dir", "/cfg", "--envoy-listen", "127.0.0.1:10001", "--envoy-admin", "127.0.0.1:9902",
+      "--cluster-domain", "corp.local", "--trusted-ca", "/ca.pem", "--config-limit-bytes", "5000",
+    ], {});
+    expect(f).toMatchObject({
+      kubeconfig: "/k",
+      configMap: { namespace: "edge", name: "gw" },
+      watchNamespace: "apps",
+      metrics: { address: "127.0.0.1", port: 0 },
+      health: { address: "::1", port: 9000 },
+      leaderElect: true,
+      logLevel: "debug",
+      compile: { configDir: "/cfg", listen: { address: "127.0.0.1", port: 10001 }, admin: { port: 9902 }, clusterDomain: "corp.local", trustedCA: "/ca.pem" },
+      configLimitBytes: 5000,
+    });
+  });
+
+  it.each([
+    [["--metrics-addr", "nope"], "--metrics-addr must be HOST:PORT"],
+    [["--log-level", "loud"], "--log-level must be one of"],
+    [["--config-limit-bytes", "0"], "--config-limit-bytes must be a positive integer"],
+    [["--frobnicate"], "Unknown option '--frobnicate'"],
+  ])("exits 2 with usage for %j", (args, message) => {
+    const run = spawnSync(process.execPath, ["operator/bin/fallback-operator.ts", ...args], { encoding: "utf8" });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr).toContain("Usage: fallback-operator");
+    expect(run.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+  });
+});
