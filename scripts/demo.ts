@@ -289,21 +289,44 @@ async function failoverUnderTraffic(envoyUrl: string, { products, cache }: Backe
   tell(`HTTP ${sample.status}  content-type: ${sample.headers?.["content-type"]}  retry-after: ${sample.headers?.["retry-after"]}  ${sample.body ?? sample.backend}`);
   check(dark.errors === 0, `other errors while every backend was down: ${dark.line()}`);
 
-  step("Bringing products-cache and products back (same addresses)…");
-  await cache.restart();
-  await products.restart();
-  supervisor!.track("backend products-cache", cache.pid);
-  supervisor!.track("backend products", products.pid);
-  const restarted = performance.now();
-  tell("Envoy keeps an ejected host out for baseEjectionTime (5s) x times ejected, checked every interval (1s),");
-  tell("so the cache returns first and the primary a few seconds later.");
-  await waitOrNote(traffic.waitForStreak("products", STREAK, 60_000));
-  tell(`Traffic is back on the primary, ${seconds(performance.now() - restarted)} s after the restart.`);
+  step("Bringing products-cache back (same address)…");
+  await bringBack(cache, "shop/products/fallback-1");
+
+  step("Bringing the primary back (same address)…");
+  await bringBack(products, "shop/products/primary");
   await sleep(2_000);
   const back = traffic.newPhase();
   check(back.errors === 0, `errors while the backends came back: ${back.line()}`);
   traffic.printEvery(0);
   crashErrors = crash.errors;
+}
+
+/**
+ * Restarts a crashed backend and waits until it has the traffic again, saying whether Envoy
+ * still holds it ejected (outlier detection): an ejected host gets traffic again only when
+ * its ejection ends, baseEjectionTime (5s) x times ejected, checked every interval (1s).
+ */
+async function bringBack(backend: ChildBackend, cluster: string): Promise<void> {
+  await backend.restart();
+  supervisor!.track(`backend ${backend.name}`, backend.pid);
+  const restarted = performance.now();
+  const ejected = await envoyStat(`cluster.${cluster}.outlier_detection.ejections_active`);
+  tell(ejected
+    ? `${backend.name} is up, but Envoy still holds it ejected (it failed earlier); it gets traffic again when the ejection ends.`
+    : `${backend.name} is up, and Envoy does not hold it ejected: it gets traffic again at once.`);
+  await waitOrNote(traffic!.waitForStreak(backend.name, STREAK, 60_000));
+  tell(`${backend.name} answers again, ${seconds(performance.now() - restarted)} s after its restart.`);
+}
+
+/** One counter or gauge from Envoy's admin interface; 0 when unknown. */
+async function envoyStat(name: string): Promise<number> {
+  try {
+    const res = await fetch(`${envoyAdminForHints}stats?format=json&filter=${encodeURIComponent(name)}`);
+    const body = (await res.json()) as { stats: { name?: string; value?: number }[] };
+    return body.stats.find((s) => s.name === name)?.value ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 function summary(elapsedMs: number): void {
