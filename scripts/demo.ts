@@ -52,10 +52,9 @@ let traffic: Traffic | undefined;
 let operator: Managed | undefined;
 let walkthroughDone = false;
 let stopping = false;
-/** Where Envoy listens and has its admin interface; chosen when the operator starts. */
-let envoyUrlForHints = "";
-let envoyAdminForHints = "";
-let crashErrors = 0;
+/** Where Envoy listens, and its admin interface: the operator writes both into the bootstrap. */
+let envoyUrl = "";
+let envoyAdminUrl = "";
 
 async function main(): Promise<number> {
   const started = performance.now();
@@ -69,11 +68,11 @@ async function main(): Promise<number> {
     await startOperator();
     const backends = await startBackends();
     await applyExamples(backends);
-    const { envoyUrl } = await startEnvoyOnConfigMap();
+    await startEnvoyOnConfigMap();
     await showPolicies();
-    await askTheAiGateway(envoyUrl, backends.llm);
-    await failoverUnderTraffic(envoyUrl, backends);
-    summary(performance.now() - started);
+    await askTheAiGateway(backends.llm);
+    const whilePrimaryDown = await failoverUnderTraffic(backends);
+    summary(performance.now() - started, whilePrimaryDown);
     walkthroughDone = true;
   } catch (error) {
     if (stopping) return await new Promise<never>(() => {}); // interrupt() finishes and exits
@@ -92,7 +91,7 @@ async function main(): Promise<number> {
   step("The demo keeps running: traffic goes on, one summary line every 5 seconds.");
   tell("Press Ctrl-C to stop (everything the demo started is stopped with it).");
   tell(`kubectl works with KUBECONFIG=${KUBECONFIG}   e.g. kubectl get fbp -A; kubectl describe fbp -n shop products`);
-  tell(`Envoy: curl -H 'Host: ${HOST}' ${envoyUrlForHints}   (admin: ${envoyAdminForHints})`);
+  tell(`Envoy: curl -H 'Host: ${HOST}' ${envoyUrl}   (admin: ${envoyAdminUrl})`);
   tell(`Logs: ${rel(OPERATOR_LOG)}, ${rel(join(DIR, "envoy.log"))}`);
   traffic!.printEvery(5_000);
   return await new Promise<never>(() => {}); // until Ctrl-C
@@ -149,8 +148,8 @@ async function startOperator(): Promise<void> {
   if (!existsSync(OPERATOR)) throw new Error(`${rel(OPERATOR)} is missing`);
   const listen = await freePort();
   const admin = await freePort();
-  envoyUrlForHints = `http://127.0.0.1:${listen}/`;
-  envoyAdminForHints = `http://127.0.0.1:${admin}/`;
+  envoyUrl = `http://127.0.0.1:${listen}/`;
+  envoyAdminUrl = `http://127.0.0.1:${admin}/`;
   const args = [
     OPERATOR,
     "--kubeconfig", KUBECONFIG,
@@ -177,8 +176,9 @@ type Backends = { products: ChildBackend; cache: ChildBackend; llm: ChildBackend
 
 async function startBackends(): Promise<Backends> {
   const { address } = backendAddress();
-  step(`Starting demo backends on this machine's address ${address}, each on a port of its own (each answers JSON with its own name)…`);
-  tell("(Not 127.0.0.x: the API server refuses loopback addresses in EndpointSlices. Nothing leaves the machine.)");
+  step(`Starting demo backends on ${address}, a port each; each answers JSON with its own name…`);
+  tell("(That is this machine's own address, not 127.0.0.x: the API server refuses loopback addresses in");
+  tell("EndpointSlices. Traffic to it never leaves the machine.)");
   const start = async (name: string, host: string) => {
     const backend = await spawnBackend({ name, host });
     supervisor!.track(`backend ${name}`, backend.pid);
@@ -198,8 +198,8 @@ async function applyExamples({ products, cache, llm }: Backends): Promise<void> 
   block(await kubectlOk(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]));
   tell(`shop/products:  products -> products-cache -> static 503 ${staticAnswer().body}`);
   tell("ai/llm-gateway: llm-gateway -> api.provider.example:443 (TLS) -> static 503 \"The assistant is busy…\"");
-  tell("Note: this machine is offline, so api.provider.example cannot answer here. That is fine: the");
-  tell("operator still programs it, and the traffic below goes to the shop.");
+  tell("Note: api.provider.example is a made-up host and the demo works offline, so that fallback cannot");
+  tell("answer here. That is fine: the operator programs it all the same, and the traffic below goes to the shop.");
 
   step("Publishing EndpointSlices that point the Services at those backends (a controller-manager would do this)…");
   block(await applyObjects(KUBECONFIG, [
@@ -210,7 +210,7 @@ async function applyExamples({ products, cache, llm }: Backends): Promise<void> 
   ]));
 }
 
-async function startEnvoyOnConfigMap(): Promise<{ envoyUrl: string }> {
+async function startEnvoyOnConfigMap(): Promise<void> {
   step(`Mirroring ConfigMap fallback-system/fallback-envoy into ${rel(CONFIG_DIR)}, as the kubelet mounts a ConfigMap…`);
   let announce = false;
   const sync = syncConfigMap({
@@ -227,14 +227,13 @@ async function startEnvoyOnConfigMap(): Promise<{ envoyUrl: string }> {
 
   step("Starting Envoy on the operator's bootstrap.yaml…");
   if (!existsSync(ENVOY_BIN)) throw new Error(`${rel(ENVOY_BIN)} is missing; run make setup`);
-  const admin = Number(new URL(envoyAdminForHints).port);
+  const admin = Number(new URL(envoyAdminUrl).port);
   const envoy = await startDemoEnvoy({ bootstrap: join(CONFIG_DIR, "bootstrap.yaml"), adminPort: admin, logFile: join(DIR, "envoy.log") });
   supervisor!.track("envoy", envoy.pid);
   supervisor!.onCleanup("Envoy", () => envoy.stop());
-  tell(`Listening on ${envoyUrlForHints} (admin ${envoyAdminForHints}); log: ${rel(join(DIR, "envoy.log"))}`);
+  tell(`Listening on ${envoyUrl} (admin ${envoyAdminUrl}); log: ${rel(join(DIR, "envoy.log"))}`);
   tell("bootstrap.yaml makes Envoy watch that folder and reload cds.yaml and lds.yaml when they change.");
   announce = true;
-  return { envoyUrl: envoyUrlForHints };
 }
 
 async function showPolicies(): Promise<void> {
@@ -249,7 +248,7 @@ async function showPolicies(): Promise<void> {
   block(await kubectlOk(KUBECONFIG, ["get", "fbp", "-A"]));
 }
 
-async function askTheAiGateway(envoyUrl: string, llm: ChildBackend): Promise<void> {
+async function askTheAiGateway(llm: ChildBackend): Promise<void> {
   step("One request for the AI example, with Host: llm-gateway.ai…");
   const answer = await until("Envoy to route llm-gateway.ai", async () => {
     const r = await send(envoyUrl, "llm-gateway.ai", undefined, 5_000);
@@ -258,7 +257,8 @@ async function askTheAiGateway(envoyUrl: string, llm: ChildBackend): Promise<voi
   tell(`HTTP ${answer.status} from ${answer.backend} (it saw Host: ${answer.backendHost}).`);
 }
 
-async function failoverUnderTraffic(envoyUrl: string, { products, cache }: Backends): Promise<void> {
+/** Returns the tally of the time the primary was down. */
+async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tally> {
   await until("Envoy to route products.shop to products", async () => (await send(envoyUrl, HOST, undefined, 5_000)).backend === "products" || undefined);
   step(`Sending live traffic: ${RATE} requests/s to Envoy with Host: ${HOST}. One line per second:`);
   tell("requests answered in that second, client-visible errors, and who answered.");
@@ -298,7 +298,7 @@ async function failoverUnderTraffic(envoyUrl: string, { products, cache }: Backe
   const back = traffic.newPhase();
   check(back.errors === 0, `errors while the backends came back: ${back.line()}`);
   traffic.printEvery(0);
-  crashErrors = crash.errors;
+  return crash;
 }
 
 /**
@@ -321,7 +321,7 @@ async function bringBack(backend: ChildBackend, cluster: string): Promise<void> 
 /** One counter or gauge from Envoy's admin interface; 0 when unknown. */
 async function envoyStat(name: string): Promise<number> {
   try {
-    const res = await fetch(`${envoyAdminForHints}stats?format=json&filter=${encodeURIComponent(name)}`);
+    const res = await fetch(`${envoyAdminUrl}stats?format=json&filter=${encodeURIComponent(name)}`);
     const body = (await res.json()) as { stats: { name?: string; value?: number }[] };
     return body.stats.find((s) => s.name === name)?.value ?? 0;
   } catch {
@@ -329,14 +329,14 @@ async function envoyStat(name: string): Promise<number> {
   }
 }
 
-function summary(elapsedMs: number): void {
+function summary(elapsedMs: number, whilePrimaryDown: Tally): void {
   const total: Tally = traffic!.total;
   step("Summary");
   tell(`requests sent to Envoy:        ${total.requests}`);
   for (const name of ["products", "products-cache"]) tell(`answered by ${name.padEnd(18)} ${total.count(name)}`);
   tell(`static degraded answers:       ${total.count(STATIC)}   (intended: both backends were down)`);
   tell(`client-visible errors:         ${total.errors}   (anything else than a 2xx or the intended static answer)`);
-  tell(`client-visible errors while the primary was down: ${crashErrors}`);
+  tell(`client-visible errors while the primary was down: ${whilePrimaryDown.errors}`);
   tell(`walkthrough took ${seconds(elapsedMs)} s`);
 }
 
