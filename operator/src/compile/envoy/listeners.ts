@@ -19,7 +19,10 @@ export function httpListener(policies: PolicyIR[], listen: { address: string; po
             typed_config: {
               "@type": TYPE.hcm,
               stat_prefix: "fallback",
-              route_config: { name: ROUTE_CONFIG, virtual_hosts: policies.map(virtualHost) },
+              // Envoy loads lds.yaml and cds.yaml from one folder in no fixed order; checking
+              // clusters here would reject a listener whose new policy's clusters are still
+              // on their way. A route to a missing cluster answers 503 until they arrive.
+              route_config: { name: ROUTE_CONFIG, validate_clusters: false, virtual_hosts: policies.map(virtualHost) },
               // Each virtual host with a static response configures the filter for itself.
               http_filters: anyStatic ? [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router] : [router],
             },

@@ -1,0 +1,125 @@
+// The whole product path, live: kubectl apply -> operator -> ConfigMap -> a folder kept in
+// sync the kubelet's way (..data swap) -> a running Envoy started from the operator's
+// bootstrap.yaml -> new behaviour, with no Envoy restart. Prints how long that took.
+import { mkdirSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { backendAddress } from "../../scripts/demo/cluster.ts";
+import { syncConfigMap, type ConfigMapSync } from "../../scripts/demo/configmap-sync.ts";
+import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
+import { apply, eventually, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
+import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
+import { freePort, startBackend, type Backend } from "./harness/backend.ts";
+import { startEnvoy, type Envoy } from "./harness/envoy.ts";
+
+const dir = join(repoRoot, ".local", `e2e-operator-envoy-${process.pid}`);
+const NS = "shop";
+let cp: ControlPlane;
+let operator: RunningOperator;
+let sync: ConfigMapSync;
+let envoy: Envoy;
+let listen: number;
+const backends: Backend[] = [];
+
+/** One request on a fresh connection (new connections see a new listener at once). */
+function ask(host: string): Promise<{ status: number; body: string }> {
+  // node:http, not fetch: fetch does not let a caller set Host.
+  return new Promise((done, fail) => {
+    const req = request({ host: "127.0.0.1", port: listen, path: "/", headers: { host }, agent: false, timeout: 5_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (s: string) => (body += s));
+      res.on("end", () => done({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cp = await startControlPlane({ dir: join(dir, "controlplane") });
+  const kc = cp.kubeconfigPath;
+  await kube(kc, ["apply", "-f", join(repoRoot, "crds")]);
+  await kube(kc, ["wait", "--for", "condition=Established", "crd/fallbackpolicies.fallback.dev"]);
+  await kube(kc, ["create", "namespace", NS]);
+  await kube(kc, ["create", "namespace", "fallback-system"]);
+
+  // EndpointSlices may not hold loopback addresses: the backends listen on the machine's own.
+  const { address } = backendAddress();
+  backends.push(await startBackend({ name: "products", host: address }));
+  backends.push(await startBackend({ name: "reviews", host: address }));
+  listen = await freePort();
+  const admin = await freeLoopbackPort();
+  const configDir = join(dir, "envoy-config");
+  operator = await startOperator({
+    kubeconfig: kc,
+    configNamespace: "fallback-system",
+    args: ["--envoy-config-dir", configDir, "--envoy-listen", `127.0.0.1:${listen}`, "--envoy-admin", `127.0.0.1:${admin}`],
+  });
+  const [products, reviews] = backends as [Backend, Backend];
+  await apply(kc, [
+    service(NS, "products", products.port),
+    endpointSlice(NS, "products", [products.host], products.port),
+    policy(NS, "products", { targetRef: { name: "products", port: products.port }, fallbacks: [{ staticResponse: { status: 503, body: "v1" } }] }),
+    service(NS, "reviews", reviews.port),
+    endpointSlice(NS, "reviews", [reviews.host], reviews.port),
+  ]);
+  sync = syncConfigMap({ kubeconfig: kc, namespace: "fallback-system", name: "fallback-envoy", dir: configDir });
+  await sync.firstWrite;
+  envoy = await startEnvoy({ config: join(configDir, "bootstrap.yaml"), admin: { address: "127.0.0.1", port: admin }, drainTimeS: 1 });
+});
+
+afterAll(async () => {
+  if (process.env.DEBUG_E2E) console.log(envoy?.log().slice(-5000));
+  await envoy?.stop();
+  await sync?.stop();
+  await operator?.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await cp?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
+  it("serves the policy's target through Envoy started from the operator's bootstrap", async () => {
+    const [products] = backends as [Backend];
+    const r = await eventually("products through Envoy", async () => {
+      const r = await ask(`products.${NS}:${products.port}`);
+      return r.status === 200 && r;
+    });
+    expect(JSON.parse(r.body).backend).toBe("products");
+  });
+
+  it("a policy change reaches the running Envoy without a restart, and the delay is measured", async () => {
+    const [products] = backends as [Backend];
+    const pid = envoy.pid;
+    await products.close(); // the primary is gone: answers come from the static response
+    await eventually("static v1", async () => (await ask(`products.${NS}:${products.port}`)).body === "v1");
+    const delays: number[] = [];
+    for (const version of ["v2", "v3", "v4"]) {
+      const start = performance.now();
+      await apply(cp.kubeconfigPath, [
+        policy(NS, "products", { targetRef: { name: "products", port: products.port }, fallbacks: [{ staticResponse: { status: 503, body: version } }] }),
+      ]);
+      await eventually(`static ${version}`, async () => (await ask(`products.${NS}:${products.port}`)).body === version, 30_000);
+      delays.push(performance.now() - start);
+    }
+    expect(envoy.pid).toBe(pid);
+    expect(envoy.running()).toBe(true);
+    console.log(`[operator->envoy] kubectl apply to new answer: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")}`);
+  });
+
+  it("a new policy makes a new Service reachable through Envoy", async () => {
+    const [, reviews] = backends as [Backend, Backend];
+    const start = performance.now();
+    await apply(cp.kubeconfigPath, [policy(NS, "reviews", { targetRef: { name: "reviews", port: reviews.port } })]);
+    const r = await eventually("reviews through Envoy", async () => {
+      const r = await ask(`reviews.${NS}.svc.cluster.local:${reviews.port}`);
+      return r.status === 200 && r;
+    });
+    expect(JSON.parse(r.body).backend).toBe("reviews");
+    console.log(`[operator->envoy] new policy to first answer: ${Math.round(performance.now() - start)} ms`);
+  });
+});
