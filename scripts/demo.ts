@@ -218,7 +218,7 @@ async function startEnvoyOnConfigMap(): Promise<void> {
     namespace: "fallback-system",
     name: "fallback-envoy",
     dir: CONFIG_DIR,
-    onWrite: (keys) => announce && tell(`(the operator changed the ConfigMap: ${keys.join(", ")} rewritten; Envoy picks it up without a restart)`),
+    onWrite: (changed) => announce && tell(`(the operator updated the ConfigMap: new ${changed.join(", ")} swapped in; Envoy reloads without a restart)`),
     onProblem: (message) => tell(`(config sync: ${message})`),
   });
   supervisor!.onCleanup("the ConfigMap sync", () => sync.stop());

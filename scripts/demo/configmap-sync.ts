@@ -20,8 +20,8 @@ export type SyncOptions = {
   namespace: string;
   name: string;
   dir: string;
-  /** Called after each write that changed the folder. */
-  onWrite?: (keys: string[]) => void;
+  /** Called after each write that changed the folder, with the keys whose content changed. */
+  onWrite?: (changed: string[]) => void;
   /** Called with kubectl's complaints and with write errors. */
   onProblem?: (message: string) => void;
 };
@@ -39,9 +39,11 @@ export function syncConfigMap(options: SyncOptions): ConfigMapSync {
     const data = object.data ?? {};
     if (!Object.keys(data).length) return;
     try {
+      const before = new Map(volume.keys().map((key) => [key, volume.read(key)]));
       if (volume.write(data).changed) {
         writes++;
-        options.onWrite?.(Object.keys(data).sort());
+        const changed = Object.keys(data).filter((key) => before.get(key) !== data[key]);
+        options.onWrite?.([...changed, ...[...before.keys()].filter((key) => !(key in data))].sort());
       }
       resolveFirst();
     } catch (error) {
