@@ -4,7 +4,8 @@
 //   any change to policies, Services, EndpointSlices or the ConfigMap
 //     -> one queued "sync" (a burst of changes coalesces into one run)
 //     -> compile(snapshot) -> render the xDS files
-//     -> write the ConfigMap if its content differs (or keep the last good one if too large)
+//     -> write the ConfigMap if its content differs (or keep the last good one if too large),
+//        at most once per minWriteIntervalMs: a burst of changes makes a few writes, not one per sync
 //     -> patch the status of each policy whose status differs, with an Event on a change of readiness
 //
 // Level-triggered: a sync recomputes from the caches, so a missed or repeated event, a
@@ -38,9 +39,19 @@ export type FallbackControllerOptions = {
   configLimitBytes?: number;
   /** Status patches in flight at once. */
   statusConcurrency?: number;
+  /**
+   * Least time between two ConfigMap writes; default 2 s. A change after a quiet spell is
+   * written at once; during a burst the writes (up to 1 MiB each, to etcd and to every
+   * watcher) coalesce to one per interval. Envoy sees them only at the kubelet's next
+   * volume sync anyway.
+   */
+  minWriteIntervalMs?: number;
 };
 
 const SYNC = "sync";
+/** How long our own ConfigMap write may take to reach the cache before we stop assuming it. */
+const PENDING_WRITE_MS = 5_000;
+const MIN_WRITE_INTERVAL_MS = 2_000;
 
 export class FallbackController {
   private readonly op: Operator;
@@ -52,6 +63,12 @@ export class FallbackController {
   private readonly queue: WorkQueue<string>;
   /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced. */
   private readonly pendingStatus = new Map<string, { before: string | undefined; written: KubeObject }>();
+  /** Likewise the ConfigMap we last wrote, until the cache has it. */
+  private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
+  /** When the last ConfigMap write finished (performance.now()). */
+  private lastWriteAt = -Infinity;
+  /** Resolves when stop() is called, to end a wait for the caches. */
+  private readonly stopped = Promise.withResolvers<void>();
   private readonly writes: Counter;
   private readonly configBytes: Gauge;
   private readonly policyGauge: Gauge;
@@ -72,7 +89,10 @@ export class FallbackController {
     );
     this.queue = new WorkQueue<string>({
       name: "fallbackpolicy-config",
-      process: () => this.sync(),
+      process: async () => {
+        await this.sync();
+        this.queue.forget(SYNC); // a success resets the backoff, or every later failure waits longer
+      },
       rateLimiter: new KeyedBackoff({ baseMs: 200, maxMs: 30_000, jitter: 0.1 }),
       metrics: op.metrics,
       onError: (_key, err) => op.logger.warn({ err: describeError(err) }, "sync failed; retrying with backoff"),
@@ -93,12 +113,18 @@ export class FallbackController {
   }
 
   async stop(): Promise<void> {
+    this.stopped.resolve();
     await this.queue.shutdown({ drain: false });
   }
 
   /** One pass: compile everything, write the config and the statuses that changed. */
   private async sync(): Promise<void> {
     if (!this.op.isLeader) return;
+    // Each watch triggers a sync once its own cache is filled. Compiling before all four
+    // are would, e.g. with policies listed and Services not yet, drop policies from the
+    // config and flip their statuses for a moment. The last cache to fill syncs again.
+    const synced = await Promise.race([this.op.whenSynced().then(() => true), this.stopped.promise.then(() => false)]);
+    if (!synced || !this.op.isLeader) return;
     const started = performance.now();
     const policies = this.policies.list();
     const snapshot: Snapshot = {
@@ -120,7 +146,19 @@ export class FallbackController {
       };
       this.op.logger.error({ bytes: size, limit }, "config too large; keeping the last good config");
     } else {
-      await this.writeConfig(files, hash);
+      const { namespace, name } = this.options.configMap;
+      const existing = this.latestConfigMap(this.configMaps.getByName(namespace, name));
+      if (!holds(existing, files, hash)) {
+        const wait = this.lastWriteAt + (this.options.minWriteIntervalMs ?? MIN_WRITE_INTERVAL_MS) - performance.now();
+        if (wait > 0) {
+          // Too soon after the last write: sync again when it is due. The statuses wait
+          // too, since Programmed and Ready must not claim a config not yet written.
+          this.queue.addAfter(SYNC, Math.ceil(wait));
+          this.op.logger.debug({ waitMs: Math.round(wait), compileMs: Math.round(performance.now() - started) }, "config write deferred");
+          return;
+        }
+        await this.writeConfig(existing, files, hash);
+      }
     }
 
     const written = await this.writeStatuses(policies, results, notWritten);
@@ -130,17 +168,18 @@ export class FallbackController {
     );
   }
 
-  private async writeConfig(files: Record<string, string>, hash: string): Promise<void> {
+  private async writeConfig(existing: KubeObject | undefined, files: Record<string, string>, hash: string): Promise<void> {
     const { namespace, name } = this.options.configMap;
-    const existing = this.configMaps.getByName(namespace, name);
-    if (holds(existing, files, hash)) return;
     const client = this.op.client;
+    let written: KubeObject;
     if (!existing) {
-      // If it exists after all (the cache lags), this fails with 409 and the retry patches it.
-      await client.create(CONFIG_MAPS, configMapObject(this.options.configMap, files, hash), OPERATOR_NAME);
+      // If it exists after all (someone else made it), this fails with 409 and the retry patches it.
+      written = await client.create(CONFIG_MAPS, configMapObject(this.options.configMap, files, hash), OPERATOR_NAME);
     } else {
-      await client.patch(CONFIG_MAPS, namespace, name, configMapPatch(existing, files, hash), { fieldManager: OPERATOR_NAME });
+      written = await client.patch(CONFIG_MAPS, namespace, name, configMapPatch(existing, files, hash), { fieldManager: OPERATOR_NAME });
     }
+    this.pendingConfig = { before: existing?.metadata.resourceVersion, written, at: Date.now() };
+    this.lastWriteAt = performance.now();
     this.writes.inc();
     this.op.logger.info({ configMap: `${namespace}/${name}`, hash, bytes: configSize(files) }, "Envoy config written");
   }
@@ -161,6 +200,11 @@ export class FallbackController {
       if (statusMatches(policy["status"], status)) continue;
       work.push(() => this.writeStatus(policy, status));
     }
+    // A policy deleted before its status write reached the cache would stay here forever.
+    if (this.pendingStatus.size > 0) {
+      const live = new Set(policies.map(objectKey));
+      for (const key of this.pendingStatus.keys()) if (!live.has(key)) this.pendingStatus.delete(key);
+    }
     this.policyGauge.set({ ready: "true" }, ready);
     this.policyGauge.set({ ready: "false" }, policies.length - ready);
     await runLimited(work, this.options.statusConcurrency ?? 16);
@@ -178,6 +222,24 @@ export class FallbackController {
     }
     this.pendingStatus.set(objectKey(policy), { before: resourceVersion, written: updated });
     await this.announce(updated, policy["status"], status);
+  }
+
+  /**
+   * The cached ConfigMap, unless our own newer write has not reached the cache yet: a sync
+   * right after a write would otherwise create it a second time (409) or write it again.
+   */
+  private latestConfigMap(cached: KubeObject | undefined): KubeObject | undefined {
+    const pending = this.pendingConfig;
+    if (!pending) return cached;
+    const age = Date.now() - pending.at;
+    if (cached?.metadata.resourceVersion === pending.before && age < PENDING_WRITE_MS) {
+      // The watch delivers our write within milliseconds; should it not (or should the
+      // ConfigMap be deleted in the same instant we created it), look again later.
+      this.queue.addAfter(SYNC, PENDING_WRITE_MS - age);
+      return pending.written;
+    }
+    this.pendingConfig = undefined;
+    return cached;
   }
 
   /** The cached policy, unless our own newer status write has not reached the cache yet. */
