@@ -1,0 +1,44 @@
+// `make bench`: every benchmark, one after the other, printed as markdown.
+//
+//   node bench/run.ts                    # all sections
+//   node bench/run.ts compile            # only the named ones, in the order given
+//   node bench/run.ts compile failover
+//
+// A section is a name, a title and a function that returns its markdown; add new ones to
+// SECTIONS. Progress goes to stderr, so stdout is the report alone.
+import { cpus, loadavg } from "node:os";
+import { runCompileBench } from "./compile.ts";
+import { runFailoverBench } from "./failover.ts";
+
+export type Section = { name: string; title: string; run: () => Promise<string> };
+
+export const SECTIONS: Section[] = [
+  { name: "compile", title: "Compile: policies to Envoy config", run: () => runCompileBench() },
+  { name: "failover", title: "Failover: a crash-looping primary under load", run: () => runFailoverBench() },
+];
+
+export async function main(args: string[]): Promise<number> {
+  const unknown = args.filter((a) => !SECTIONS.some((s) => s.name === a));
+  if (unknown.length) {
+    process.stderr.write(`unknown section ${unknown.join(", ")}; sections: ${SECTIONS.map((s) => s.name).join(", ")}\n`);
+    return 2;
+  }
+  const selected = args.length ? args.map((a) => SECTIONS.find((s) => s.name === a)!) : SECTIONS;
+
+  const cpu = cpus();
+  process.stdout.write(
+    `# fallback-operator benchmarks\n\n${new Date().toISOString().slice(0, 10)}, Node.js ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? "unknown CPU"}, load average ${loadavg()[0]!.toFixed(1)} at the start.\n`,
+  );
+  for (const section of selected) {
+    process.stderr.write(`== ${section.name}\n`);
+    const started = performance.now();
+    const markdown = await section.run();
+    process.stdout.write(`\n## ${section.title}\n\n${markdown}`);
+    process.stderr.write(`== ${section.name}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+  return 0;
+}
+
+if (process.argv[1] === import.meta.filename) {
+  process.exitCode = await main(process.argv.slice(2));
+}
