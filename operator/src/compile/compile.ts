@@ -19,13 +19,23 @@ export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+// The operator compiles the same cached objects on every sync (an update arrives as a new
+// object), so each object is validated and defaulted once. Inputs are never modified.
+const validations = new WeakMap<object, ReturnType<typeof validatePolicy>>();
+function validateOnce(object: unknown): ReturnType<typeof validatePolicy> {
+  if (typeof object !== "object" || object === null) return validatePolicy(object);
+  let result = validations.get(object);
+  if (!result) validations.set(object, (result = validatePolicy(object)));
+  return result;
+}
+
 export function compile(snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput {
   const index = indexSnapshot(snapshot);
   const results: PolicyResult[] = [];
   const valid: FallbackPolicy[] = [];
 
   for (const object of snapshot.policies) {
-    const validated = validatePolicy(object);
+    const validated = validateOnce(object);
     if (validated.ok) {
       valid.push(validated.policy);
       continue;
