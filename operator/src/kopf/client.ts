@@ -14,6 +14,7 @@ import {
   PatchStrategy,
   type Configuration,
   type KubeConfig,
+  type RequestContext,
 } from "@kubernetes/client-node";
 
 /** Which resource: group ("" for the core group), version and plural name, as in kopf. */
@@ -114,6 +115,7 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   private readonly transport: Transport;
   private readonly timeoutMs: number;
+  private dispatcher: ReturnType<RequestContext["getDispatcher"]>;
 
   constructor(kubeConfig: KubeConfig, options: { timeoutMs?: number } = {}) {
     this.kubeConfig = kubeConfig;
@@ -135,6 +137,11 @@ export class KubeClient {
     }
     ctx.setSignal(AbortSignal.timeout(this.timeoutMs));
     await authMethods.default?.applySecurityAuthentication(ctx);
+    // client-node 2.0.1 makes a new connection pool for every request, so each call pays a
+    // TCP and TLS handshake and memory grows with the request count. Keep the first one:
+    // the TLS material comes from the kubeconfig and does not change; tokens are headers.
+    const dispatcher = ctx.getDispatcher();
+    if (dispatcher) ctx.setDispatcher((this.dispatcher ??= dispatcher));
     for (const m of middleware) ctx = await m.pre(ctx).toPromise();
 
     const response = await httpApi.send(ctx).toPromise();
