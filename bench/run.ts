@@ -9,11 +9,13 @@
 import { cpus, loadavg } from "node:os";
 import { runCompileBench } from "./compile.ts";
 import { runFailoverBench } from "./failover.ts";
+import { runOperatorBench } from "./operator.ts";
 
 export type Section = { name: string; title: string; run: () => Promise<string> };
 
 export const SECTIONS: Section[] = [
   { name: "compile", title: "Compile: policies to Envoy config", run: () => runCompileBench() },
+  { name: "operator", title: "Operator: apply -> Ready on a real API server", run: () => runOperatorBench() },
   { name: "failover", title: "Failover: a crash-looping primary under load", run: () => runFailoverBench() },
 ];
 
