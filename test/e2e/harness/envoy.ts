@@ -89,20 +89,44 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
     },
   };
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  while (true) {
-    if (!running()) throw new Error(`envoy exited (code ${proc.exitCode}, signal ${proc.signalCode})\n${log}`);
+  await waitForEnvoyReady({
+    adminUrl,
+    timeoutMs: options.readyTimeoutMs,
+    exited: () => (running() ? undefined : `code ${proc.exitCode}, signal ${proc.signalCode}`),
+    stop: () => envoy.stop(),
+    details: () => `\n${log}`,
+  });
+  return envoy;
+}
+
+/**
+ * Polls the admin interface's /ready until Envoy answers 200. Throws when the process
+ * exits first, or (after stopping it) when `timeoutMs` passes; `details` is appended to
+ * either message (the log, or where to find it).
+ */
+export async function waitForEnvoyReady(options: {
+  adminUrl: string;
+  timeoutMs?: number;
+  /** Why the process is gone, or undefined while it runs. */
+  exited: () => string | undefined;
+  stop: () => Promise<void>;
+  details: () => string;
+}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const gone = options.exited();
+    if (gone) throw new Error(`envoy exited (${gone})${options.details()}`);
     try {
-      const res = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(2_000) });
-      if (res.status === 200) break;
+      const res = await fetch(`${options.adminUrl}/ready`, { signal: AbortSignal.timeout(2_000) });
+      if (res.status === 200) return;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
-      await envoy.stop();
-      throw new Error(`envoy not ready within ${options.readyTimeoutMs ?? 60_000}ms\n${log}`);
+      await options.stop();
+      throw new Error(`envoy was not ready within ${timeoutMs} ms${options.details()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return envoy;
 }
