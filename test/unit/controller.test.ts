@@ -2,7 +2,7 @@
 // it owns. The live behaviour is in test/integration/operator.
 import { describe, expect, it } from "vitest";
 import type { PolicyResult } from "../../operator/src/compile/results.ts";
-import { configMapPatch, configSize, holds, configMapObject, HASH_ANNOTATION } from "../../operator/src/controller/configmap.ts";
+import { configMapUpdate, configSize, holds, configMapObject, HASH_ANNOTATION } from "../../operator/src/controller/configmap.ts";
 import { desiredStatus } from "../../operator/src/controller/status.ts";
 
 const ref = { namespace: "fallback-system", name: "fallback-envoy" };
@@ -75,11 +75,18 @@ describe("the operator's ConfigMap", () => {
     expect(holds(undefined, files, "h1")).toBe(false);
   });
 
-  it("patches away keys someone else added and restores edited ones", () => {
-    const edited = { metadata: { name: "fallback-envoy" }, data: { "cds.yaml": "hacked", "extra.yaml": "x" } };
-    expect(configMapPatch(edited, files, "h1")).toEqual({
-      metadata: { labels: expect.any(Object), annotations: { [HASH_ANNOTATION]: "h1" } },
-      data: { "bootstrap.yaml": "b", "cds.yaml": "c", "extra.yaml": null },
-    });
+  it("updates away keys someone else added and restores edited ones, keeping others' labels", () => {
+    const edited = {
+      metadata: { name: "fallback-envoy", resourceVersion: "7", labels: { team: "edge" }, managedFields: [{}] },
+      data: { "cds.yaml": "hacked", "extra.yaml": "x" },
+      binaryData: { "blob": "AA==" },
+    };
+    const update = configMapUpdate(edited, files, "h1");
+    expect(update["data"]).toEqual(files);
+    expect(update["binaryData"]).toBeUndefined();
+    expect(update.metadata).toMatchObject({ resourceVersion: "7", labels: { team: "edge", "app.kubernetes.io/managed-by": "fallback-operator" }, annotations: { [HASH_ANNOTATION]: "h1" } });
+    expect(update.metadata.managedFields).toBeUndefined();
+    expect(holds({ ...update, metadata: { ...update.metadata } }, files, "h1")).toBe(true);
   });
+
 });
