@@ -139,7 +139,7 @@ describe("compile, over generated clusters", () => {
     const samples = fc.sample(withTargets.filter((s) => programmed(s) >= 2), { numRuns: 6, seed: 42 });
     for (const s of samples) {
       const { resources } = compile(s as any);
-      expect(resources.clusters.length).toBeGreaterThan(2);
+      expect([...resources.clusters].length).toBeGreaterThan(2);
       expect(envoyValidate(renderBootstrap(resources, defaultOptions))).toBe("");
     }
   });

@@ -161,8 +161,24 @@ describe("renderXds", () => {
     expect(hash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(cds.version_info).toBe(hash.slice("sha256:".length, "sha256:".length + 16));
     expect(lds.version_info).toBe(cds.version_info);
-    expect(cds.resources).toEqual(JSON.parse(JSON.stringify(resources.clusters.map((c) => ({ "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ...c })))));
+    expect(cds.resources).toEqual(JSON.parse(JSON.stringify([...resources.clusters].map((c) => ({ "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ...c })))));
     expect(read(files["bootstrap.yaml"]!).dynamic_resources.cds_config.path_config_source.path).toBe(`${defaultOptions.configDir}/cds.yaml`);
+  });
+
+  it("writes a resource per line, and the listener a virtual host per line", () => {
+    const { files } = render("10.0.0.1");
+    const cdsLines = files["cds.yaml"]!.trimEnd().split("\n");
+    expect(cdsLines.slice(2).every((line) => line.startsWith('- {"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster",'))).toBe(true);
+    expect(cdsLines).toHaveLength(2 + read(files["cds.yaml"]!).resources.length);
+    const hosts = files["lds.yaml"]!.split("\n").filter((line) => line.startsWith('    {"name":'));
+    expect(hosts.map((line) => JSON.parse(line.replace(/,$/, "")).name)).toEqual(["shop/products"]);
+  });
+
+  it("keeps a listener whose text holds the virtual-host mark on one line, intact", () => {
+    const resources = { clusters: [], listeners: [{ name: "\u0000items\u0000", virtual_hosts: [{ name: "a" }, { name: "\u0000items\u0000" }] }] };
+    const { files } = renderXds(resources, defaultOptions);
+    expect(read(files["lds.yaml"]!).resources).toEqual([{ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...resources.listeners[0] }]);
+    expect(read(files["cds.yaml"]!).resources).toEqual([]);
   });
 
   it("is deterministic, and changes version and hash exactly when the content does", () => {

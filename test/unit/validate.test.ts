@@ -53,6 +53,15 @@ describe("offline validator", () => {
     expect(input).toEqual(copy);
   });
 
+  it("copies input that is not plain data, and sees a __proto__ key as the field it is", () => {
+    const spec = { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] };
+    const base = { apiVersion: "fallback.dev/v1alpha1", kind: "FallbackPolicy", metadata: { name: "p", creationTimestamp: new Date(0) } };
+    expect(validatePolicy({ ...base, spec })).toMatchObject({ ok: true });
+    const sneaky = JSON.parse(JSON.stringify({ ...base, spec }).replace('"targetRef"', '"__proto__":{"x":1},"targetRef"'));
+    const result = validatePolicy(sneaky);
+    expect(result.ok ? [] : result.errors).toEqual([{ path: "spec.__proto__", message: "unknown field" }]);
+  });
+
   it("formats an error with the object and the field", () => {
     const object = { metadata: { name: "products", namespace: "shop" } };
     expect(formatError(object, { path: "spec.retry.attempts", message: "must be >= 0" })).toBe(

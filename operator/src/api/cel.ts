@@ -19,11 +19,28 @@ const program = (rule: string) => {
 
 /** Evaluates every rule of `schema` against `value` (already schema-valid and defaulted). */
 export function checkRules(schema: object, value: unknown, path: string): FieldError[] {
-  return checkNode(schema as SchemaNode, value, path);
+  const errors: FieldError[] = [];
+  checkNode(schema as SchemaNode, value, () => path, errors);
+  return errors;
 }
 
-function checkNode(schema: SchemaNode, value: unknown, path: string): FieldError[] {
-  const errors: FieldError[] = [];
+// Most of the schema has no rules below it; those parts are not walked. The path of a field
+// is only spelled out when one of its rules fails.
+const hasRules = new WeakMap<SchemaNode, boolean>();
+function rulesBelow(schema: SchemaNode): boolean {
+  let has = hasRules.get(schema);
+  if (has === undefined) {
+    has =
+      Boolean(schema["x-kubernetes-validations"]?.length) ||
+      Object.values(schema.properties ?? {}).some(rulesBelow) ||
+      (schema.items !== undefined && rulesBelow(schema.items));
+    hasRules.set(schema, has);
+  }
+  return has;
+}
+
+function checkNode(schema: SchemaNode, value: unknown, path: () => string, errors: FieldError[]): void {
+  if (!rulesBelow(schema)) return;
   for (const rule of schema["x-kubernetes-validations"] ?? []) {
     let ok: unknown;
     try {
@@ -31,16 +48,15 @@ function checkNode(schema: SchemaNode, value: unknown, path: string): FieldError
     } catch {
       ok = false;
     }
-    if (ok !== true) errors.push({ path: path + (rule.fieldPath ?? ""), message: rule.message });
+    if (ok !== true) errors.push({ path: path() + (rule.fieldPath ?? ""), message: rule.message });
   }
   if (schema.properties && value && typeof value === "object" && !Array.isArray(value)) {
-    for (const [key, child] of Object.entries(schema.properties)) {
+    for (const key in schema.properties) {
       const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) errors.push(...checkNode(child, v, joinPath(path, key)));
+      if (v !== undefined) checkNode(schema.properties[key]!, v, () => joinPath(path(), key), errors);
     }
   }
   if (schema.items && Array.isArray(value)) {
-    value.forEach((item, i) => errors.push(...checkNode(schema.items!, item, `${path}[${i}]`)));
+    for (let i = 0; i < value.length; i++) checkNode(schema.items, value[i], () => `${path()}[${i}]`, errors);
   }
-  return errors;
 }

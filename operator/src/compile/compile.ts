@@ -52,8 +52,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
     });
   }
 
-  const programmed: PolicyIR[] = [];
-  const programmedResults = new Map<string, PolicyResult>();
+  const programmed: { ir: PolicyIR; policy: FallbackPolicy; result: PolicyResult }[] = [];
   for (const [policy, owner] of settleConflicts(valid)) {
     const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
     if (owner) {
@@ -64,17 +63,21 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
     }
     const { ir, backends, problems, targetResolved } = resolvePolicy(policy, index, options);
     const result: PolicyResult = { ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends };
-    if (targetResolved) programmed.push(ir), programmedResults.set(ir.key, result);
+    if (targetResolved) programmed.push({ ir, policy, result });
     results.push(result);
   }
 
-  programmed.sort((a, b) => byString(a.key, b.key));
-  assignDomains(programmed, snapshot, options.clusterDomain);
+  programmed.sort((a, b) => byString(a.ir.key, b.ir.key));
+  assignDomains(programmed, options.clusterDomain);
   // The IR decides everything Envoy does for a policy, so its hash changes exactly when
-  // the policy's part of the config does (and not when another policy's part does).
-  for (const ir of programmed) programmedResults.get(ir.key)!.configHash = `sha256:${sha256(JSON.stringify(ir))}`;
+  // the policy's part of the config does (and not when another policy's part does). It is
+  // worked out when first read: the operator reads it for status, fallbackctl never does.
+  for (const { ir, result } of programmed) {
+    let hash: string | undefined;
+    Object.defineProperty(result, "configHash", { enumerable: true, get: () => (hash ??= `sha256:${sha256(JSON.stringify(ir))}`) });
+  }
   results.sort((a, b) => byString(a.key, b.key));
-  return { resources: envoyResources(programmed, options), results };
+  return { resources: envoyResources(programmed.map((p) => p.ir), options), results };
 }
 
 const targetKey = (p: FallbackPolicy) => `${namespaceOf(p)}/${p.spec.targetRef.name}:${p.spec.targetRef.port}`;
@@ -97,24 +100,19 @@ function settleConflicts(policies: FallbackPolicy[]): [FallbackPolicy, FallbackP
  * names carry no port, so only one policy per Service may have them: the one on port 80 if
  * there is one, else the lowest port.
  */
-function assignDomains(policies: PolicyIR[], snapshot: Snapshot, clusterDomain: string) {
-  const targets = new Map(
-    snapshot.policies.map((p: any) => [`${p?.metadata?.namespace ?? "default"}/${p?.metadata?.name}`, p?.spec?.targetRef]),
-  );
-  const portsByService = new Map<string, number[]>();
-  const targetOf = (ir: PolicyIR) => {
-    const [namespace] = ir.key.split("/");
-    const ref = targets.get(ir.key) as { name: string; port: number };
-    return { namespace: namespace!, name: ref.name, port: ref.port, service: `${namespace}/${ref.name}` };
-  };
-  for (const ir of policies) {
-    const t = targetOf(ir);
-    portsByService.set(t.service, [...(portsByService.get(t.service) ?? []), t.port]);
+function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy }[], clusterDomain: string) {
+  const bareNamesPort = new Map<string, number>();
+  const serviceOf = (policy: FallbackPolicy) => `${namespaceOf(policy)}/${policy.spec.targetRef.name}`;
+  for (const { policy } of programmed) {
+    const service = serviceOf(policy);
+    const port = policy.spec.targetRef.port;
+    const owner = bareNamesPort.get(service);
+    if (owner === undefined || (owner !== 80 && (port === 80 || port < owner))) bareNamesPort.set(service, port);
   }
-  for (const ir of policies) {
-    const { namespace, name, port, service } = targetOf(ir);
-    const ports = portsByService.get(service)!;
-    const ownsBareNames = ports.includes(80) ? port === 80 : port === Math.min(...ports);
+  for (const { ir, policy } of programmed) {
+    const namespace = namespaceOf(policy);
+    const { name, port } = policy.spec.targetRef;
+    const ownsBareNames = bareNamesPort.get(serviceOf(policy)) === port;
     const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${clusterDomain}`];
     ir.domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
   }
@@ -122,7 +120,11 @@ function assignDomains(policies: PolicyIR[], snapshot: Snapshot, clusterDomain: 
 
 function envoyResources(policies: PolicyIR[], options: CompileOptions): Resources {
   return {
-    clusters: policies.flatMap((p) => policyClusters(p, options.trustedCA)),
+    clusters: {
+      *[Symbol.iterator]() {
+        for (const policy of policies) yield* policyClusters(policy, options.trustedCA);
+      },
+    },
     listeners: [httpListener(policies, options.listen)],
   };
 }

@@ -2,7 +2,7 @@
 // policies sorted by key, so the output diffs cleanly in GitOps.
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import { staticBootstrap, xdsDocuments } from "./envoy/bootstrap.ts";
+import { XDS_FILES, staticBootstrap, xdsBootstrap, xdsResourceFiles } from "./envoy/bootstrap.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { CompileOptions } from "./snapshot.ts";
 
@@ -243,34 +243,65 @@ export function renderBootstrap(resources: Resources, options: CompileOptions): 
 /**
  * The file-based xDS set, and the hash of its content (which names the config in status).
  *
- * cds.yaml and lds.yaml carry a version_info, itself a hash of the content. At 100 MB,
- * hashing is a good part of the cost, so it is done once: the files are rendered with
- * version_info "", `hash` is the sha256 of them (names and texts), and the version is its
- * first 16 digits, written in afterwards. The version depends on nothing else, so the hash
- * still names the final files exactly. The text is hashed, and the version written in, in
- * pieces, before they are joined: no second 100 MB copy of a file, even for a moment.
+ * bootstrap.yaml is block YAML, for people. cds.yaml and lds.yaml are for Envoy and for
+ * diffs: a resource per line, written as JSON, which YAML reads as a flow mapping (the
+ * listener has a line per virtual host). JSON.stringify is native: several times faster
+ * than any YAML emitter in JavaScript, and the files are half the size of block YAML.
+ *
+ * Their version_info is the start of the hash of everything else in the files (names and
+ * resource lines), so it changes exactly when the content does.
  */
 export function renderXds(resources: Resources, options: CompileOptions): { files: Record<string, string>; hash: string } {
-  const documents = xdsDocuments(resources, options, "");
   const sha = createHash("sha256");
-  const rendered = Object.entries(documents).map(([name, doc], i) => {
-    const pieces = toYamlChunks(doc);
-    sha.update(`${i ? "\n" : ""}${name}\n`);
-    for (const piece of pieces) sha.update(piece);
-    return [name, doc as { version_info?: string }, pieces] as const;
-  });
-  const digest = sha.digest("hex");
-  const version = digest.slice(0, 16);
-
-  const files: Record<string, string> = {};
-  for (const [name, doc, pieces] of rendered) {
-    if (doc.version_info === "") {
-      if (pieces[0]!.startsWith(BLANK_VERSION)) pieces[0] = `version_info: ${str(version)}\n${pieces[0]!.slice(BLANK_VERSION.length)}`;
-      else pieces.splice(0, pieces.length, toYaml({ ...doc, version_info: version })); // not the first key: the slow way
+  const bodies = xdsResourceFiles(resources).map(({ file, type, items, itemLines }) => {
+    // Lines are joined a few thousand at a time, and hashed as they go: short-lived, they
+    // cost the garbage collector little, unlike tens of thousands kept to the end.
+    sha.update(`${file}\n`);
+    const chunks: string[] = [];
+    let lines: string[] = [];
+    const flushLines = () => {
+      const chunk = lines.join("");
+      sha.update(chunk);
+      chunks.push(chunk);
+      lines = [];
+    };
+    for (const item of items) {
+      lines.push(resourceLine(type, item, itemLines));
+      if (lines.length === LINES_PER_CHUNK) flushLines();
     }
-    files[name] = pieces.join("");
-  }
-  return { files, hash: `sha256:${digest}` };
+    flushLines();
+    return [file, chunks.join("")] as const;
+  });
+  const hash = sha.digest("hex");
+  const head = `version_info: "${hash.slice(0, 16)}"\nresources:`;
+
+  const files: Record<string, string> = { [XDS_FILES.bootstrap]: toYaml(xdsBootstrap(options)) };
+  for (const [file, body] of bodies) files[file] = body ? `${head}\n${body}` : `${head} []\n`;
+  return { files, hash: `sha256:${hash}` };
 }
 
-const BLANK_VERSION = `version_info: ""\n`;
+/**
+ * `- {"@type":"…",…}` and a line break: the resource as JSON, with its type first. With
+ * `itemLines`, the list under that key (the first one met) has each item on a line of its
+ * own, indented so that YAML reads the lines as one flow mapping.
+ */
+function resourceLine(type: string, resource: object, itemLines?: string): string {
+  let list: unknown[] | undefined;
+  let json = itemLines
+    ? JSON.stringify(resource, (key, value) => (key === itemLines && !list && Array.isArray(value) ? ((list = value), ITEMS_MARK) : value))
+    : JSON.stringify(resource);
+  if (list) {
+    const at = json.indexOf(MARK_JSON);
+    const items = list.length ? `[\n    ${list.map((item) => JSON.stringify(item)).join(",\n    ")}\n  ]` : "[]";
+    // A string of the user's equal to the mark (NULs and all) gets the one-line form.
+    if (at >= 0 && json.indexOf(MARK_JSON, at + 1) < 0) json = json.slice(0, at) + items + json.slice(at + MARK_JSON.length);
+    else json = JSON.stringify(resource);
+  }
+  const line = `- {"@type":${JSON.stringify(type)}${json.length > 2 ? `,${json.slice(1)}` : "}"}\n`;
+  // JSON leaves some characters raw that YAML must see escaped (NEL, LS, PS, BOM, C1 controls).
+  return NOT_YAML_PRINTABLE.test(line) ? line.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : line;
+}
+
+const LINES_PER_CHUNK = 2000;
+const ITEMS_MARK = "\u0000items\u0000";
+const MARK_JSON = JSON.stringify(ITEMS_MARK);

@@ -124,19 +124,22 @@ function resolveService(
  * needs no pod lookup. A missing `ready` condition means ready, as the API documents.
  */
 function readyEndpoints(slices: EndpointSlice[], portName: string): Endpoint[] {
-  const seen = new Map<string, Endpoint>();
+  const endpoints: Endpoint[] = [];
   for (const slice of slices) {
     if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
     const port = slice.ports?.find((p) => (p.name ?? "") === portName && (p.protocol ?? "TCP") === "TCP")?.port;
     if (typeof port !== "number") continue;
     for (const endpoint of slice.endpoints ?? []) {
       const address = endpoint.addresses?.[0];
-      if (!address || endpoint.conditions?.ready === false) continue;
-      seen.set(`${address}|${port}`, { address, port });
+      if (address && endpoint.conditions?.ready !== false) endpoints.push({ address, port });
     }
   }
-  return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+  // Sorted, and without the duplicates that several slices can hold while they change.
+  endpoints.sort(byEndpoint);
+  return endpoints.filter((e, i) => i === 0 || byEndpoint(endpoints[i - 1]!, e) !== 0);
 }
+
+const byEndpoint = (a: Endpoint, b: Endpoint) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port);
 
 const unresolvedService = (namespace: string, name: string, port: number): ServiceBackend => ({
   kind: "Service",

@@ -12,7 +12,7 @@ function base(options: CompileOptions): object {
 }
 
 export function staticBootstrap(resources: Resources, options: CompileOptions): object {
-  return { ...base(options), static_resources: { listeners: resources.listeners, clusters: resources.clusters } };
+  return { ...base(options), static_resources: { listeners: resources.listeners, clusters: [...resources.clusters] } };
 }
 
 export const XDS_FILES = { bootstrap: "bootstrap.yaml", clusters: "cds.yaml", listeners: "lds.yaml" } as const;
@@ -24,16 +24,24 @@ function fileSource(options: CompileOptions, file: string) {
   return { path_config_source: { path: `${dir}/${file}`, watched_directory: { path: dir } }, resource_api_version: "V3" };
 }
 
-export function xdsDocuments(resources: Resources, options: CompileOptions, version: string): Record<string, object> {
+export function xdsBootstrap(options: CompileOptions): object {
   return {
-    [XDS_FILES.bootstrap]: {
-      ...base(options),
-      dynamic_resources: {
-        cds_config: fileSource(options, XDS_FILES.clusters),
-        lds_config: fileSource(options, XDS_FILES.listeners),
-      },
+    ...base(options),
+    dynamic_resources: {
+      cds_config: fileSource(options, XDS_FILES.clusters),
+      lds_config: fileSource(options, XDS_FILES.listeners),
     },
-    [XDS_FILES.clusters]: { version_info: version, resources: resources.clusters.map((c) => ({ "@type": TYPE.cluster, ...c })) },
-    [XDS_FILES.listeners]: { version_info: version, resources: resources.listeners.map((l) => ({ "@type": TYPE.listener, ...l })) },
   };
+}
+
+/**
+ * The resource files of the xDS set: each file's name, the type of its resources, and them.
+ * `itemLines` names a list inside a resource whose items each deserve a line of their own
+ * (the listener's virtual hosts, one per policy), so a policy's change is a one-line diff.
+ */
+export function xdsResourceFiles(resources: Resources): { file: string; type: string; items: Iterable<object>; itemLines?: string }[] {
+  return [
+    { file: XDS_FILES.clusters, type: TYPE.cluster, items: resources.clusters },
+    { file: XDS_FILES.listeners, type: TYPE.listener, items: resources.listeners, itemLines: "virtual_hosts" },
+  ];
 }

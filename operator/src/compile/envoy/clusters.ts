@@ -30,13 +30,18 @@ function backendCluster(name: string, backend: ServiceBackend | ExternalBackend,
     common_lb_config: { healthy_panic_threshold: { value: 0 } },
     outlier_detection: outlierDetection(policy.ejection),
     circuit_breakers: circuitBreakers(policy.limits, policy.retry),
-    typed_extension_protocol_options: {
-      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": TYPE.httpOptions,
-        common_http_protocol_options: { idle_timeout: d(policy.timeouts.idleMs) },
-        explicit_http_config: { http_protocol_options: {} },
-      },
-    },
+    // HTTP/1.1 with a 1 h idle timeout is what Envoy does unprompted: said only when it differs.
+    ...(policy.timeouts.idleMs === ENVOY_IDLE_TIMEOUT_MS
+      ? {}
+      : {
+          typed_extension_protocol_options: {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+              "@type": TYPE.httpOptions,
+              common_http_protocol_options: { idle_timeout: d(policy.timeouts.idleMs) },
+              explicit_http_config: { http_protocol_options: {} },
+            },
+          },
+        }),
   };
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
     const lbEndpoints = backend.endpoints.map(({ address, port }) => ({
@@ -56,6 +61,8 @@ function backendCluster(name: string, backend: ServiceBackend | ExternalBackend,
     ...(backend.kind === "External" && backend.tls ? { transport_socket: upstreamTls(backend.sni, trustedCA) } : {}),
   };
 }
+
+const ENVOY_IDLE_TIMEOUT_MS = 3_600_000;
 
 function outlierDetection(e: EjectionIR): object {
   return {

@@ -26,4 +26,10 @@ export const aggregateName = (policyKey: string) => policyKey;
 export const backendClusterName = (policyKey: string, index: number) =>
   index === 0 ? `${policyKey}/primary` : `${policyKey}/fallback-${index}`;
 
-export type Resources = { clusters: object[]; listeners: object[] };
+/**
+ * What compile() made for Envoy. The clusters are built while they are iterated, one policy
+ * at a time, so a renderer can write each and let it go: at 10,000 policies the whole tree
+ * of cluster objects would hold some 80 MB that nothing needs at once. Each iteration
+ * builds them anew (the same, as compile is deterministic).
+ */
+export type Resources = { clusters: Iterable<object>; listeners: object[] };
