@@ -47,4 +47,30 @@ describe("fallback-operator flags", () => {
     expect(run.stderr).toContain("Usage: fallback-operator");
     expect(run.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace
   });
+
+  it("exits 1, with a log line and no stack trace, when it cannot start", async () => {
+    const { createServer } = await import("node:net");
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, "127.0.0.1", done));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const kubeconfig = "test/unit/fixtures/unreachable.kubeconfig";
+      const bin = "operator/bin/fallback-operator.ts";
+      // The health port is taken: the framework's start fails.
+      const busy = spawnSync(process.execPath, [bin, "--kubeconfig", kubeconfig, "--config-namespace", "x", "--health-addr", `127.0.0.1:${port}`, "--metrics-addr", "127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
+      expect(busy.status).toBe(1);
+      expect(busy.stdout).toContain("operator failed to start");
+      // The metrics port is taken.
+      const metrics = spawnSync(process.execPath, [bin, "--kubeconfig", kubeconfig, "--config-namespace", "x", "--health-addr", "127.0.0.1:0", "--metrics-addr", `127.0.0.1:${port}`], { encoding: "utf8", timeout: 20_000 });
+      expect(metrics.status).toBe(1);
+      expect(metrics.stdout).toContain("metrics server failed to start");
+      // No kubeconfig where it says.
+      const missing = spawnSync(process.execPath, [bin, "--kubeconfig", "/nonexistent/kubeconfig", "--config-namespace", "x"], { encoding: "utf8", timeout: 20_000 });
+      expect(missing.status).toBe(1);
+      expect(missing.stdout).toContain("cannot load the kubeconfig");
+      for (const run of [busy, metrics, missing]) expect(run.stdout + run.stderr).not.toMatch(/at .*\.ts:\d+/);
+    } finally {
+      taken.close();
+    }
+  });
 });

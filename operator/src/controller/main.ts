@@ -114,8 +114,13 @@ export async function main(args: string[]): Promise<number> {
 
   const logger = createLogger({ level: flags.logLevel, name: OPERATOR_NAME });
   const kubeConfig = new KubeConfig();
-  if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
-  else kubeConfig.loadFromCluster();
+  try {
+    if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
+    else kubeConfig.loadFromCluster();
+  } catch (err) {
+    logger.error({ err: { message: (err as Error).message }, kubeconfig: flags.kubeconfig ?? "in-cluster" }, "cannot load the kubeconfig");
+    return 1;
+  }
 
   const op = new Operator({
     name: OPERATOR_NAME,
@@ -153,9 +158,16 @@ export async function main(args: string[]): Promise<number> {
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 
-  await metricsServer?.start();
-  await op.run({ signals: false });
+  let started = false;
+  try {
+    await metricsServer?.start();
+    started = await op.run({ signals: false });
+  } catch (err) {
+    logger.error({ err: { message: (err as Error).message } }, "metrics server failed to start");
+    await op.stop();
+  }
   await stopping;
   await metricsServer?.close();
-  return 0;
+  // Non-zero when the operator could not start, so that its supervisor notices.
+  return started ? 0 : 1;
 }

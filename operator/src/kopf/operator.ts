@@ -231,9 +231,10 @@ export class Operator {
 
   /**
    * start(), then wait until stop() or SIGTERM/SIGINT has shut everything down.
-   * Never rejects: failures are logged.
+   * Never rejects: failures are logged. Resolves with false when the start failed, so that
+   * a process can exit non-zero and its supervisor notice.
    */
-  async run(options: { signals?: boolean } = {}): Promise<void> {
+  async run(options: { signals?: boolean } = {}): Promise<boolean> {
     const onSignal = (signal: string) => {
       this.logger.info({ signal }, "shutting down");
       void this.stop();
@@ -247,9 +248,11 @@ export class Operator {
     try {
       await this.start();
       await this.done.promise;
+      return true;
     } catch (err) {
       this.logger.error({ err: describe(err) }, "operator failed to start");
       await this.stop();
+      return false;
     } finally {
       clearInterval(keepAlive);
       process.off("SIGTERM", onSignal);

@@ -70,9 +70,15 @@ function outlierDetection(e: EjectionIR): object {
     consecutive_gateway_failure: e.consecutiveGatewayErrors,
     // Envoy enforces gateway-failure ejection at 0% unless told otherwise.
     enforcing_consecutive_gateway_failure: 100,
-    consecutive_local_origin_failure: e.consecutiveLocalOriginFailures,
-    enforcing_consecutive_local_origin_failure: 100,
-    split_external_local_origin_errors: e.splitExternalLocalOriginErrors,
+    // Envoy counts local-origin failures (connect timeouts, resets) apart only when split;
+    // otherwise they count as 5xx above, and these settings would be ignored.
+    ...(e.splitExternalLocalOriginErrors
+      ? {
+          split_external_local_origin_errors: true,
+          consecutive_local_origin_failure: e.consecutiveLocalOriginFailures,
+          enforcing_consecutive_local_origin_failure: 100,
+        }
+      : {}),
     interval: d(e.intervalMs),
     base_ejection_time: d(e.baseEjectionMs),
     max_ejection_time: d(e.maxEjectionMs),
