@@ -234,7 +234,7 @@ type SizeResult = {
   memory: Memory;
 };
 
-type Memory = { rss: number; hwm: number; heapUsed?: number; heapTotal?: number };
+type Memory = { rss: number; hwm: number; anon: number; file: number; heapUsed?: number; heapTotal?: number; external?: number };
 
 export async function runOperatorBench(options: OperatorBenchOptions = {}): Promise<string> {
   const o = {
@@ -286,6 +286,7 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
       ...procStatus(op!.pid),
       heapUsed: await metric(op!.metricsUrl, "nodejs_heap_size_used_bytes"),
       heapTotal: await metric(op!.metricsUrl, "nodejs_heap_size_total_bytes"),
+      external: await metric(op!.metricsUrl, "nodejs_external_memory_bytes"),
     });
     const idle = await memory();
     o.log(`operator bench: idle operator VmRSS ${mb(idle.rss)}`);
@@ -378,12 +379,15 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
   }
 }
 
-/** VmRSS and VmHWM (peak) of a process, bytes. */
-function procStatus(pid: number): { rss: number; hwm: number } {
+/** VmRSS, VmHWM (peak), and the RSS split into anonymous memory and mapped files (the node binary), bytes. */
+function procStatus(pid: number): { rss: number; hwm: number; anon: number; file: number } {
   const text = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) * 1024;
-  return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+  return { rss: kb("VmRSS"), hwm: kb("VmHWM"), anon: kb("RssAnon"), file: kb("RssFile") };
 }
+
+const describeMemory = (m: Memory) =>
+  `V8 heap ${mb(m.heapUsed ?? NaN)} used of ${mb(m.heapTotal ?? NaN)}, external ${mb(m.external ?? NaN)}; RSS ${mb(m.anon)} anonymous + ${mb(m.file)} mapped files`;
 
 function table(results: SizeResult[], idle: Memory, o: Required<OperatorBenchOptions>, logs: Array<Record<string, unknown>>): string {
   const memory = results.at(-1)!.memory;
@@ -430,7 +434,7 @@ function table(results: SizeResult[], idle: Memory, o: Required<OperatorBenchOpt
     `| operator VmRSS at the end | ${mb(memory.rss)} | ≤ ${mb(TARGET.rssBytes)} | ${verdict(memory.rss <= TARGET.rssBytes)} |`,
     `| operator VmHWM (peak RSS) | ${mb(memory.hwm)} | ≤ ${mb(TARGET.rssBytes)} | ${verdict(memory.hwm <= TARGET.rssBytes)} |`,
     "",
-    `Memory: the operator idles at ${mb(idle.rss)} VmRSS before any policy exists (V8 heap ${mb(idle.heapUsed ?? NaN)} used of ${mb(idle.heapTotal ?? NaN)}); at the end the heap is ${mb(memory.heapUsed ?? NaN)} used of ${mb(memory.heapTotal ?? NaN)}.`,
+    `Memory: the operator idles at ${mb(idle.rss)} VmRSS before any policy exists (${describeMemory(idle)}); at the end: ${describeMemory(memory)}.`,
     "",
   );
   const tooLarge = results.filter((r) => r.ready < r.policies);

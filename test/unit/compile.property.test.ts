@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { validatePolicy } from "../../operator/src/api/validate.ts";
 import { compile } from "../../operator/src/compile/compile.ts";
-import { renderBootstrap } from "../../operator/src/compile/emit.ts";
+import { renderBootstrap, renderXds } from "../../operator/src/compile/emit.ts";
 import { defaultOptions } from "../../operator/src/compile/snapshot.ts";
 import { envoyValidate } from "../support/envoy.ts";
 
@@ -118,6 +118,49 @@ describe("compile, over generated clusters", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("gives, when it reuses the objects of the last compile (as the operator's syncs do), what a fresh compile gives", () => {
+    // The second snapshot keeps some objects of the first (the very same objects) and adds new ones.
+    const mix = <T,>(kept: T[], keep: boolean[], added: T[]) => [...kept.filter((_, i) => keep[i % keep.length] ?? true), ...added];
+    const render = (out: ReturnType<typeof compile>) => ({ results: JSON.stringify(out.results), files: renderXds(out.resources, defaultOptions).files });
+    fc.assert(
+      fc.property(snapshot, snapshot, fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), (first, second, keep) => {
+        render(compile(first as any));
+        render(compile(first as any)); // seen twice: its objects are now reused ones
+        const next = {
+          policies: mix(first.policies, keep, second.policies),
+          services: mix(first.services, keep.map((k) => !k), second.services),
+          endpointSlices: mix(first.endpointSlices, keep, second.endpointSlices),
+        };
+        const fresh = render(compile(structuredClone(next) as any));
+        expect(render(compile(next as any))).toEqual(fresh);
+        expect(render(compile(next as any))).toEqual(fresh);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("moves the bare Service names to a new policy on port 80, also when the old policy's IR is reused", () => {
+    const svc = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
+    const on = (name: string, port: number) => ({
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name, namespace: "shop" },
+      spec: { targetRef: { name: "web", port }, fallbacks: [{ staticResponse: { status: 503 } }] },
+    });
+    const alt = on("alt", 8080);
+    const before = { policies: [alt], services: [svc], endpointSlices: [] };
+    compile(before as any);
+    const reused = compile(before as any);
+    const domains = (out: ReturnType<typeof compile>) => (out.resources.listeners[0] as any).filter_chains[0].filters[0].typed_config.route_config.virtual_hosts.map((h: any) => [h.name, h.domains]);
+    expect(domains(reused)).toEqual([["shop/alt", expect.arrayContaining(["web", "web:8080"])]]);
+    const after = { policies: [alt, on("main", 80)], services: [svc], endpointSlices: [] };
+    const fresh = compile(structuredClone(after) as any);
+    const incremental = compile(after as any);
+    expect(domains(incremental)[0][1]).not.toContain("web");
+    expect(renderXds(incremental.resources, defaultOptions).files).toEqual(renderXds(fresh.resources, defaultOptions).files);
+    expect(JSON.stringify(incremental.results)).toBe(JSON.stringify(fresh.results));
   });
 
   it("produces bootstraps the real Envoy accepts", () => {

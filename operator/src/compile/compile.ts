@@ -7,10 +7,11 @@ import { createHash } from "node:crypto";
 import { formatError, validatePolicy } from "../api/validate.ts";
 import type { FallbackPolicy } from "../api/schema.ts";
 import { policyClusters } from "./envoy/clusters.ts";
-import { httpListener } from "./envoy/listeners.ts";
+import { httpListener, virtualHost } from "./envoy/listeners.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
-import { indexSnapshot, resolvePolicy } from "./resolve.ts";
+import { reusedObjects } from "./reused.ts";
+import { indexSnapshot, resolvePolicy, type Resolution, type SnapshotIndex } from "./resolve.ts";
 import { policyConditions, type PolicyResult } from "./results.ts";
 import { defaultOptions, keyOf, namespaceOf, type CompileOptions, type Snapshot } from "./snapshot.ts";
 
@@ -27,6 +28,30 @@ function validateOnce(object: unknown): ReturnType<typeof validatePolicy> {
   let result = validations.get(object);
   if (!result) validations.set(object, (result = validatePolicy(object)));
   return result;
+}
+
+// A sync of the operator compiles mostly the same objects as the last one. A policy whose
+// (validated) object, Services and EndpointSlices are the very same objects resolves to the
+// same IR object as before, which lets everything after it (clusters, virtual host, JSON
+// text, hash) reuse what was made for that IR. fallbackctl's objects are all new: no hits.
+const resolutions = new WeakMap<FallbackPolicy, { options: CompileOptions; resolution: Resolution }>();
+function resolveOnce(policy: FallbackPolicy, index: SnapshotIndex, options: CompileOptions): Resolution {
+  const last = resolutions.get(policy);
+  if (last && last.options === options && sameInputs(last.resolution, index)) {
+    reused.add(last.resolution.ir);
+    return last.resolution;
+  }
+  const resolution = resolvePolicy(policy, index, options);
+  resolutions.set(policy, { options, resolution });
+  return resolution;
+}
+
+/** Whether the Services and slices a resolution read are still the very objects in the index. */
+function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
+  return inputs.every(({ key, service, slices }) => {
+    const now = index.slicesByService.get(key);
+    return index.services.get(key) === service && (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])));
+  });
 }
 
 export function compile(snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput {
@@ -61,7 +86,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
       results.push({ ...base, conditions, backends: [] });
       continue;
     }
-    const { ir, backends, problems, targetResolved } = resolvePolicy(policy, index, options);
+    const { ir, backends, problems, targetResolved } = resolveOnce(policy, index, options);
     const result: PolicyResult = { ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends };
     if (targetResolved) programmed.push({ ir, policy, result });
     results.push(result);
@@ -72,12 +97,16 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
   // The IR decides everything Envoy does for a policy, so its hash changes exactly when
   // the policy's part of the config does (and not when another policy's part does). It is
   // worked out when first read: the operator reads it for status, fallbackctl never does.
-  for (const { ir, result } of programmed) {
-    let hash: string | undefined;
-    Object.defineProperty(result, "configHash", { enumerable: true, get: () => (hash ??= `sha256:${sha256(JSON.stringify(ir))}`) });
-  }
+  for (const { ir, result } of programmed) Object.defineProperty(result, "configHash", { enumerable: true, get: () => configHashOf(ir) });
   results.sort((a, b) => byString(a.key, b.key));
   return { resources: envoyResources(programmed.map((p) => p.ir), options), results };
+}
+
+const configHashes = new WeakMap<PolicyIR, string>();
+function configHashOf(ir: PolicyIR): string {
+  let hash = configHashes.get(ir);
+  if (!hash) configHashes.set(ir, (hash = `sha256:${sha256(JSON.stringify(ir))}`));
+  return hash;
 }
 
 const targetKey = (p: FallbackPolicy) => `${namespaceOf(p)}/${p.spec.targetRef.name}:${p.spec.targetRef.port}`;
@@ -109,12 +138,21 @@ function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy }[], c
     const owner = bareNamesPort.get(service);
     if (owner === undefined || (owner !== 80 && (port === 80 || port < owner))) bareNamesPort.set(service, port);
   }
-  for (const { ir, policy } of programmed) {
+  for (const entry of programmed) {
+    const { ir, policy } = entry;
     const namespace = namespaceOf(policy);
     const { name, port } = policy.spec.targetRef;
     const ownsBareNames = bareNamesPort.get(serviceOf(policy)) === port;
     const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${clusterDomain}`];
-    ir.domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+    const domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+    if (ir.domains.length === 0) ir.domains = domains; // a new IR
+    else if (domains.length !== ir.domains.length || domains.some((d, i) => d !== ir.domains[i])) {
+      // A reused IR is never changed (what was made from it would go stale): replace it.
+      entry.ir = { ...ir, domains };
+      reused.add(entry.ir);
+      const cached = resolutions.get(policy);
+      if (cached) cached.resolution = { ...cached.resolution, ir: entry.ir };
+    }
   }
 }
 
@@ -122,9 +160,36 @@ function envoyResources(policies: PolicyIR[], options: CompileOptions): Resource
   return {
     clusters: {
       *[Symbol.iterator]() {
-        for (const policy of policies) yield* policyClusters(policy, options.trustedCA);
+        for (const policy of policies) yield* clustersOf(policy, options.trustedCA);
       },
     },
-    listeners: [httpListener(policies, options.listen)],
+    listeners: [httpListener(policies, options.listen, virtualHostOf)],
   };
+}
+
+// An IR seen in a second compile keeps its clusters and virtual host, so that their JSON
+// text is reused too (see reused.ts). A first-time IR's are built and let go as they are
+// written, which keeps a one-off compile's memory low.
+const reused = new WeakSet<PolicyIR>();
+const clusters = new WeakMap<PolicyIR, { trustedCA: string; clusters: object[] }>();
+const virtualHosts = new WeakMap<PolicyIR, object>();
+
+function clustersOf(ir: PolicyIR, trustedCA: string): object[] {
+  if (!reused.has(ir)) return policyClusters(ir, trustedCA);
+  const last = clusters.get(ir);
+  if (last?.trustedCA === trustedCA) return last.clusters;
+  const built = policyClusters(ir, trustedCA);
+  clusters.set(ir, { trustedCA, clusters: built });
+  for (const cluster of built) reusedObjects.add(cluster);
+  return built;
+}
+
+function virtualHostOf(ir: PolicyIR): object {
+  if (!reused.has(ir)) return virtualHost(ir);
+  let host = virtualHosts.get(ir);
+  if (!host) {
+    virtualHosts.set(ir, (host = virtualHost(ir)));
+    reusedObjects.add(host);
+  }
+  return host;
 }

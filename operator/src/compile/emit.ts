@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { XDS_FILES, staticBootstrap, xdsBootstrap, xdsResourceFiles } from "./envoy/bootstrap.ts";
 import type { Resources } from "./envoy/types.ts";
+import { reusedObjects } from "./reused.ts";
 import type { CompileOptions } from "./snapshot.ts";
 
 // ---- YAML ------------------------------------------------------------------------------
@@ -289,10 +290,10 @@ function resourceLine(type: string, resource: object, itemLines?: string): strin
   let list: unknown[] | undefined;
   let json = itemLines
     ? JSON.stringify(resource, (key, value) => (key === itemLines && !list && Array.isArray(value) ? ((list = value), ITEMS_MARK) : value))
-    : JSON.stringify(resource);
+    : jsonOf(resource);
   if (list) {
     const at = json.indexOf(MARK_JSON);
-    const items = list.length ? `[\n    ${list.map((item) => JSON.stringify(item)).join(",\n    ")}\n  ]` : "[]";
+    const items = list.length ? `[\n    ${list.map(jsonOf).join(",\n    ")}\n  ]` : "[]";
     // A string of the user's equal to the mark (NULs and all) gets the one-line form.
     if (at >= 0 && json.indexOf(MARK_JSON, at + 1) < 0) json = json.slice(0, at) + items + json.slice(at + MARK_JSON.length);
     else json = JSON.stringify(resource);
@@ -300,6 +301,16 @@ function resourceLine(type: string, resource: object, itemLines?: string): strin
   const line = `- {"@type":${JSON.stringify(type)}${json.length > 2 ? `,${json.slice(1)}` : "}"}\n`;
   // JSON leaves some characters raw that YAML must see escaped (NEL, LS, PS, BOM, C1 controls).
   return NOT_YAML_PRINTABLE.test(line) ? line.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : line;
+}
+
+// The operator renders mostly the very same cluster and virtual-host objects again (see
+// reused.ts): their JSON is remembered for as long as they live.
+const texts = new WeakMap<object, string>();
+function jsonOf(value: unknown): string {
+  if (typeof value !== "object" || value === null || !reusedObjects.has(value)) return JSON.stringify(value);
+  let text = texts.get(value);
+  if (text === undefined) texts.set(value, (text = JSON.stringify(value)));
+  return text;
 }
 
 const LINES_PER_CHUNK = 2000;

@@ -13,7 +13,11 @@ export type Resolution = {
   problems: RefProblem[];
   /** False when the target itself cannot be resolved: the policy is then not programmed. */
   targetResolved: boolean;
+  /** What was read: each Service looked up by key, and its EndpointSlices (undefined when missing). */
+  inputs: ResolutionInput[];
 };
+
+export type ResolutionInput = { key: string; service?: Service; slices?: EndpointSlice[] };
 
 export type SnapshotIndex = {
   services: Map<string, Service>;
@@ -38,14 +42,15 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
   const namespace = namespaceOf(policy);
   const { spec } = policy;
   const problems: RefProblem[] = [];
+  const inputs: ResolutionInput[] = [];
 
-  const target = resolveService(namespace, spec.targetRef.name, spec.targetRef.port, index, options);
+  const target = resolveService(namespace, spec.targetRef.name, spec.targetRef.port, index, options, inputs);
   if ("reason" in target) problems.push(target);
   const backends: Backend[] = ["reason" in target ? unresolvedService(namespace, spec.targetRef.name, spec.targetRef.port) : target];
 
   for (const fallback of spec.fallbacks) {
     if (fallback.service) {
-      const resolved = resolveService(namespace, fallback.service.name, fallback.service.port, index, options);
+      const resolved = resolveService(namespace, fallback.service.name, fallback.service.port, index, options, inputs);
       if ("reason" in resolved) problems.push(resolved);
       // An unresolved fallback stays in line with no endpoints, so traffic skips over it.
       backends.push("reason" in resolved ? unresolvedService(namespace, fallback.service.name, fallback.service.port) : resolved);
@@ -87,7 +92,7 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
     limits: circuitBreaker,
     timeouts: { requestMs: toMs(timeouts.request), connectMs: toMs(timeouts.connect), idleMs: toMs(timeouts.idle) },
   };
-  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target) };
+  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target), inputs };
 }
 
 function resolveService(
@@ -96,9 +101,12 @@ function resolveService(
   port: number,
   index: SnapshotIndex,
   options: CompileOptions,
+  inputs: ResolutionInput[],
 ): ServiceBackend | RefProblem {
   const key = `${namespace}/${name}`;
   const service = index.services.get(key);
+  const slices = index.slicesByService.get(key);
+  inputs.push({ key, service, slices });
   if (!service) return { reason: "ServiceNotFound", message: `Service ${key} not found` };
 
   if (service.spec?.type === "ExternalName" && service.spec.externalName) {
@@ -107,7 +115,6 @@ function resolveService(
   const servicePort = service.spec?.ports?.find((p) => p.port === port && (p.protocol ?? "TCP") === "TCP");
   if (!servicePort) return { reason: "PortNotFound", message: `Service ${key} has no TCP port ${port}` };
 
-  const slices = index.slicesByService.get(key);
   if (!slices) {
     // No EndpointSlices known (offline, or not yet observed): let Envoy resolve the Service.
     // A headless Service resolves to pods, which listen on the target port.

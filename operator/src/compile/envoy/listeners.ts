@@ -6,7 +6,11 @@ import { HTTP_LISTENER, ROUTE_CONFIG, TYPE, aggregateName } from "./types.ts";
 const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
 const router = { name: "envoy.filters.http.router", typed_config: { "@type": TYPE.router } };
 
-export function httpListener(policies: PolicyIR[], listen: { address: string; port: number }): object {
+export function httpListener(
+  policies: PolicyIR[],
+  listen: { address: string; port: number },
+  hostOf: (policy: PolicyIR) => object = virtualHost,
+): object {
   const anyStatic = policies.some((p) => staticResponseOf(p));
   return {
     name: HTTP_LISTENER,
@@ -22,7 +26,7 @@ export function httpListener(policies: PolicyIR[], listen: { address: string; po
               // Envoy loads lds.yaml and cds.yaml from one folder in no fixed order; checking
               // clusters here would reject a listener whose new policy's clusters are still
               // on their way. A route to a missing cluster answers 503 until they arrive.
-              route_config: { name: ROUTE_CONFIG, validate_clusters: false, virtual_hosts: policies.map(virtualHost) },
+              route_config: { name: ROUTE_CONFIG, validate_clusters: false, virtual_hosts: policies.map(hostOf) },
               // Each virtual host with a static response configures the filter for itself.
               http_filters: anyStatic ? [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router] : [router],
             },
@@ -38,7 +42,7 @@ const staticResponseOf = (policy: PolicyIR) => {
   return last?.kind === "StaticResponse" ? last : undefined;
 };
 
-function virtualHost(policy: PolicyIR): object {
+export function virtualHost(policy: PolicyIR): object {
   const { retry } = policy;
   const rewriteHost = policy.backends.some((b) => b.kind === "External" && b.hostRewrite);
   const staticResponse = staticResponseOf(policy);
