@@ -23,4 +23,5 @@ COPY --chown=0:0 operator/ ./operator/
 # numeric user so runAsNonRoot can verify it without a passwd lookup.
 USER 10001:10001
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "operator/bin/fallback-operator.ts"]
+# The Node.js flags are the bin's shebang's (see there why).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "operator/bin/fallback-operator.ts"]

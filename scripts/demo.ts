@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { nodeFlagsOf } from "../test/support/bins.ts";
 import { spawnBackend, type ChildBackend } from "../test/e2e/harness/backend.ts";
 import { ENVOY_BIN } from "../test/e2e/harness/envoy.ts";
 import { send } from "../test/e2e/harness/load.ts";
@@ -151,6 +152,7 @@ async function startOperator(): Promise<void> {
   envoyUrl = `http://127.0.0.1:${listen}/`;
   envoyAdminUrl = `http://127.0.0.1:${admin}/`;
   const args = [
+    ...nodeFlagsOf(OPERATOR),
     OPERATOR,
     "--kubeconfig", KUBECONFIG,
     "--config-namespace", "fallback-system",
