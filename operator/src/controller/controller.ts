@@ -327,7 +327,7 @@ const views = new WeakMap<KubeObject, KubeObject>();
 
 /**
  * A policy as compile reads it: without status and managedFields, which it never uses but
- * the validator deep-copies (structuredClone) and keeps for every object version. Made
+ * the validator deep-copies and keeps for every object version. Made
  * once per cached object, so compile's own per-object cache still applies.
  */
 function compileView(policy: KubeObject): KubeObject {
