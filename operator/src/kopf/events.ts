@@ -10,10 +10,9 @@
 // Recording is best effort: it never throws, since losing an Event must not fail the
 // reconcile that reported it.
 
-import { EventsV1Api, PatchStrategy, V1MicroTime, setHeaderOptions } from "@kubernetes/client-node";
+import { V1MicroTime } from "@kubernetes/client-node";
 import { randomBytes } from "node:crypto";
-import type { KubeConfig } from "@kubernetes/client-node";
-import type { KubeObject } from "./client.ts";
+import type { KubeClient, KubeObject, ResourceRef } from "./client.ts";
 import { describe, isNotFound } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -41,15 +40,16 @@ interface Series {
 }
 
 const MAX_TRACKED = 4096;
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const EVENTS: ResourceRef = { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event" };
 
 export class EventRecorder {
-  private readonly api: EventsV1Api;
+  private readonly client: KubeClient;
   private readonly options: Required<EventRecorderOptions>;
   private readonly series = new Map<string, Series>();
 
-  constructor(kubeConfig: KubeConfig, options: EventRecorderOptions) {
-    this.api = kubeConfig.makeApiClient(EventsV1Api);
+  /** Events go through the operator's client: its one connection pool (see client.ts). */
+  constructor(client: KubeClient, options: EventRecorderOptions) {
+    this.client = client;
     this.options = { aggregateWindowMs: 6 * 60_000, seriesFlushMs: 30_000, ...options };
   }
 
@@ -88,9 +88,7 @@ export class EventRecorder {
   private async create(key: string, obj: KubeObject, type: EventType, reason: string, message: string, action: string) {
     const namespace = obj.metadata.namespace || "default";
     const name = `${obj.metadata.name}.${randomBytes(8).toString("hex")}`;
-    await this.api.createNamespacedEvent({
-      namespace,
-      body: {
+    await this.client.create(EVENTS, {
         metadata: { name, namespace },
         eventTime: new V1MicroTime(), // serialises with the microseconds MicroTime needs
         type,
@@ -107,7 +105,6 @@ export class EventRecorder {
           uid: obj.metadata.uid,
           resourceVersion: obj.metadata.resourceVersion,
         },
-      },
     });
     const now = Date.now();
     this.series.delete(key);
@@ -125,14 +122,7 @@ export class EventRecorder {
     s.timer = undefined;
     s.lastWritten = Date.now();
     try {
-      await this.api.patchNamespacedEvent(
-        {
-          name: s.name,
-          namespace: s.namespace,
-          body: { series: { count: s.count, lastObservedTime: new V1MicroTime(s.lastObserved) } },
-        },
-        mergePatch,
-      );
+      await this.client.patch(EVENTS, s.namespace, s.name, { series: { count: s.count, lastObservedTime: new V1MicroTime(s.lastObserved) } });
     } catch (err) {
       // Events expire (1 h by default); the next occurrence starts a new one.
       if (isNotFound(err)) this.series.delete(key);

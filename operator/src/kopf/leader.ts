@@ -14,7 +14,8 @@
 // - on shutdown the leader releases: holderIdentity cleared, so a standby takes over
 //   at its next retry instead of waiting out the lease.
 
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import { HttpMethod, V1MicroTime } from "@kubernetes/client-node";
+import { resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./client.ts";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import { backoffDelay, sleep } from "./backoff.ts";
@@ -37,9 +38,15 @@ export interface LeaderCallbacks {
   onNewLeader?(identity: string | undefined): void;
 }
 
+const LEASES: ResourceRef = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease" };
+/** A coordination.k8s.io/v1 Lease, as far as leader election reads and writes it. */
+type Lease = KubeObject & {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: unknown; acquireTime?: unknown; leaseTransitions?: number };
+};
+
 export class LeaderElector {
   readonly identity: string;
-  private readonly api: CoordinationV1Api;
+  private readonly client: KubeClient;
   private readonly options: Required<LeaderElectionOptions>;
   private readonly callbacks: LeaderCallbacks;
   private readonly log: Logger;
@@ -50,8 +57,9 @@ export class LeaderElector {
   private lastContact = 0;
   private observed: { record: string; at: number; holder: string | undefined } | undefined;
 
-  constructor(kubeConfig: KubeConfig, options: LeaderElectionOptions, callbacks: LeaderCallbacks, logger: Logger) {
-    this.api = kubeConfig.makeApiClient(CoordinationV1Api);
+  /** The Lease is read and written through the operator's client: its one connection pool. */
+  constructor(client: KubeClient, options: LeaderElectionOptions, callbacks: LeaderCallbacks, logger: Logger) {
+    this.client = client;
     this.options = {
       identity: `${hostname()}_${randomUUID()}`,
       leaseDurationSeconds: 15,
@@ -130,12 +138,12 @@ export class LeaderElector {
     const { leaseName: name, namespace } = this.options;
     const now = new V1MicroTime();
     try {
-      let lease: V1Lease;
+      let lease: Lease;
       try {
-        lease = await this.api.readNamespacedLease({ name, namespace });
+        lease = await this.read();
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        await this.api.createNamespacedLease({ namespace, body: this.claim({ metadata: { name, namespace } }, now) });
+        await this.client.create(LEASES, this.claim({ metadata: { name, namespace } }, now));
         this.lastContact = Date.now();
         this.observe(this.identity, "created");
         return true;
@@ -150,7 +158,7 @@ export class LeaderElector {
         if (Date.now() - (this.observed?.at ?? 0) < duration) return false; // held, not expired
         this.log.info({ previous: holder }, "lease expired, taking over");
       }
-      await this.api.replaceNamespacedLease({ name, namespace, body: this.claim(lease, now) });
+      await this.replace(this.claim(lease, now));
       return true;
     } catch (err) {
       if (!isConflict(err)) this.log.warn({ err: describe(err) }, "lease update failed");
@@ -158,8 +166,17 @@ export class LeaderElector {
     }
   }
 
+  private read(): Promise<Lease> {
+    return this.client.get(LEASES, this.options.namespace, this.options.leaseName);
+  }
+
+  private replace(lease: Lease): Promise<unknown> {
+    const { namespace, leaseName } = this.options;
+    return this.client.request(HttpMethod.PUT, resourcePath(LEASES, namespace, leaseName), { body: lease });
+  }
+
   /** The Lease with us as holder: renewed if we held it, acquired otherwise. */
-  private claim(lease: V1Lease, now: V1MicroTime): V1Lease {
+  private claim(lease: Lease, now: V1MicroTime): Lease {
     const spec = lease.spec ?? {};
     const ours = spec.holderIdentity === this.identity;
     return {
@@ -184,16 +201,11 @@ export class LeaderElector {
   }
 
   private async release(): Promise<void> {
-    const { leaseName: name, namespace } = this.options;
     try {
-      const lease = await this.api.readNamespacedLease({ name, namespace });
+      const lease = await this.read();
       if (lease.spec?.holderIdentity !== this.identity) return;
       const now = new V1MicroTime();
-      await this.api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
-      });
+      await this.replace({ ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } });
       this.log.info("released the lease");
     } catch (err) {
       this.log.warn({ err: describe(err) }, "could not release the lease; it will expire");

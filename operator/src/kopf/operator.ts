@@ -79,7 +79,7 @@ export class Operator {
     const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
     this.client = new KubeClient(kubeConfig);
     const identity = options.leaderElection ? options.leaderElection.identity : undefined;
-    this.events = new EventRecorder(kubeConfig, {
+    this.events = new EventRecorder(this.client, {
       reportingController: `${this.domain}/${options.name}`,
       reportingInstance: identity ?? process.env["POD_NAME"] ?? hostname(),
       logger: this.logger,
@@ -194,7 +194,7 @@ export class Operator {
       const le = o.leaderElection;
       this.metrics.leader.set({ name: le.leaseName ?? this.name }, 0);
       this.elector = new LeaderElector(
-        this.client.kubeConfig,
+        this.client,
         { ...le, leaseName: le.leaseName ?? this.name },
         {
           onStartedLeading: () => this.setLeading(true),

@@ -230,7 +230,7 @@ describe("kopf on a real API server", () => {
       return events.items.some((e) => e["reason"] === "Reconciled" && (e["regarding"] as { name?: string }).name === "w1");
     });
     const target = await client.get(CM, ns, "s1");
-    const recorder = new EventRecorder(kc, { reportingController: "kopf-test.dev/it", reportingInstance: "it-1", logger, seriesFlushMs: 0 });
+    const recorder = new EventRecorder(client, { reportingController: "kopf-test.dev/it", reportingInstance: "it-1", logger, seriesFlushMs: 0 });
     for (let i = 0; i < 3; i++) await recorder.warning(target, "Flapping", "it keeps happening");
     await recorder.normal(target, "Other", "something else");
     recorder.close();
