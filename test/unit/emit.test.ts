@@ -188,6 +188,8 @@ describe("renderXds", () => {
     const b = render("10.0.0.2");
     expect(b.hash).not.toBe(a.hash);
     expect(read(b.files["cds.yaml"]!).version_info).not.toBe(read(a.files["cds.yaml"]!).version_info);
+    // The bootstrap counts too: another admin port is another config.
+    expect(renderXds(a.resources, { ...defaultOptions, admin: { address: "127.0.0.1", port: 9902 } }).hash).not.toBe(a.hash);
   });
 });
 

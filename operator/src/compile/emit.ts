@@ -247,13 +247,14 @@ export function renderBootstrap(resources: Resources, options: CompileOptions): 
  * bootstrap.yaml is block YAML, for people. cds.yaml and lds.yaml are for Envoy and for
  * diffs: a resource per line, written as JSON, which YAML reads as a flow mapping (the
  * listener has a line per virtual host). JSON.stringify is native: several times faster
- * than any YAML emitter in JavaScript, and the files are half the size of block YAML.
+ * than any YAML emitter in JavaScript, and the files are 40 % smaller than block YAML.
  *
- * Their version_info is the start of the hash of everything else in the files (names and
- * resource lines), so it changes exactly when the content does.
+ * The hash covers every file's name and text but the version_info lines, which are its
+ * first 16 digits: it changes exactly when the content does.
  */
 export function renderXds(resources: Resources, options: CompileOptions): { files: Record<string, string>; hash: string } {
-  const sha = createHash("sha256");
+  const bootstrap = toYaml(xdsBootstrap(options));
+  const sha = createHash("sha256").update(`${XDS_FILES.bootstrap}\n${bootstrap}\n`);
   const bodies = xdsResourceFiles(resources).map(({ file, type, items, itemLines }) => {
     // Lines are joined a few thousand at a time, and hashed as they go: short-lived, they
     // cost the garbage collector little, unlike tens of thousands kept to the end.
@@ -276,7 +277,7 @@ export function renderXds(resources: Resources, options: CompileOptions): { file
   const hash = sha.digest("hex");
   const head = `version_info: "${hash.slice(0, 16)}"\nresources:`;
 
-  const files: Record<string, string> = { [XDS_FILES.bootstrap]: toYaml(xdsBootstrap(options)) };
+  const files: Record<string, string> = { [XDS_FILES.bootstrap]: bootstrap };
   for (const [file, body] of bodies) files[file] = body ? `${head}\n${body}` : `${head} []\n`;
   return { files, hash: `sha256:${hash}` };
 }
