@@ -51,6 +51,8 @@ export interface InformerOptions {
   inactivityTimeoutMs?: number;
   /** Retry delays after failures. Default 1 s doubling to 30 s, ±20 % jitter. */
   backoff?: BackoffOptions;
+  /** Keep metadata.managedFields in the cache. Default false: dropped, as controller-runtime does. */
+  keepManagedFields?: boolean;
   logger: Logger;
 }
 
@@ -85,6 +87,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       resyncPeriodMs: 10 * 60_000,
       inactivityTimeoutMs: 90_000,
       backoff: { baseMs: 1000, maxMs: 30_000, jitter: 0.2 },
+      keepManagedFields: false,
       ...options,
     };
     this.log = options.logger.child({ resource: resourceName(resource) });
@@ -189,7 +192,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     });
     this.touch();
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const listed of list.items) {
+      const obj = this.cached(listed);
       seen.add(objectKey(obj));
       const old = this.store.set(obj);
       if (!old) this.emit({ type: "added", object: obj });
@@ -283,8 +287,20 @@ export class Informer<T extends KubeObject = KubeObject> {
     });
   }
 
+  /**
+   * The object as the cache keeps it: without managedFields (who set which field, for
+   * server-side apply), which a controller seldom reads and which can be as large as the
+   * rest of the object. Each cached object carries a copy otherwise.
+   */
+  private cached(obj: T): T {
+    if (this.options.keepManagedFields || !obj.metadata?.managedFields) return obj;
+    const { managedFields: _, ...metadata } = obj.metadata;
+    return { ...obj, metadata };
+  }
+
   /** Applies one watch event to the store. */
-  private apply(type: string, obj: T): void {
+  private apply(type: string, received: T): void {
+    const obj = this.cached(received);
     const rv = obj.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
     switch (type) {

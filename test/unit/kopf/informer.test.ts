@@ -123,6 +123,35 @@ afterEach(async () => {
 });
 
 describe("Informer", () => {
+  it("caches objects without managedFields, listed or watched, unless asked to keep them", async () => {
+    const managed = [{ manager: "kubectl", operation: "Update", fieldsV1: { "f:data": {} } }];
+    const withFields = (name: string) => {
+      const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(++api.rv), managedFields: managed }, data: {} };
+      api.objects.set(name, obj as KubeObject);
+      return obj;
+    };
+    const { informer, events } = await setup();
+    withFields("listed");
+    informer.start();
+    await informer.whenSynced();
+    await until(() => api.watches.length === 1);
+    api.send("ADDED", withFields("watched"));
+    await until(() => informer.store.get("ns/watched") !== undefined);
+    for (const name of ["listed", "watched"]) {
+      expect(informer.store.get(`ns/${name}`)?.metadata.managedFields).toBeUndefined();
+      expect(informer.store.get(`ns/${name}`)?.metadata.resourceVersion).toBeTruthy();
+    }
+    expect(events.every((e) => e.object.metadata.managedFields === undefined)).toBe(true);
+    await informer.stop();
+    await api.close();
+
+    const kept = await setup({ keepManagedFields: true });
+    withFields("listed");
+    kept.informer.start();
+    await kept.informer.whenSynced();
+    expect(kept.informer.store.get("ns/listed")?.metadata.managedFields).toEqual(managed);
+  });
+
   it("lists, syncs, then follows the watch from the list's resourceVersion with bookmarks", async () => {
     const { informer, events } = await setup();
     api.put("a", { x: "1" });
