@@ -71,7 +71,6 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
     // Everything sent a second after the swap is served by v2.
     const settled = summarize(between(results, swappedAt + 1_000));
     expect(settled.byBackend, JSON.stringify(settled.byBackend)).toEqual({ "products-v2": settled.total });
-    expect(first.sentAt - swappedAt).toBeLessThan(5_000);
     // Same process, never restarted.
     expect(gateway.envoy.pid).toBe(pid);
     expect(gateway.envoy.running()).toBe(true);
@@ -111,7 +110,6 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
     const since = between(load!.results, swappedAt);
     const unexpected = since.filter((r) => !(r.backend === "products-v2" || r.body === "static v1" || r.body === "static v2"));
     expect(unexpected.slice(0, 3)).toEqual([]);
-    expect(first.sentAt - swappedAt).toBeLessThan(5_000);
     expect(gateway.envoy.pid).toBe(pid);
     expect(await gateway.envoy.stat("listener_manager.lds.update_rejected")).toBe(0);
   });

@@ -94,6 +94,9 @@ function retryPolicy({ retry }: PolicyIR): object {
  * answer of Envoy's own (no healthy backend, connection failure, timeout, overflow), and
  * any backend answer with a status the retry policy counts as failure, as it stands once
  * retries are used up. So it answers however the backends before it fail.
+ *
+ * One matcher, one action: the ConfigMap is small (1 MiB for every policy), so the
+ * conditions are or-ed rather than each given a copy of the response.
  */
 function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
   const action = {
@@ -102,32 +105,24 @@ function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
       "@type": TYPE.localResponsePolicy,
       status_code: backend.status,
       body: { inline_string: backend.body },
-      response_headers_to_add: backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" })),
+      ...(backend.headers.length
+        ? { response_headers_to_add: backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" })) }
+        : {}),
     },
   };
-  const input = (name: string, type: string) => ({ name, typed_config: { "@type": type } });
-  const localFailure = {
-    predicate: {
-      and_matcher: {
-        predicate: [
-          { single_predicate: { input: input("local-reply", TYPE.localReplyInput), value_match: { exact: "true" } } },
-          { single_predicate: { input: input("status-class", TYPE.statusClassInput), value_match: { exact: "5xx" } } },
-        ],
-      },
-    },
-    on_match: { action },
-  };
+  const is = (name: string, type: string, value_match: object) => ({ single_predicate: { input: { name, typed_config: { "@type": type } }, value_match } });
+  const statusClass5xx = is("status-class", TYPE.statusClassInput, { exact: "5xx" });
+  const localFailure = { and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] } };
+
   const statuses = failureStatuses(retry);
-  const statusIs = (status: string) =>
-    status === "5xx"
-      ? { single_predicate: { input: input("status-class", TYPE.statusClassInput), value_match: { exact: "5xx" } } }
-      : { single_predicate: { input: input("status", TYPE.statusInput), value_match: { exact: status } } };
-  const predicates = statuses.map(statusIs);
-  const backendFailure = {
-    predicate: predicates.length === 1 ? predicates[0] : { or_matcher: { predicate: predicates } },
-    on_match: { action },
-  };
-  return { matcher_list: { matchers: statuses.length ? [localFailure, backendFailure] : [localFailure] } };
+  const codes = statuses.filter((s) => s !== "5xx");
+  const backendFailure = [
+    ...(statuses.includes("5xx") ? [statusClass5xx] : []),
+    // RE2 matches the whole status: "502|503|504" is exactly those three.
+    ...(codes.length ? [is("status", TYPE.statusInput, codes.length === 1 ? { exact: codes[0] } : { safe_regex: { google_re2: {}, regex: codes.join("|") } })] : []),
+  ];
+  const predicate = backendFailure.length ? { or_matcher: { predicate: [localFailure, ...backendFailure] } } : localFailure;
+  return { matcher_list: { matchers: [{ predicate, on_match: { action } }] } };
 }
 
 /** Statuses ("5xx" for the whole class) that the policy's retryOn treats as a failure. */
