@@ -171,16 +171,17 @@ function envoyResources(policies: PolicyIR[], options: CompileOptions): Resource
 // text is reused too (see reused.ts). A first-time IR's are built and let go as they are
 // written, which keeps a one-off compile's memory low.
 const reused = new WeakSet<PolicyIR>();
-const clusters = new WeakMap<PolicyIR, { trustedCA: string; clusters: object[] }>();
+// (A reused IR comes from a compile with the very same options: see resolveOnce.)
+const clusters = new WeakMap<PolicyIR, object[]>();
 const virtualHosts = new WeakMap<PolicyIR, object>();
 
 function clustersOf(ir: PolicyIR, trustedCA: string): object[] {
   if (!reused.has(ir)) return policyClusters(ir, trustedCA);
-  const last = clusters.get(ir);
-  if (last?.trustedCA === trustedCA) return last.clusters;
-  const built = policyClusters(ir, trustedCA);
-  clusters.set(ir, { trustedCA, clusters: built });
-  for (const cluster of built) reusedObjects.add(cluster);
+  let built = clusters.get(ir);
+  if (!built) {
+    clusters.set(ir, (built = policyClusters(ir, trustedCA)));
+    for (const cluster of built) reusedObjects.add(cluster);
+  }
   return built;
 }
 
