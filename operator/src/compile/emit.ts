@@ -23,16 +23,11 @@ import type { CompileOptions } from "./snapshot.ts";
 
 /** Writes a JSON-like value as a YAML 1.1 document in block style, ending in a newline. */
 export function toYaml(document: object): string {
-  return toYamlChunks(document).join("");
-}
-
-/** toYaml's text in pieces of some tens of KB, which join into it. */
-function toYamlChunks(document: object): string[] {
   try {
-    return emitDocument(document);
+    return emitDocument(document).join("");
   } catch (error) {
     if (!(error instanceof NotPlainData)) throw error;
-    return [stringify(document, { version: "1.1", lineWidth: 0, aliasDuplicateObjects: false })];
+    return stringify(document, { version: "1.1", lineWidth: 0, aliasDuplicateObjects: false });
   } finally {
     parts = [];
     chunks = [];
@@ -230,9 +225,13 @@ const SINGLE_QUOTABLE = /^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff\ufffe\u
 function str(s: string): string {
   if (plainShape(s) && !(MAY_NOT_BE_STRING[s.charCodeAt(0)] && NOT_A_STRING.test(s))) return s;
   if (s.includes('"') && SINGLE_QUOTABLE.test(s)) return `'${s}'`;
-  const quoted = JSON.stringify(s);
-  if (!NOT_YAML_PRINTABLE.test(quoted)) return quoted;
-  return quoted.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return yamlSafeJson(JSON.stringify(s));
+}
+
+/** JSON text with the characters YAML must not see raw (see NOT_YAML_PRINTABLE) escaped. */
+function yamlSafeJson(json: string): string {
+  if (!NOT_YAML_PRINTABLE.test(json)) return json;
+  return json.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 // ---- Envoy files -----------------------------------------------------------------------
@@ -299,9 +298,7 @@ function resourceLine(type: string, resource: object, itemLines?: string): strin
     if (at >= 0 && json.indexOf(MARK_JSON, at + 1) < 0) json = json.slice(0, at) + items + json.slice(at + MARK_JSON.length);
     else json = JSON.stringify(resource);
   }
-  const line = `- {"@type":${JSON.stringify(type)}${json.length > 2 ? `,${json.slice(1)}` : "}"}\n`;
-  // JSON leaves some characters raw that YAML must see escaped (NEL, LS, PS, BOM, C1 controls).
-  return NOT_YAML_PRINTABLE.test(line) ? line.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : line;
+  return yamlSafeJson(`- {"@type":${JSON.stringify(type)}${json.length > 2 ? `,${json.slice(1)}` : "}"}\n`);
 }
 
 // The operator renders mostly the very same cluster and virtual-host objects again (see
