@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { exitOf } from "../../test/support/exit.ts";
 
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
 
@@ -40,16 +41,7 @@ export function startLogged(name: string, command: string, args: string[], logFi
     closeSync(log);
   }
   let info: string | undefined;
-  const exited = new Promise<void>((done) => {
-    child.once("exit", (code, signal) => {
-      info = signal ? `signal ${signal}` : `code ${code}`;
-      done();
-    });
-    child.once("error", (error) => {
-      info = String(error);
-      done();
-    });
-  });
+  const exited = exitOf(child).then((how) => void (info = how));
   const running = () => info === undefined;
   return {
     name,

@@ -12,6 +12,7 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
+import { exitOf } from "../support/exit.ts";
 
 export const repoRoot = resolve(import.meta.dirname, "../..");
 export const controlPlaneBinary = join(repoRoot, ".local/bin/controlplane");
@@ -93,16 +94,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     (proc.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     proc.unref();
     let exitInfo: string | undefined;
-    exited = new Promise((done) => {
-      proc.once("exit", (code, signal) => {
-        exitInfo = signal ? `signal ${signal}` : `code ${code}`;
-        done();
-      });
-      proc.once("error", (err) => {
-        exitInfo = String(err);
-        done();
-      });
-    });
+    exited = exitOf(proc).then((how) => void (exitInfo = how));
     child = proc;
     try {
       await waitReady(kubeconfigPath, port, readyTimeoutMs, () => exitInfo);
