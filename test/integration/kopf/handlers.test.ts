@@ -182,6 +182,9 @@ describe("kopf on a real API server", () => {
     await until("set has four", () => setSize === 4);
     expect(setChanges - before).toBeLessThan(4); // coalesced
     expect(op.store({ ...CM, labelSelector: "kind=set" }).list(ns).map((o) => o.metadata.name).sort()).toEqual(["s1", "s2", "s3", "s4"]);
+    // The API server records who set what (managedFields); the cache leaves that out.
+    expect((await client.get(CM, ns, "s1")).metadata.managedFields).toBeDefined();
+    expect(op.store({ ...CM, labelSelector: "kind=set" }).get(`${ns}/s1`)?.metadata.managedFields).toBeUndefined();
   });
 
   it("writes status and conditions through /status, and skips identical writes", async () => {
