@@ -326,9 +326,10 @@ function compileInput(policies: KubeObject[], services: KubeObject[], endpointSl
 const views = new WeakMap<KubeObject, KubeObject>();
 
 /**
- * A policy as compile reads it: without status and managedFields, which it never uses but
- * the validator deep-copies and keeps for every object version. Made
- * once per cached object, so compile's own per-object cache still applies.
+ * A policy as compile reads it: metadata it uses and the spec, without the status (and
+ * annotations, labels...), which it never reads but the validator would deep-copy and keep
+ * for every object version. Made once per cached object, so compile's own per-object cache
+ * still applies.
  */
 function compileView(policy: KubeObject): KubeObject {
   let view = views.get(policy);
