@@ -10,13 +10,13 @@
 //
 // Level-triggered: a sync recomputes from the caches, so a missed or repeated event, a
 // restart or a failed write is healed by the next sync. Only the leader syncs.
-import { HttpMethod } from "@kubernetes/client-node";
 import { Counter, Gauge } from "prom-client";
 import { compile } from "../compile/compile.ts";
 import { renderXds } from "../compile/emit.ts";
 import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
+  HttpMethod,
   KeyedBackoff,
   WorkQueue,
   describeError,

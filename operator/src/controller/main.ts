@@ -1,9 +1,8 @@
 // `fallback-operator`: flags -> a kopf Operator with the FallbackPolicy controller, run
 // until SIGTERM or SIGINT.
-import { KubeConfig } from "@kubernetes/client-node";
 import { parseArgs } from "node:util";
 import { defaultOptions, parseHostPort, type CompileOptions } from "../compile/snapshot.ts";
-import { Operator, ProbeServer, createLogger } from "../kopf/index.ts";
+import { KubeConfig, Operator, ProbeServer, createLogger } from "../kopf/index.ts";
 import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME } from "./configmap.ts";
 import { FallbackController } from "./controller.ts";
 

@@ -15,7 +15,7 @@ import {
   type Configuration,
   type KubeConfig,
   type RequestContext,
-} from "@kubernetes/client-node";
+} from "./kube.ts";
 
 /** Which resource: group ("" for the core group), version and plural name, as in kopf. */
 export interface ResourceRef {

@@ -10,7 +10,7 @@
 // Recording is best effort: it never throws, since losing an Event must not fail the
 // reconcile that reported it.
 
-import { V1MicroTime } from "@kubernetes/client-node";
+import { V1MicroTime } from "./kube.ts";
 import { randomBytes } from "node:crypto";
 import type { KubeClient, KubeObject, ResourceRef } from "./client.ts";
 import { describe, isNotFound } from "./errors.ts";

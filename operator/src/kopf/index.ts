@@ -2,6 +2,7 @@
 // engine. It knows nothing about any product; see README.md for the tour.
 
 export { Operator, type OperatorOptions } from "./operator.ts";
+export { HttpMethod, KubeConfig } from "./kube.ts";
 export type {
   Handler,
   HandlerContext,

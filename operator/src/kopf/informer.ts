@@ -21,7 +21,7 @@
 // ordinary end (resume from the last resourceVersion, no backoff, no warning), and we
 // raise the library's timer above our own inactivity timeout so ours decides.
 
-import { Watch } from "@kubernetes/client-node";
+import { Watch } from "./kube.ts";
 import { Backoff, sleep, type BackoffOptions } from "./backoff.ts";
 import { objectKey, resourceName, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./client.ts";
 import { describe, isGone, statusCode } from "./errors.ts";

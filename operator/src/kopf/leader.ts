@@ -14,7 +14,7 @@
 // - on shutdown the leader releases: holderIdentity cleared, so a standby takes over
 //   at its next retry instead of waiting out the lease.
 
-import { HttpMethod, V1MicroTime } from "@kubernetes/client-node";
+import { HttpMethod, V1MicroTime } from "./kube.ts";
 import { resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./client.ts";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";

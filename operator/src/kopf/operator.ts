@@ -9,7 +9,7 @@
 // "one writer at a time" promise: stop the watches, let in-flight handlers finish,
 // release the Lease (only now may a standby start writing), close the HTTP server.
 
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "./kube.ts";
 import { hostname } from "node:os";
 import type { BackoffOptions } from "./backoff.ts";
 import { KubeClient, resourceName, type KubeObject } from "./client.ts";
