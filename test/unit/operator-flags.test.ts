@@ -1,7 +1,8 @@
 // fallback-operator's flags: defaults, environment, and a clear usage error for bad input.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { parseFlags } from "../../operator/src/controller/main.ts";
+import { KubeConfig } from "../../operator/src/kopf/index.ts";
+import { loadKubeconfigs, parseFlags } from "../../operator/src/controller/main.ts";
 
 describe("fallback-operator flags", () => {
   it("defaults to the pod's namespace, all namespaces, and Envoy's standard paths", () => {
@@ -23,7 +24,7 @@ describe("fallback-operator flags", () => {
       "--cluster-domain", "corp.local", "--trusted-ca", "/ca.pem", "--config-limit-bytes", "5000",
     ], {});
     expect(f).toMatchObject({
-      kubeconfig: "/k",
+      kubeconfig: ["/k"],
       configMap: { namespace: "edge", name: "gw" },
       watchNamespace: "apps",
       metrics: { address: "127.0.0.1", port: 0 },
@@ -33,6 +34,22 @@ describe("fallback-operator flags", () => {
       compile: { configDir: "/cfg", listen: { address: "127.0.0.1", port: 10001 }, admin: { port: 9902 }, clusterDomain: "corp.local", trustedCA: "/ca.pem" },
       configLimitBytes: 5000,
     });
+  });
+
+  it("reads $KUBECONFIG as a list, as kubectl does, and merges the files", () => {
+    const fixtures = "test/unit/fixtures";
+    expect(parseFlags([], { KUBECONFIG: `${fixtures}/unreachable.kubeconfig:${fixtures}/second.kubeconfig` }).kubeconfig)
+      .toEqual([`${fixtures}/unreachable.kubeconfig`, `${fixtures}/second.kubeconfig`]);
+    expect(parseFlags(["--kubeconfig", "/k"], { KUBECONFIG: "/a:/b" }).kubeconfig).toEqual(["/k"]);
+    expect(parseFlags([], {}).kubeconfig).toBeUndefined();
+
+    const merged = new KubeConfig();
+    loadKubeconfigs(merged, [`${fixtures}/unreachable.kubeconfig`, `${fixtures}/second.kubeconfig`]);
+    expect(merged.currentContext).toBe("nowhere");
+    expect(merged.contexts.map((c) => c.name)).toEqual(["nowhere", "elsewhere"]);
+    const noContextFirst = new KubeConfig();
+    loadKubeconfigs(noContextFirst, [`${fixtures}/no-context.kubeconfig`, `${fixtures}/second.kubeconfig`]);
+    expect(noContextFirst.currentContext).toBe("elsewhere");
   });
 
   it.each([

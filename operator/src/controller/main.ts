@@ -1,5 +1,6 @@
 // `fallback-operator`: flags -> a kopf Operator with the FallbackPolicy controller, run
 // until SIGTERM or SIGINT.
+import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultOptions, parseHostPort, type CompileOptions } from "../compile/snapshot.ts";
 import { KubeConfig, Operator, ProbeServer, createLogger } from "../kopf/index.ts";
@@ -27,7 +28,8 @@ const USAGE = `Usage: fallback-operator [flags]
 class UsageError extends Error {}
 
 export type OperatorFlags = {
-  kubeconfig?: string;
+  /** Kubeconfig files; $KUBECONFIG may list several, as kubectl reads it. */
+  kubeconfig?: string[];
   configMap: { namespace: string; name: string };
   watchNamespace?: string;
   metrics: { address: string; port: number };
@@ -79,7 +81,7 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
   const envoy = (flag: string, value: string | undefined, fallback: { address: string; port: number }) =>
     value === undefined ? fallback : addr(flag, value, "", false);
   return {
-    kubeconfig: values.kubeconfig ?? env["KUBECONFIG"],
+    kubeconfig: values.kubeconfig ? [values.kubeconfig] : env["KUBECONFIG"]?.split(delimiter).filter(Boolean),
     configMap: {
       namespace: values["config-namespace"] ?? env["POD_NAMESPACE"] ?? "default",
       name: values["config-name"] ?? "fallback-envoy",
@@ -114,10 +116,10 @@ export async function main(args: string[]): Promise<number> {
   const logger = createLogger({ level: flags.logLevel, name: OPERATOR_NAME });
   const kubeConfig = new KubeConfig();
   try {
-    if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
+    if (flags.kubeconfig?.length) loadKubeconfigs(kubeConfig, flags.kubeconfig);
     else kubeConfig.loadFromCluster();
   } catch (err) {
-    logger.error({ err: { message: (err as Error).message }, kubeconfig: flags.kubeconfig ?? "in-cluster" }, "cannot load the kubeconfig");
+    logger.error({ err: { message: (err as Error).message }, kubeconfig: flags.kubeconfig?.join(delimiter) || "in-cluster" }, "cannot load the kubeconfig");
     return 1;
   }
 
@@ -169,4 +171,18 @@ export async function main(args: string[]): Promise<number> {
   await metricsServer?.close();
   // Non-zero when the operator could not start, so that its supervisor notices.
   return started ? 0 : 1;
+}
+
+/**
+ * Loads kubeconfig files as kubectl merges them: clusters, users and contexts from all, the
+ * current context from the first file that names one. (A name defined twice is an error here,
+ * where kubectl would keep the first.)
+ */
+export function loadKubeconfigs(kubeConfig: KubeConfig, [first, ...more]: string[]): void {
+  kubeConfig.loadFromFile(first!);
+  for (const path of more) {
+    const next = new KubeConfig();
+    next.loadFromFile(path);
+    kubeConfig.mergeConfig(next, Boolean(kubeConfig.currentContext));
+  }
 }
