@@ -255,8 +255,8 @@ export function renderXds(resources: Resources, options: CompileOptions): { file
   const bootstrap = toYaml(xdsBootstrap(options));
   const sha = createHash("sha256").update(`${XDS_FILES.bootstrap}\n${bootstrap}\n`);
   const bodies = xdsResourceFiles(resources).map(({ file, type, items, itemLines }) => {
-    // Lines are joined a few thousand at a time, and hashed as they go: short-lived, they
-    // cost the garbage collector little, unlike tens of thousands kept to the end.
+    // Lines are joined a few thousand pieces at a time, and hashed as they go: short-lived,
+    // they cost the garbage collector little, unlike tens of thousands kept to the end.
     sha.update(`${file}\n`);
     const chunks: string[] = [];
     let lines: string[] = [];
@@ -267,8 +267,8 @@ export function renderXds(resources: Resources, options: CompileOptions): { file
       lines = [];
     };
     for (const item of items) {
-      lines.push(resourceLine(type, item, itemLines));
-      if (lines.length === LINES_PER_CHUNK) flushLines();
+      pushResourceLine(lines, type, item, itemLines);
+      if (lines.length >= PIECES_PER_CHUNK) flushLines();
     }
     flushLines();
     return [file, chunks.join("")] as const;
@@ -282,35 +282,49 @@ export function renderXds(resources: Resources, options: CompileOptions): { file
 }
 
 /**
- * `- {"@type":"…",…}` and a line break: the resource as JSON, with its type first. With
- * `itemLines`, the list under that key (the first one met) has each item on a line of its
- * own, indented so that YAML reads the lines as one flow mapping.
+ * `- {"@type":"…",…}` and a line break: the resource as JSON, with its type first, added to
+ * `out` in pieces. With `itemLines`, the list under that key (the first one met) has each
+ * item on a line of its own, indented so that YAML reads the lines as one flow mapping; its
+ * items' text is pushed as remembered (jsonOf), never copied into one long string.
  */
-function resourceLine(type: string, resource: object, itemLines?: string): string {
-  let list: unknown[] | undefined;
-  let json = itemLines
-    ? JSON.stringify(resource, (key, value) => (key === itemLines && !list && Array.isArray(value) ? ((list = value), ITEMS_MARK) : value))
-    : jsonOf(resource);
-  if (list) {
-    const at = json.indexOf(MARK_JSON);
-    const items = list.length ? `[\n    ${list.map(jsonOf).join(",\n    ")}\n  ]` : "[]";
-    // A string of the user's equal to the mark (NULs and all) gets the one-line form.
-    if (at >= 0 && json.indexOf(MARK_JSON, at + 1) < 0) json = json.slice(0, at) + items + json.slice(at + MARK_JSON.length);
-    else json = JSON.stringify(resource);
+function pushResourceLine(out: string[], type: string, resource: object, itemLines?: string): void {
+  const head = `- {"@type":${JSON.stringify(type)}`; // type URLs are ASCII: YAML-safe
+  if (!itemLines) {
+    out.push(withType(head, jsonOf(resource)), "\n");
+    return;
   }
-  return yamlSafeJson(`- {"@type":${JSON.stringify(type)}${json.length > 2 ? `,${json.slice(1)}` : "}"}\n`);
+  let list: unknown[] | undefined;
+  const json = JSON.stringify(resource, (key, value) => (key === itemLines && !list && Array.isArray(value) ? ((list = value), ITEMS_MARK) : value));
+  const at = list ? json.indexOf(MARK_JSON) : -1;
+  // No list, or a string of the user's equal to the mark (NULs and all): the one-line form.
+  if (at < 0 || json.indexOf(MARK_JSON, at + 1) >= 0) {
+    out.push(withType(head, jsonOf(resource)), "\n");
+    return;
+  }
+  out.push(yamlSafeJson(withType(head, json.slice(0, at))));
+  if (list!.length === 0) out.push("[]");
+  else {
+    out.push("[\n    ");
+    list!.forEach((item, i) => out.push(i ? ",\n    " : "", jsonOf(item)));
+    out.push("\n  ]");
+  }
+  out.push(yamlSafeJson(json.slice(at + MARK_JSON.length)), "\n");
 }
+
+/** `{"@type":"…"` followed by the rest of an object's JSON text. */
+const withType = (head: string, json: string) => (json === "{}" ? `${head}}` : `${head},${json.slice(1)}`);
 
 // The operator renders mostly the very same cluster and virtual-host objects again (see
 // reused.ts): their JSON is remembered for as long as they live.
+// The text is YAML-safe already (yamlSafeJson), so it goes into a file as it is.
 const texts = new WeakMap<object, string>();
 function jsonOf(value: unknown): string {
-  if (typeof value !== "object" || value === null || !reusedObjects.has(value)) return JSON.stringify(value);
+  if (typeof value !== "object" || value === null || !reusedObjects.has(value)) return yamlSafeJson(JSON.stringify(value));
   let text = texts.get(value);
-  if (text === undefined) texts.set(value, (text = JSON.stringify(value)));
+  if (text === undefined) texts.set(value, (text = yamlSafeJson(JSON.stringify(value))));
   return text;
 }
 
-const LINES_PER_CHUNK = 2000;
+const PIECES_PER_CHUNK = 4000;
 const ITEMS_MARK = "\u0000items\u0000";
 const MARK_JSON = JSON.stringify(ITEMS_MARK);
