@@ -77,7 +77,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
     });
   }
 
-  const programmed: { ir: PolicyIR; policy: FallbackPolicy; result: PolicyResult }[] = [];
+  const programmed: { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution; at: number }[] = [];
   for (const [policy, owner] of settleConflicts(valid)) {
     const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
     if (owner) {
@@ -86,20 +86,32 @@ export function compile(snapshot: Snapshot, options: CompileOptions = defaultOpt
       results.push({ ...base, conditions, backends: [] });
       continue;
     }
-    const { ir, backends, problems, targetResolved } = resolveOnce(policy, index, options);
-    const result: PolicyResult = { ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends };
-    if (targetResolved) programmed.push({ ir, policy, result });
-    results.push(result);
+    const resolution = resolveOnce(policy, index, options);
+    const { ir, backends, problems, targetResolved } = resolution;
+    if (targetResolved) programmed.push({ ir, policy, resolution, at: results.length });
+    results.push({ ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends });
   }
 
   programmed.sort((a, b) => byString(a.ir.key, b.ir.key));
   assignDomains(programmed, options.clusterDomain);
+  for (const { ir, resolution, at } of programmed) results[at] = programmedResult(resolution, ir, results[at]!);
+  results.sort((a, b) => byString(a.key, b.key));
+  return { resources: envoyResources(programmed.map((p) => p.ir), options), results };
+}
+
+// A programmed policy's result is the same object from one compile to the next while its
+// resolution and final IR are, so the operator can tell "nothing new for this policy" by
+// identity, without working out its status again.
+const programmedResults = new WeakMap<Resolution, { ir: PolicyIR; result: PolicyResult }>();
+function programmedResult(resolution: Resolution, ir: PolicyIR, fresh: PolicyResult): PolicyResult {
+  const last = programmedResults.get(resolution);
+  if (last?.ir === ir) return last.result;
   // The IR decides everything Envoy does for a policy, so its hash changes exactly when
   // the policy's part of the config does (and not when another policy's part does). It is
   // worked out when first read: the operator reads it for status, fallbackctl never does.
-  for (const { ir, result } of programmed) Object.defineProperty(result, "configHash", { enumerable: true, get: () => configHashOf(ir) });
-  results.sort((a, b) => byString(a.key, b.key));
-  return { resources: envoyResources(programmed.map((p) => p.ir), options), results };
+  Object.defineProperty(fresh, "configHash", { enumerable: true, get: () => configHashOf(ir) });
+  programmedResults.set(resolution, { ir, result: fresh });
+  return fresh;
 }
 
 const configHashes = new WeakMap<PolicyIR, string>();

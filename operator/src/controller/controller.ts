@@ -68,6 +68,12 @@ export class FallbackController {
   /** Likewise the ConfigMap we last wrote, until the cache has it. */
   private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
   /** The last compile and render, with what it was made from. */
+  /**
+   * Per policy object: the compile result and config state its status was last found to
+   * match. While all three are the same objects its status still matches (desiredStatus
+   * is pure in them), so a sync at 1,000 policies works out only the statuses that changed.
+   */
+  private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; notWritten: string | undefined; ready: boolean }>();
   private lastCompile: { input: string; results: PolicyResult[]; files: Record<string, string>; hash: string; size: number } | undefined;
   /** Whether the last sync found the config over the limit. */
   private tooLarge = false;
@@ -236,9 +242,18 @@ export class FallbackController {
       const policy = this.latest(key, stored);
       const result = byKey.get(key);
       if (!result) continue;
+      const matched = this.statusMatched.get(policy);
+      if (matched?.result === result && matched.notWritten === notWritten?.message) {
+        if (matched.ready) ready++;
+        continue;
+      }
       const status = desiredStatus(policy, result, this.options.configMap, notWritten, now);
-      if (readyOf(status)?.status === "True") ready++;
-      if (statusMatches(policy["status"], status)) continue;
+      const isReady = readyOf(status)?.status === "True";
+      if (isReady) ready++;
+      if (statusMatches(policy["status"], status)) {
+        this.statusMatched.set(policy, { result, notWritten: notWritten?.message, ready: isReady });
+        continue;
+      }
       work.push(() => this.writeStatus(policy, status));
     }
     // A policy deleted before its status write reached the cache would stay here forever.
