@@ -163,6 +163,31 @@ describe("compile, over generated clusters", () => {
     expect(JSON.stringify(incremental.results)).toBe(JSON.stringify(fresh.results));
   });
 
+  it("hands out the same result object while a policy's part of the config stays, and a new one when it changes", () => {
+    // The operator compares results by identity to skip working out unchanged statuses.
+    const svc = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
+    const on = (name: string, port: number) => ({
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name, namespace: "shop" },
+      spec: { targetRef: { name: "web", port }, fallbacks: [{ staticResponse: { status: 503 } }] },
+    });
+    const alt = on("alt", 8080);
+    const resultOf = (out: ReturnType<typeof compile>, name: string) => out.results.find((r) => r.key === `shop/${name}`)!;
+    const first = compile({ policies: [alt], services: [svc], endpointSlices: [] } as any);
+    const again = compile({ policies: [alt], services: [svc], endpointSlices: [] } as any);
+    expect(resultOf(again, "alt")).toBe(resultOf(first, "alt"));
+    expect(compile({ policies: [alt], services: [{ ...svc }], endpointSlices: [] } as any).results[0]).not.toBe(resultOf(first, "alt"));
+    // alt itself is unchanged, but a policy on port 80 takes the bare names from it.
+    const services = [svc];
+    compile({ policies: [alt], services, endpointSlices: [] } as any);
+    const before = compile({ policies: [alt], services, endpointSlices: [] } as any);
+    const after = compile({ policies: [alt, on("main", 80)], services, endpointSlices: [] } as any);
+    expect(resultOf(after, "alt")).not.toBe(resultOf(before, "alt"));
+    expect(resultOf(after, "alt").configHash).not.toBe(resultOf(before, "alt").configHash);
+    expect(resultOf(compile({ policies: [alt, on("main", 80)], services, endpointSlices: [] } as any), "alt")).toBe(resultOf(after, "alt"));
+  });
+
   it("produces bootstraps the real Envoy accepts", () => {
     // Every target gets its Service, so most policies are programmed and Envoy sees real
     // clusters and routes; samples with fewer than two programmed policies are skipped.

@@ -141,7 +141,7 @@ function settleConflicts(policies: FallbackPolicy[]): [FallbackPolicy, FallbackP
  * names carry no port, so only one policy per Service may have them: the one on port 80 if
  * there is one, else the lowest port.
  */
-function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy }[], clusterDomain: string) {
+function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution }[], clusterDomain: string) {
   const bareNamesPort = new Map<string, number>();
   const serviceOf = (policy: FallbackPolicy) => `${namespaceOf(policy)}/${policy.spec.targetRef.name}`;
   for (const { policy } of programmed) {
@@ -162,8 +162,9 @@ function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy }[], c
       // A reused IR is never changed (what was made from it would go stale): replace it.
       entry.ir = { ...ir, domains };
       reused.add(entry.ir);
+      entry.resolution = { ...entry.resolution, ir: entry.ir };
       const cached = resolutions.get(policy);
-      if (cached) cached.resolution = { ...cached.resolution, ir: entry.ir };
+      if (cached) cached.resolution = entry.resolution;
     }
   }
 }
