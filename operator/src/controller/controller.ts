@@ -67,13 +67,14 @@ export class FallbackController {
   private readonly pendingStatus = new Map<string, { before: string | undefined; written: KubeObject }>();
   /** Likewise the ConfigMap we last wrote, until the cache has it. */
   private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
-  /** The last compile and render, with what it was made from. */
   /**
-   * Per policy object: the compile result and config state its status was last found to
-   * match. While all three are the same objects its status still matches (desiredStatus
-   * is pure in them), so a sync at 1,000 policies works out only the statuses that changed.
+   * Per policy object: the compile result and config state (written, or why not) its status
+   * was last found to match. While the object and the result are the very same and the state
+   * is too, its status still matches (desiredStatus depends on nothing else), so a sync at
+   * 1,000 policies works out only the statuses that may have changed.
    */
   private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; notWritten: string | undefined; ready: boolean }>();
+  /** The last compile and render, with what it was made from. */
   private lastCompile: { input: string; results: PolicyResult[]; files: Record<string, string>; hash: string; size: number } | undefined;
   /** Whether the last sync found the config over the limit. */
   private tooLarge = false;
