@@ -271,13 +271,15 @@ export function renderXds(resources: Resources, options: CompileOptions): { file
       if (lines.length >= PIECES_PER_CHUNK) flushLines();
     }
     flushLines();
-    return [file, chunks.join("")] as const;
+    return [file, chunks] as const;
   });
   const hash = sha.digest("hex");
   const head = `version_info: "${hash.slice(0, 16)}"\nresources:`;
 
+  // Each file is joined once, head and all: at 10,000 policies lds.yaml is ~35 MB, and a
+  // body joined first and prefixed after would be copied twice.
   const files: Record<string, string> = { [XDS_FILES.bootstrap]: bootstrap };
-  for (const [file, body] of bodies) files[file] = body ? `${head}\n${body}` : `${head} []\n`;
+  for (const [file, chunks] of bodies) files[file] = chunks.some((c) => c) ? [head, "\n", ...chunks].join("") : `${head} []\n`;
   return { files, hash: `sha256:${hash}` };
 }
 
