@@ -24,4 +24,4 @@ COPY --chown=0:0 operator/ ./operator/
 USER 10001:10001
 EXPOSE 8080 8081
 # The Node.js flags are the bin's shebang's (see there why).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=20", "operator/bin/fallback-operator.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=20", "--v8-pool-size=2", "operator/bin/fallback-operator.ts"]
