@@ -104,6 +104,15 @@ const snapshot = fc.record({
   endpointSlices: fc.array(slice, { maxLength: 6 }),
 });
 
+// Service shop/web with ports 80 and 8080, and a policy on one of its ports.
+const webService = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
+const policyOnWeb = (name: string, port: number) => ({
+  apiVersion: "fallback.dev/v1alpha1",
+  kind: "FallbackPolicy",
+  metadata: { name, namespace: "shop" },
+  spec: { targetRef: { name: "web", port }, fallbacks: [{ staticResponse: { status: 503 } }] },
+});
+
 describe("compile, over generated clusters", () => {
   it("never throws, is deterministic, and reports consistent conditions", () => {
     fc.assert(
@@ -142,20 +151,13 @@ describe("compile, over generated clusters", () => {
   });
 
   it("moves the bare Service names to a new policy on port 80, also when the old policy's IR is reused", () => {
-    const svc = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
-    const on = (name: string, port: number) => ({
-      apiVersion: "fallback.dev/v1alpha1",
-      kind: "FallbackPolicy",
-      metadata: { name, namespace: "shop" },
-      spec: { targetRef: { name: "web", port }, fallbacks: [{ staticResponse: { status: 503 } }] },
-    });
-    const alt = on("alt", 8080);
-    const before = { policies: [alt], services: [svc], endpointSlices: [] };
+    const alt = policyOnWeb("alt", 8080);
+    const before = { policies: [alt], services: [webService], endpointSlices: [] };
     compile(before as any);
     const reused = compile(before as any);
     const domains = (out: ReturnType<typeof compile>) => (out.resources.listeners[0] as any).filter_chains[0].filters[0].typed_config.route_config.virtual_hosts.map((h: any) => [h.name, h.domains]);
     expect(domains(reused)).toEqual([["shop/alt", expect.arrayContaining(["web", "web:8080"])]]);
-    const after = { policies: [alt, on("main", 80)], services: [svc], endpointSlices: [] };
+    const after = { policies: [alt, policyOnWeb("main", 80)], services: [webService], endpointSlices: [] };
     const fresh = compile(structuredClone(after) as any);
     const incremental = compile(after as any);
     expect(domains(incremental)[0][1]).not.toContain("web");
@@ -165,27 +167,20 @@ describe("compile, over generated clusters", () => {
 
   it("hands out the same result object while a policy's part of the config stays, and a new one when it changes", () => {
     // The operator compares results by identity to skip working out unchanged statuses.
-    const svc = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
-    const on = (name: string, port: number) => ({
-      apiVersion: "fallback.dev/v1alpha1",
-      kind: "FallbackPolicy",
-      metadata: { name, namespace: "shop" },
-      spec: { targetRef: { name: "web", port }, fallbacks: [{ staticResponse: { status: 503 } }] },
-    });
-    const alt = on("alt", 8080);
+    const alt = policyOnWeb("alt", 8080);
     const resultOf = (out: ReturnType<typeof compile>, name: string) => out.results.find((r) => r.key === `shop/${name}`)!;
-    const first = compile({ policies: [alt], services: [svc], endpointSlices: [] } as any);
-    const again = compile({ policies: [alt], services: [svc], endpointSlices: [] } as any);
+    const first = compile({ policies: [alt], services: [webService], endpointSlices: [] } as any);
+    const again = compile({ policies: [alt], services: [webService], endpointSlices: [] } as any);
     expect(resultOf(again, "alt")).toBe(resultOf(first, "alt"));
-    expect(compile({ policies: [alt], services: [{ ...svc }], endpointSlices: [] } as any).results[0]).not.toBe(resultOf(first, "alt"));
+    expect(compile({ policies: [alt], services: [{ ...webService }], endpointSlices: [] } as any).results[0]).not.toBe(resultOf(first, "alt"));
     // alt itself is unchanged, but a policy on port 80 takes the bare names from it.
-    const services = [svc];
+    const services = [webService];
     compile({ policies: [alt], services, endpointSlices: [] } as any);
     const before = compile({ policies: [alt], services, endpointSlices: [] } as any);
-    const after = compile({ policies: [alt, on("main", 80)], services, endpointSlices: [] } as any);
+    const after = compile({ policies: [alt, policyOnWeb("main", 80)], services, endpointSlices: [] } as any);
     expect(resultOf(after, "alt")).not.toBe(resultOf(before, "alt"));
     expect(resultOf(after, "alt").configHash).not.toBe(resultOf(before, "alt").configHash);
-    expect(resultOf(compile({ policies: [alt, on("main", 80)], services, endpointSlices: [] } as any), "alt")).toBe(resultOf(after, "alt"));
+    expect(resultOf(compile({ policies: [alt, policyOnWeb("main", 80)], services, endpointSlices: [] } as any), "alt")).toBe(resultOf(after, "alt"));
   });
 
   it("produces bootstraps the real Envoy accepts", () => {
