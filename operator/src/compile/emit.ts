@@ -313,17 +313,20 @@ function pushResourceLine(out: string[], type: string, resource: object, itemLin
   out.push(yamlSafeJson(json.slice(at + MARK_JSON.length)), "\n");
 }
 
-/** `{"@type":"…"` followed by the rest of an object's JSON text. */
+/** The line's head (`- {"@type":"…"`) followed by the rest of an object's JSON text. */
 const withType = (head: string, json: string) => (json === "{}" ? `${head}}` : `${head},${json.slice(1)}`);
 
 // The operator renders mostly the very same cluster and virtual-host objects again (see
-// reused.ts): their JSON is remembered for as long as they live.
-// The text is YAML-safe already (yamlSafeJson), so it goes into a file as it is.
+// reused.ts): their JSON is remembered for as long as they live. The text is YAML-safe
+// (yamlSafeJson) when made, so it goes into a file as it is.
 const texts = new WeakMap<object, string>();
 function jsonOf(value: unknown): string {
-  if (typeof value !== "object" || value === null || !reusedObjects.has(value)) return yamlSafeJson(JSON.stringify(value));
-  let text = texts.get(value);
-  if (text === undefined) texts.set(value, (text = yamlSafeJson(JSON.stringify(value))));
+  const remembered = typeof value === "object" && value !== null && reusedObjects.has(value);
+  let text = remembered ? texts.get(value) : undefined;
+  if (text === undefined) {
+    text = yamlSafeJson(JSON.stringify(value));
+    if (remembered) texts.set(value, text);
+  }
   return text;
 }
 
