@@ -14,6 +14,11 @@ export function policyClusters(policy: PolicyIR, trustedCA: string): object[] {
       connect_timeout: d(policy.timeouts.connectMs),
       lb_policy: "CLUSTER_PROVIDED",
       cluster_type: { name: "envoy.clusters.aggregate", typed_config: { "@type": TYPE.aggregate, clusters: names } },
+      // The aggregate picks a member by the members' health, with a panic threshold of its
+      // own: at the default 50, a fully ejected primary beside a fallback with under half
+      // of its hosts healthy would put the aggregate in panic, spreading traffic over every
+      // member by host count, the dead primary included.
+      common_lb_config: NO_PANIC,
       // Retries are counted on the cluster the route names, the aggregate.
       circuit_breakers: circuitBreakers(policy.limits, policy.retry),
     },
@@ -27,7 +32,7 @@ function backendCluster(name: string, backend: ServiceBackend | ExternalBackend,
     connect_timeout: d(policy.timeouts.connectMs),
     // With the default of 50, a fully ejected backend would keep its traffic (panic mode)
     // and the aggregate would never move on to the next one.
-    common_lb_config: { healthy_panic_threshold: { value: 0 } },
+    common_lb_config: NO_PANIC,
     outlier_detection: outlierDetection(policy.ejection),
     circuit_breakers: circuitBreakers(policy.limits, policy.retry),
     // HTTP/1.1 with a 1 h idle timeout is what Envoy does unprompted: said only when it differs.
@@ -63,6 +68,7 @@ function backendCluster(name: string, backend: ServiceBackend | ExternalBackend,
 }
 
 const ENVOY_IDLE_TIMEOUT_MS = 3_600_000;
+const NO_PANIC = { healthy_panic_threshold: { value: 0 } };
 
 function outlierDetection(e: EjectionIR): object {
   return {
