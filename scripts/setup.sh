@@ -66,4 +66,25 @@ if [ ! -x "$cache/controlplane" ]; then
 fi
 ln -sf "$cache/controlplane" "$BIN/controlplane"
 
+# 5. The Envoy API as one protobuf FileDescriptorSet, written by a Go program from the
+#    descriptors compiled into go-control-plane (operator/src/xds encodes xDS with it). Cached
+#    outside the clone by its sources like the control plane; `go test` first checks that
+#    imports.go still lists every package of the pinned envoy module.
+api_src=operator/envoy-api
+key=$(hash_of "$api_src"/go.mod "$api_src"/go.sum "$api_src"/*.go)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/fallback-operator/envoy-api-$key
+if [ ! -f "$cache/envoy-api.binpb" ]; then
+  say "writing the Envoy API descriptors (the first build compiles go-control-plane: minutes)"
+  mkdir -p "$cache"
+  (
+    cd "$api_src"
+    # The test's output only matters when it fails.
+    if ! log=$(go test ./... 2>&1); then printf '%s\n' "$log" >&2; exit 1; fi
+    go run . "$cache/envoy-api.binpb.tmp"
+  )
+  mv "$cache/envoy-api.binpb.tmp" "$cache/envoy-api.binpb"
+fi
+mkdir -p "$LOCAL/share"
+ln -sf "$cache/envoy-api.binpb" "$LOCAL/share/envoy-api.binpb"
+
 say "ready"

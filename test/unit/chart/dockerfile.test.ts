@@ -1,8 +1,9 @@
 // The image cannot be built here (no Docker engine), so the Dockerfile is checked statically:
-// Node 24 base images, production dependencies only, every COPY source exists in the repository
-// and survives .dockerignore, a numeric non-root user, and an entrypoint file that exists.
+// Node 24 base images (and Go for the Envoy API descriptors only), production dependencies only,
+// every COPY source exists in the repository and survives .dockerignore, a numeric non-root user,
+// and an entrypoint file that exists.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, normalize } from "node:path";
+import { join, normalize, posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { nodeFlagsOf } from "../../support/bins.ts";
 import { repoRoot } from "./helm.ts";
@@ -89,21 +90,52 @@ for (const i of dockerfile.filter((x) => x.keyword === "ARG")) {
   if (value !== undefined) args[name!] = value;
 }
 const expand = (s: string) => s.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_, n: string) => args[n] ?? "");
-const stages = dockerfile.filter((i) => i.keyword === "FROM").map((i) => {
-  const [image, as, name] = i.args.split(/\s+/);
-  return { image: expand(image!), name: as?.toUpperCase() === "AS" ? name : undefined };
+const stageStarts = dockerfile.flatMap((i, at) => (i.keyword === "FROM" ? [at] : []));
+const stages = stageStarts.map((at, n) => {
+  const [image, as, name] = dockerfile[at]!.args.split(/\s+/);
+  const instructions = dockerfile.slice(at + 1, stageStarts[n + 1]);
+  return { image: expand(image!), name: as?.toUpperCase() === "AS" ? name : undefined, instructions };
 });
-const lastStageAt = dockerfile.findLastIndex((i) => i.keyword === "FROM");
+const lastStageAt = stageStarts.at(-1)!;
 const finalStage = dockerfile.slice(lastStageAt);
 
+// The one stage on Go: it runs operator/envoy-api, which writes the Envoy API descriptors.
+const ENVOY_API_STAGE = "envoy-api";
+
 describe("Dockerfile", () => {
-  it("is multi-stage on node:24 images", () => {
+  it("is multi-stage on node:24 images, and on Go only for the Envoy API descriptors", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const s of stages) {
       const stageNames = stages.map((x) => x.name);
       if (stageNames.includes(s.image)) continue; // FROM an earlier stage
+      if (s.name === ENVOY_API_STAGE && s !== stages.at(-1)) continue; // checked below
       expect(s.image).toMatch(/^(docker\.io\/(library\/)?)?node:24([.-]|$)/);
     }
+  });
+
+  it("builds the Envoy API descriptors with the Go of operator/envoy-api and ships them where FALLBACK_ENVOY_API says", () => {
+    const stage = stages.find((s) => s.name === ENVOY_API_STAGE);
+    expect(stage, `a stage named ${ENVOY_API_STAGE}`).toBeDefined();
+    // The image's Go is at least the go.mod's (go 1.26.0 needs a 1.26 toolchain or newer).
+    const goMod = readFileSync(join(repoRoot, "operator/envoy-api/go.mod"), "utf8");
+    const [, modMajor, modMinor] = /^go (\d+)\.(\d+)/m.exec(goMod)!;
+    const image = /^(?:docker\.io\/(?:library\/)?)?golang:(\d+)\.(\d+)/.exec(stage!.image);
+    expect(image, `${stage!.image} is a golang:X.Y image`).not.toBeNull();
+    expect(Number(image![1]) * 1000 + Number(image![2])).toBeGreaterThanOrEqual(Number(modMajor) * 1000 + Number(modMinor));
+    // It copies the program in and runs it.
+    const copied = stage!.instructions.filter((i) => i.keyword === "COPY").flatMap((i) => splitArgs(i.args).words.slice(0, -1));
+    expect(copied.map((w) => w.replace(/\/$/, ""))).toContain("operator/envoy-api");
+    const run = stage!.instructions.filter((i) => i.keyword === "RUN").map((i) => splitArgs(i.args).words.join(" ")).join(" && ");
+    const out = /\bgo run \. (\S+)/.exec(run)?.[1];
+    expect(out, "go run . OUT").toBeDefined();
+    // The final stage copies that file and points FALLBACK_ENVOY_API at its copy.
+    const copy = finalStage.filter((i) => i.keyword === "COPY").map((i) => splitArgs(i.args))
+      .find((c) => c.flags.from === ENVOY_API_STAGE);
+    expect(copy?.words, `COPY --from=${ENVOY_API_STAGE} in the final stage`).toEqual([out, expect.any(String)]);
+    const workdir = finalStage.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "/";
+    const env = finalStage.filter((i) => i.keyword === "ENV").map((i) => /^FALLBACK_ENVOY_API=(\S+)$/.exec(i.args)?.[1]).find(Boolean);
+    expect(env, "ENV FALLBACK_ENVOY_API=... in the final stage").toBeDefined();
+    expect(posix.resolve(workdir, copy!.words[1]!)).toBe(env);
   });
 
   it("installs production dependencies only, from the lockfile", () => {
