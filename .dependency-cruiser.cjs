@@ -10,10 +10,12 @@ module.exports = {
       from: { path: layer("compile") }, to: { path: "^operator/src/(?!api/|compile/)" } },
     { name: "kopf-knows-no-product", severity: "error",
       from: { path: layer("kopf") }, to: { path: "^operator/src/(?!kopf/)" } },
+    { name: "xds-uses-only-compile-and-kopf", severity: "error",
+      from: { path: layer("xds") }, to: { path: "^operator/src/(?!xds/|compile/|kopf/)" } },
     { name: "cli-never-touches-the-cluster", severity: "error",
-      from: { path: layer("cli") }, to: { path: "^operator/src/(kopf|controller)/" } },
+      from: { path: layer("cli") }, to: { path: "^operator/src/(kopf|controller|xds)/" } },
     { name: "controller-is-not-imported-below", severity: "error",
-      from: { path: "^operator/src/(api|compile|kopf|cli)/" }, to: { path: layer("controller") } },
+      from: { path: "^operator/src/(api|compile|kopf|xds|cli)/" }, to: { path: layer("controller") } },
     // client-node's package index loads ~1,000 generated modules the framework never uses;
     // kopf/kube.ts imports each name from its own module (and lean.ts keeps KubeConfig's
     // import of the index away too).

@@ -1,5 +1,5 @@
 // Compile benchmark: a synthetic cluster of N FallbackPolicies through the operator's own
-// pipeline, compile(snapshot) -> renderXds (the files the operator writes) + renderBootstrap.
+// pipeline, compile(snapshot) -> renderConfigFiles (the files the operator writes) + renderBootstrap.
 //
 // Each policy guards a target Service with two Service fallbacks (3 backends), every Service
 // has one EndpointSlice of 10 ready IPv4 endpoints, spread over a few namespaces. Every run
@@ -13,7 +13,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { compile } from "../operator/src/compile/compile.ts";
-import { renderBootstrap, renderXds } from "../operator/src/compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../operator/src/compile/emit.ts";
 import { defaultOptions, type EndpointSlice, type Service, type Snapshot } from "../operator/src/compile/snapshot.ts";
 import { CONFIGMAP_LIMIT_BYTES } from "../operator/src/controller/configmap.ts";
 import { nodeFlagsOf } from "../test/support/bins.ts";
@@ -29,7 +29,7 @@ export type ChildReport = {
   backends: number;
   /** Whether a 1,000-policy run came first, untimed. */
   warm: boolean;
-  /** ms. render is renderXds (the files the operator writes); total is the two. */
+  /** ms. render is renderConfigFiles (the files the operator writes); total is the two. */
   compileMs: number;
   renderMs: number;
   totalMs: number;
@@ -38,7 +38,7 @@ export type ChildReport = {
   /** Bytes of the xDS files (bootstrap.yaml, cds.yaml, lds.yaml), and of the one-file bootstrap. */
   xdsBytes: number;
   bootstrapBytes: number;
-  /** Peak resident set size of the process after compile + renderXds, bytes. */
+  /** Peak resident set size of the process after compile + renderConfigFiles, bytes. */
   maxRssBytes: number;
   /** Peak RSS once renderBootstrap has run too, bytes. */
   maxRssWithBootstrapBytes: number;
@@ -99,7 +99,7 @@ const WARM_UP_POLICIES = 1_000;
 
 /** One run of N in this process: build the snapshot, compile and render it, then the bootstrap. */
 export function measure(n: number, warm = true): ChildReport {
-  if (warm) renderXds(compile(syntheticSnapshot(WARM_UP_POLICIES), defaultOptions).resources, defaultOptions);
+  if (warm) renderConfigFiles(compile(syntheticSnapshot(WARM_UP_POLICIES), defaultOptions).resources, defaultOptions);
   const snapshot = syntheticSnapshot(n);
   collect();
   const rssBeforeBytes = process.memoryUsage().rss;
@@ -107,7 +107,7 @@ export function measure(n: number, warm = true): ChildReport {
   const t0 = performance.now();
   const output = compile(snapshot, defaultOptions);
   const t1 = performance.now();
-  const xds = renderXds(output.resources, defaultOptions);
+  const xds = renderConfigFiles(output.resources, defaultOptions);
   const t2 = performance.now();
   const maxRssBytes = maxRss();
 
@@ -159,9 +159,9 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 export function compileTable(sizes: { warm: ChildReport[]; cold: ChildReport }[]): string {
   const lines = [
     `Synthetic cluster: per policy a target Service and 2 Service fallbacks (3 backends), each Service with one EndpointSlice of ${ENDPOINTS_PER_SERVICE} ready IPv4 endpoints, over ${NAMESPACES} namespaces.`,
-    `compile() then renderXds() (bootstrap.yaml, cds.yaml, lds.yaml: what the operator writes); total is the two. Each run is a fresh process: ${RUNS} runs after a`,
+    `compile() then renderConfigFiles() (bootstrap.yaml, cds.yaml, lds.yaml: what the operator writes); total is the two. Each run is a fresh process: ${RUNS} runs after a`,
     `${WARM_UP_POLICIES.toLocaleString("en-US")}-policy warm-up (median time, highest peak RSS, snapshot included), and one cold run (no warm-up). renderBootstrap()`,
-    "(fallbackctl's one-file config) is timed after renderXds, in the same processes.",
+    "(fallbackctl's one-file config) is timed after renderConfigFiles, in the same processes.",
     "",
     "target: 10k policies ≤ 1 s, ≤ 512 MB, linear",
     "",

@@ -1,5 +1,5 @@
 // Config that changes without restarting Envoy, as in a cluster: Envoy runs on the
-// renderXds output (bootstrap.yaml + cds.yaml + lds.yaml) in a folder laid out like a
+// renderConfigFiles output (bootstrap.yaml + cds.yaml + lds.yaml) in a folder laid out like a
 // kubelet ConfigMap volume, started the way the chart starts it (envoy -c <mount>/bootstrap.yaml,
 // Envoy's default drain time). The policy changes, the files are rendered again, and the
 // volume is updated the kubelet's way (new timestamped folder, `..data` swapped by rename).
@@ -57,7 +57,7 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
     const uptimeBefore = await gateway.envoy.stat("server.uptime");
     await sleep(1_000);
     const before = load!.now();
-    const swap = gateway.volume!.write(gateway.renderXds(objects(v2, "static v1")));
+    const swap = gateway.volume!.write(gateway.renderConfigFiles(objects(v2, "static v1")));
     expect(swap.changed).toBe(true);
     const swappedAt = load!.now();
     const first = await load!.waitFor("v2 to answer", (r) => r.backend === "products-v2", { sinceMs: before, timeoutMs: 30_000 });
@@ -83,7 +83,7 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
     const pid = gateway.envoy.pid;
     const dead = { host: "127.0.0.4", port: await freePort("127.0.0.4") };
     const before = load!.now();
-    gateway.volume!.write(gateway.renderXds(objects(dead, "static v2")));
+    gateway.volume!.write(gateway.renderConfigFiles(objects(dead, "static v2")));
     const swappedAt = load!.now();
     const first = await load!.waitFor("the new static body", (r) => r.body === "static v2", { sinceMs: before, timeoutMs: 30_000 });
     // A listener change applies to new connections at once; kept-alive connections finish on
@@ -116,10 +116,10 @@ describe.skipIf(!envoyAvailable())("config changes through a kubelet-style Confi
 
   it("an unchanged render is not written again (as the kubelet skips it) and changes nothing", async () => {
     const current = gateway.volume!.current();
-    const result = gateway.volume!.write(gateway.renderXds(objects({ host: "127.0.0.4", port: 1 }, "static v2")));
+    const result = gateway.volume!.write(gateway.renderConfigFiles(objects({ host: "127.0.0.4", port: 1 }, "static v2")));
     // Different port -> different config; the same objects twice -> unchanged.
     expect(result.changed).toBe(true);
-    const again = gateway.volume!.write(gateway.renderXds(objects({ host: "127.0.0.4", port: 1 }, "static v2")));
+    const again = gateway.volume!.write(gateway.renderConfigFiles(objects({ host: "127.0.0.4", port: 1 }, "static v2")));
     expect(again.changed).toBe(false);
     expect(gateway.volume!.current()).toBe(result.payloadDir);
     expect(result.payloadDir).not.toBe(current);

@@ -4,8 +4,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { renderBootstrap, renderXds, toYaml } from "../../operator/src/compile/emit.ts";
-import { compile } from "../../operator/src/compile/compile.ts";
+import { TextCache, renderBootstrap, renderConfigFiles, toYaml } from "../../operator/src/compile/emit.ts";
+import { Compiler, compile } from "../../operator/src/compile/compile.ts";
 import { staticBootstrap } from "../../operator/src/compile/envoy/bootstrap.ts";
 import { defaultOptions } from "../../operator/src/compile/snapshot.ts";
 import { envoyValidate } from "../support/envoy.ts";
@@ -130,7 +130,7 @@ describe("toYaml", () => {
   });
 });
 
-describe("renderXds", () => {
+describe("renderConfigFiles", () => {
   const service = (name: string, ip: string) => [
     { apiVersion: "v1", kind: "Service", metadata: { name, namespace: "shop" }, spec: { ports: [{ name: "http", port: 8080 }] } },
     {
@@ -151,7 +151,7 @@ describe("renderXds", () => {
   const render = (ip: string) => {
     const [svc, slice, cacheSvc, cacheSlice] = [...service("products", ip), ...service("cache", "10.0.0.9")] as any[];
     const { resources } = compile({ policies: [policy], services: [svc, cacheSvc], endpointSlices: [slice, cacheSlice] }, defaultOptions);
-    return { resources, ...renderXds(resources, defaultOptions) };
+    return { resources, ...renderConfigFiles(resources, defaultOptions) };
   };
 
   it("writes the resources, with a version_info that is the start of the hash", () => {
@@ -161,7 +161,8 @@ describe("renderXds", () => {
     expect(hash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(cds.version_info).toBe(hash.slice("sha256:".length, "sha256:".length + 16));
     expect(lds.version_info).toBe(cds.version_info);
-    expect(cds.resources).toEqual(JSON.parse(JSON.stringify([...resources.clusters].map((c) => ({ "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ...c })))));
+    const { clusters } = (staticBootstrap(resources, defaultOptions) as any).static_resources;
+    expect(cds.resources).toEqual(JSON.parse(JSON.stringify(clusters.map((c: object) => ({ "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ...c })))));
     expect(read(files["bootstrap.yaml"]!).dynamic_resources.cds_config.path_config_source.path).toBe(`${defaultOptions.configDir}/cds.yaml`);
   });
 
@@ -174,11 +175,23 @@ describe("renderXds", () => {
     expect(hosts.map((line) => JSON.parse(line.replace(/,$/, "")).name)).toEqual(["shop/products"]);
   });
 
-  it("keeps a listener whose text holds the virtual-host mark on one line, intact", () => {
-    const resources = { clusters: [], listeners: [{ name: "\u0000items\u0000", virtual_hosts: [{ name: "a" }, { name: "\u0000items\u0000" }] }] };
-    const { files } = renderXds(resources, defaultOptions);
-    expect(read(files["lds.yaml"]!).resources).toEqual([{ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...resources.listeners[0] }]);
+  it("writes an empty config as empty lists, and a listener with no virtual hosts", () => {
+    const { resources } = compile({ policies: [], services: [], endpointSlices: [] }, defaultOptions);
+    const { files } = renderConfigFiles(resources, defaultOptions);
+    const [listener] = (staticBootstrap(resources, defaultOptions) as any).static_resources.listeners;
+    expect(read(files["lds.yaml"]!).resources).toEqual([{ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...listener }]);
+    expect(listener.filter_chains[0].filters[0].typed_config.route_config.virtual_hosts).toEqual([]);
     expect(read(files["cds.yaml"]!).resources).toEqual([]);
+  });
+
+  it("writes with a TextCache, in the operator's syncs, what it writes without one", () => {
+    const compiler = new Compiler(defaultOptions);
+    const texts = new TextCache();
+    const [svc, slice, cacheSvc, cacheSlice] = [...service("products", "10.0.0.1"), ...service("cache", "10.0.0.9")] as any[];
+    const snapshot = { policies: [policy], services: [svc, cacheSvc], endpointSlices: [slice, cacheSlice] };
+    const fresh = renderConfigFiles(compile(snapshot, defaultOptions).resources, defaultOptions);
+    expect(renderConfigFiles(compiler.compile(snapshot).resources, defaultOptions, texts)).toEqual(fresh);
+    expect(renderConfigFiles(compiler.compile(snapshot).resources, defaultOptions, texts)).toEqual(fresh);
   });
 
   it("is deterministic, and changes version and hash exactly when the content does", () => {
@@ -189,7 +202,7 @@ describe("renderXds", () => {
     expect(b.hash).not.toBe(a.hash);
     expect(read(b.files["cds.yaml"]!).version_info).not.toBe(read(a.files["cds.yaml"]!).version_info);
     // The bootstrap counts too: another admin port is another config.
-    expect(renderXds(a.resources, { ...defaultOptions, admin: { address: "127.0.0.1", port: 9902 } }).hash).not.toBe(a.hash);
+    expect(renderConfigFiles(a.resources, { ...defaultOptions, admin: { address: "127.0.0.1", port: 9902 } }).hash).not.toBe(a.hash);
   });
 });
 
@@ -212,8 +225,9 @@ describe("Envoy reads the emitter's strings", () => {
     expect(envoyValidate(bootstrap)).toBe("");
     // And the text holds exactly the values, for a YAML 1.1 reader.
     expect(read(bootstrap)).toEqual(JSON.parse(JSON.stringify(staticBootstrap(resources, defaultOptions))));
-    expect(read(renderXds(resources, defaultOptions).files["lds.yaml"]!).resources[0]).toEqual(
-      JSON.parse(JSON.stringify({ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...resources.listeners[0] })),
+    const [listener] = (staticBootstrap(resources, defaultOptions) as any).static_resources.listeners;
+    expect(read(renderConfigFiles(resources, defaultOptions).files["lds.yaml"]!).resources[0]).toEqual(
+      JSON.parse(JSON.stringify({ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...listener })),
     );
   });
 });

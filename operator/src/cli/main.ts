@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { crdYaml } from "../api/crd.ts";
 import { compile } from "../compile/compile.ts";
-import { renderBootstrap, renderXds } from "../compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../compile/emit.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { InputError, readObjects } from "./input.ts";
 
@@ -119,7 +119,7 @@ function render(args: string[], io: Io): number {
 
   const files =
     format === "xds"
-      ? renderXds(output.resources, options).files
+      ? renderConfigFiles(output.resources, options).files
       : { "bootstrap.yaml": renderBootstrap(output.resources, options) };
   if (!flags.output) {
     io.stdout(files["bootstrap.yaml"]!);

@@ -1,16 +1,14 @@
 // compile(snapshot) -> Envoy resources + a result per policy. Pure: no network, no clock.
-// The operator and fallbackctl both call this one function.
+// The operator (through a Compiler it keeps) and fallbackctl both take this one path.
 //
 //   validate each policy -> settle conflicts (oldest wins) -> resolve references -> IR
 //   -> assign host names -> Envoy clusters and listeners
 import { createHash } from "node:crypto";
 import { formatError, validatePolicy } from "../api/validate.ts";
 import type { FallbackPolicy } from "../api/schema.ts";
-import { policyClusters } from "./envoy/clusters.ts";
-import { httpListener, virtualHost } from "./envoy/listeners.ts";
+import { envoyResources } from "./envoy/resources.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
-import { reusedObjects } from "./reused.ts";
 import { indexSnapshot, resolvePolicy, type Resolution, type SnapshotIndex } from "./resolve.ts";
 import { policyConditions, type PolicyResult } from "./results.ts";
 import { defaultOptions, keyOf, namespaceOf, type CompileOptions, type Snapshot } from "./snapshot.ts";
@@ -20,31 +18,147 @@ export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-// The operator compiles the same cached objects on every sync (an update arrives as a new
-// object), so each object is validated and defaulted once. Inputs are never modified.
-const validations = new WeakMap<object, ReturnType<typeof validatePolicy>>();
-function validateOnce(object: unknown): ReturnType<typeof validatePolicy> {
-  if (typeof object !== "object" || object === null) return validatePolicy(object);
-  let result = validations.get(object);
-  if (!result) validations.set(object, (result = validatePolicy(object)));
-  return result;
+/** One compile, with nothing remembered (fallbackctl: every object is new anyway). */
+export const compile = (snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput => new Compiler(options).compile(snapshot);
+
+/**
+ * Compiles snapshots with the same options, remembering per input object what it made of
+ * it: the operator compiles mostly the same cached objects on every sync (an update arrives
+ * as a new object), so an unchanged policy is validated, resolved and hashed once, and its
+ * result and IR are the very objects of the last compile. Inputs are never modified.
+ */
+export class Compiler {
+  readonly options: CompileOptions;
+  private readonly validations = new WeakMap<object, ReturnType<typeof validatePolicy>>();
+  private readonly resolutions = new WeakMap<FallbackPolicy, Resolution>();
+  private readonly programmedResults = new WeakMap<Resolution, { ir: PolicyIR; result: PolicyResult }>();
+  private readonly configHashes = new WeakMap<PolicyIR, string>();
+
+  constructor(options: CompileOptions = defaultOptions) {
+    this.options = options;
+  }
+
+  compile(snapshot: Snapshot): CompileOutput {
+    const index = indexSnapshot(snapshot);
+    const results: PolicyResult[] = [];
+    const valid: FallbackPolicy[] = [];
+
+    for (const object of snapshot.policies) {
+      const validated = this.validate(object);
+      if (validated.ok) {
+        valid.push(validated.policy);
+        continue;
+      }
+      const errors = validated.errors.map((e) => formatError(object, e));
+      const { metadata, spec } = (object ?? {}) as { metadata?: any; spec?: any };
+      results.push({
+        key: `${metadata?.namespace ?? "default"}/${metadata?.name ?? "<unnamed>"}`,
+        generation: metadata?.generation,
+        fallbackCount: Array.isArray(spec?.fallbacks) ? spec.fallbacks.length : 0,
+        errors,
+        conditions: policyConditions({ accepted: false, reason: "Invalid", message: errors.join("; ") }, [], false),
+        backends: [],
+      });
+    }
+
+    const programmed: Programmed[] = [];
+    for (const [policy, owner] of settleConflicts(valid)) {
+      const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
+      if (owner) {
+        const message = `FallbackPolicy ${keyOf(owner)} already governs Service ${targetKey(policy)}; the oldest policy wins.`;
+        const conditions = policyConditions({ accepted: false, reason: "Conflicted", message }, [], false);
+        results.push({ ...base, conditions, backends: [] });
+        continue;
+      }
+      const resolution = this.resolve(policy, index);
+      const { ir, backends, problems, targetResolved } = resolution;
+      if (targetResolved) programmed.push({ ir, policy, resolution, at: results.length });
+      results.push({ ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends });
+    }
+
+    programmed.sort((a, b) => byString(a.ir.key, b.ir.key));
+    this.assignDomains(programmed);
+    for (const { ir, resolution, at } of programmed) results[at] = this.programmedResult(resolution, ir, results[at]!);
+    results.sort((a, b) => byString(a.key, b.key));
+    return { resources: envoyResources(programmed.map((p) => p.ir), this.options), results };
+  }
+
+  /** Validated and defaulted once per object. */
+  private validate(object: unknown): ReturnType<typeof validatePolicy> {
+    if (typeof object !== "object" || object === null) return validatePolicy(object);
+    let result = this.validations.get(object);
+    if (!result) this.validations.set(object, (result = validatePolicy(object)));
+    return result;
+  }
+
+  /**
+   * A policy whose (validated) object, Services and EndpointSlices are the very same
+   * objects resolves to the same IR object as before, which tells the sinks that nothing
+   * made from it changed.
+   */
+  private resolve(policy: FallbackPolicy, index: SnapshotIndex): Resolution {
+    const last = this.resolutions.get(policy);
+    if (last && sameInputs(last, index)) return last;
+    const resolution = resolvePolicy(policy, index, this.options);
+    this.resolutions.set(policy, resolution);
+    return resolution;
+  }
+
+  /**
+   * A programmed policy's result is the same object from one compile to the next while its
+   * resolution and final IR are, so the operator can tell "nothing new for this policy" by
+   * identity, without working out its status again.
+   */
+  private programmedResult(resolution: Resolution, ir: PolicyIR, fresh: PolicyResult): PolicyResult {
+    const last = this.programmedResults.get(resolution);
+    if (last?.ir === ir) return last.result;
+    // The IR decides everything Envoy does for a policy, so its hash changes exactly when
+    // the policy's part of the config does (and not when another policy's part does). It is
+    // worked out when first read: the operator reads it for status, fallbackctl never does.
+    Object.defineProperty(fresh, "configHash", { enumerable: true, get: () => this.configHashOf(ir) });
+    this.programmedResults.set(resolution, { ir, result: fresh });
+    return fresh;
+  }
+
+  private configHashOf(ir: PolicyIR): string {
+    let hash = this.configHashes.get(ir);
+    if (!hash) this.configHashes.set(ir, (hash = `sha256:${sha256(JSON.stringify(ir))}`));
+    return hash;
+  }
+
+  /**
+   * A policy answers to its Service's DNS names with its port (products:8080, ...). The bare
+   * names carry no port, so only one policy per Service may have them: the one on port 80 if
+   * there is one, else the lowest port.
+   */
+  private assignDomains(programmed: Programmed[]) {
+    const bareNamesPort = new Map<string, number>();
+    const serviceOf = (policy: FallbackPolicy) => `${namespaceOf(policy)}/${policy.spec.targetRef.name}`;
+    for (const { policy } of programmed) {
+      const service = serviceOf(policy);
+      const port = policy.spec.targetRef.port;
+      const owner = bareNamesPort.get(service);
+      if (owner === undefined || (owner !== 80 && (port === 80 || port < owner))) bareNamesPort.set(service, port);
+    }
+    for (const entry of programmed) {
+      const { ir, policy } = entry;
+      const namespace = namespaceOf(policy);
+      const { name, port } = policy.spec.targetRef;
+      const ownsBareNames = bareNamesPort.get(serviceOf(policy)) === port;
+      const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${this.options.clusterDomain}`];
+      const domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+      if (ir.domains.length === 0) ir.domains = domains; // a new IR
+      else if (domains.length !== ir.domains.length || domains.some((d, i) => d !== ir.domains[i])) {
+        // A reused IR is never changed (what was made from it would go stale): replace it.
+        entry.ir = { ...ir, domains };
+        entry.resolution = { ...entry.resolution, ir: entry.ir };
+        this.resolutions.set(policy, entry.resolution);
+      }
+    }
+  }
 }
 
-// A sync of the operator compiles mostly the same objects as the last one. A policy whose
-// (validated) object, Services and EndpointSlices are the very same objects resolves to the
-// same IR object as before, which lets everything after it (clusters, virtual host, JSON
-// text, hash) reuse what was made for that IR. fallbackctl's objects are all new: no hits.
-const resolutions = new WeakMap<FallbackPolicy, { options: CompileOptions; resolution: Resolution }>();
-function resolveOnce(policy: FallbackPolicy, index: SnapshotIndex, options: CompileOptions): Resolution {
-  const last = resolutions.get(policy);
-  if (last && last.options === options && sameInputs(last.resolution, index)) {
-    reused.add(last.resolution.ir);
-    return last.resolution;
-  }
-  const resolution = resolvePolicy(policy, index, options);
-  resolutions.set(policy, { options, resolution });
-  return resolution;
-}
+type Programmed = { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution; at: number };
 
 /** Whether the Services and slices a resolution read are still the very objects in the index. */
 function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
@@ -52,73 +166,6 @@ function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
     const now = index.slicesByService.get(key);
     return index.services.get(key) === service && (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])));
   });
-}
-
-export function compile(snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput {
-  const index = indexSnapshot(snapshot);
-  const results: PolicyResult[] = [];
-  const valid: FallbackPolicy[] = [];
-
-  for (const object of snapshot.policies) {
-    const validated = validateOnce(object);
-    if (validated.ok) {
-      valid.push(validated.policy);
-      continue;
-    }
-    const errors = validated.errors.map((e) => formatError(object, e));
-    const { metadata, spec } = (object ?? {}) as { metadata?: any; spec?: any };
-    results.push({
-      key: `${metadata?.namespace ?? "default"}/${metadata?.name ?? "<unnamed>"}`,
-      generation: metadata?.generation,
-      fallbackCount: Array.isArray(spec?.fallbacks) ? spec.fallbacks.length : 0,
-      errors,
-      conditions: policyConditions({ accepted: false, reason: "Invalid", message: errors.join("; ") }, [], false),
-      backends: [],
-    });
-  }
-
-  const programmed: { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution; at: number }[] = [];
-  for (const [policy, owner] of settleConflicts(valid)) {
-    const base = { key: keyOf(policy), generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] };
-    if (owner) {
-      const message = `FallbackPolicy ${keyOf(owner)} already governs Service ${targetKey(policy)}; the oldest policy wins.`;
-      const conditions = policyConditions({ accepted: false, reason: "Conflicted", message }, [], false);
-      results.push({ ...base, conditions, backends: [] });
-      continue;
-    }
-    const resolution = resolveOnce(policy, index, options);
-    const { ir, backends, problems, targetResolved } = resolution;
-    if (targetResolved) programmed.push({ ir, policy, resolution, at: results.length });
-    results.push({ ...base, conditions: policyConditions({ accepted: true }, problems, targetResolved), backends });
-  }
-
-  programmed.sort((a, b) => byString(a.ir.key, b.ir.key));
-  assignDomains(programmed, options.clusterDomain);
-  for (const { ir, resolution, at } of programmed) results[at] = programmedResult(resolution, ir, results[at]!);
-  results.sort((a, b) => byString(a.key, b.key));
-  return { resources: envoyResources(programmed.map((p) => p.ir), options), results };
-}
-
-// A programmed policy's result is the same object from one compile to the next while its
-// resolution and final IR are, so the operator can tell "nothing new for this policy" by
-// identity, without working out its status again.
-const programmedResults = new WeakMap<Resolution, { ir: PolicyIR; result: PolicyResult }>();
-function programmedResult(resolution: Resolution, ir: PolicyIR, fresh: PolicyResult): PolicyResult {
-  const last = programmedResults.get(resolution);
-  if (last?.ir === ir) return last.result;
-  // The IR decides everything Envoy does for a policy, so its hash changes exactly when
-  // the policy's part of the config does (and not when another policy's part does). It is
-  // worked out when first read: the operator reads it for status, fallbackctl never does.
-  Object.defineProperty(fresh, "configHash", { enumerable: true, get: () => configHashOf(ir) });
-  programmedResults.set(resolution, { ir, result: fresh });
-  return fresh;
-}
-
-const configHashes = new WeakMap<PolicyIR, string>();
-function configHashOf(ir: PolicyIR): string {
-  let hash = configHashes.get(ir);
-  if (!hash) configHashes.set(ir, (hash = `sha256:${sha256(JSON.stringify(ir))}`));
-  return hash;
 }
 
 const targetKey = (p: FallbackPolicy) => `${namespaceOf(p)}/${p.spec.targetRef.name}:${p.spec.targetRef.port}`;
@@ -134,76 +181,4 @@ function settleConflicts(policies: FallbackPolicy[]): [FallbackPolicy, FallbackP
     const owner = owners.get(targetKey(p))!;
     return [p, owner === p ? undefined : owner];
   });
-}
-
-/**
- * A policy answers to its Service's DNS names with its port (products:8080, ...). The bare
- * names carry no port, so only one policy per Service may have them: the one on port 80 if
- * there is one, else the lowest port.
- */
-function assignDomains(programmed: { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution }[], clusterDomain: string) {
-  const bareNamesPort = new Map<string, number>();
-  const serviceOf = (policy: FallbackPolicy) => `${namespaceOf(policy)}/${policy.spec.targetRef.name}`;
-  for (const { policy } of programmed) {
-    const service = serviceOf(policy);
-    const port = policy.spec.targetRef.port;
-    const owner = bareNamesPort.get(service);
-    if (owner === undefined || (owner !== 80 && (port === 80 || port < owner))) bareNamesPort.set(service, port);
-  }
-  for (const entry of programmed) {
-    const { ir, policy } = entry;
-    const namespace = namespaceOf(policy);
-    const { name, port } = policy.spec.targetRef;
-    const ownsBareNames = bareNamesPort.get(serviceOf(policy)) === port;
-    const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${clusterDomain}`];
-    const domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
-    if (ir.domains.length === 0) ir.domains = domains; // a new IR
-    else if (domains.length !== ir.domains.length || domains.some((d, i) => d !== ir.domains[i])) {
-      // A reused IR is never changed (what was made from it would go stale): replace it.
-      entry.ir = { ...ir, domains };
-      reused.add(entry.ir);
-      entry.resolution = { ...entry.resolution, ir: entry.ir };
-      const cached = resolutions.get(policy);
-      if (cached) cached.resolution = entry.resolution;
-    }
-  }
-}
-
-function envoyResources(policies: PolicyIR[], options: CompileOptions): Resources {
-  return {
-    clusters: {
-      *[Symbol.iterator]() {
-        for (const policy of policies) yield* clustersOf(policy, options.trustedCA);
-      },
-    },
-    listeners: [httpListener(policies, options.listen, virtualHostOf)],
-  };
-}
-
-// An IR seen in a second compile keeps its clusters and virtual host, so that their JSON
-// text is reused too (see reused.ts). A first-time IR's are built and let go as they are
-// written, which keeps a one-off compile's memory low.
-const reused = new WeakSet<PolicyIR>();
-// (A reused IR comes from a compile with the very same options: see resolveOnce.)
-const clusters = new WeakMap<PolicyIR, object[]>();
-const virtualHosts = new WeakMap<PolicyIR, object>();
-
-function clustersOf(ir: PolicyIR, trustedCA: string): object[] {
-  if (!reused.has(ir)) return policyClusters(ir, trustedCA);
-  let built = clusters.get(ir);
-  if (!built) {
-    clusters.set(ir, (built = policyClusters(ir, trustedCA)));
-    for (const cluster of built) reusedObjects.add(cluster);
-  }
-  return built;
-}
-
-function virtualHostOf(ir: PolicyIR): object {
-  if (!reused.has(ir)) return virtualHost(ir);
-  let host = virtualHosts.get(ir);
-  if (!host) {
-    virtualHosts.set(ir, (host = virtualHost(ir)));
-    reusedObjects.add(host);
-  }
-  return host;
 }

@@ -2,9 +2,9 @@
 // policies sorted by key, so the output diffs cleanly in GitOps.
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import { XDS_FILES, staticBootstrap, xdsBootstrap, xdsResourceFiles } from "./envoy/bootstrap.ts";
-import type { Resources } from "./envoy/types.ts";
-import { reusedObjects } from "./reused.ts";
+import { CONFIG_FILES, fileBootstrap, staticBootstrap } from "./envoy/bootstrap.ts";
+import { inlinedConfig, inlinedValue } from "./envoy/files.ts";
+import { TYPE, type Part, type Resources } from "./envoy/types.ts";
 import type { CompileOptions } from "./snapshot.ts";
 
 // ---- YAML ------------------------------------------------------------------------------
@@ -241,95 +241,119 @@ export function renderBootstrap(resources: Resources, options: CompileOptions): 
 }
 
 /**
- * The file-based xDS set, and the hash of its content (which names the config in status).
+ * The JSON text of resources (and of the route configuration's items), remembered while
+ * their source is the very same object. The operator renders mostly the same resources
+ * from one sync to the next; a one-off render (fallbackctl) has no use for one.
+ */
+export class TextCache {
+  private readonly texts = new WeakMap<object, Map<string, string>>();
+
+  text<T extends { source: object }>(item: T, key: string, valueOf: (item: T) => object): string {
+    let byKey = this.texts.get(item.source);
+    let text = byKey?.get(key);
+    if (text === undefined) {
+      text = jsonText(valueOf(item));
+      if (!byKey) this.texts.set(item.source, (byKey = new Map()));
+      byKey.set(key, text);
+    }
+    return text;
+  }
+}
+
+/**
+ * The file-based config Envoy loads from the ConfigMap, and the hash of its content (which
+ * names the config in status).
  *
  * bootstrap.yaml is block YAML, for people. cds.yaml and lds.yaml are for Envoy and for
- * diffs: a resource per line, written as JSON, which YAML reads as a flow mapping (the
- * listener has a line per virtual host). JSON.stringify is native: several times faster
- * than any YAML emitter in JavaScript, and the files are 40 % smaller than block YAML.
+ * diffs: a resource per line, written as JSON, which YAML reads as a flow mapping, and the
+ * listener a line per virtual host, so a policy's change is a one-line diff. JSON.stringify
+ * is native: several times faster than any YAML emitter in JavaScript, and the files are
+ * 40 % smaller than block YAML.
  *
  * The hash covers every file's name and text but the version_info lines, which are its
  * first 16 digits: it changes exactly when the content does.
  */
-export function renderXds(resources: Resources, options: CompileOptions): { files: Record<string, string>; hash: string } {
-  const bootstrap = toYaml(xdsBootstrap(options));
-  const sha = createHash("sha256").update(`${XDS_FILES.bootstrap}\n${bootstrap}\n`);
-  const bodies = xdsResourceFiles(resources).map(({ file, type, items, itemLines }) => {
-    // Lines are joined a few thousand pieces at a time, and hashed as they go: short-lived,
-    // they cost the garbage collector little, unlike tens of thousands kept to the end.
-    sha.update(`${file}\n`);
-    const chunks: string[] = [];
-    let lines: string[] = [];
-    const flushLines = () => {
-      const chunk = lines.join("");
-      sha.update(chunk);
-      chunks.push(chunk);
-      lines = [];
-    };
-    for (const item of items) {
-      pushResourceLine(lines, type, item, itemLines);
-      if (lines.length >= PIECES_PER_CHUNK) flushLines();
-    }
-    flushLines();
-    return [file, chunks] as const;
-  });
+export function renderConfigFiles(resources: Resources, options: CompileOptions, cache?: TextCache): { files: Record<string, string>; hash: string } {
+  const bootstrap = toYaml(fileBootstrap(options));
+  const sha = createHash("sha256").update(`${CONFIG_FILES.bootstrap}\n${bootstrap}\n`);
+  const config = inlinedConfig(resources, options.listen);
+  // The key tells apart what one source makes: a policy's clusters and its virtual host.
+  const textOf = <T extends { source: object }>(item: T, key: string, valueOf: (item: T) => object) =>
+    cache ? cache.text(item, key, valueOf) : jsonText(valueOf(item));
+
+  const clusters = new FileBody(sha, CONFIG_FILES.clusters);
+  for (const cluster of config.clusters) clusters.add(withType(TYPE.cluster, textOf(cluster, `cluster ${cluster.name}`, inlinedValue)), "\n");
+  clusters.finish();
+
+  // The one listener, with a line per virtual host, indented so that YAML reads the lines
+  // as one flow mapping.
+  const listeners = new FileBody(sha, CONFIG_FILES.listeners);
+  const [before, after] = splitAtVirtualHosts(jsonText(config.listener([])));
+  listeners.add(withType(TYPE.listener, before));
+  config.virtualHosts.forEach((host, i) => listeners.add(i ? ",\n    " : "[\n    ", textOf(host, `virtual host ${host.owner}`, valueOfPart)));
+  listeners.add(config.virtualHosts.length ? "\n  ]" : "[]", after, "\n");
+  listeners.finish();
+
   const hash = sha.digest("hex");
   const head = `version_info: "${hash.slice(0, 16)}"\nresources:`;
-
   // Each file is joined once, head and all: at 10,000 policies lds.yaml is ~35 MB, and a
   // body joined first and prefixed after would be copied twice.
-  const files: Record<string, string> = { [XDS_FILES.bootstrap]: bootstrap };
-  for (const [file, chunks] of bodies) files[file] = chunks.some((c) => c) ? [head, "\n", ...chunks].join("") : `${head} []\n`;
+  const files: Record<string, string> = { [CONFIG_FILES.bootstrap]: bootstrap };
+  for (const body of [clusters, listeners]) files[body.file] = body.done.length ? [head, "\n", ...body.done].join("") : `${head} []\n`;
   return { files, hash: `sha256:${hash}` };
 }
 
 /**
- * `- {"@type":"…",…}` and a line break: the resource as JSON, with its type first, added to
- * `out` in pieces. With `itemLines`, the list under that key (the first one met) has each
- * item on a line of its own, indented so that YAML reads the lines as one flow mapping; its
- * items' text is pushed as remembered (jsonOf), never copied into one long string.
+ * A file's text after its head, collected a few thousand pieces at a time and hashed as it
+ * goes: short-lived pieces cost the garbage collector little, unlike tens of thousands kept
+ * to the end.
  */
-function pushResourceLine(out: string[], type: string, resource: object, itemLines?: string): void {
+class FileBody {
+  readonly file: string;
+  /** The text, once finished. */
+  readonly done: string[] = [];
+  private readonly sha: ReturnType<typeof createHash>;
+  private pieces: string[] = [];
+
+  constructor(sha: ReturnType<typeof createHash>, file: string) {
+    this.sha = sha;
+    this.file = file;
+    sha.update(`${file}\n`);
+  }
+
+  add(...pieces: string[]): void {
+    this.pieces.push(...pieces);
+    if (this.pieces.length >= PIECES_PER_CHUNK) this.finish();
+  }
+
+  /** Hashes and keeps what was added so far (every file's text is hashed in turn). */
+  finish(): void {
+    if (!this.pieces.length) return;
+    const chunk = this.pieces.join("");
+    this.sha.update(chunk);
+    this.done.push(chunk);
+    this.pieces = [];
+  }
+}
+
+const valueOfPart = (part: Part) => part.value();
+
+/** JSON text YAML can read as it is (see NOT_YAML_PRINTABLE). */
+const jsonText = (value: object) => yamlSafeJson(JSON.stringify(value));
+
+/** `- {"@type":"…",…}`: a resource's line, its type first; `json` is the rest of its object's text. */
+function withType(type: string, json: string): string {
   const head = `- {"@type":${JSON.stringify(type)}`; // type URLs are ASCII: YAML-safe
-  if (!itemLines) {
-    out.push(withType(head, jsonOf(resource)), "\n");
-    return;
-  }
-  let list: unknown[] | undefined;
-  const json = JSON.stringify(resource, (key, value) => (key === itemLines && !list && Array.isArray(value) ? ((list = value), ITEMS_MARK) : value));
-  const at = list ? json.indexOf(MARK_JSON) : -1;
-  // No list, or a string of the user's equal to the mark (NULs and all): the one-line form.
-  if (at < 0 || json.indexOf(MARK_JSON, at + 1) >= 0) {
-    out.push(withType(head, jsonOf(resource)), "\n");
-    return;
-  }
-  out.push(yamlSafeJson(withType(head, json.slice(0, at))));
-  if (list!.length === 0) out.push("[]");
-  else {
-    out.push("[\n    ");
-    list!.forEach((item, i) => out.push(i ? ",\n    " : "", jsonOf(item)));
-    out.push("\n  ]");
-  }
-  out.push(yamlSafeJson(json.slice(at + MARK_JSON.length)), "\n");
+  return json === "{}" ? `${head}}` : `${head},${json.slice(1)}`;
 }
 
-/** The line's head (`- {"@type":"…"`) followed by the rest of an object's JSON text. */
-const withType = (head: string, json: string) => (json === "{}" ? `${head}}` : `${head},${json.slice(1)}`);
-
-// The operator renders mostly the very same cluster and virtual-host objects again (see
-// reused.ts): their JSON is remembered for as long as they live. The text is YAML-safe
-// (yamlSafeJson) when made, so it goes into a file as it is.
-const texts = new WeakMap<object, string>();
-function jsonOf(value: unknown): string {
-  const remembered = typeof value === "object" && value !== null && reusedObjects.has(value);
-  let text = remembered ? texts.get(value) : undefined;
-  if (text === undefined) {
-    text = yamlSafeJson(JSON.stringify(value));
-    if (remembered) texts.set(value, text);
-  }
-  return text;
+/** The listener's JSON around its (empty) list of virtual hosts, which goes between. */
+function splitAtVirtualHosts(json: string): [string, string] {
+  const at = json.indexOf(VIRTUAL_HOSTS_EMPTY);
+  if (at < 0 || json.indexOf(VIRTUAL_HOSTS_EMPTY, at + 1) >= 0) throw new Error("the listener must hold exactly one list of virtual hosts");
+  return [json.slice(0, at + VIRTUAL_HOSTS_OPEN.length), json.slice(at + VIRTUAL_HOSTS_EMPTY.length)];
 }
 
+const VIRTUAL_HOSTS_OPEN = '"virtual_hosts":';
+const VIRTUAL_HOSTS_EMPTY = `${VIRTUAL_HOSTS_OPEN}[]`;
 const PIECES_PER_CHUNK = 4000;
-const ITEMS_MARK = "\u0000items\u0000";
-const MARK_JSON = JSON.stringify(ITEMS_MARK);

@@ -11,8 +11,8 @@
 // Level-triggered: a sync recomputes from the caches, so a missed or repeated event, a
 // restart or a failed write is healed by the next sync. Only the leader syncs.
 import { Counter, Gauge } from "prom-client";
-import { compile } from "../compile/compile.ts";
-import { renderXds } from "../compile/emit.ts";
+import { Compiler } from "../compile/compile.ts";
+import { TextCache, renderConfigFiles } from "../compile/emit.ts";
 import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
@@ -58,6 +58,8 @@ const MIN_WRITE_INTERVAL_MS = 2_000;
 export class FallbackController {
   private readonly op: Operator;
   private readonly options: FallbackControllerOptions;
+  private readonly compiler: Compiler;
+  private readonly texts = new TextCache();
   private readonly policies: Store;
   private readonly services: Store;
   private readonly endpointSlices: Store;
@@ -89,6 +91,7 @@ export class FallbackController {
   constructor(op: Operator, options: FallbackControllerOptions) {
     this.op = op;
     this.options = options;
+    this.compiler = new Compiler(options.compile);
     const ns = options.watchNamespace;
     const onChange = () => this.queue.add(SYNC);
     // Sync right away on the first change; the queue coalesces whatever arrives meanwhile.
@@ -152,9 +155,9 @@ export class FallbackController {
         services: services as unknown as Snapshot["services"],
         endpointSlices: endpointSlices as unknown as Snapshot["endpointSlices"],
       };
-      const { resources, results } = compile(snapshot, this.options.compile);
+      const { resources, results } = this.compiler.compile(snapshot);
       compiled = performance.now();
-      const { files, hash } = renderXds(resources, this.options.compile);
+      const { files, hash } = renderConfigFiles(resources, this.options.compile, this.texts);
       output = { input, results, files, hash, size: configSize(files) };
       this.lastCompile = output;
     }

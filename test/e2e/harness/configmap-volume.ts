@@ -14,7 +14,7 @@
 // Like the kubelet, an unchanged payload is not written again.
 //
 //   const volume = new ConfigMapVolume("/tmp/x/etc/envoy/fallback");
-//   volume.write(renderXds(resources, { ...options, configDir: volume.dir }).files);
+//   volume.write(renderConfigFiles(resources, { ...options, configDir: volume.dir }).files);
 //   // start envoy -c /tmp/x/etc/envoy/fallback/bootstrap.yaml, then later:
 //   const { swappedAt } = volume.write(newFiles);   // performance.now() of the rename
 import { randomInt } from "node:crypto";

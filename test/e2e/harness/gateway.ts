@@ -1,12 +1,12 @@
 // The project's own pipeline in front of real Envoy: Kubernetes objects (FallbackPolicy,
-// Service, EndpointSlice) -> snapshotFromObjects -> compile -> renderBootstrap/renderXds ->
+// Service, EndpointSlice) -> snapshotFromObjects -> compile -> renderBootstrap/renderConfigFiles ->
 // envoy -c. Services point at local test backends through EndpointSlices, which the
 // compiler turns into STATIC endpoints.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile, type CompileOutput } from "../../../operator/src/compile/compile.ts";
-import { renderBootstrap, renderXds } from "../../../operator/src/compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../../../operator/src/compile/emit.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
 import { freePort } from "./backend.ts";
 import { ConfigMapVolume } from "./configmap-volume.ts";
@@ -87,7 +87,7 @@ export type Gateway = {
   /** For format "xds": the ConfigMap volume Envoy reads; write a new render to it to update. */
   volume?: ConfigMapVolume;
   /** Compile `objects` with this gateway's options and render them as the xds file set. */
-  renderXds(objects: unknown[]): Record<string, string>;
+  renderConfigFiles(objects: unknown[]): Record<string, string>;
   stop(): Promise<void>;
 };
 
@@ -111,7 +111,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     configDir: volumeDir,
     trustedCA: opts.trustedCA ?? defaultOptions.trustedCA,
   };
-  const render = (objects: unknown[]) => renderXds(compileObjects(objects, options).resources, options).files;
+  const render = (objects: unknown[]) => renderConfigFiles(compileObjects(objects, options).resources, options).files;
 
   let configFile: string;
   let volume: ConfigMapVolume | undefined;
@@ -137,7 +137,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     dir,
     configFile,
     ...(volume ? { volume } : {}),
-    renderXds: render,
+    renderConfigFiles: render,
     stop: async () => {
       await envoy.stop();
       // E2E_KEEP=1 keeps the rendered files for a look after a failure.

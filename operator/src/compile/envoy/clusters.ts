@@ -2,31 +2,40 @@
 // breakers, and one aggregate cluster per policy that tries them in order.
 import { envoyDuration as d } from "../duration.ts";
 import type { EjectionIR, ExternalBackend, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
-import { TYPE, aggregateName, backendClusterName } from "./types.ts";
+import { lbEndpoints } from "./endpoints.ts";
+import { ADS, TYPE, aggregateName, backendClusterName, endpointsName } from "./types.ts";
 
-export function policyClusters(policy: PolicyIR, trustedCA: string): object[] {
-  // A static response is no cluster: the listener answers it (see listeners.ts).
-  const backends = policy.backends.filter((b) => b.kind !== "StaticResponse");
-  const names = backends.map((_, i) => backendClusterName(policy.key, i));
-  return [
-    {
-      name: aggregateName(policy.key),
-      connect_timeout: d(policy.timeouts.connectMs),
-      lb_policy: "CLUSTER_PROVIDED",
-      cluster_type: { name: "envoy.clusters.aggregate", typed_config: { "@type": TYPE.aggregate, clusters: names } },
-      // The aggregate picks a member by the members' health, with a panic threshold of its
-      // own: at the default 50, a fully ejected primary beside a fallback with under half
-      // of its hosts healthy would put the aggregate in panic, spreading traffic over every
-      // member by host count, the dead primary included.
-      common_lb_config: NO_PANIC,
-      // Retries are counted on the cluster the route names, the aggregate.
-      circuit_breakers: circuitBreakers(policy.limits, policy.retry),
-    },
-    ...backends.map((backend, i) => backendCluster(names[i]!, backend as ServiceBackend | ExternalBackend, policy, trustedCA)),
-  ];
+/** The backends that are clusters (a static response is none: the route answers it). */
+export const clusterBackends = (policy: PolicyIR) =>
+  policy.backends.filter((b): b is ServiceBackend | ExternalBackend => b.kind !== "StaticResponse");
+
+/** The policy's aggregate cluster: its members in order, primary first. */
+export function aggregateCluster(policy: PolicyIR): object {
+  const names = clusterBackends(policy).map((_, i) => backendClusterName(policy.key, i));
+  return {
+    name: aggregateName(policy.key),
+    connect_timeout: d(policy.timeouts.connectMs),
+    lb_policy: "CLUSTER_PROVIDED",
+    cluster_type: { name: "envoy.clusters.aggregate", typed_config: { "@type": TYPE.aggregate, clusters: names } },
+    // The aggregate picks a member by the members' health, with a panic threshold of its
+    // own: at the default 50, a fully ejected primary beside a fallback with under half
+    // of its hosts healthy would put the aggregate in panic, spreading traffic over every
+    // member by host count, the dead primary included.
+    common_lb_config: NO_PANIC,
+    // Retries are counted on the cluster the route names, the aggregate.
+    circuit_breakers: circuitBreakers(policy.limits, policy.retry),
+  };
 }
 
-function backendCluster(name: string, backend: ServiceBackend | ExternalBackend, policy: PolicyIR, trustedCA: string): object {
+/**
+ * The cluster of the policy's member `index` (0 the primary). A Service known by its
+ * EndpointSlices gets its endpoints over EDS (see endpoints.ts), so that an endpoint change
+ * is one small resource, or, with `inlineEndpoints` (Envoy without an xDS server), holds
+ * them itself; one known only by name, and an external host, are resolved by DNS.
+ */
+export function memberCluster(policy: PolicyIR, index: number, trustedCA: string, inlineEndpoints = false): object {
+  const backend = clusterBackends(policy)[index]!;
+  const name = backendClusterName(policy.key, index);
   const common = {
     name,
     connect_timeout: d(policy.timeouts.connectMs),
@@ -49,10 +58,9 @@ function backendCluster(name: string, backend: ServiceBackend | ExternalBackend,
         }),
   };
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
-    const lbEndpoints = backend.endpoints.map(({ address, port }) => ({
-      endpoint: { address: { socket_address: { address, port_value: port } } },
-    }));
-    return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints }] } };
+    if (inlineEndpoints) return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] } };
+    const endpoints = endpointsName(backend.namespace, backend.name, backend.port);
+    return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpoints } };
   }
   const endpoint =
     backend.kind === "External" && backend.hostRewrite

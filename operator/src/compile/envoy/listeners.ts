@@ -1,17 +1,13 @@
-// IR -> Envoy listener: the one HTTP listener, with a virtual host per policy.
-import { envoyDuration as d } from "../duration.ts";
-import type { PolicyIR, RetryIR, StaticBackend } from "../ir.ts";
-import { HTTP_LISTENER, ROUTE_CONFIG, TYPE, aggregateName } from "./types.ts";
+// IR -> Envoy listener: the one HTTP listener. Its routes (a virtual host per policy) come
+// from the route configuration (routes.ts), so the listener is the same whatever the
+// policies are, and a policy's change never touches it.
+import { ADS, HTTP_LISTENER, ROUTE_CONFIG, TYPE } from "./types.ts";
 
-const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
+export const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
 const router = { name: "envoy.filters.http.router", typed_config: { "@type": TYPE.router } };
 
-export function httpListener(
-  policies: PolicyIR[],
-  listen: { address: string; port: number },
-  hostOf: (policy: PolicyIR) => object = virtualHost,
-): object {
-  const anyStatic = policies.some((p) => staticResponseOf(p));
+/** With `routes` (Envoy without an xDS server) the listener holds its route configuration. */
+export function httpListener(listen: { address: string; port: number }, routes?: object): object {
   return {
     name: HTTP_LISTENER,
     address: { socket_address: { address: listen.address, port_value: listen.port } },
@@ -23,119 +19,14 @@ export function httpListener(
             typed_config: {
               "@type": TYPE.hcm,
               stat_prefix: "fallback",
-              // Envoy loads lds.yaml and cds.yaml from one folder in no fixed order; checking
-              // clusters here would reject a listener whose new policy's clusters are still
-              // on their way. A route to a missing cluster answers 503 until they arrive.
-              route_config: { name: ROUTE_CONFIG, validate_clusters: false, virtual_hosts: policies.map(hostOf) },
-              // Each virtual host with a static response configures the filter for itself.
-              http_filters: anyStatic ? [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router] : [router],
+              ...(routes ? { route_config: routes } : { rds: { config_source: ADS, route_config_name: ROUTE_CONFIG } }),
+              // The static responses: a virtual host that has one configures this filter for
+              // itself; for the others it does nothing.
+              http_filters: [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router],
             },
           },
         ],
       },
     ],
   };
-}
-
-const staticResponseOf = (policy: PolicyIR) => {
-  const last = policy.backends.at(-1);
-  return last?.kind === "StaticResponse" ? last : undefined;
-};
-
-export function virtualHost(policy: PolicyIR): object {
-  const { retry } = policy;
-  const rewriteHost = policy.backends.some((b) => b.kind === "External" && b.hostRewrite);
-  const staticResponse = staticResponseOf(policy);
-  return {
-    name: policy.key,
-    domains: policy.domains,
-    routes: [
-      {
-        match: { prefix: "/" },
-        route: {
-          cluster: aggregateName(policy.key),
-          timeout: d(policy.timeouts.requestMs),
-          // Envoy rewrites Host to the chosen endpoint's hostname, which only external
-          // backends carry, so in-cluster backends keep the client's Host.
-          ...(rewriteHost ? { auto_host_rewrite: true } : {}),
-          ...(retry.attempts > 0 ? { retry_policy: retryPolicy(policy) } : {}),
-        },
-      },
-    ],
-    ...(staticResponse
-      ? { typed_per_filter_config: { [CUSTOM_RESPONSE]: { "@type": TYPE.customResponse, custom_response_matcher: staticMatcher(retry, staticResponse) } } }
-      : {}),
-  };
-}
-function retryPolicy({ retry }: PolicyIR): object {
-  return {
-    retry_on: retry.retryOn.join(","),
-    num_retries: retry.attempts,
-    per_try_timeout: d(retry.perTryTimeoutMs),
-    ...(retry.retriableStatusCodes.length ? { retriable_status_codes: retry.retriableStatusCodes } : {}),
-    retry_back_off: { base_interval: d(retry.backoff.baseMs), max_interval: d(retry.backoff.maxMs) },
-    ...(retry.fallbackOnRetry
-      ? {
-          // Each retry skips the backends (priorities of the aggregate) already tried, and
-          // the hosts already tried within one.
-          retry_priority: {
-            name: "envoy.retry_priorities.previous_priorities",
-            typed_config: { "@type": TYPE.previousPriorities, update_frequency: 1 },
-          },
-          retry_host_predicate: [{ name: "envoy.retry_host_predicates.previous_hosts", typed_config: { "@type": TYPE.previousHosts } }],
-          host_selection_retry_max_attempts: 3,
-        }
-      : {}),
-  };
-}
-
-/**
- * The static response replaces the final answer whenever the request failed: any failure
- * answer of Envoy's own (no healthy backend, connection failure, timeout, overflow), and
- * any backend answer with a status the retry policy counts as failure, as it stands once
- * retries are used up. So it answers however the backends before it fail.
- *
- * One matcher, one action: the ConfigMap is small (1 MiB for every policy), so the
- * conditions are or-ed rather than each given a copy of the response.
- */
-function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
-  const action = {
-    name: "static-response",
-    typed_config: {
-      "@type": TYPE.localResponsePolicy,
-      status_code: backend.status,
-      body: { inline_string: backend.body },
-      ...(backend.headers.length
-        ? { response_headers_to_add: backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" })) }
-        : {}),
-    },
-  };
-  const is = (name: string, type: string, value_match: object) => ({ single_predicate: { input: { name, typed_config: { "@type": type } }, value_match } });
-  const statusClass5xx = is("status-class", TYPE.statusClassInput, { exact: "5xx" });
-  const localFailure = { and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] } };
-
-  const statuses = failureStatuses(retry);
-  const codes = statuses.filter((s) => s !== "5xx");
-  const backendFailure = [
-    ...(statuses.includes("5xx") ? [statusClass5xx] : []),
-    // RE2 matches the whole status: "502|503|504" is exactly those three.
-    ...(codes.length ? [is("status", TYPE.statusInput, codes.length === 1 ? { exact: codes[0] } : { safe_regex: { google_re2: {}, regex: codes.join("|") } })] : []),
-  ];
-  const predicate = backendFailure.length ? { or_matcher: { predicate: [localFailure, ...backendFailure] } } : localFailure;
-  return { matcher_list: { matchers: [{ predicate, on_match: { action } }] } };
-}
-
-/** Statuses ("5xx" for the whole class) that the policy's retryOn treats as a failure. */
-function failureStatuses(retry: RetryIR): string[] {
-  const statuses = new Set<string>();
-  for (const on of retry.retryOn) {
-    if (on === "5xx") statuses.add("5xx");
-    if (on === "gateway-error") ["502", "503", "504"].forEach((c) => statuses.add(c));
-    if (on === "retriable-4xx") statuses.add("409");
-    if (on === "envoy-ratelimited") statuses.add("429");
-    if (on === "retriable-status-codes") retry.retriableStatusCodes.forEach((c) => statuses.add(String(c)));
-  }
-  // A 5xx class match already covers single 5xx codes.
-  if (statuses.has("5xx")) for (const s of [...statuses]) if (/^5\d\d$/.test(s)) statuses.delete(s);
-  return [...statuses].sort();
 }

@@ -1,9 +1,13 @@
-// Envoy v3 type URLs and the names this compiler gives to what it generates.
+// Envoy v3 type URLs, the names this compiler gives to what it generates, and the shape of
+// its output: resources by type and name, each knowing which policies it carries.
 
 const T = "type.googleapis.com/envoy.";
 export const TYPE = {
   cluster: `${T}config.cluster.v3.Cluster`,
   listener: `${T}config.listener.v3.Listener`,
+  routeConfiguration: `${T}config.route.v3.RouteConfiguration`,
+  clusterLoadAssignment: `${T}config.endpoint.v3.ClusterLoadAssignment`,
+  secret: `${T}extensions.transport_sockets.tls.v3.Secret`,
   aggregate: `${T}extensions.clusters.aggregate.v3.ClusterConfig`,
   hcm: `${T}extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
   router: `${T}extensions.filters.http.router.v3.Router`,
@@ -18,6 +22,13 @@ export const TYPE = {
   localReplyInput: `${T}type.matcher.v3.HttpResponseLocalReplyMatchInput`,
 } as const;
 
+/**
+ * Where Envoy gets what a resource refers to (a cluster's endpoints, a listener's routes):
+ * over the ADS stream its bootstrap opened, Delta or state-of-the-world as that says.
+ * Envoy loading files gets the same resources with these references inlined (files.ts).
+ */
+export const ADS = { ads: {}, resource_api_version: "V3" } as const;
+
 export const HTTP_LISTENER = "fallback-http";
 export const ROUTE_CONFIG = "fallback-routes";
 
@@ -25,11 +36,53 @@ export const ROUTE_CONFIG = "fallback-routes";
 export const aggregateName = (policyKey: string) => policyKey;
 export const backendClusterName = (policyKey: string, index: number) =>
   index === 0 ? `${policyKey}/primary` : `${policyKey}/fallback-${index}`;
+/** The endpoints of one Service port, shared by every cluster that sends to it: ns/name:port. */
+export const endpointsName = (namespace: string, service: string, port: number) => `${namespace}/${service}:${port}`;
+
+/** The xDS resource types, in the order Envoy should get them (clusters before what routes to them). */
+export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "route", "secret"] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+export const TYPE_URL: Record<ResourceType, string> = {
+  cluster: TYPE.cluster,
+  endpoint: TYPE.clusterLoadAssignment,
+  listener: TYPE.listener,
+  route: TYPE.routeConfiguration,
+  secret: TYPE.secret,
+};
 
 /**
- * What compile() made for Envoy. The clusters are built while they are iterated, one policy
- * at a time, so a renderer can write each and let it go: at 10,000 policies the whole tree
- * of cluster objects would hold some 80 MB that nothing needs at once. Each iteration
- * builds them anew (the same, as compile is deterministic).
+ * One resource of the compile output. Its value is built when asked for, anew each time
+ * (a sink that keeps encoded bytes need not keep the object tree: at 10,000 policies the
+ * cluster objects alone are some 80 MB), and `source` says when it can have changed: while
+ * a resource's source is the very same object (a policy's IR, a Service's endpoints), its
+ * value is the same too.
  */
-export type Resources = { clusters: Iterable<object>; listeners: object[] };
+export type Resource = {
+  name: string;
+  /** Keys of the policies whose config this is; empty for what every policy shares (the listener). */
+  owners: readonly string[];
+  source: object;
+  value(): object;
+  /**
+   * The value as Envoy takes it without an xDS server (a static bootstrap, or files), where
+   * that differs: what it would fetch over ADS inlined (see files.ts).
+   */
+  inlined?(): object;
+  /**
+   * A resource holding one item per policy in a list (the route configuration's virtual
+   * hosts): the list's key and its items, which value() leaves out. A sink can then encode
+   * and track each policy's item apart.
+   */
+  items?: { key: string; parts: Part[] };
+};
+export type Part = { owner: string; source: object; value(): object };
+
+/** Resources by type, each list in a fixed order. */
+export type Resources = Record<ResourceType, Resource[]>;
+
+/** A resource's whole value, items included. */
+export function fullValue(resource: Resource): object {
+  const value = resource.value();
+  if (!resource.items) return value;
+  return { ...value, [resource.items.key]: resource.items.parts.map((p) => p.value()) };
+}
