@@ -1,0 +1,352 @@
+// The xDS server: Envoy's Aggregated Discovery Service over gRPC, in both variants
+// (DeltaAggregatedResources and StreamAggregatedResources), serving what the last publish
+// holds, and telling, per policy, how many connected Envoys run its current resources and
+// whether one rejected them.
+//
+//   publish(resources) -> ResourceCache (encode what changed, less what an Envoy rejected)
+//     -> every stream sends its Envoy what it lacks -> ACK / NACK -> policyStates()
+import { Server, ServerCredentials, status, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
+import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
+import { Counter, Gauge } from "prom-client";
+import type { ResourceType, Resources } from "../compile/envoy/types.ts";
+import type { Logger, Metrics } from "../kopf/index.ts";
+import { ResourceCache, type Changes, type Rejection } from "./cache.ts";
+import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
+import { parseHostPort } from "../compile/snapshot.ts";
+import { Encoder, versionOf, type Corrupt, type Entry } from "./encode.ts";
+import { anyOf, decodeMessage, encodeJson, encodeMessage, messageSchema } from "./envoy-api.ts";
+import { DeltaStream, SotwStream, type DeltaRequest, type DeltaResponse, type SotwRequest, type SotwResponse, type Stream, type StreamHost } from "./stream.ts";
+
+export type XdsTls = { cert: Buffer; key: Buffer; /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer };
+
+export type XdsServerOptions = {
+  host: string;
+  port: number;
+  /** Without it, plaintext. */
+  tls?: XdsTls;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Names this server in its responses (control_plane.identifier), e.g. the pod name. */
+  identifier?: string;
+  /** Test seam: see Encoder. */
+  corrupt?: Corrupt;
+};
+
+/** A policy's standing with the connected Envoys. */
+export type PolicyState = {
+  /** Envoys connected (that got as far as acknowledging a listener and routes). */
+  connected: number;
+  /** Of those, how many run the policy's current resources. */
+  acked: number;
+  /** An Envoy rejected the policy's current resources: its words. */
+  rejected?: Rejection;
+};
+
+const SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+const DELTA_REQUEST = "envoy.service.discovery.v3.DeltaDiscoveryRequest";
+const DELTA_RESPONSE = "envoy.service.discovery.v3.DeltaDiscoveryResponse";
+const SOTW_REQUEST = "envoy.service.discovery.v3.DiscoveryRequest";
+const SOTW_RESPONSE = "envoy.service.discovery.v3.DiscoveryResponse";
+const LISTENER = "envoy.config.listener.v3.Listener";
+
+type Call<Req> = ServerDuplexStream<Req, Uint8Array>;
+
+export class XdsServer implements StreamHost {
+  private readonly options: XdsServerOptions;
+  private readonly cache: ResourceCache;
+  private readonly grpc: Server;
+  private readonly streams = new Map<Stream, Call<unknown>>();
+  private readonly listeners = new Set<() => void>();
+  private readonly listenerVariants = new Map<string, { key: string; entries: Map<string, Entry> }>();
+  private feedbackTimer: NodeJS.Timeout | undefined;
+  private published = false;
+  private port = 0;
+  private readonly logger: Logger;
+  private readonly connections?: Gauge<"protocol">;
+  private readonly responses?: Counter<"type">;
+  private readonly rejections?: Counter<"type">;
+
+  constructor(options: XdsServerOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    this.cache = new ResourceCache(new Encoder(options.corrupt ? { corrupt: options.corrupt } : {}));
+    // Envoy's stream lives as long as Envoy does; keepalive finds an Envoy gone without a FIN.
+    this.grpc = new Server({ "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+    this.grpc.addService(serviceDefinition(), {
+      DeltaAggregatedResources: (call: Call<DeltaRequest>) => this.serve(call, new DeltaStream(this)),
+      StreamAggregatedResources: (call: Call<SotwRequest>) => this.serve(call, new SotwStream(this)),
+    });
+    const registers = options.metrics ? [options.metrics.registry] : undefined;
+    if (registers) {
+      this.connections = new Gauge({ name: "fallback_xds_connections", help: "Envoys connected over ADS.", labelNames: ["protocol"], registers });
+      this.responses = new Counter({ name: "fallback_xds_responses_total", help: "xDS responses sent, by resource type.", labelNames: ["type"], registers });
+      this.rejections = new Counter({ name: "fallback_xds_rejections_total", help: "xDS responses an Envoy rejected (NACK), by resource type.", labelNames: ["type"], registers });
+    }
+  }
+
+  /** Listens; resolves with the port (useful when asked for port 0). */
+  async start(): Promise<number> {
+    const { host, port, tls } = this.options;
+    const credentials = tls
+      ? ServerCredentials.createSsl(tls.clientCA ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], Boolean(tls.clientCA))
+      : ServerCredentials.createInsecure();
+    const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    this.port = await new Promise<number>((done, fail) => this.grpc.bindAsync(address, credentials, (err, bound) => (err ? fail(err) : done(bound))));
+    this.logger.info({ address: `${host}:${this.port}`, tls: tls ? (tls.clientCA ? "mutual" : "server") : "none" }, "xDS server listening");
+    return this.port;
+  }
+
+  get boundPort(): number {
+    return this.port;
+  }
+
+  /** Ends every stream (Envoys keep what they have and reconnect elsewhere) and stops. */
+  async stop(): Promise<void> {
+    clearTimeout(this.feedbackTimer);
+    for (const call of this.streams.values()) call.end();
+    await new Promise<void>((done) => this.grpc.tryShutdown(() => done()));
+    this.grpc.forceShutdown();
+  }
+
+  /**
+   * Serves a new compile output. Streams opened before the first publish wait for it: an
+   * Envoy must never be told its resources were removed because the caches were empty.
+   */
+  publish(resources: Resources): void {
+    const changes = this.cache.publish(resources);
+    if (!this.published) {
+      this.published = true;
+      for (const stream of this.streams.keys()) this.send(stream, stream.changed(allOf(this.cache)));
+    } else if (changes.size) {
+      this.broadcast(changes);
+    }
+    this.feedbackChanged();
+  }
+
+  /** Called (debounced) whenever what policyStates() says may have changed. */
+  onFeedback(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every published policy's standing with the connected Envoys. */
+  policyStates(): Map<string, PolicyState> {
+    const serving = [...this.streams.keys()].filter((s) => s.serving());
+    const states = new Map<string, PolicyState>();
+    for (const owner of this.cache.owners()) {
+      const entries = this.cache.entriesOf(owner);
+      let rejected: Rejection | undefined;
+      for (const entry of entries) if ((rejected = this.cache.rejectionOf(entry, owner))) break;
+      const acked = serving.reduce((n, s) => (entries.every((e) => s.has(e, owner)) ? n + 1 : n), 0);
+      states.set(owner, { connected: serving.length, acked, ...(rejected ? { rejected } : {}) });
+    }
+    return states;
+  }
+
+  /** The Envoys connected now: node id and protocol. */
+  proxies(): { node: string; protocol: "delta" | "sotw"; serving: boolean }[] {
+    return [...this.streams.keys()].map((s) => ({ node: s.node?.id ?? "", protocol: s.protocol, serving: s.serving() }));
+  }
+
+  // ---- StreamHost ---------------------------------------------------------------------
+
+  entries(type: ResourceType, stream: Stream): ReadonlyMap<string, Entry> {
+    if (!this.published) return EMPTY;
+    const served = this.cache.entries(type);
+    const listen = type === "listener" ? stream.node?.metadata?.[LISTEN_METADATA] : undefined;
+    return typeof listen === "string" ? this.listenersAt(listen, served) : served;
+  }
+
+  /**
+   * The listeners for an Envoy that asked to listen elsewhere (fallbackctl bootstrap
+   * --listen: several Envoys on one host), made once per served listener and address.
+   */
+  private listenersAt(listen: string, served: ReadonlyMap<string, Entry>): ReadonlyMap<string, Entry> {
+    const at = parseHostPort(listen);
+    if (!at) return served;
+    const key = `${[...served.values()].map((e) => e.version).join(",")} ${listen}`;
+    let variant = this.listenerVariants.get(listen);
+    if (variant?.key !== key) {
+      const entries = new Map<string, Entry>();
+      for (const [name, entry] of served) {
+        const json = decodeMessage(LISTENER, entry.bytes) as { address?: unknown };
+        json.address = { socket_address: { address: at.address, port_value: at.port } };
+        const bytes = encodeJson(LISTENER, json);
+        entries.set(name, { ...entry, bytes, version: versionOf(bytes) });
+      }
+      this.listenerVariants.set(listen, (variant = { key, entries }));
+    }
+    return variant.entries;
+  }
+
+  accepted(_stream: Stream, entries: Entry[]): void {
+    for (const entry of entries) this.cache.accept(entry);
+    this.feedbackChanged();
+  }
+
+  rejected(stream: Stream, type: ResourceType, sent: Entry[], message: string): void {
+    const node = stream.node?.id ?? "";
+    this.rejections?.inc({ type });
+    const blamed = blame(stream, sent, message);
+    const rejection = { message, node };
+    this.logger.warn({ node, type, resources: blamed.map((b) => b.entry.name), owners: [...new Set(blamed.flatMap((b) => b.owners ?? b.entry.owners))], error: message }, "Envoy rejected an xDS response");
+    const changes: Changes = new Map();
+    for (const { entry, owners } of blamed) merge(changes, this.cache.reject(entry, rejection, owners));
+    // Envoy applies a response's clusters and endpoints one by one: what it did not reject, it runs.
+    const applied = sent.filter((e) => !blamed.some((b) => b.entry === e));
+    if (applied.length) (stream as DeltaStream | SotwStream).acknowledgeApplied(type, applied);
+    // After this request is handled: the stream that asked must first take its own answer.
+    if (changes.size) queueMicrotask(() => this.broadcast(changes));
+    this.feedbackChanged();
+  }
+
+  // ---- streams ------------------------------------------------------------------------
+
+  private serve(call: Call<DeltaRequest> | Call<SotwRequest>, stream: DeltaStream | SotwStream): void {
+    this.streams.set(stream, call as Call<unknown>);
+    this.connections?.inc({ protocol: stream.protocol });
+    const peer = call.getPeer();
+    let announced = false;
+    call.on("data", (request: DeltaRequest & SotwRequest) => {
+      try {
+        const responses = (stream as DeltaStream).request(request);
+        if (!announced && stream.node) {
+          announced = true;
+          this.logger.info({ node: stream.node.id, cluster: stream.node.cluster, protocol: stream.protocol, peer }, "Envoy connected");
+        }
+        this.send(stream, responses);
+      } catch (err) {
+        this.logger.error({ err: { message: (err as Error).message }, node: stream.node?.id }, "xDS request failed; ending the stream");
+        call.emit("error", { code: status.INTERNAL, details: (err as Error).message });
+        call.end();
+      }
+    });
+    const gone = () => {
+      if (!this.streams.delete(stream)) return;
+      this.connections?.dec({ protocol: stream.protocol });
+      this.logger.info({ node: stream.node?.id, protocol: stream.protocol, peer }, "Envoy disconnected");
+      this.feedbackChanged();
+    };
+    call.on("end", () => {
+      gone();
+      call.end();
+    });
+    call.on("error", gone);
+    call.on("cancelled", gone);
+    call.on("close", gone);
+  }
+
+  private broadcast(changes: Changes): void {
+    for (const stream of this.streams.keys()) this.send(stream, stream.changed(changes));
+  }
+
+  private send(stream: Stream, responses: unknown[]): void {
+    const call = this.streams.get(stream);
+    if (!call || !this.published) return;
+    for (const response of responses) {
+      const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
+      this.responses?.inc({ type: typeLabel((response as { typeUrl: string }).typeUrl) });
+      call.write(bytes);
+    }
+  }
+
+  private encodeDelta(r: DeltaResponse): Uint8Array {
+    return encodeMessage(DELTA_RESPONSE, {
+      typeUrl: r.typeUrl,
+      nonce: r.nonce,
+      resources: r.resources.map((e) => ({ name: e.name, version: e.version, resource: anyOf(r.typeUrl, e.bytes) })),
+      removedResources: r.removed,
+      ...this.controlPlane(),
+    });
+  }
+
+  private encodeSotw(r: SotwResponse): Uint8Array {
+    return encodeMessage(SOTW_RESPONSE, {
+      typeUrl: r.typeUrl,
+      nonce: r.nonce,
+      versionInfo: r.version,
+      resources: r.resources.map((e) => anyOf(r.typeUrl, e.bytes)),
+      ...this.controlPlane(),
+    });
+  }
+
+  private controlPlane() {
+    return this.options.identifier ? { controlPlane: { identifier: this.options.identifier } } : {};
+  }
+
+  private feedbackChanged(): void {
+    if (this.feedbackTimer || !this.listeners.size) return;
+    // ACKs of one push arrive close together: tell once for them all.
+    this.feedbackTimer = setTimeout(() => {
+      this.feedbackTimer = undefined;
+      for (const listener of this.listeners) listener();
+    }, 20);
+  }
+}
+
+const EMPTY: ReadonlyMap<string, Entry> = new Map();
+
+function allOf(cache: ResourceCache): Changes {
+  return new Map((["cluster", "endpoint", "listener", "route", "secret"] as const).map((t) => [t, new Set(cache.entries(t).keys())]));
+}
+
+function merge(into: Changes, more: Changes): void {
+  for (const [type, names] of more) {
+    const set = into.get(type);
+    if (set) for (const n of names) set.add(n);
+    else into.set(type, new Set(names));
+  }
+}
+
+const typeLabel = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf(".") + 1);
+
+/**
+ * Which resources of a rejected response Envoy meant, from its error: those it names (it
+ * names clusters, listeners and route configurations), else those that changed since it last
+ * accepted one. Of the route configuration, the virtual hosts it names, else those that changed.
+ */
+function blame(stream: Stream, sent: Entry[], message: string): { entry: Entry; owners?: string[] }[] {
+  const named = sent.filter((e) => mentions(message, e.name));
+  const suspects = named.length ? named : sent.filter((e) => stream.acked.get(e.type)!.get(e.name)?.version !== e.version);
+  return suspects.map((entry) => {
+    if (!entry.parts) return { entry };
+    const before = stream.acked.get(entry.type)!.get(entry.name)?.parts;
+    const parts = [...entry.parts.values()];
+    const namedParts = parts.filter((p) => mentions(message, p.owner));
+    const owners = (namedParts.length ? namedParts : parts.filter((p) => before?.get(p.owner)?.version !== p.version)).map((p) => p.owner);
+    return { entry, owners };
+  });
+}
+
+/** Whether `message` names `name` as a whole (shop/a is not named by shop/a/primary). */
+function mentions(message: string, name: string): boolean {
+  for (let at = message.indexOf(name); at >= 0; at = message.indexOf(name, at + 1)) {
+    const after = message[at + name.length];
+    const before = message[at - 1];
+    if ((after === undefined || !NAME_CHAR.test(after)) && (before === undefined || !NAME_CHAR.test(before))) return true;
+  }
+  return false;
+}
+const NAME_CHAR = /[A-Za-z0-9/_-]/;
+
+/** The ADS service, its messages (de)coded with Envoy's descriptors. Responses arrive encoded. */
+function serviceDefinition(): ServiceDefinition {
+  const nodeSchema = messageSchema("envoy.config.core.v3.Node");
+  const method = (name: string, request: string) => {
+    const schema = messageSchema(request);
+    return {
+      path: `/${SERVICE}/${name}`,
+      requestStream: true,
+      responseStream: true,
+      requestDeserialize: (bytes: Buffer) => {
+        const message = fromBinary(schema, bytes) as unknown as { node?: Message };
+        // The node as plain JSON: its metadata is a Struct, far handier so.
+        return message.node ? { ...message, node: toJson(nodeSchema, message.node) } : message;
+      },
+      requestSerialize: () => Buffer.alloc(0),
+      responseSerialize: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      responseDeserialize: (bytes: Buffer) => bytes,
+    };
+  };
+  return { DeltaAggregatedResources: method("DeltaAggregatedResources", DELTA_REQUEST), StreamAggregatedResources: method("StreamAggregatedResources", SOTW_REQUEST) };
+}

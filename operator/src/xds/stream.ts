@@ -1,0 +1,341 @@
+// One Envoy's ADS stream: what it subscribed to, what it has, what it acknowledged, and
+// what to send it next. Two protocols over the same bookkeeping:
+//
+//   Delta (DeltaAggregatedResources): per resource. Envoy says what it has when it (re)connects
+//     (initial_resource_versions) and which names it wants; it is sent only resources it lacks
+//     or has in another version, and the names of those removed.
+//   State of the world (StreamAggregatedResources): per type. Each response holds every
+//     resource of the type Envoy wants, under one version (a hash of theirs); a reconnecting
+//     Envoy that reports that version is sent nothing.
+//
+// A type has at most one response in flight: changes made meanwhile go out together once
+// Envoy has answered it (ACK or NACK), so a burst of changes is a few responses, not one each.
+import { RESOURCE_TYPES, TYPE_URL, type ResourceType } from "../compile/envoy/types.ts";
+import { versionOf, type Entry } from "./encode.ts";
+
+export type Node = { id: string; cluster: string; metadata?: Record<string, unknown> };
+
+export type DeltaRequest = {
+  node?: Node;
+  typeUrl: string;
+  resourceNamesSubscribe: string[];
+  resourceNamesUnsubscribe: string[];
+  initialResourceVersions: Record<string, string>;
+  responseNonce: string;
+  errorDetail?: { code: number; message: string };
+};
+
+export type SotwRequest = {
+  versionInfo: string;
+  node?: Node;
+  resourceNames: string[];
+  typeUrl: string;
+  responseNonce: string;
+  errorDetail?: { code: number; message: string };
+};
+
+/** A response to send, in the stream's protocol. */
+export type DeltaResponse = { typeUrl: string; nonce: string; resources: Entry[]; removed: string[] };
+export type SotwResponse = { typeUrl: string; nonce: string; version: string; resources: Entry[] };
+
+/** What a stream needs of the server. */
+export interface StreamHost {
+  /** The entries served now to this stream, of one type. */
+  entries(type: ResourceType, stream: Stream): ReadonlyMap<string, Entry>;
+  /** Envoy acknowledged these entries. */
+  accepted(stream: Stream, entries: Entry[]): void;
+  /** Envoy rejected a response holding `sent`; the host works out which of them it meant. */
+  rejected(stream: Stream, type: ResourceType, sent: Entry[], message: string): void;
+}
+
+const TYPE_OF = new Map(RESOURCE_TYPES.map((t) => [TYPE_URL[t], t]));
+
+let nextStreamId = 1;
+
+/** What the two protocols share: the node, and what Envoy acknowledged, for status. */
+export abstract class Stream {
+  readonly id = nextStreamId++;
+  node: Node | undefined;
+  /** By type and name, the entry Envoy last acknowledged. */
+  readonly acked = new Map<ResourceType, Map<string, Entry>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
+  protected readonly host: StreamHost;
+  private nonces = 0;
+
+  constructor(host: StreamHost) {
+    this.host = host;
+  }
+
+  abstract readonly protocol: "delta" | "sotw";
+
+  /** Whether Envoy runs a policy's part of `entry` as desired now. */
+  has(entry: Entry, owner: string): boolean {
+    const acked = this.acked.get(entry.type)!.get(entry.name);
+    if (!acked) return false;
+    if (acked.version === entry.version) return true;
+    const part = entry.parts?.get(owner);
+    return !!part && acked.parts?.get(owner)?.version === part.version;
+  }
+
+  /** Whether Envoy has acknowledged a listener and routes at all: before, it serves nothing. */
+  serving(): boolean {
+    return this.acked.get("listener")!.size > 0 && this.acked.get("route")!.size > 0;
+  }
+
+  /** The served entries changed: send what Envoy should get now. Returns the responses. */
+  abstract changed(changes: Map<ResourceType, Set<string>>): unknown[];
+
+  protected nonce(): string {
+    return String(++this.nonces);
+  }
+
+  protected typeOf(typeUrl: string): ResourceType | undefined {
+    return TYPE_OF.get(typeUrl);
+  }
+
+  protected acknowledge(type: ResourceType, entries: Entry[], removed: string[] = []): void {
+    const acked = this.acked.get(type)!;
+    for (const entry of entries) acked.set(entry.name, entry);
+    for (const name of removed) acked.delete(name);
+    this.host.accepted(this, entries);
+  }
+}
+
+type DeltaState = {
+  wildcard: boolean;
+  subscribed: Set<string>;
+  /** What Envoy has, or will have once it takes the response in flight: name -> version. */
+  known: Map<string, string>;
+  inFlight?: { nonce: string; sent: Entry[]; removed: string[] };
+  /** Names to look at when next pushing ("all": every one in scope). */
+  dirty: Set<string> | "all";
+  /** Names to send even in the version Envoy has (endpoints of a cluster it replaced). */
+  resend: Set<string>;
+};
+
+export class DeltaStream extends Stream {
+  readonly protocol = "delta" as const;
+  private readonly states = new Map<ResourceType, DeltaState>();
+
+  /** Handles one request; returns the responses to send, in order. */
+  request(req: DeltaRequest): DeltaResponse[] {
+    if (req.node && !this.node) this.node = req.node;
+    const type = this.typeOf(req.typeUrl);
+    if (!type) return [];
+    let state = this.states.get(type);
+    if (!state) {
+      // Subscribing to nothing in a first request is the legacy way of asking for all, which
+      // Envoy does for clusters and listeners; endpoints, routes and secrets go by name.
+      const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener");
+      const wildcard = legacyWildcard || req.resourceNamesSubscribe.includes("*");
+      state = { wildcard, subscribed: new Set(), known: new Map(Object.entries(req.initialResourceVersions)), dirty: "all", resend: new Set() };
+      this.states.set(type, state);
+      // What Envoy had before it reconnected is what it runs: where that is what is served,
+      // it counts as acknowledged, and nothing is sent.
+      const served = this.host.entries(type, this);
+      const running = [...state.known].flatMap(([name, version]) => {
+        const entry = served.get(name);
+        return entry?.version === version ? [entry] : [];
+      });
+      if (running.length) this.acknowledge(type, running);
+    }
+    if (req.responseNonce && state.inFlight?.nonce === req.responseNonce) {
+      const { sent, removed } = state.inFlight;
+      state.inFlight = undefined;
+      if (req.errorDetail) this.nacked(type, state, sent, req.errorDetail.message);
+      else this.acknowledge(type, sent, removed);
+    }
+    for (const name of req.resourceNamesSubscribe) {
+      if (name === "*") state.wildcard = true;
+      else if (!state.subscribed.has(name)) {
+        state.subscribed.add(name);
+        if (state.dirty !== "all") state.dirty.add(name);
+      }
+    }
+    for (const name of req.resourceNamesUnsubscribe) {
+      if (name === "*") state.wildcard = false;
+      state.subscribed.delete(name);
+      state.known.delete(name); // Envoy drops what it unsubscribed from
+      this.acked.get(type)!.delete(name);
+    }
+    return this.pushAll();
+  }
+
+  changed(changes: Map<ResourceType, Set<string>>): DeltaResponse[] {
+    for (const [type, names] of changes) {
+      const state = this.states.get(type);
+      if (!state || state.dirty === "all") continue;
+      for (const name of names) state.dirty.add(name);
+    }
+    return this.pushAll();
+  }
+
+  /** Every type in order (clusters before their endpoints, the listener before its routes). */
+  private pushAll(): DeltaResponse[] {
+    const responses: DeltaResponse[] = [];
+    for (const type of RESOURCE_TYPES) {
+      const response = this.push(type);
+      if (response) responses.push(response);
+    }
+    return responses;
+  }
+
+  private push(type: ResourceType): DeltaResponse | undefined {
+    const state = this.states.get(type);
+    if (!state || state.inFlight) return undefined;
+    const served = this.host.entries(type, this);
+    const inScope = (name: string) => state.wildcard || state.subscribed.has(name);
+    const names = state.dirty === "all" ? new Set([...served.keys(), ...state.known.keys(), ...state.subscribed]) : new Set([...state.dirty, ...state.resend]);
+    const sent: Entry[] = [];
+    const removed: string[] = [];
+    for (const name of names) {
+      const entry = served.get(name);
+      if (entry && inScope(name)) {
+        if (state.known.get(name) !== entry.version || state.resend.has(name)) sent.push(entry);
+      } else if (state.known.has(name)) {
+        removed.push(name);
+      }
+    }
+    state.dirty = new Set();
+    state.resend.clear();
+    if (!sent.length && !removed.length) return undefined;
+    for (const entry of sent) state.known.set(entry.name, entry.version);
+    for (const name of removed) state.known.delete(name);
+    if (type === "cluster") this.resendEndpointsOf(sent);
+    const nonce = this.nonce();
+    state.inFlight = { nonce, sent, removed };
+    return { typeUrl: TYPE_URL[type], nonce, resources: sent, removed };
+  }
+
+  /**
+   * Envoy builds a cluster it is sent anew, and a new EDS cluster waits for its endpoints
+   * (until the initial fetch timeout) even when they did not change: send them again.
+   */
+  private resendEndpointsOf(clusters: Entry[]): void {
+    const endpoints = this.states.get("endpoint");
+    if (!endpoints) return;
+    for (const cluster of clusters) {
+      if (cluster.edsName && endpoints.known.has(cluster.edsName) && endpoints.dirty !== "all") endpoints.resend.add(cluster.edsName);
+    }
+  }
+
+  private nacked(type: ResourceType, state: DeltaState, sent: Entry[], message: string): void {
+    // Envoy keeps running what it had of what it rejected; what it accepted of the
+    // response is worked out by the host, which acknowledges it through accepted().
+    this.host.rejected(this, type, sent, message);
+    const acked = this.acked.get(type)!;
+    for (const entry of sent) {
+      const had = acked.get(entry.name);
+      if (had) state.known.set(entry.name, had.version);
+      else state.known.delete(entry.name);
+      if (state.dirty !== "all") state.dirty.add(entry.name);
+    }
+  }
+
+  /** Records that Envoy runs `entries` of a response it rejected as a whole. */
+  acknowledgeApplied(type: ResourceType, entries: Entry[]): void {
+    const state = this.states.get(type);
+    for (const entry of entries) state?.known.set(entry.name, entry.version);
+    this.acknowledge(type, entries);
+  }
+}
+
+type SotwState = {
+  wildcard: boolean;
+  names: Set<string>;
+  /** The last response sent, and whether Envoy has answered it. */
+  sent?: { nonce: string; version: string; entries: Entry[] };
+  inFlight: boolean;
+  /** Send the next response even if its version is the one sent last. */
+  force: boolean;
+};
+
+export class SotwStream extends Stream {
+  readonly protocol = "sotw" as const;
+  private readonly states = new Map<ResourceType, SotwState>();
+
+  request(req: SotwRequest): SotwResponse[] {
+    if (req.node && !this.node) this.node = req.node;
+    const type = this.typeOf(req.typeUrl);
+    if (!type) return [];
+    const names = new Set(req.resourceNames.filter((n) => n !== "*"));
+    let state = this.states.get(type);
+    if (!state) {
+      const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener");
+      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, force: false };
+      this.states.set(type, state);
+      // A reconnecting Envoy reports the version it runs: when that is what would be sent,
+      // it has it already.
+      const now = this.contents(type, state);
+      if (req.versionInfo && req.versionInfo === now.version) {
+        state.sent = { nonce: "", ...now };
+        this.acknowledge(type, now.entries);
+      }
+    } else {
+      if (req.responseNonce && state.sent && req.responseNonce !== state.sent.nonce) return []; // about an older response
+      if (state.inFlight && state.sent && req.responseNonce === state.sent.nonce) {
+        state.inFlight = false;
+        if (req.errorDetail) this.host.rejected(this, type, state.sent.entries, req.errorDetail.message);
+        else this.acknowledgeAll(type, state.sent.entries);
+      }
+      if (!state.wildcard && !sameSet(names, state.names)) state.names = names;
+    }
+    return this.pushAll();
+  }
+
+  changed(_changes: Map<ResourceType, Set<string>>): SotwResponse[] {
+    return this.pushAll();
+  }
+
+  private pushAll(): SotwResponse[] {
+    const responses: SotwResponse[] = [];
+    for (const type of RESOURCE_TYPES) {
+      const response = this.push(type);
+      if (response) responses.push(response);
+    }
+    return responses;
+  }
+
+  private push(type: ResourceType): SotwResponse | undefined {
+    const state = this.states.get(type);
+    if (!state || state.inFlight) return undefined;
+    const now = this.contents(type, state);
+    if (state.sent?.version === now.version && !state.force) return undefined;
+    state.force = false;
+    const nonce = this.nonce();
+    const before = state.sent?.entries;
+    state.sent = { nonce, ...now };
+    state.inFlight = true;
+    if (type === "cluster" && before) this.resendEndpointsOf(before, now.entries);
+    return { typeUrl: TYPE_URL[type], nonce, version: now.version, resources: now.entries };
+  }
+
+  /** What a response of this type holds now, and its version. */
+  private contents(type: ResourceType, state: SotwState): { version: string; entries: Entry[] } {
+    const served = this.host.entries(type, this);
+    const entries = state.wildcard ? [...served.values()] : [...state.names].sort().flatMap((n) => served.get(n) ?? []);
+    return { version: versionOf(entries.map((e) => `${e.name}=${e.version}`).join("\n")), entries };
+  }
+
+  /** See DeltaStream.resendEndpointsOf: endpoints of clusters that were replaced go again. */
+  private resendEndpointsOf(before: Entry[], after: Entry[]): void {
+    const endpoints = this.states.get("endpoint");
+    if (!endpoints) return;
+    const old = new Map(before.map((e) => [e.name, e.version]));
+    if (after.some((c) => c.edsName && old.has(c.name) && old.get(c.name) !== c.version && endpoints.names.has(c.edsName))) endpoints.force = true;
+  }
+
+  private acknowledgeAll(type: ResourceType, entries: Entry[]): void {
+    // A state-of-the-world response replaces everything of its type.
+    const acked = this.acked.get(type)!;
+    const names = new Set(entries.map((e) => e.name));
+    for (const name of [...acked.keys()]) if (!names.has(name)) acked.delete(name);
+    this.acknowledge(type, entries);
+  }
+
+  /** Records that Envoy runs `entries` of a response it rejected as a whole. */
+  acknowledgeApplied(type: ResourceType, entries: Entry[]): void {
+    this.acknowledge(type, entries);
+  }
+}
+
+const sameSet = (a: Set<string>, b: Set<string>) => a.size === b.size && [...a].every((x) => b.has(x));

@@ -1,0 +1,88 @@
+// The xDS server in this process, in front of real Envoys started on the bootstrap
+// fallbackctl prints: Kubernetes objects -> compile -> XdsServer.publish -> ADS -> Envoy.
+// Lets a test change the objects, restart the server, or run Envoys side by side.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Compiler } from "../../../operator/src/compile/compile.ts";
+import { toYaml } from "../../../operator/src/compile/emit.ts";
+import { adsBootstrap, type AdsBootstrapOptions } from "../../../operator/src/compile/envoy/bootstrap.ts";
+import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
+import { createLogger } from "../../../operator/src/kopf/index.ts";
+import { XdsServer, type XdsServerOptions } from "../../../operator/src/xds/server.ts";
+import { freePort } from "./backend.ts";
+import { startEnvoy, type Envoy } from "./envoy.ts";
+
+export type XdsEnvoy = Envoy & { listen: number; url: string; bootstrapFile: string };
+
+export type XdsGateway = {
+  server: XdsServer;
+  options: CompileOptions;
+  /** Compiles and publishes `objects`; throws if a policy does not compile cleanly. */
+  publish(objects: unknown[]): void;
+  /** A new server on the same port, with what was published last (an operator restart). */
+  restartServer(): Promise<void>;
+  stopServer(): Promise<void>;
+  startEnvoy(options?: { sotw?: boolean; nodeId?: string }): Promise<XdsEnvoy>;
+  stop(): Promise<void>;
+};
+
+export async function startXdsGateway(opts: { objects: unknown[]; server?: Partial<XdsServerOptions> }): Promise<XdsGateway> {
+  const dir = mkdtempSync(join(tmpdir(), "e2e-xds-"));
+  const options: CompileOptions = { ...defaultOptions, listen: { address: "127.0.0.1", port: await freePort() } };
+  const logger = createLogger({ level: process.env.DEBUG_E2E ? "debug" : "silent", name: "xds" });
+  const port = await freePort();
+  let compiler = new Compiler(options);
+  let last: unknown[] = opts.objects;
+  const newServer = async () => {
+    const server = new XdsServer({ host: "127.0.0.1", port, logger, ...opts.server });
+    await server.start();
+    return server;
+  };
+  const publish = (objects: unknown[]) => {
+    last = objects;
+    const { snapshot } = snapshotFromObjects(objects);
+    const output = compiler.compile(snapshot);
+    const problems = output.results.flatMap((r) => r.conditions.filter((c) => c.status !== "True").map((c) => `${r.key}: ${c.type}: ${c.message}`));
+    if (problems.length) throw new Error(`compile: ${problems.join("; ")}`);
+    gateway.server.publish(output.resources);
+  };
+  const envoys: XdsEnvoy[] = [];
+  const gateway: XdsGateway = {
+    server: await newServer(),
+    options,
+    publish,
+    async restartServer() {
+      await gateway.server.stop();
+      compiler = new Compiler(options);
+      gateway.server = await newServer();
+      publish(last);
+    },
+    stopServer: () => gateway.server.stop(),
+    async startEnvoy({ sotw = false, nodeId = `envoy-${envoys.length + 1}` } = {}) {
+      const listen = envoys.length === 0 ? options.listen.port : await freePort();
+      const admin = { address: "127.0.0.1", port: await freePort() };
+      const bootstrap: AdsBootstrapOptions = {
+        xdsServers: [{ address: "127.0.0.1", port }],
+        admin,
+        nodeId,
+        nodeCluster: "fallback-gateway",
+        sotw,
+        listen: { address: "127.0.0.1", port: listen },
+      };
+      const bootstrapFile = join(dir, `${nodeId}.yaml`);
+      writeFileSync(bootstrapFile, toYaml(adsBootstrap(bootstrap)));
+      const envoy = await startEnvoy({ config: bootstrapFile, admin, drainTimeS: 1, ...(process.env.DEBUG_E2E ? { logLevel: "debug" as const } : {}) });
+      const started = Object.assign(envoy, { listen, url: `http://127.0.0.1:${listen}/`, bootstrapFile });
+      envoys.push(started);
+      return started;
+    },
+    async stop() {
+      await Promise.all(envoys.map((e) => e.stop()));
+      await gateway.server.stop();
+      if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  publish(opts.objects);
+  return gateway;
+}
