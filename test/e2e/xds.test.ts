@@ -4,8 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBackend, type Backend } from "./harness/backend.ts";
 import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, until } from "./harness/gateway.ts";
-import { send } from "./harness/load.ts";
+import type { Corrupt } from "../../operator/src/xds/encode.ts";
+import { fallbackPolicy, service, sleep, until } from "./harness/gateway.ts";
+import { send, startLoad, summarize } from "./harness/load.ts";
 import { startXdsGateway, type XdsEnvoy, type XdsGateway } from "./harness/xds.ts";
 
 const HOST = "products.shop:8080";
@@ -55,4 +56,143 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       expect(states.get("shop/products")?.rejected).toBeUndefined();
     });
   }
+
+  it("a retry change reaches every Envoy as the route configuration alone, in config_dump and in behaviour", async () => {
+    const [delta, sotw] = await envoys();
+    await primary.setMode({ kind: "status", status: 429 });
+    try {
+      // 429 is no failure to the default retryOn: the client gets it.
+      expect((await answer(delta)).status).toBe(429);
+      const clustersBefore = await gateway.sent("cluster");
+      const routesBefore = await gateway.sent("route");
+      gateway.publish(objects({ retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } }));
+      for (const envoy of [delta, sotw]) {
+        await until(`the fallback through ${envoy.bootstrapFile}`, async () => ((await answer(envoy)).backend === "cache" ? true : undefined), 5_000);
+        const route = routeOf(await envoy.configDump());
+        expect(route.retry_policy.num_retries).toBe(3);
+        expect(route.retry_policy.retriable_status_codes).toEqual([429]);
+      }
+      expect(await gateway.sent("cluster")).toBe(clustersBefore);
+      expect(await gateway.sent("route")).toBe(routesBefore + gateway.server.proxies().length);
+    } finally {
+      await primary.setMode({ kind: "ok" });
+      gateway.publish(objects());
+    }
+  });
+
+  it("an endpoint change is one ClusterLoadAssignment, and Envoy's clusters are not updated", async () => {
+    const [delta, sotw] = await envoys();
+    const more = await startBackend({ name: "cache-2", host: "127.0.0.4" });
+    try {
+      const updates = await Promise.all([delta, sotw].map((e) => e.stat("cluster_manager.cds.update_success")));
+      const sent = await gateway.sent("endpoint");
+      gateway.publish(objects({}, [cache, more]));
+      for (const envoy of [delta, sotw]) {
+        await until("two endpoints in the fallback", async () => ((await envoy.stat("cluster.shop/products/fallback-1.membership_total")) === 2 ? true : undefined), 5_000);
+      }
+      expect(await Promise.all([delta, sotw].map((e) => e.stat("cluster_manager.cds.update_success")))).toEqual(updates);
+      // To each Delta Envoy the one that changed; to each state-of-the-world one every endpoints resource it asked for (two).
+      const proxies = gateway.server.proxies();
+      const expected = proxies.filter((p) => p.protocol === "delta").length + 2 * proxies.filter((p) => p.protocol === "sotw").length;
+      expect(await gateway.sent("endpoint")).toBe(sent + expected);
+    } finally {
+      gateway.publish(objects());
+      await more.close();
+    }
+  });
+
+  it("a cluster change is active at once: its endpoints are sent again, so the new cluster does not wait for them", async () => {
+    const [delta, sotw] = await envoys();
+    gateway.publish(objects({ outlierDetection: { interval: "3s" } }));
+    try {
+      for (const envoy of [delta, sotw]) {
+        await until("the new clusters active", async () => {
+          const clusters = clustersOf(await envoy.configDump());
+          const primaryCluster = clusters.active.find((c: any) => c.name === "shop/products/primary");
+          return primaryCluster?.outlier_detection?.interval === "3s" && clusters.warming.length === 0 ? true : undefined;
+        }, 3_000);
+        expect((await answer(envoy)).backend).toBe("primary");
+      }
+    } finally {
+      gateway.publish(objects());
+    }
+  });
+
+  it("a restarted server sends nothing an Envoy has: no cluster or listener is touched, and traffic flows on", async () => {
+    const [delta, sotw] = await envoys();
+    const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "listener_manager.listener_modified", "http.fallback.rds.fallback-routes.config_reload"];
+    const before = await Promise.all([delta, sotw].map((e) => Promise.all(counters.map((c) => e.stat(c)))));
+    const load = startLoad({ url: delta.url, host: HOST, rate: 200 });
+    await gateway.stopServer();
+    await sleep(500);
+    await gateway.restartServer();
+    await until("both Envoys back", () => (gateway.server.proxies().filter((p) => p.serving).length >= 2 ? true : undefined), 10_000);
+    await sleep(500);
+    const results = await load.stop();
+    expect(await gateway.sent("cluster") + (await gateway.sent("endpoint")) + (await gateway.sent("listener")) + (await gateway.sent("route"))).toBe(0);
+    expect(await Promise.all([delta, sotw].map((e) => Promise.all(counters.map((c) => e.stat(c)))))).toEqual(before);
+    const summary = summarize(results);
+    expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
+    expect(summary.total).toBeGreaterThan(150);
+  });
 });
+
+describe.skipIf(!envoyAvailable())("a resource an Envoy rejects", () => {
+  let rejecting: XdsGateway;
+  // The test seam corrupts one policy's primary cluster on its way to the wire.
+  const corrupt: Corrupt = (type, name, json) => {
+    if (type === "cluster" && name === "shop/broken/primary") json["connect_timeout"] = "-1s";
+  };
+  const both = () => [
+    ...objects(),
+    fallbackPolicy("shop", "broken", { targetRef: { kind: "Service", name: "products-cache", port: 8080 }, fallbacks: [{ staticResponse: { status: 503 } }] }),
+  ];
+
+  beforeAll(async () => {
+    if (!envoyAvailable()) return;
+    rejecting = await startXdsGateway({ objects: both(), server: { corrupt } });
+  });
+  afterAll(async () => rejecting?.stop());
+
+  it("makes that policy Rejected with Envoy's words, leaves the others acknowledged, and is not sent again", async () => {
+    const envoy = await rejecting.startEnvoy();
+    await until("the primary through Envoy", async () => ((await answer(envoy)).backend === "primary" ? true : undefined));
+    const states = await until("both policies settled", () => {
+      const s = rejecting.server.policyStates();
+      return s.get("shop/broken")?.rejected && s.get("shop/products")?.acked === 1 ? s : undefined;
+    });
+    // Envoy rejected the whole response in words that name no cluster: the server found it by halves.
+    expect(states.get("shop/broken")!.rejected).toMatchObject({ node: "envoy-1", resource: "cluster shop/broken/primary", message: expect.stringMatching(/positive duration/) });
+    expect(states.get("shop/broken")!.acked).toBe(0);
+    expect(states.get("shop/products")!.rejected).toBeUndefined();
+    // A second Envoy gets what the first accepted, and nothing it rejected.
+    const second = await rejecting.startEnvoy();
+    await until("the primary through the second Envoy", async () => ((await answer(second)).backend === "primary" ? true : undefined));
+    const names = clustersOf(await second.configDump()).active.map((c: any) => c.name);
+    expect(names).not.toContain("shop/broken/primary");
+    expect(names).toContain("shop/broken");
+    expect(await second.stat("cluster_manager.cds.update_rejected")).toBe(0);
+  });
+});
+
+let started: [XdsEnvoy, XdsEnvoy] | undefined;
+/** A Delta and a state-of-the-world Envoy, started once. */
+async function envoys(): Promise<[XdsEnvoy, XdsEnvoy]> {
+  started ??= [await gateway.startEnvoy({ nodeId: "delta-2" }), await gateway.startEnvoy({ sotw: true, nodeId: "sotw-2" })];
+  for (const envoy of started) await until("the primary through Envoy", async () => ((await answer(envoy)).backend === "primary" ? true : undefined));
+  return started;
+}
+
+/** The dynamic clusters of a config dump: active and warming. */
+function clustersOf(dump: any): { active: any[]; warming: any[] } {
+  const clusters = dump.configs.find((c: any) => c["@type"].endsWith(".ClustersConfigDump"));
+  return { active: (clusters.dynamic_active_clusters ?? []).map((c: any) => c.cluster), warming: (clusters.dynamic_warming_clusters ?? []).map((c: any) => c.cluster) };
+}
+
+/** The route of shop/products in a config dump. */
+function routeOf(dump: any): any {
+  const routes = dump.configs.find((c: any) => c["@type"].endsWith(".RoutesConfigDump"));
+  if (!routes?.dynamic_route_configs) throw new Error(`no dynamic routes in ${JSON.stringify(routes).slice(0, 500)}`);
+  const config = routes.dynamic_route_configs[0].route_config;
+  return config.virtual_hosts.find((h: any) => h.name === "shop/products").routes[0].route;
+}

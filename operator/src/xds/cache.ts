@@ -6,7 +6,8 @@
 import { RESOURCE_TYPES, type ResourceType, type Resources } from "../compile/envoy/types.ts";
 import { Encoder, itemized, type Entry, type PartEntry } from "./encode.ts";
 
-export type Rejection = { message: string; node: string };
+/** An Envoy's rejection of a resource: which Envoy (node id), which resource, and its words. */
+export type Rejection = { node: string; resource: string; message: string };
 
 /** Names whose served entry changed, by type (a removed resource's name included). */
 export type Changes = Map<ResourceType, Set<string>>;

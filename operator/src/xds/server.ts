@@ -15,6 +15,7 @@ import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
 import { parseHostPort } from "../compile/snapshot.ts";
 import { Encoder, versionOf, type Corrupt, type Entry } from "./encode.ts";
 import { anyOf, decodeMessage, encodeJson, encodeMessage, messageSchema } from "./envoy-api.ts";
+import type { Blamed } from "./blame.ts";
 import { DeltaStream, SotwStream, type DeltaRequest, type DeltaResponse, type SotwRequest, type SotwResponse, type Stream, type StreamHost } from "./stream.ts";
 
 export type XdsTls = { cert: Buffer; key: Buffer; /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer };
@@ -64,6 +65,7 @@ export class XdsServer implements StreamHost {
   private readonly logger: Logger;
   private readonly connections?: Gauge<"protocol">;
   private readonly responses?: Counter<"type">;
+  private readonly resourcesSent?: Counter<"type">;
   private readonly rejections?: Counter<"type">;
 
   constructor(options: XdsServerOptions) {
@@ -80,6 +82,7 @@ export class XdsServer implements StreamHost {
     if (registers) {
       this.connections = new Gauge({ name: "fallback_xds_connections", help: "Envoys connected over ADS.", labelNames: ["protocol"], registers });
       this.responses = new Counter({ name: "fallback_xds_responses_total", help: "xDS responses sent, by resource type.", labelNames: ["type"], registers });
+      this.resourcesSent = new Counter({ name: "fallback_xds_resources_sent_total", help: "Resources sent to Envoys (removals included), by type.", labelNames: ["type"], registers });
       this.rejections = new Counter({ name: "fallback_xds_rejections_total", help: "xDS responses an Envoy rejected (NACK), by resource type.", labelNames: ["type"], registers });
     }
   }
@@ -184,17 +187,15 @@ export class XdsServer implements StreamHost {
     this.feedbackChanged();
   }
 
-  rejected(stream: Stream, type: ResourceType, sent: Entry[], message: string): void {
-    const node = stream.node?.id ?? "";
+  nacked(stream: Stream, type: ResourceType): void {
     this.rejections?.inc({ type });
-    const blamed = blame(stream, sent, message);
-    const rejection = { message, node };
-    this.logger.warn({ node, type, resources: blamed.map((b) => b.entry.name), owners: [...new Set(blamed.flatMap((b) => b.owners ?? b.entry.owners))], error: message }, "Envoy rejected an xDS response");
+  }
+
+  rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void {
+    const node = stream.node?.id ?? "";
+    this.logger.warn({ node, type, resources: blamed.map((b) => b.entry.name), owners: [...new Set(blamed.flatMap((b) => b.owners ?? b.entry.owners))], error: message }, "Envoy rejected xDS resources");
     const changes: Changes = new Map();
-    for (const { entry, owners } of blamed) merge(changes, this.cache.reject(entry, rejection, owners));
-    // Envoy applies a response's clusters and endpoints one by one: what it did not reject, it runs.
-    const applied = sent.filter((e) => !blamed.some((b) => b.entry === e));
-    if (applied.length) (stream as DeltaStream | SotwStream).acknowledgeApplied(type, applied);
+    for (const { entry, owners } of blamed) merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }, owners));
     // After this request is handled: the stream that asked must first take its own answer.
     if (changes.size) queueMicrotask(() => this.broadcast(changes));
     this.feedbackChanged();
@@ -245,7 +246,9 @@ export class XdsServer implements StreamHost {
     if (!call || !this.published) return;
     for (const response of responses) {
       const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
-      this.responses?.inc({ type: typeLabel((response as { typeUrl: string }).typeUrl) });
+      const { typeUrl, resources, removed } = response as { typeUrl: string; resources: Entry[]; removed?: string[] };
+      this.responses?.inc({ type: typeLabel(typeUrl) });
+      this.resourcesSent?.inc({ type: typeLabel(typeUrl) }, resources.length + (removed?.length ?? 0));
       call.write(bytes);
     }
   }
@@ -299,35 +302,6 @@ function merge(into: Changes, more: Changes): void {
 }
 
 const typeLabel = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf(".") + 1);
-
-/**
- * Which resources of a rejected response Envoy meant, from its error: those it names (it
- * names clusters, listeners and route configurations), else those that changed since it last
- * accepted one. Of the route configuration, the virtual hosts it names, else those that changed.
- */
-function blame(stream: Stream, sent: Entry[], message: string): { entry: Entry; owners?: string[] }[] {
-  const named = sent.filter((e) => mentions(message, e.name));
-  const suspects = named.length ? named : sent.filter((e) => stream.acked.get(e.type)!.get(e.name)?.version !== e.version);
-  return suspects.map((entry) => {
-    if (!entry.parts) return { entry };
-    const before = stream.acked.get(entry.type)!.get(entry.name)?.parts;
-    const parts = [...entry.parts.values()];
-    const namedParts = parts.filter((p) => mentions(message, p.owner));
-    const owners = (namedParts.length ? namedParts : parts.filter((p) => before?.get(p.owner)?.version !== p.version)).map((p) => p.owner);
-    return { entry, owners };
-  });
-}
-
-/** Whether `message` names `name` as a whole (shop/a is not named by shop/a/primary). */
-function mentions(message: string, name: string): boolean {
-  for (let at = message.indexOf(name); at >= 0; at = message.indexOf(name, at + 1)) {
-    const after = message[at + name.length];
-    const before = message[at - 1];
-    if ((after === undefined || !NAME_CHAR.test(after)) && (before === undefined || !NAME_CHAR.test(before))) return true;
-  }
-  return false;
-}
-const NAME_CHAR = /[A-Za-z0-9/_-]/;
 
 /** The ADS service, its messages (de)coded with Envoy's descriptors. Responses arrive encoded. */
 function serviceDefinition(): ServiceDefinition {

@@ -11,6 +11,7 @@
 // A type has at most one response in flight: changes made meanwhile go out together once
 // Envoy has answered it (ACK or NACK), so a burst of changes is a few responses, not one each.
 import { RESOURCE_TYPES, TYPE_URL, type ResourceType } from "../compile/envoy/types.ts";
+import { changed, named, type Blamed } from "./blame.ts";
 import { versionOf, type Entry } from "./encode.ts";
 
 export type Node = { id: string; cluster: string; metadata?: Record<string, unknown> };
@@ -44,8 +45,10 @@ export interface StreamHost {
   entries(type: ResourceType, stream: Stream): ReadonlyMap<string, Entry>;
   /** Envoy acknowledged these entries. */
   accepted(stream: Stream, entries: Entry[]): void;
-  /** Envoy rejected a response holding `sent`; the host works out which of them it meant. */
-  rejected(stream: Stream, type: ResourceType, sent: Entry[], message: string): void;
+  /** Envoy rejected a response (whatever it held). */
+  nacked(stream: Stream, type: ResourceType): void;
+  /** Envoy rejected these entries (or owners' items of them), in these words. */
+  rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void;
 }
 
 const TYPE_OF = new Map(RESOURCE_TYPES.map((t) => [TYPE_URL[t], t]));
@@ -106,6 +109,8 @@ type DeltaState = {
   /** What Envoy has, or will have once it takes the response in flight: name -> version. */
   known: Map<string, string>;
   inFlight?: { nonce: string; sent: Entry[]; removed: string[] };
+  /** Groups of entries to send one by one, to find which one Envoy rejects (see nacked). */
+  probe?: Entry[][];
   /** Names to look at when next pushing ("all": every one in scope). */
   dirty: Set<string> | "all";
   /** Names to send even in the version Envoy has (endpoints of a cluster it replaced). */
@@ -183,6 +188,14 @@ export class DeltaStream extends Stream {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
     const served = this.host.entries(type, this);
+    while (state.probe?.length) {
+      const group = state.probe.shift()!.flatMap((e) => {
+        const now = served.get(e.name);
+        return now && now.version === e.version && state.known.get(e.name) !== now.version ? [now] : [];
+      });
+      if (group.length) return this.respond(type, state, group, []);
+    }
+    state.probe = undefined;
     const inScope = (name: string) => state.wildcard || state.subscribed.has(name);
     const names = state.dirty === "all" ? new Set([...served.keys(), ...state.known.keys(), ...state.subscribed]) : new Set([...state.dirty, ...state.resend]);
     const sent: Entry[] = [];
@@ -198,6 +211,10 @@ export class DeltaStream extends Stream {
     state.dirty = new Set();
     state.resend.clear();
     if (!sent.length && !removed.length) return undefined;
+    return this.respond(type, state, sent, removed);
+  }
+
+  private respond(type: ResourceType, state: DeltaState, sent: Entry[], removed: string[]): DeltaResponse {
     for (const entry of sent) state.known.set(entry.name, entry.version);
     for (const name of removed) state.known.delete(name);
     if (type === "cluster") this.resendEndpointsOf(sent);
@@ -218,25 +235,54 @@ export class DeltaStream extends Stream {
     }
   }
 
+  /**
+   * Envoy rejected a response. When it names what it rejected, it runs the rest. When it
+   * names nothing, it ran none of it, and the culprit is among what changed: that is sent
+   * again in halves (and a rejected half in halves again), policy by policy and then resource
+   * by resource, until the one Envoy rejects is found, so that the others are not held back.
+   */
   private nacked(type: ResourceType, state: DeltaState, sent: Entry[], message: string): void {
-    // Envoy keeps running what it had of what it rejected; what it accepted of the
-    // response is worked out by the host, which acknowledges it through accepted().
-    this.host.rejected(this, type, sent, message);
+    this.host.nacked(this, type);
     const acked = this.acked.get(type)!;
-    for (const entry of sent) {
+    const blamed = named(sent, message);
+    const suspects = blamed.length ? blamed.map((b) => b.entry) : sent;
+    // Envoy has what it had of these: they are looked at again at the next push.
+    for (const entry of suspects) {
       const had = acked.get(entry.name);
       if (had) state.known.set(entry.name, had.version);
       else state.known.delete(entry.name);
       if (state.dirty !== "all") state.dirty.add(entry.name);
     }
+    if (blamed.length) {
+      this.host.rejected(this, type, blamed, message);
+      const ran = sent.filter((e) => !blamed.some((b) => b.entry === e));
+      if (ran.length) this.acknowledge(type, ran);
+      return;
+    }
+    // Policy by policy first, then a policy's resources one by one.
+    const suspect = changed(sent, acked).map((b) => b.entry);
+    const byPolicy = byOwners(suspect);
+    const groups = byPolicy.length > 1 ? byPolicy : suspect.map((e) => [e]);
+    if (groups.length > 1) {
+      const half = Math.ceil(groups.length / 2);
+      state.probe = [groups.slice(0, half).flat(), groups.slice(half).flat(), ...(state.probe ?? [])];
+      state.dirty = "all";
+      return;
+    }
+    this.host.rejected(this, type, changed(sent, acked), message);
   }
+}
 
-  /** Records that Envoy runs `entries` of a response it rejected as a whole. */
-  acknowledgeApplied(type: ResourceType, entries: Entry[]): void {
-    const state = this.states.get(type);
-    for (const entry of entries) state?.known.set(entry.name, entry.version);
-    this.acknowledge(type, entries);
+/** Entries grouped by the policies they belong to. */
+function byOwners(entries: Entry[]): Entry[][] {
+  const groups = new Map<string, Entry[]>();
+  for (const entry of entries) {
+    const key = entry.parts ? `${entry.type} ${entry.name}` : entry.owners.join(",");
+    const group = groups.get(key);
+    if (group) group.push(entry);
+    else groups.set(key, [entry]);
   }
+  return [...groups.values()];
 }
 
 type SotwState = {
@@ -274,7 +320,7 @@ export class SotwStream extends Stream {
       if (req.responseNonce && state.sent && req.responseNonce !== state.sent.nonce) return []; // about an older response
       if (state.inFlight && state.sent && req.responseNonce === state.sent.nonce) {
         state.inFlight = false;
-        if (req.errorDetail) this.host.rejected(this, type, state.sent.entries, req.errorDetail.message);
+        if (req.errorDetail) this.nacked(type, state.sent.entries, req.errorDetail.message);
         else this.acknowledgeAll(type, state.sent.entries);
       }
       if (!state.wildcard && !sameSet(names, state.names)) state.names = names;
@@ -332,9 +378,16 @@ export class SotwStream extends Stream {
     this.acknowledge(type, entries);
   }
 
-  /** Records that Envoy runs `entries` of a response it rejected as a whole. */
-  acknowledgeApplied(type: ResourceType, entries: Entry[]): void {
-    this.acknowledge(type, entries);
+  /**
+   * Envoy rejected a response: it runs the rest when it names what it rejected, and none of
+   * it otherwise. A state-of-the-world response cannot be sent in parts (what it leaves out,
+   * Envoy removes), so then what changed since it last accepted one is to blame.
+   */
+  private nacked(type: ResourceType, sent: Entry[], message: string): void {
+    this.host.nacked(this, type);
+    const blamed = named(sent, message);
+    this.host.rejected(this, type, blamed.length ? blamed : changed(sent, this.acked.get(type)!), message);
+    if (blamed.length) this.acknowledge(type, sent.filter((e) => !blamed.some((b) => b.entry === e)));
   }
 }
 

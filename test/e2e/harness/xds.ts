@@ -8,7 +8,7 @@ import { Compiler } from "../../../operator/src/compile/compile.ts";
 import { toYaml } from "../../../operator/src/compile/emit.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../../../operator/src/compile/envoy/bootstrap.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
-import { createLogger } from "../../../operator/src/kopf/index.ts";
+import { Metrics, createLogger } from "../../../operator/src/kopf/index.ts";
 import { XdsServer, type XdsServerOptions } from "../../../operator/src/xds/server.ts";
 import { freePort } from "./backend.ts";
 import { startEnvoy, type Envoy } from "./envoy.ts";
@@ -18,6 +18,8 @@ export type XdsEnvoy = Envoy & { listen: number; url: string; bootstrapFile: str
 export type XdsGateway = {
   server: XdsServer;
   options: CompileOptions;
+  /** Resources of a type (cluster, endpoint, listener, route, secret) the current server sent so far. */
+  sent(type: string): Promise<number>;
   /** Compiles and publishes `objects`; throws if a policy does not compile cleanly. */
   publish(objects: unknown[]): void;
   /** A new server on the same port, with what was published last (an operator restart). */
@@ -34,11 +36,14 @@ export async function startXdsGateway(opts: { objects: unknown[]; server?: Parti
   const port = await freePort();
   let compiler = new Compiler(options);
   let last: unknown[] = opts.objects;
+  let metrics = new Metrics({ defaultMetrics: false });
   const newServer = async () => {
-    const server = new XdsServer({ host: "127.0.0.1", port, logger, ...opts.server });
+    metrics = new Metrics({ defaultMetrics: false });
+    const server = new XdsServer({ host: "127.0.0.1", port, logger, metrics, ...opts.server });
     await server.start();
     return server;
   };
+  const TYPE_LABEL: Record<string, string> = { cluster: "Cluster", endpoint: "ClusterLoadAssignment", listener: "Listener", route: "RouteConfiguration", secret: "Secret" };
   const publish = (objects: unknown[]) => {
     last = objects;
     const { snapshot } = snapshotFromObjects(objects);
@@ -51,6 +56,10 @@ export async function startXdsGateway(opts: { objects: unknown[]; server?: Parti
   const gateway: XdsGateway = {
     server: await newServer(),
     options,
+    async sent(type) {
+      const metric = await metrics.registry.getSingleMetric("fallback_xds_resources_sent_total")?.get();
+      return metric?.values.find((v) => v.labels["type"] === TYPE_LABEL[type])?.value ?? 0;
+    },
     publish,
     async restartServer() {
       await gateway.server.stop();
