@@ -28,7 +28,7 @@ const ready = (s: any) => s.conditions.find((c: any) => c.type === "Ready");
 
 describe("desiredStatus", () => {
   it("fills in every field of api.md for the policy's generation", () => {
-    const s: any = desiredStatus(policy(), result(true), ref, undefined, t0);
+    const s: any = desiredStatus(policy(), result(true), { configMap: ref, xdsServer: false }, t0);
     expect(s.observedGeneration).toBe(2);
     expect(s.conditions.map((c: any) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual(
       ["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True", 2, "2026-11-01T10:00:00Z"]),
@@ -38,10 +38,10 @@ describe("desiredStatus", () => {
   });
 
   it("keeps lastTransitionTime while a condition's status holds, and moves it when it changes", () => {
-    const first: any = desiredStatus(policy(), result(true), ref, undefined, t0);
-    const same: any = desiredStatus(policy(first), result(true), ref, undefined, t1);
+    const first: any = desiredStatus(policy(), result(true), { configMap: ref, xdsServer: false }, t0);
+    const same: any = desiredStatus(policy(first), result(true), { configMap: ref, xdsServer: false }, t1);
     expect(same).toEqual(first);
-    const broken: any = desiredStatus(policy(first), result(false), ref, undefined, t1);
+    const broken: any = desiredStatus(policy(first), result(false), { configMap: ref, xdsServer: false }, t1);
     expect(ready(broken)).toMatchObject({ status: "False", reason: "ServiceNotFound", lastTransitionTime: "2026-11-01T11:00:00Z" });
     expect(broken.conditions[0].lastTransitionTime).toBe("2026-11-01T10:00:00Z");
     expect(broken.configRef).toBeNull();
@@ -49,13 +49,51 @@ describe("desiredStatus", () => {
 
   it("when the config is too large: a policy whose part changed is not programmed; an unchanged one is", () => {
     const notWritten = { reason: "ConfigTooLarge" as const, message: "too big" };
-    const live: any = desiredStatus(policy(), result(true, "sha256:old"), ref, undefined, t0);
-    const unchanged: any = desiredStatus(policy(live), result(true, "sha256:old"), ref, notWritten, t1);
+    const live: any = desiredStatus(policy(), result(true, "sha256:old"), { configMap: ref, xdsServer: false }, t0);
+    const unchanged: any = desiredStatus(policy(live), result(true, "sha256:old"), { configMap: ref, notWritten, xdsServer: false }, t1);
     expect(ready(unchanged).status).toBe("True");
-    const changed: any = desiredStatus(policy(live), result(true, "sha256:new"), ref, notWritten, t1);
+    const changed: any = desiredStatus(policy(live), result(true, "sha256:new"), { configMap: ref, notWritten, xdsServer: false }, t1);
     expect(changed.conditions.find((c: any) => c.type === "Programmed")).toMatchObject({ status: "False", reason: "ConfigTooLarge", message: "too big" });
     expect(ready(changed)).toMatchObject({ status: "False", reason: "ConfigTooLarge" });
     expect(changed.configRef.hash).toBe("sha256:old"); // still what Envoy runs
+  });
+});
+
+describe("desiredStatus with the xDS server", () => {
+  const programmed = (s: any) => s.conditions.find((c: any) => c.type === "Programmed");
+  const over = (xds?: { connected: number; acked: number; pending?: number; rejected?: { node: string; resource: string; message: string } }) =>
+    desiredStatus(policy(), result(true), { xdsServer: true, ...(xds ? { xds: { pending: 0, ...xds } } : {}) }, t0) as any;
+
+  it("is Programmed when every connected Envoy runs the policy, and says how many do", () => {
+    const s = over({ connected: 2, acked: 2 });
+    expect(programmed(s)).toMatchObject({ status: "True", reason: "Programmed" });
+    expect(s.proxies).toEqual({ connected: 2, acked: 2 });
+    expect(s.configRef).toEqual({ hash: "sha256:aaa" });
+    expect(ready(s).status).toBe("True");
+  });
+
+  it("is Programmed with no Envoy connected, and says so", () => {
+    const s = over();
+    expect(programmed(s)).toMatchObject({ status: "True", message: expect.stringMatching(/No Envoy is connected/) });
+    expect(s.proxies).toEqual({ connected: 0, acked: 0 });
+  });
+
+  it("is not Programmed (nor Ready) while an Envoy does not run the policy's current config", () => {
+    const s = over({ connected: 2, acked: 1 });
+    expect(programmed(s)).toMatchObject({ status: "False", reason: "NotAcknowledged", message: "1 of 2 connected Envoys run this policy's current config." });
+    expect(ready(s)).toMatchObject({ status: "False", reason: "NotAcknowledged" });
+  });
+
+  it("is Rejected with Envoy's words when an Envoy rejected the policy's resources", () => {
+    const s = over({ connected: 1, acked: 0, rejected: { node: "gw-1", resource: "cluster shop/products/primary", message: "bad duration\n" } });
+    expect(programmed(s)).toMatchObject({ status: "False", reason: "Rejected", message: "Envoy gw-1 rejected cluster shop/products/primary: bad duration" });
+    expect(ready(s)).toMatchObject({ status: "False", reason: "Rejected" });
+  });
+
+  it("leaves proxies out of a policy that is not programmed", () => {
+    const s: any = desiredStatus(policy(), result(false), { xdsServer: true }, t0);
+    expect(s.proxies).toBeNull();
+    expect(programmed(s)).toMatchObject({ status: "False", reason: "NotProgrammed" });
   });
 });
 

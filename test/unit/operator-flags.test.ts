@@ -36,6 +36,21 @@ describe("fallback-operator flags", () => {
     });
   });
 
+  it("runs no xDS server and writes the ConfigMap unless told otherwise", () => {
+    const f = parseFlags([], {});
+    expect(f.xds).toBeUndefined();
+    expect(f.configMapOutput).toBe(true);
+  });
+
+  it("runs the xDS server when any --xds flag is given: TLS from files, or plaintext when asked, and then no ConfigMap", () => {
+    const tls = parseFlags(["--xds-tls-cert", "/c.pem", "--xds-tls-key", "/k.pem", "--xds-client-ca", "/ca.pem"], {});
+    expect(tls.xds).toEqual({ listen: { address: "0.0.0.0", port: 18000 }, tls: { cert: "/c.pem", key: "/k.pem", clientCA: "/ca.pem" } });
+    expect(tls.configMapOutput).toBe(false);
+    const plain = parseFlags(["--xds-addr", "127.0.0.1:0", "--xds-plaintext"], {});
+    expect(plain.xds).toEqual({ listen: { address: "127.0.0.1", port: 0 } });
+    expect(parseFlags(["--xds-plaintext", "--config-output", "configmap"], {}).configMapOutput).toBe(true);
+  });
+
   it("reads $KUBECONFIG as a list, as kubectl does, and merges the files", () => {
     const fixtures = "test/unit/fixtures";
     expect(parseFlags([], { KUBECONFIG: `${fixtures}/unreachable.kubeconfig:${fixtures}/second.kubeconfig` }).kubeconfig)
@@ -57,6 +72,10 @@ describe("fallback-operator flags", () => {
     [["--log-level", "loud"], "--log-level must be one of"],
     [["--config-limit-bytes", "0"], "--config-limit-bytes must be a positive integer"],
     [["--frobnicate"], "Unknown option '--frobnicate'"],
+    [["--xds-addr", ":18000"], "needs --xds-tls-cert and --xds-tls-key (TLS), or --xds-plaintext"],
+    [["--xds-tls-cert", "/c.pem"], "needs --xds-tls-cert and --xds-tls-key"],
+    [["--xds-plaintext", "--xds-client-ca", "/ca.pem"], "--xds-plaintext cannot go with"],
+    [["--config-output", "files"], "--config-output must be configmap or none"],
   ])("exits 2 with usage for %j", (args, message) => {
     const run = spawnSync(process.execPath, ["operator/bin/fallback-operator.ts", ...args], { encoding: "utf8" });
     expect(run.status).toBe(2);

@@ -347,11 +347,20 @@ export const FallbackPolicyStatus = Type.Object(
     configRef: Type.Optional(
       Type.Object(
         {
-          namespace: Type.String({ description: "Namespace of the ConfigMap holding the Envoy config." }),
-          name: Type.String({ description: "Name of that ConfigMap." }),
+          namespace: Type.Optional(Type.String({ description: "Namespace of the ConfigMap holding the Envoy config, when the operator writes one." })),
+          name: Type.Optional(Type.String({ description: "Name of that ConfigMap." })),
           hash: Type.String({ description: "sha256 of this policy's part of the Envoy config (its route and clusters); it changes exactly when what Envoy does for this policy changes." }),
         },
-        { description: "Where the compiled Envoy config was written." },
+        { description: "The compiled Envoy config this policy is part of." },
+      ),
+    ),
+    proxies: Type.Optional(
+      Type.Object(
+        {
+          connected: Type.Integer({ description: "Envoys connected to the operator over xDS.", minimum: 0 }),
+          acked: Type.Integer({ description: "Of those, how many acknowledged this policy's current resources.", minimum: 0 }),
+        },
+        { description: "The Envoys the operator serves over xDS, and how many run this policy's current config; absent without the xDS server." },
       ),
     ),
   },

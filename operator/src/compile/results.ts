@@ -33,11 +33,15 @@ export function policyConditions(acceptance: Acceptance, problems: RefProblem[],
   const programmedCondition: ConditionResult = programmed
     ? { type: "Programmed", status: "True", reason: "Programmed", message: "The policy is part of the Envoy configuration." }
     : { type: "Programmed", status: "False", reason: "NotProgrammed", message: notProgrammedMessage(acceptance, problems) };
-  const failing = [accepted, refs, programmedCondition].find((c) => c.status !== "True");
-  const ready: ConditionResult = failing
+  return [accepted, refs, programmedCondition, readyFrom([accepted, refs, programmedCondition])];
+}
+
+/** Ready: True when the other conditions are, else the reason and message of the first that is not. */
+export function readyFrom(others: ConditionResult[]): ConditionResult {
+  const failing = others.find((c) => c.status !== "True");
+  return failing
     ? { type: "Ready", status: "False", reason: failing.reason, message: failing.message }
     : { type: "Ready", status: "True", reason: "Ready", message: "Traffic to the target falls back as the policy says." };
-  return [accepted, refs, programmedCondition, ready];
 }
 
 function notProgrammedMessage(acceptance: Acceptance, problems: RefProblem[]): string {

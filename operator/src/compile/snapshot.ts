@@ -43,12 +43,12 @@ export const defaultOptions: CompileOptions = {
   trustedCA: "/etc/ssl/certs/ca-certificates.crt",
 };
 
-/** "HOST:PORT" (IPv6 in brackets) -> address and port; undefined when malformed. */
+/** "HOST:PORT" (IPv6 in brackets; ":PORT" is every IPv4 address) -> address and port; undefined when malformed. */
 export function parseHostPort(value: string, { allowZero = false } = {}): { address: string; port: number } | undefined {
   const match = /^(.*):(\d+)$/.exec(value);
   const port = Number(match?.[2]);
-  if (!match || !match[1] || port < (allowZero ? 0 : 1) || port > 65535) return undefined;
-  return { address: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+  if (!match || port < (allowZero ? 0 : 1) || port > 65535) return undefined;
+  return { address: match[1] ? match[1].replace(/^\[(.*)\]$/, "$1") : "0.0.0.0", port };
 }
 
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";

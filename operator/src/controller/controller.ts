@@ -1,18 +1,22 @@
-// The FallbackPolicy controller: the whole cluster state in, one ConfigMap and every
-// policy's status out.
+// The FallbackPolicy controller: the whole cluster state in; the Envoy config out to its
+// sinks (the xDS server, a ConfigMap), and every policy's status.
 //
-//   any change to policies, Services, EndpointSlices or the ConfigMap
+//   any change to policies, Services, EndpointSlices (or the ConfigMap), or an Envoy's answer
 //     -> one queued "sync" (a burst of changes coalesces into one run)
-//     -> compile(snapshot) -> render the xDS files
-//     -> write the ConfigMap if its content differs (or keep the last good one if too large),
-//        at most once per minWriteIntervalMs: a burst of changes makes a few writes, not one per sync
-//     -> patch the status of each policy whose status differs, with an Event on a change of readiness
+//     -> compile(snapshot) -> resources
+//     -> the xDS server serves them (every replica: an Envoy may stream from any)
+//     -> the leader writes the ConfigMap if it differs (or keeps the last good one if too
+//        large), at most once per minWriteIntervalMs
+//     -> the leader patches the status of each policy whose status differs (what compile
+//        said, joined with what the sinks say: written, acknowledged, rejected), with an
+//        Event on a change of readiness
 //
 // Level-triggered: a sync recomputes from the caches, so a missed or repeated event, a
-// restart or a failed write is healed by the next sync. Only the leader syncs.
+// restart or a failed write is healed by the next sync.
 import { Counter, Gauge } from "prom-client";
 import { Compiler } from "../compile/compile.ts";
 import { TextCache, renderConfigFiles } from "../compile/emit.ts";
+import type { Resources } from "../compile/envoy/types.ts";
 import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
@@ -28,12 +32,16 @@ import {
   type Operator,
   type Store,
 } from "../kopf/index.ts";
+import { SETTLE_MS, type PolicyState, type XdsServer } from "../xds/server.ts";
 import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME, configMapObject, configMapUpdate, configSize, holds, type ConfigMapRef } from "./configmap.ts";
 import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SERVICES, inNamespace } from "./resources.ts";
-import { desiredStatus, readyOf, type NotWritten } from "./status.ts";
+import { desiredStatus, readyOf, type Delivery, type NotWritten } from "./status.ts";
 
 export type FallbackControllerOptions = {
-  configMap: ConfigMapRef;
+  /** The ConfigMap to write the config to; none: no ConfigMap. */
+  configMap?: ConfigMapRef;
+  /** The xDS server to serve the config with. */
+  xds?: XdsServer;
   compile: CompileOptions;
   /** Watch policies, Services and EndpointSlices in this namespace only. */
   watchNamespace?: string;
@@ -63,21 +71,23 @@ export class FallbackController {
   private readonly policies: Store;
   private readonly services: Store;
   private readonly endpointSlices: Store;
-  private readonly configMaps: Store;
+  private readonly configMaps: Store | undefined;
   private readonly queue: WorkQueue<string>;
   /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced. */
   private readonly pendingStatus = new Map<string, { before: string | undefined; written: KubeObject }>();
   /** Likewise the ConfigMap we last wrote, until the cache has it. */
   private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
   /**
-   * Per policy object: the compile result and config state (written, or why not) its status
-   * was last found to match. While the object and the result are the very same and the state
-   * is too, its status still matches (desiredStatus depends on nothing else), so a sync at
-   * 1,000 policies works out only the statuses that may have changed.
+   * Per policy object: the compile result and delivery (the sinks' word, as a string) its
+   * status was last found to match. While the object and the result are the very same and
+   * the delivery is too, its status still matches (desiredStatus depends on nothing else),
+   * so a sync at 1,000 policies works out only the statuses that may have changed.
    */
-  private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; notWritten: string | undefined; ready: boolean }>();
-  /** The last compile and render, with what it was made from. */
-  private lastCompile: { input: string; results: PolicyResult[]; files: Record<string, string>; hash: string; size: number } | undefined;
+  private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; delivery: string; ready: boolean }>();
+  /** The last compile, with what it was made from. */
+  private lastCompile: { input: string; results: PolicyResult[]; resources: Resources } | undefined;
+  /** The last render of the ConfigMap's files, and the resources it was made from. */
+  private lastRender: { resources: Resources; files: Record<string, string>; hash: string; size: number } | undefined;
   /** Whether the last sync found the config over the limit. */
   private tooLarge = false;
   /** When the last ConfigMap write finished (performance.now()). */
@@ -95,14 +105,15 @@ export class FallbackController {
     const ns = options.watchNamespace;
     const onChange = () => this.queue.add(SYNC);
     // Sync right away on the first change; the queue coalesces whatever arrives meanwhile.
-    const watch = { onChange, debounceMs: 5 };
+    // With an xDS server every replica compiles, so that each can serve its Envoys.
+    const watch = { onChange, debounceMs: 5, leaderOnly: !options.xds };
     this.policies = op.watch(inNamespace(POLICIES, ns), watch);
     this.services = op.watch(inNamespace(SERVICES, ns), watch);
     this.endpointSlices = op.watch(inNamespace(ENDPOINT_SLICES, ns), watch);
-    this.configMaps = op.watch(
-      { ...CONFIG_MAPS, namespace: options.configMap.namespace, fieldSelector: `metadata.name=${options.configMap.name}` },
-      watch,
-    );
+    const configMap = options.configMap;
+    this.configMaps = configMap && op.watch({ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }, watch);
+    // What the Envoys answer changes statuses: the leader works them out again.
+    options.xds?.onFeedback(() => this.op.isLeader && this.queue.add(SYNC));
     this.queue = new WorkQueue<string>({
       name: "fallbackpolicy-config",
       process: async () => {
@@ -133,74 +144,42 @@ export class FallbackController {
     await this.queue.shutdown({ drain: false });
   }
 
-  /** One pass: compile everything, write the config and the statuses that changed. */
+  /** One pass: compile everything, serve it, write the config and the statuses that changed. */
   private async sync(): Promise<void> {
-    if (!this.op.isLeader) return;
-    // Each watch triggers a sync once its own cache is filled. Compiling before all four
-    // are would, e.g. with policies listed and Services not yet, drop policies from the
-    // config and flip their statuses for a moment. The last cache to fill syncs again.
+    const xds = this.options.xds;
+    if (!this.op.isLeader && !xds) return;
+    // Each watch triggers a sync once its own cache is filled. Compiling before all are
+    // would, e.g. with policies listed and Services not yet, drop policies from the config
+    // and flip their statuses for a moment. The last cache to fill syncs again.
     const synced = await Promise.race([this.op.whenSynced().then(() => true), this.stopped.promise.then(() => false)]);
-    if (!synced || !this.op.isLeader) return;
+    if (!synced) return;
     const started = performance.now();
     const policies = this.policies.list();
-    const services = this.services.list();
-    const endpointSlices = this.endpointSlices.list();
-    const input = compileInput(policies, services, endpointSlices);
-    let output = this.lastCompile?.input === input ? this.lastCompile : undefined;
-    const reused = output !== undefined;
-    let compiled = performance.now();
-    if (!output) {
-      const snapshot: Snapshot = {
-        policies: policies.map(compileView),
-        services: services as unknown as Snapshot["services"],
-        endpointSlices: endpointSlices as unknown as Snapshot["endpointSlices"],
-      };
-      const { resources, results } = this.compiler.compile(snapshot);
-      compiled = performance.now();
-      const { files, hash } = renderConfigFiles(resources, this.options.compile, this.texts);
-      output = { input, results, files, hash, size: configSize(files) };
-      this.lastCompile = output;
-    }
-    const { results, files, hash, size } = output;
-    this.configBytes.set(size);
-    const rendered = performance.now();
-    let configWrite = 0;
+    const { results, resources, reused } = this.compiled(policies);
+    const compiled = performance.now();
+    if (!reused) xds?.publish(resources);
+    const published = performance.now();
+    if (!this.op.isLeader) return;
 
-    const limit = this.options.configLimitBytes ?? CONFIGMAP_LIMIT_BYTES;
     let notWritten: NotWritten | undefined;
-    if (size > limit) {
-      notWritten = {
-        reason: "ConfigTooLarge",
-        // No byte count here: it changes with almost any edit, and every policy left out
-        // would get a new status each time (at 1,000 policies, 900 status writes, ~6 s).
-        message: `The Envoy config would be over the ConfigMap limit of ${limit} bytes (its size is the fallback_config_bytes metric); Envoy keeps the last config that fitted.`,
-      };
-      // Once per spell, not on every sync (each status write sets one off).
-      if (!this.tooLarge) this.op.logger.error({ bytes: size, limit }, "config too large; keeping the last good config");
-      this.tooLarge = true;
-    } else {
-      if (this.tooLarge) this.op.logger.info({ bytes: size, limit }, "config fits the ConfigMap again");
-      this.tooLarge = false;
-      const { namespace, name } = this.options.configMap;
-      const existing = this.latestConfigMap(this.configMaps.getByName(namespace, name));
-      if (!holds(existing, files, hash)) {
-        const wait = this.lastWriteAt + (this.options.minWriteIntervalMs ?? MIN_WRITE_INTERVAL_MS) - performance.now();
-        if (wait > 0) {
-          // Too soon after the last write: sync again when it is due. The statuses wait
-          // too, since Programmed and Ready must not claim a config not yet written.
-          this.queue.addAfter(SYNC, Math.ceil(wait));
-          this.op.logger.debug({ waitMs: Math.round(wait), compileMs: Math.round(performance.now() - started) }, "config write deferred");
-          return;
-        }
-        await this.writeConfig(existing, files, hash);
-        configWrite = performance.now() - rendered;
-      }
+    let configWrite = 0;
+    if (this.options.configMap) {
+      const outcome = await this.writeConfigMap(this.options.configMap, resources);
+      if (outcome === "deferred") return;
+      notWritten = outcome.notWritten;
+      configWrite = outcome.ms;
     }
 
     const beforeStatus = performance.now();
-    const written = await this.writeStatuses(policies, results, notWritten);
+    const states = xds?.policyStates();
+    const written = await this.writeStatuses(policies, results, (key) => ({
+      ...(this.options.configMap ? { configMap: this.options.configMap } : {}),
+      ...(notWritten ? { notWritten } : {}),
+      xdsServer: Boolean(xds),
+      ...(states?.has(key) ? { xds: states.get(key)! } : {}),
+    }));
     const done = performance.now();
-    // Where a sync's time goes, for profiling: compile, render, ConfigMap write, statuses.
+    // Where a sync's time goes, for profiling: compile, xDS publish, ConfigMap, statuses.
     this.op.logger.debug(
       {
         policies: policies.length,
@@ -208,21 +187,80 @@ export class FallbackController {
         ms: Math.round(done - started),
         reused,
         compileMs: Math.round(compiled - started),
-        renderMs: Math.round(rendered - compiled),
-        configWriteMs: Math.round(configWrite),
+        publishMs: Math.round(published - compiled),
+        configMapMs: Math.round(configWrite),
         statusMs: Math.round(done - beforeStatus),
       },
       "synced",
     );
   }
 
-  private async writeConfig(existing: KubeObject | undefined, files: Record<string, string>, hash: string): Promise<void> {
-    const { namespace, name } = this.options.configMap;
+  /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
+  private compiled(policies: KubeObject[]): { results: PolicyResult[]; resources: Resources; reused: boolean } {
+    const services = this.services.list();
+    const endpointSlices = this.endpointSlices.list();
+    const input = compileInput(policies, services, endpointSlices);
+    if (this.lastCompile?.input === input) return { ...this.lastCompile, reused: true };
+    const snapshot: Snapshot = {
+      policies: policies.map(compileView),
+      services: services as unknown as Snapshot["services"],
+      endpointSlices: endpointSlices as unknown as Snapshot["endpointSlices"],
+    };
+    const { resources, results } = this.compiler.compile(snapshot);
+    this.lastCompile = { input, results, resources };
+    return { results, resources, reused: false };
+  }
+
+  /**
+   * Writes the config into the ConfigMap if it differs and fits; tells why not when it does
+   * not fit, or that the write waits (too soon after the last), when statuses wait too.
+   */
+  private async writeConfigMap(ref: ConfigMapRef, resources: Resources): Promise<{ notWritten?: NotWritten; ms: number } | "deferred"> {
+    if (this.lastRender?.resources !== resources) {
+      const { files, hash } = renderConfigFiles(resources, this.options.compile, this.texts);
+      this.lastRender = { resources, files, hash, size: configSize(files) };
+    }
+    const { files, hash, size } = this.lastRender;
+    this.configBytes.set(size);
+    const limit = this.options.configLimitBytes ?? CONFIGMAP_LIMIT_BYTES;
+    if (size > limit) {
+      // Once per spell, not on every sync (each status write sets one off).
+      if (!this.tooLarge) this.op.logger.error({ bytes: size, limit }, "config too large; keeping the last good config");
+      this.tooLarge = true;
+      return {
+        notWritten: {
+          reason: "ConfigTooLarge",
+          // No byte count here: it changes with almost any edit, and every policy left out
+          // would get a new status each time (at 1,000 policies, 900 status writes, ~6 s).
+          message: `The Envoy config would be over the ConfigMap limit of ${limit} bytes (its size is the fallback_config_bytes metric); Envoy keeps the last config that fitted.`,
+        },
+        ms: 0,
+      };
+    }
+    if (this.tooLarge) this.op.logger.info({ bytes: size, limit }, "config fits the ConfigMap again");
+    this.tooLarge = false;
+    const existing = this.latestConfigMap(this.configMaps!.getByName(ref.namespace, ref.name));
+    if (holds(existing, files, hash)) return { ms: 0 };
+    const wait = this.lastWriteAt + (this.options.minWriteIntervalMs ?? MIN_WRITE_INTERVAL_MS) - performance.now();
+    if (wait > 0) {
+      // Too soon after the last write: sync again when it is due. The statuses wait
+      // too, since Programmed and Ready must not claim a config not yet written.
+      this.queue.addAfter(SYNC, Math.ceil(wait));
+      this.op.logger.debug({ waitMs: Math.round(wait) }, "config write deferred");
+      return "deferred";
+    }
+    const started = performance.now();
+    await this.writeConfig(ref, existing, files, hash);
+    return { ms: performance.now() - started };
+  }
+
+  private async writeConfig(ref: ConfigMapRef, existing: KubeObject | undefined, files: Record<string, string>, hash: string): Promise<void> {
+    const { namespace, name } = ref;
     const client = this.op.client;
     let written: KubeObject;
     if (!existing) {
       // If it exists after all (someone else made it), this fails with 409 and the retry updates it.
-      written = await client.create(CONFIG_MAPS, configMapObject(this.options.configMap, files, hash), OPERATOR_NAME);
+      written = await client.create(CONFIG_MAPS, configMapObject(ref, files, hash), OPERATOR_NAME);
     } else {
       written = await client.request<KubeObject>(HttpMethod.PUT, resourcePath(CONFIG_MAPS, namespace, name), {
         body: configMapUpdate(existing, files, hash),
@@ -236,30 +274,40 @@ export class FallbackController {
   }
 
   /** Patches every status that differs; returns how many were written. */
-  private async writeStatuses(policies: KubeObject[], results: PolicyResult[], notWritten: NotWritten | undefined): Promise<number> {
+  private async writeStatuses(policies: KubeObject[], results: PolicyResult[], deliveryOf: (key: string) => Delivery): Promise<number> {
     const byKey = new Map(results.map((r) => [r.key, r]));
     const now = new Date();
     const work: Array<() => Promise<void>> = [];
     let ready = 0;
+    let waiting = false;
     for (const stored of policies) {
       const key = objectKey(stored);
       const policy = this.latest(key, stored);
       const result = byKey.get(key);
       if (!result) continue;
+      const delivery = deliveryOf(key);
+      if (delivery.xds && isSettling(delivery.xds)) {
+        // Envoys are still to answer for this policy: its status waits for them (or for
+        // SETTLE_MS), rather than saying "not acknowledged" for the milliseconds that takes.
+        waiting = true;
+        continue;
+      }
+      const said = deliveryKey(delivery);
       const matched = this.statusMatched.get(policy);
-      if (matched?.result === result && matched.notWritten === notWritten?.message) {
+      if (matched?.result === result && matched.delivery === said) {
         if (matched.ready) ready++;
         continue;
       }
-      const status = desiredStatus(policy, result, this.options.configMap, notWritten, now);
+      const status = desiredStatus(policy, result, delivery, now);
       const isReady = readyOf(status)?.status === "True";
       if (isReady) ready++;
       if (statusMatches(policy["status"], status)) {
-        this.statusMatched.set(policy, { result, notWritten: notWritten?.message, ready: isReady });
+        this.statusMatched.set(policy, { result, delivery: said, ready: isReady });
         continue;
       }
       work.push(() => this.writeStatus(policy, status));
     }
+    if (waiting) this.queue.addAfter(SYNC, SETTLE_MS);
     // A policy deleted before its status write reached the cache would stay here forever.
     if (this.pendingStatus.size > 0) {
       const live = new Set(policies.map(objectKey));
@@ -319,6 +367,14 @@ export class FallbackController {
     if (now.status === "True") await this.op.events.normal(policy, "Ready", now.message);
     else await this.op.events.warning(policy, now.reason, now.message);
   }
+}
+
+const isSettling = (s: PolicyState) => !s.rejected && s.acked < s.connected && s.pending > 0;
+
+/** Everything of a delivery that desiredStatus reads, as a string to compare. */
+function deliveryKey({ notWritten, xdsServer, xds }: Delivery): string {
+  const rejected = xds?.rejected;
+  return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}`;
 }
 
 /**

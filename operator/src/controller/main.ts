@@ -1,11 +1,17 @@
 // `fallback-operator`: flags -> a kopf Operator with the FallbackPolicy controller, run
 // until SIGTERM or SIGINT.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultOptions, parseHostPort, type CompileOptions } from "../compile/snapshot.ts";
 import { KubeConfig, Operator, ProbeServer, createLogger } from "../kopf/index.ts";
 import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME } from "./configmap.ts";
+import type { Corrupt } from "../xds/encode.ts";
+import { XdsServer, type XdsTls } from "../xds/server.ts";
 import { FallbackController } from "./controller.ts";
+
+const XDS_PORT = 18000;
 
 const USAGE = `Usage: fallback-operator [flags]
 
@@ -23,9 +29,25 @@ const USAGE = `Usage: fallback-operator [flags]
   --cluster-domain DOMAIN    in-cluster DNS suffix (default ${defaultOptions.clusterDomain})
   --trusted-ca PATH          CA bundle, in the Envoy container, for external TLS backends
   --config-limit-bytes N     largest config written (default ${CONFIGMAP_LIMIT_BYTES}, the ConfigMap limit)
+  --config-output OUTPUT     configmap or none (default configmap, none when the xDS server runs)
+
+  The xDS server (gRPC ADS, Delta and state-of-the-world) runs when any of these is given:
+  --xds-addr HOST:PORT       where it listens (default :${XDS_PORT})
+  --xds-tls-cert FILE        its TLS certificate (PEM), with
+  --xds-tls-key FILE         its private key
+  --xds-client-ca FILE       require Envoy client certificates signed by this CA (mTLS)
+  --xds-plaintext            serve without TLS (an explicit choice: anyone who reaches the
+                             port gets the config)
 `;
 
+
 class UsageError extends Error {}
+
+export type XdsFlags = {
+  listen: { address: string; port: number };
+  /** PEM files; absent with --xds-plaintext. */
+  tls?: { cert: string; key: string; clientCA?: string };
+};
 
 export type OperatorFlags = {
   /** Kubeconfig files; $KUBECONFIG may list several, as kubectl reads it. */
@@ -38,6 +60,9 @@ export type OperatorFlags = {
   logLevel: string;
   compile: CompileOptions;
   configLimitBytes: number;
+  /** Whether to write the ConfigMap. */
+  configMapOutput: boolean;
+  xds?: XdsFlags;
 };
 
 export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
@@ -61,6 +86,12 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
         "cluster-domain": { type: "string" },
         "trusted-ca": { type: "string" },
         "config-limit-bytes": { type: "string" },
+        "config-output": { type: "string" },
+        "xds-addr": { type: "string" },
+        "xds-tls-cert": { type: "string" },
+        "xds-tls-key": { type: "string" },
+        "xds-client-ca": { type: "string" },
+        "xds-plaintext": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -80,6 +111,9 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError(`--config-limit-bytes must be a positive integer`);
   const envoy = (flag: string, value: string | undefined, fallback: { address: string; port: number }) =>
     value === undefined ? fallback : addr(flag, value, "", false);
+  const xds = xdsFlags(values, addr);
+  const output = values["config-output"] ?? (xds ? "none" : "configmap");
+  if (output !== "configmap" && output !== "none") throw new UsageError(`--config-output must be configmap or none, got "${output}"`);
   return {
     kubeconfig: values.kubeconfig ? [values.kubeconfig] : env["KUBECONFIG"]?.split(delimiter).filter(Boolean),
     configMap: {
@@ -99,7 +133,27 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
       trustedCA: values["trusted-ca"] ?? defaultOptions.trustedCA,
     },
     configLimitBytes: limit,
+    configMapOutput: output === "configmap",
+    ...(xds ? { xds } : {}),
   };
+}
+
+/** The xDS server's flags, when any is given; TLS unless plaintext is asked for. */
+function xdsFlags(
+  values: Record<string, string | boolean | undefined>,
+  addr: (flag: string, value: string | undefined, fallback: string, allowZero: boolean) => { address: string; port: number },
+): XdsFlags | undefined {
+  const [address, cert, key, clientCA, plaintext] = (["xds-addr", "xds-tls-cert", "xds-tls-key", "xds-client-ca", "xds-plaintext"] as const).map((f) => values[f]);
+  if (address === undefined && cert === undefined && key === undefined && clientCA === undefined && !plaintext) return undefined;
+  const listen = addr("xds-addr", address as string | undefined, `0.0.0.0:${XDS_PORT}`, true);
+  if (plaintext) {
+    if (cert || key || clientCA) throw new UsageError("--xds-plaintext cannot go with --xds-tls-cert, --xds-tls-key or --xds-client-ca");
+    return { listen };
+  }
+  if (!cert || !key) {
+    throw new UsageError("the xDS server needs --xds-tls-cert and --xds-tls-key (TLS), or --xds-plaintext to serve without TLS");
+  }
+  return { listen, tls: { cert: cert as string, key: key as string, ...(clientCA ? { clientCA: clientCA as string } : {}) } };
 }
 
 /** Runs the operator until a signal; resolves with the exit code. */
@@ -131,8 +185,18 @@ export async function main(args: string[]): Promise<number> {
     http: { host: flags.health.address, port: flags.health.port },
     leaderElection: flags.leaderElect ? { namespace: flags.configMap.namespace, leaseName: OPERATOR_NAME } : false,
   });
+  let xds: XdsServer | undefined;
+  if (flags.xds) {
+    try {
+      xds = new XdsServer({ host: flags.xds.listen.address, port: flags.xds.listen.port, ...readTls(flags.xds.tls), logger, metrics: op.metrics, identifier: `${OPERATOR_NAME} ${hostname()}`, ...testSeams() });
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message } }, "cannot set up the xDS server");
+      return 1;
+    }
+  }
   const controller = new FallbackController(op, {
-    configMap: flags.configMap,
+    ...(flags.configMapOutput ? { configMap: flags.configMap } : {}),
+    ...(xds ? { xds } : {}),
     compile: flags.compile,
     watchNamespace: flags.watchNamespace,
     configLimitBytes: flags.configLimitBytes,
@@ -154,23 +218,49 @@ export async function main(args: string[]): Promise<number> {
   const stop = (signal: string) => {
     logger.info({ signal }, "shutting down");
     // Stop syncing first, then let the framework stop watches and release the Lease.
-    stopping ??= controller.stop().then(() => op.stop());
+    stopping ??= controller.stop().then(() => Promise.all([op.stop(), xds?.stop()])).then(() => undefined);
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 
   let started = false;
-  try {
-    await metricsServer?.start();
-    started = await op.run({ signals: false });
-  } catch (err) {
-    logger.error({ err: { message: (err as Error).message } }, "metrics server failed to start");
-    await op.stop();
+  const servers: [string, (() => Promise<unknown>) | undefined][] = [
+    ["metrics server", metricsServer && (() => metricsServer.start())],
+    // Envoys may connect before the caches fill: they wait for the first compile.
+    ["xDS server", xds && (() => xds.start())],
+  ];
+  let failed = false;
+  for (const [what, start] of servers) {
+    try {
+      await start?.();
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message } }, `${what} failed to start`);
+      failed = true;
+      break;
+    }
   }
+  if (failed) await Promise.all([op.stop(), xds?.stop()]);
+  else started = await op.run({ signals: false });
   await stopping;
   await metricsServer?.close();
   // Non-zero when the operator could not start, so that its supervisor notices.
   return started ? 0 : 1;
+}
+
+/** The xDS server's TLS files, read. */
+function readTls(tls: XdsFlags["tls"]): { tls?: XdsTls } {
+  if (!tls) return {};
+  return { tls: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...(tls.clientCA ? { clientCA: readFileSync(tls.clientCA) } : {}) } };
+}
+
+/**
+ * FALLBACK_TEST_REJECTED_CLUSTER names a cluster to send Envoy in a form it rejects: the
+ * integration tests' way to see a NACK through the whole operator. Never set in production.
+ */
+function testSeams(): { corrupt?: Corrupt } {
+  const cluster = process.env["FALLBACK_TEST_REJECTED_CLUSTER"];
+  if (!cluster) return {};
+  return { corrupt: (type, name, json) => void (type === "cluster" && name === cluster && (json["connect_timeout"] = "-1s")) };
 }
 
 /**

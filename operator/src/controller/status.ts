@@ -1,48 +1,82 @@
-// A policy's compile result -> the status the operator writes (api.md, "status").
+// A policy's compile result and what the sinks report -> the status the operator writes
+// (api.md, "status").
 //
 // Pure: the caller passes the clock. Conditions keep their lastTransitionTime unless their
 // status changes, so an unchanged result yields the status the object already has and
 // no write happens.
 import type { FallbackPolicyStatus } from "../api/schema.ts";
-import type { ConditionResult, PolicyResult } from "../compile/results.ts";
+import { readyFrom, type ConditionResult, type PolicyResult } from "../compile/results.ts";
 import { setCondition, type Condition, type KubeObject } from "../kopf/index.ts";
+import type { PolicyState } from "../xds/server.ts";
 import type { ConfigMapRef } from "./configmap.ts";
 
 /** Set when the new config could not be written because it is too large. */
 export type NotWritten = { reason: "ConfigTooLarge"; message: string };
 
+/** What the sinks say of a policy's config: the ConfigMap, and the Envoys served over xDS. */
+export type Delivery = {
+  /** The ConfigMap, when the operator writes one. */
+  configMap?: ConfigMapRef;
+  /** Why the ConfigMap does not hold the latest config. */
+  notWritten?: NotWritten;
+  /** Whether the xDS server runs; then `xds` is the policy's standing with its Envoys. */
+  xdsServer: boolean;
+  xds?: PolicyState;
+};
+
 type CurrentStatus = FallbackPolicyStatus & { conditions?: Condition[] };
 
-export function desiredStatus(
-  policy: KubeObject,
-  result: PolicyResult,
-  configMap: ConfigMapRef,
-  notWritten: NotWritten | undefined,
-  now: Date,
-): Record<string, unknown> {
+export function desiredStatus(policy: KubeObject, result: PolicyResult, delivery: Delivery, now: Date): Record<string, unknown> {
   const current = (policy["status"] ?? {}) as CurrentStatus;
   const generation = policy.metadata.generation;
   let conditions: ConditionResult[] = result.conditions;
   let configHash = result.configHash;
+  const { notWritten } = delivery;
 
-  // The last good config stays in Envoy. A policy whose own part is unchanged is still
-  // served by it; the others are not programmed until the config fits again.
   if (notWritten && configHash && configHash !== current.configRef?.hash) {
-    const failed = { status: "False" as const, reason: notWritten.reason, message: notWritten.message };
-    conditions = conditions.map((c) => (c.type === "Programmed" || c.type === "Ready" ? { ...c, ...failed } : c));
+    // The last good config stays in Envoy. A policy whose own part is unchanged is still
+    // served by it; the others are not programmed until the config fits again.
+    conditions = withProgrammed(conditions, { status: "False", reason: notWritten.reason, message: notWritten.message });
     configHash = current.configRef?.hash;
+  } else if (delivery.xdsServer && configHash) {
+    conditions = withProgrammed(conditions, programmedOverXds(delivery.xds));
   }
 
   let list = current.conditions;
   for (const c of conditions) list = setCondition(list, { ...c, observedGeneration: generation }, now).conditions;
 
+  const xds = delivery.xds ?? { connected: 0, acked: 0 };
   return {
     observedGeneration: generation ?? null,
     conditions: list,
     backends: plain(result.backends),
     fallbackCount: result.fallbackCount,
-    configRef: configHash ? { ...configMap, hash: configHash } : null,
+    configRef: configHash ? { ...delivery.configMap, hash: configHash } : null,
+    proxies: delivery.xdsServer && result.configHash ? { connected: xds.connected, acked: xds.acked } : null,
   };
+}
+
+type Outcome = Pick<ConditionResult, "status" | "reason" | "message">;
+
+/** Programmed as the Envoys served over xDS have it: every connected one runs the policy's current resources. */
+function programmedOverXds(state: PolicyState | undefined): Outcome {
+  const { connected, acked, rejected } = state ?? { connected: 0, acked: 0 };
+  if (rejected) {
+    return { status: "False", reason: "Rejected", message: `Envoy ${rejected.node} rejected ${rejected.resource}: ${rejected.message.trim()}` };
+  }
+  if (connected === 0) {
+    return { status: "True", reason: "Programmed", message: "No Envoy is connected to the operator; each that connects gets this policy's config." };
+  }
+  if (acked < connected) {
+    return { status: "False", reason: "NotAcknowledged", message: `${acked} of ${connected} connected Envoys run this policy's current config.` };
+  }
+  return { status: "True", reason: "Programmed", message: `Every connected Envoy (${connected}) runs this policy's current config.` };
+}
+
+/** The conditions with Programmed as given, and Ready worked out again from the other three. */
+function withProgrammed(conditions: ConditionResult[], programmed: Outcome): ConditionResult[] {
+  const others = conditions.map((c) => (c.type === "Programmed" ? { ...c, ...programmed } : c)).filter((c) => c.type !== "Ready");
+  return [...others, readyFrom(others)];
 }
 
 /** The Ready condition of a status, for events about transitions. */

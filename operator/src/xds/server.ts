@@ -39,6 +39,8 @@ export type PolicyState = {
   connected: number;
   /** Of those, how many run the policy's current resources. */
   acked: number;
+  /** Of those that do not, how many are still to answer a response (for at most SETTLE_MS): they may yet. */
+  pending: number;
   /** An Envoy rejected the policy's current resources: its words. */
   rejected?: Rejection;
 };
@@ -135,13 +137,23 @@ export class XdsServer implements StreamHost {
   /** Every published policy's standing with the connected Envoys. */
   policyStates(): Map<string, PolicyState> {
     const serving = [...this.streams.keys()].filter((s) => s.serving());
+    const now = performance.now();
+    const busy = serving.map((s) => {
+      const since = s.busySince();
+      return since !== undefined && now - since < SETTLE_MS;
+    });
     const states = new Map<string, PolicyState>();
     for (const owner of this.cache.owners()) {
       const entries = this.cache.entriesOf(owner);
       let rejected: Rejection | undefined;
       for (const entry of entries) if ((rejected = this.cache.rejectionOf(entry, owner))) break;
-      const acked = serving.reduce((n, s) => (entries.every((e) => s.has(e, owner)) ? n + 1 : n), 0);
-      states.set(owner, { connected: serving.length, acked, ...(rejected ? { rejected } : {}) });
+      let acked = 0;
+      let pending = 0;
+      serving.forEach((s, i) => {
+        if (entries.every((e) => s.has(e, owner))) acked++;
+        else if (busy[i]) pending++;
+      });
+      states.set(owner, { connected: serving.length, acked, pending, ...(rejected ? { rejected } : {}) });
     }
     return states;
   }
@@ -288,6 +300,8 @@ export class XdsServer implements StreamHost {
 }
 
 const EMPTY: ReadonlyMap<string, Entry> = new Map();
+/** How long an Envoy may take to answer a response before a policy it has not acknowledged is reported as such. */
+export const SETTLE_MS = 10_000;
 
 function allOf(cache: ResourceCache): Changes {
   return new Map((["cluster", "endpoint", "listener", "route", "secret"] as const).map((t) => [t, new Set(cache.entries(t).keys())]));

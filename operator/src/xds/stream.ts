@@ -84,6 +84,9 @@ export abstract class Stream {
     return this.acked.get("listener")!.size > 0 && this.acked.get("route")!.size > 0;
   }
 
+  /** Since when (performance.now()) a response has been waiting for Envoy's answer; undefined when none is. */
+  abstract busySince(): number | undefined;
+
   /** The served entries changed: send what Envoy should get now. Returns the responses. */
   abstract changed(changes: Map<ResourceType, Set<string>>): unknown[];
 
@@ -108,7 +111,7 @@ type DeltaState = {
   subscribed: Set<string>;
   /** What Envoy has, or will have once it takes the response in flight: name -> version. */
   known: Map<string, string>;
-  inFlight?: { nonce: string; sent: Entry[]; removed: string[] };
+  inFlight?: { nonce: string; sent: Entry[]; removed: string[]; at: number };
   /** Groups of entries to send one by one, to find which one Envoy rejects (see nacked). */
   probe?: Entry[][];
   /** Names to look at when next pushing ("all": every one in scope). */
@@ -165,6 +168,10 @@ export class DeltaStream extends Stream {
     return this.pushAll();
   }
 
+  busySince(): number | undefined {
+    return earliest([...this.states.values()].map((s) => s.inFlight?.at));
+  }
+
   changed(changes: Map<ResourceType, Set<string>>): DeltaResponse[] {
     for (const [type, names] of changes) {
       const state = this.states.get(type);
@@ -219,7 +226,7 @@ export class DeltaStream extends Stream {
     for (const name of removed) state.known.delete(name);
     if (type === "cluster") this.resendEndpointsOf(sent);
     const nonce = this.nonce();
-    state.inFlight = { nonce, sent, removed };
+    state.inFlight = { nonce, sent, removed, at: performance.now() };
     return { typeUrl: TYPE_URL[type], nonce, resources: sent, removed };
   }
 
@@ -291,6 +298,8 @@ type SotwState = {
   /** The last response sent, and whether Envoy has answered it. */
   sent?: { nonce: string; version: string; entries: Entry[] };
   inFlight: boolean;
+  /** When the response in flight was sent. */
+  at: number;
   /** Send the next response even if its version is the one sent last. */
   force: boolean;
 };
@@ -307,7 +316,7 @@ export class SotwStream extends Stream {
     let state = this.states.get(type);
     if (!state) {
       const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener");
-      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, force: false };
+      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, at: 0, force: false };
       this.states.set(type, state);
       // A reconnecting Envoy reports the version it runs: when that is what would be sent,
       // it has it already.
@@ -326,6 +335,10 @@ export class SotwStream extends Stream {
       if (!state.wildcard && !sameSet(names, state.names)) state.names = names;
     }
     return this.pushAll();
+  }
+
+  busySince(): number | undefined {
+    return earliest([...this.states.values()].map((s) => (s.inFlight ? s.at : undefined)));
   }
 
   changed(_changes: Map<ResourceType, Set<string>>): SotwResponse[] {
@@ -351,6 +364,7 @@ export class SotwStream extends Stream {
     const before = state.sent?.entries;
     state.sent = { nonce, ...now };
     state.inFlight = true;
+    state.at = performance.now();
     if (type === "cluster" && before) this.resendEndpointsOf(before, now.entries);
     return { typeUrl: TYPE_URL[type], nonce, version: now.version, resources: now.entries };
   }
@@ -390,5 +404,7 @@ export class SotwStream extends Stream {
     if (blamed.length) this.acknowledge(type, sent.filter((e) => !blamed.some((b) => b.entry === e)));
   }
 }
+
+const earliest = (times: (number | undefined)[]) => times.reduce<number | undefined>((min, t) => (t !== undefined && (min === undefined || t < min) ? t : min), undefined);
 
 const sameSet = (a: Set<string>, b: Set<string>) => a.size === b.size && [...a].every((x) => b.has(x));
