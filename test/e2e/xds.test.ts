@@ -7,6 +7,7 @@ import { envoyAvailable } from "./harness/envoy.ts";
 import type { Corrupt } from "../../operator/src/xds/encode.ts";
 import { fallbackPolicy, service, sleep, until } from "./harness/gateway.ts";
 import { send, startLoad, summarize } from "./harness/load.ts";
+import { clustersOf, routeOf } from "./harness/proxy.ts";
 import { startXdsGateway, type XdsEnvoy, type XdsGateway } from "./harness/xds.ts";
 
 const HOST = "products.shop:8080";
@@ -68,7 +69,7 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       gateway.publish(objects({ retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } }));
       for (const envoy of [delta, sotw]) {
         await until(`the fallback through ${envoy.bootstrapFile}`, async () => ((await answer(envoy)).backend === "cache" ? true : undefined), 5_000);
-        const route = routeOf(await envoy.configDump());
+        const route = routeOf(await envoy.configDump(), "shop/products");
         expect(route.retry_policy.num_retries).toBe(3);
         expect(route.retry_policy.retriable_status_codes).toEqual([429]);
       }
@@ -181,18 +182,4 @@ async function envoys(): Promise<[XdsEnvoy, XdsEnvoy]> {
   started ??= [await gateway.startEnvoy({ nodeId: "delta-2" }), await gateway.startEnvoy({ sotw: true, nodeId: "sotw-2" })];
   for (const envoy of started) await until("the primary through Envoy", async () => ((await answer(envoy)).backend === "primary" ? true : undefined));
   return started;
-}
-
-/** The dynamic clusters of a config dump: active and warming. */
-function clustersOf(dump: any): { active: any[]; warming: any[] } {
-  const clusters = dump.configs.find((c: any) => c["@type"].endsWith(".ClustersConfigDump"));
-  return { active: (clusters.dynamic_active_clusters ?? []).map((c: any) => c.cluster), warming: (clusters.dynamic_warming_clusters ?? []).map((c: any) => c.cluster) };
-}
-
-/** The route of shop/products in a config dump. */
-function routeOf(dump: any): any {
-  const routes = dump.configs.find((c: any) => c["@type"].endsWith(".RoutesConfigDump"));
-  if (!routes?.dynamic_route_configs) throw new Error(`no dynamic routes in ${JSON.stringify(routes).slice(0, 500)}`);
-  const config = routes.dynamic_route_configs[0].route_config;
-  return config.virtual_hosts.find((h: any) => h.name === "shop/products").routes[0].route;
 }

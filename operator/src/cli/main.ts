@@ -5,7 +5,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { crdYaml } from "../api/crd.ts";
 import { compile } from "../compile/compile.ts";
-import { renderBootstrap, renderConfigFiles } from "../compile/emit.ts";
+import { renderBootstrap, renderConfigFiles, toYaml } from "../compile/emit.ts";
+import { adsBootstrap, type AdsBootstrapOptions } from "../compile/envoy/bootstrap.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { InputError, readObjects } from "./input.ts";
 
@@ -13,10 +14,19 @@ const USAGE = `Usage:
   fallbackctl render   -f PATH... [--format bootstrap|xds] [-o DIR] [--listen HOST:PORT]
                        [--admin HOST:PORT] [--cluster-domain D] [--config-dir DIR] [--trusted-ca FILE]
   fallbackctl validate -f PATH...
+  fallbackctl bootstrap --xds-server HOST:PORT [--xds-server HOST:PORT...] [--listen HOST:PORT]
+                       [--admin HOST:PORT] [--node-id ID] [--node-cluster NAME] [--sotw]
+                       [--xds-ca FILE [--xds-cert FILE --xds-key FILE] [--xds-server-name NAME]]
   fallbackctl crd
 
 PATH is a YAML file, a folder of them, or - for standard input. The input holds
-FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.`;
+FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.
+
+bootstrap prints the Envoy bootstrap that gets everything from the operator's xDS server
+(Delta ADS; --sotw for state-of-the-world). --listen makes this Envoy's listener bind there
+instead of where the operator says (several Envoys on one host). The --xds-* files are
+paths in Envoy's file system: the CA that signed the operator's certificate, and for mTLS
+the client certificate and key; without --xds-ca the connection is plaintext.`;
 
 class UsageError extends Error {}
 
@@ -31,6 +41,8 @@ export function main(argv: string[], io: Io = processIo): number {
         return render(rest, io);
       case "validate":
         return validate(rest, io);
+      case "bootstrap":
+        return bootstrap(rest, io);
       case "crd":
         io.stdout(crdYaml());
         return 0;
@@ -83,6 +95,38 @@ function compileFiles(files: string[] | undefined, options: CompileOptions, io: 
     for (const c of notes) io.stderr(`warning: FallbackPolicy ${result.key}: ${c.type}: ${c.message}\n`);
   }
   return { output, invalid };
+}
+
+function bootstrap(args: string[], io: Io): number {
+  const flags = parse(args, {
+    "xds-server": { type: "string", multiple: true },
+    listen: { type: "string" },
+    admin: { type: "string" },
+    "node-id": { type: "string" },
+    "node-cluster": { type: "string" },
+    sotw: { type: "boolean" },
+    "xds-ca": { type: "string" },
+    "xds-cert": { type: "string" },
+    "xds-key": { type: "string" },
+    "xds-server-name": { type: "string" },
+  });
+  const servers = (flags["xds-server"] as string[] | undefined)?.flatMap((v) => v.split(",")).filter(Boolean) ?? [];
+  if (!servers.length) throw new UsageError("--xds-server HOST:PORT is required");
+  const ca = flags["xds-ca"];
+  const [cert, key] = [flags["xds-cert"], flags["xds-key"]];
+  if (!ca && (cert || key || flags["xds-server-name"])) throw new UsageError("--xds-cert, --xds-key and --xds-server-name need --xds-ca");
+  if (Boolean(cert) !== Boolean(key)) throw new UsageError("--xds-cert and --xds-key go together");
+  const options: AdsBootstrapOptions = {
+    xdsServers: servers.map((s) => hostPort("xds-server", s, defaultOptions.admin)),
+    admin: hostPort("admin", flags.admin, defaultOptions.admin),
+    nodeId: flags["node-id"] ?? "fallback-envoy",
+    nodeCluster: flags["node-cluster"] ?? "fallback-envoy",
+    ...(flags.sotw ? { sotw: true } : {}),
+    ...(flags.listen ? { listen: hostPort("listen", flags.listen, defaultOptions.listen) } : {}),
+    ...(ca ? { tls: { caFile: ca, ...(cert ? { certFile: cert, keyFile: key } : {}), ...(flags["xds-server-name"] ? { serverName: flags["xds-server-name"] } : {}) } } : {}),
+  };
+  io.stdout(toYaml(adsBootstrap(options)));
+  return 0;
 }
 
 function validate(args: string[], io: Io): number {

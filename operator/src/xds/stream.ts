@@ -302,6 +302,8 @@ type SotwState = {
   at: number;
   /** Send the next response even if its version is the one sent last. */
   force: boolean;
+  /** Groups of entries to try one by one, to find which one Envoy rejects; the rest are held back meanwhile. */
+  probe?: Entry[][];
 };
 
 export class SotwStream extends Stream {
@@ -329,8 +331,11 @@ export class SotwStream extends Stream {
       if (req.responseNonce && state.sent && req.responseNonce !== state.sent.nonce) return []; // about an older response
       if (state.inFlight && state.sent && req.responseNonce === state.sent.nonce) {
         state.inFlight = false;
-        if (req.errorDetail) this.nacked(type, state.sent.entries, req.errorDetail.message);
-        else this.acknowledgeAll(type, state.sent.entries);
+        if (req.errorDetail) this.nacked(type, state, state.sent.entries, req.errorDetail.message);
+        else {
+          state.probe?.shift(); // the group tried is fine
+          this.acknowledgeAll(type, state.sent.entries);
+        }
       }
       if (!state.wildcard && !sameSet(names, state.names)) state.names = names;
     }
@@ -357,7 +362,10 @@ export class SotwStream extends Stream {
   private push(type: ResourceType): SotwResponse | undefined {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
-    const now = this.contents(type, state);
+    // Probing (see nacked): the first group goes as served, the later ones as Envoy has them.
+    if (state.probe && !state.probe.length) state.probe = undefined;
+    const held = state.probe ? new Set(state.probe.slice(1).flat().map((e) => e.name)) : EMPTY_SET;
+    const now = this.contents(type, state, held);
     if (state.sent?.version === now.version && !state.force) return undefined;
     state.force = false;
     const nonce = this.nonce();
@@ -369,10 +377,15 @@ export class SotwStream extends Stream {
     return { typeUrl: TYPE_URL[type], nonce, version: now.version, resources: now.entries };
   }
 
-  /** What a response of this type holds now, and its version. */
-  private contents(type: ResourceType, state: SotwState): { version: string; entries: Entry[] } {
+  /** What a response of this type holds now (the `held` names as Envoy has them, if at all), and its version. */
+  private contents(type: ResourceType, state: SotwState, held: ReadonlySet<string> = EMPTY_SET): { version: string; entries: Entry[] } {
     const served = this.host.entries(type, this);
-    const entries = state.wildcard ? [...served.values()] : [...state.names].sort().flatMap((n) => served.get(n) ?? []);
+    const acked = this.acked.get(type)!;
+    const pick = (name: string): Entry[] => {
+      const entry = held.has(name) ? acked.get(name) : served.get(name);
+      return entry ? [entry] : [];
+    };
+    const entries = state.wildcard ? [...served.keys()].flatMap(pick) : [...state.names].sort().flatMap(pick);
     return { version: versionOf(entries.map((e) => `${e.name}=${e.version}`).join("\n")), entries };
   }
 
@@ -394,17 +407,34 @@ export class SotwStream extends Stream {
 
   /**
    * Envoy rejected a response: it runs the rest when it names what it rejected, and none of
-   * it otherwise. A state-of-the-world response cannot be sent in parts (what it leaves out,
-   * Envoy removes), so then what changed since it last accepted one is to blame.
+   * it otherwise. Then, as a Delta stream does, what changed since it last accepted one is
+   * tried again a half at a time; a state-of-the-world response holds everything, so the
+   * half not tried goes in the version Envoy has (or not at all, if it has none).
    */
-  private nacked(type: ResourceType, sent: Entry[], message: string): void {
+  private nacked(type: ResourceType, state: SotwState, sent: Entry[], message: string): void {
     this.host.nacked(this, type);
+    const acked = this.acked.get(type)!;
     const blamed = named(sent, message);
-    this.host.rejected(this, type, blamed.length ? blamed : changed(sent, this.acked.get(type)!), message);
-    if (blamed.length) this.acknowledge(type, sent.filter((e) => !blamed.some((b) => b.entry === e)));
+    if (blamed.length) {
+      this.host.rejected(this, type, blamed, message);
+      this.acknowledge(type, sent.filter((e) => !blamed.some((b) => b.entry === e)));
+      return;
+    }
+    const suspect = state.probe?.[0] ?? changed(sent, acked).map((b) => b.entry);
+    const byPolicy = byOwners(suspect);
+    const groups = byPolicy.length > 1 ? byPolicy : suspect.map((e) => [e]);
+    if (groups.length > 1) {
+      const half = Math.ceil(groups.length / 2);
+      state.probe = [groups.slice(0, half).flat(), groups.slice(half).flat(), ...(state.probe?.slice(1) ?? [])];
+      return;
+    }
+    state.probe?.shift();
+    this.host.rejected(this, type, changed(suspect, acked), message);
   }
 }
 
 const earliest = (times: (number | undefined)[]) => times.reduce<number | undefined>((min, t) => (t !== undefined && (min === undefined || t < min) ? t : min), undefined);
+
+const EMPTY_SET: ReadonlySet<string> = new Set();
 
 const sameSet = (a: Set<string>, b: Set<string>) => a.size === b.size && [...a].every((x) => b.has(x));
