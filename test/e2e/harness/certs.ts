@@ -35,3 +35,15 @@ export function makeCerts(dnsNames: string[], dir = mkdtempSync(join(tmpdir(), "
   openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext"], dir);
   return { dir, caFile: join(dir, "ca.crt"), keyFile: join(dir, "server.key"), certFile: join(dir, "server.crt") };
 }
+
+/**
+ * A client certificate (CN `name`, extendedKeyUsage clientAuth) signed by the CA of `certs`
+ * (its key is `ca.key` in `certs.dir`), for mTLS: written as `<name>.crt` and `<name>.key` there.
+ */
+export function makeClientCert(certs: Certs, name: string): { certFile: string; keyFile: string } {
+  const dir = certs.dir;
+  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`], dir);
+  writeFileSync(join(dir, `${name}.ext`), ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=clientAuth"].join("\n") + "\n");
+  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`], dir);
+  return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
+}

@@ -21,6 +21,12 @@ export type EnvoyOptions = {
   drainTimeS?: number;
   /** How long to wait for /ready. */
   readyTimeoutMs?: number;
+  /**
+   * What start waits for: "ready" (default: /ready answers 200, Envoy has its initial config
+   * or gave up waiting for it) or "admin" (the admin interface answers at all: for an Envoy
+   * that is expected to get no config, which would otherwise take its initial fetch timeouts).
+   */
+  waitFor?: "ready" | "admin";
 };
 
 export type Envoy = {
@@ -91,6 +97,7 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
 
   await waitForEnvoyReady({
     adminUrl,
+    ...(options.waitFor === "admin" ? { path: "/server_info" } : {}),
     timeoutMs: options.readyTimeoutMs,
     exited: () => (running() ? undefined : `code ${proc.exitCode}, signal ${proc.signalCode}`),
     stop: () => envoy.stop(),
@@ -106,6 +113,8 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
  */
 export async function waitForEnvoyReady(options: {
   adminUrl: string;
+  /** What to poll until it answers 200; default /ready. */
+  path?: string;
   timeoutMs?: number;
   /** Why the process is gone, or undefined while it runs. */
   exited: () => string | undefined;
@@ -118,7 +127,7 @@ export async function waitForEnvoyReady(options: {
     const gone = options.exited();
     if (gone) throw new Error(`envoy exited (${gone})${options.details()}`);
     try {
-      const res = await fetch(`${options.adminUrl}/ready`, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(`${options.adminUrl}${options.path ?? "/ready"}`, { signal: AbortSignal.timeout(2_000) });
       if (res.status === 200) return;
     } catch {
       // not listening yet

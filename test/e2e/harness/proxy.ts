@@ -22,6 +22,8 @@ export type ProxyOptions = {
   /** More fallbackctl bootstrap flags (TLS). */
   args?: string[];
   readyTimeoutMs?: number;
+  /** See EnvoyOptions.waitFor: "admin" for an Envoy expected to get no config. */
+  waitFor?: "ready" | "admin";
 };
 
 /** Prints the bootstrap with fallbackctl, writes it, and starts Envoy on it. */
@@ -41,7 +43,7 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   if (run.status !== 0) throw new Error(`fallbackctl ${args.join(" ")}: ${run.stderr}`);
   const file = join(options.dir, `${options.nodeId}.yaml`);
   writeFileSync(file, run.stdout);
-  const envoy = await startEnvoy({ config: file, admin, drainTimeS: 1, ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
+  const envoy = await startEnvoy({ config: file, admin, drainTimeS: 1, ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}), ...(options.waitFor ? { waitFor: options.waitFor } : {}) });
   return Object.assign(envoy, { url: `http://127.0.0.1:${listen}/`, listen, nodeId: options.nodeId });
 }
 
