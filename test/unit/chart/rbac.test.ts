@@ -118,14 +118,17 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     }
   });
 
-  it("grants Leases in the release namespace only when leader election is on", () => {
+  it("grants Leases in the config namespace (where the operator keeps its Lease) only when leader election is on", () => {
     const leaderElect = values["leaderElection.enabled"] !== false || Number(values.replicaCount ?? 1) > 1;
     const leaseRoles = roles(r).filter((o) => ((o.rules ?? []) as Rule[]).some((x) => x.resources?.includes("leases")));
     if (!leaderElect) {
       expect(leaseRoles).toHaveLength(0);
       return;
     }
-    expect(leaseRoles.map((o) => `${o.kind}/${o.metadata.namespace}`)).toEqual([`Role/${NAMESPACE}`]);
+    const configNs = String(values["config.namespace"] ?? NAMESPACE);
+    expect(leaseRoles.map((o) => `${o.kind}/${o.metadata.namespace}`)).toEqual([`Role/${configNs}`]);
+    // The operator's Lease lives in --config-namespace.
+    expect(one(r, "Deployment", FULLNAME).spec.template.spec.containers[0].args).toContain(`--config-namespace=${configNs}`);
     expect(grants(leaseRoles)).toEqual({ "coordination.k8s.io/leases": ["create", "get", "update"] });
   });
 });
