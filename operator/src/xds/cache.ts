@@ -51,10 +51,14 @@ export class ResourceCache {
     }
     this.desired = desired;
     this.owned = owned;
-    // Acceptances of what is no longer wanted would only hold memory.
-    for (const k of this.accepted.keys()) {
-      const [type, name] = splitKey(k);
-      if (!desired.get(type)!.has(name)) this.accepted.delete(k);
+    // Acceptances of what is no longer wanted would only hold memory: swept now and then.
+    let wanted = 0;
+    for (const entries of desired.values()) wanted += entries.size;
+    if (this.accepted.size > 1.25 * wanted + 100) {
+      for (const k of this.accepted.keys()) {
+        const [type, name] = splitKey(k);
+        if (!desired.get(type)!.has(name)) this.accepted.delete(k);
+      }
     }
     return this.reserve();
   }
@@ -107,12 +111,15 @@ export class ResourceCache {
 
   /** Works out what is served from what is desired, and returns the names whose entry changed. */
   private reserve(): Changes {
-    const served = emptyMaps();
-    for (const type of RESOURCE_TYPES) {
-      const entries = served.get(type)!;
-      for (const [name, entry] of this.desired.get(type)!) {
-        const substitute = this.rejected.size ? this.substitute(entry) : entry;
-        if (substitute) entries.set(name, substitute);
+    // Without rejections, what is served is what is desired: the same maps.
+    const served = this.rejected.size ? emptyMaps() : this.desired;
+    if (this.rejected.size) {
+      for (const type of RESOURCE_TYPES) {
+        const entries = served.get(type)!;
+        for (const [name, entry] of this.desired.get(type)!) {
+          const substitute = this.substitute(entry);
+          if (substitute) entries.set(name, substitute);
+        }
       }
     }
     // Drop rejections of versions no longer desired: a new version is tried afresh.
@@ -130,6 +137,7 @@ export class ResourceCache {
       const before = this.served.get(type)!;
       const after = served.get(type)!;
       const names = new Set<string>();
+      if (before === after) continue;
       for (const [name, entry] of after) if (before.get(name)?.version !== entry.version) names.add(name);
       for (const name of before.keys()) if (!after.has(name)) names.add(name);
       if (names.size) changes.set(type, names);

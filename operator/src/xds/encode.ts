@@ -37,7 +37,7 @@ export class EncodeError extends Error {
 
 export const versionOf = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex").slice(0, 16);
 
-type Encoded = { version: string; bytes: Uint8Array; edsName?: string };
+type Encoded = { version: string; bytes: Uint8Array; edsName?: string; /** The entry (or item) last made of it. */ entry?: Entry; part?: PartEntry };
 
 /** A test seam: changes a resource's JSON before it is encoded. */
 export type Corrupt = (type: ResourceType, name: string, json: Record<string, unknown>) => void;
@@ -49,26 +49,41 @@ export type Corrupt = (type: ResourceType, name: string, json: Record<string, un
  */
 export class Encoder {
   private readonly made = new WeakMap<object, Map<string, Encoded>>();
+  /** The itemized entries last made, by name: the same entry again while its items are. */
+  private readonly lastItemized = new Map<string, Entry>();
   private readonly corrupt?: Corrupt;
 
   constructor(options: { corrupt?: Corrupt } = {}) {
     if (options.corrupt) this.corrupt = options.corrupt;
   }
 
-  /** The entry for one resource; itemized resources get their items encoded one by one. */
+  /**
+   * The entry for one resource; itemized resources get their items encoded one by one. An
+   * unchanged resource gets the very entry it got last time: a sync at 10,000 policies makes
+   * no new objects for what did not change.
+   */
   entry(type: ResourceType, resource: Resource): Entry {
     const { name, owners } = resource;
     if (!resource.items) {
-      const { version, bytes, edsName } = this.encoded(type, name, owners, resource, resource);
-      return { type, name, version, bytes, owners, ...(edsName ? { edsName } : {}) };
+      const encoded = this.encoded(type, name, owners, resource, resource);
+      if (encoded.entry && sameOwners(encoded.entry.owners, owners)) return encoded.entry;
+      const { version, bytes, edsName } = encoded;
+      return (encoded.entry = { type, name, version, bytes, owners, ...(edsName ? { edsName } : {}) });
     }
     const head = this.encoded(type, name, owners, resource, resource);
+    const last = this.lastItemized.get(name);
     const parts = new Map<string, PartEntry>();
+    let same = last?.head === head.bytes && last.parts!.size === resource.items.parts.length && sameOwners(last.owners, owners);
     for (const part of resource.items.parts) {
-      const { version, bytes } = this.encoded(type, `${name} ${part.owner}`, [part.owner], part, itemOf(resource.items.key, part));
-      parts.set(part.owner, { owner: part.owner, version, bytes });
+      const encoded = this.encoded(type, `${name} ${part.owner}`, [part.owner], part, itemOf(resource.items.key, part));
+      const entry = (encoded.part ??= { owner: part.owner, version: encoded.version, bytes: encoded.bytes });
+      if (same && last!.parts!.get(part.owner) !== entry) same = false;
+      parts.set(part.owner, entry);
     }
-    return itemized(type, name, owners, head.bytes, parts);
+    if (same) return last!;
+    const entry = itemized(type, name, owners, head.bytes, parts);
+    this.lastItemized.set(name, entry);
+    return entry;
   }
 
   private encoded(type: ResourceType, key: string, owners: readonly string[], from: { source: object }, value: { value(): object }): Encoded {
@@ -90,6 +105,8 @@ export class Encoder {
     return encoded;
   }
 }
+
+const sameOwners = (a: readonly string[], b: readonly string[]) => a === b || (a.length === b.length && a.every((o, i) => o === b[i]));
 
 /** An item as a message of its resource's type holding only that item in its list. */
 const itemOf = (key: string, part: Part) => ({ value: () => ({ [key]: [part.value()] }) });

@@ -8,7 +8,7 @@
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
 import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "prom-client";
-import type { ResourceType, Resources } from "../compile/envoy/types.ts";
+import { TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
 import type { Logger, Metrics } from "../kopf/index.ts";
 import { ResourceCache, type Changes, type Rejection } from "./cache.ts";
 import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
@@ -199,8 +199,10 @@ export class XdsServer implements StreamHost {
     this.feedbackChanged();
   }
 
-  nacked(stream: Stream, type: ResourceType): void {
-    this.rejections?.inc({ type });
+  answered(stream: Stream, type: ResourceType, sentAt: number, nack: boolean): void {
+    if (nack) this.rejections?.inc({ type: typeLabel(TYPE_URL[type]) });
+    // How long Envoy took to apply a response (with its trip back): the benchmark reads these.
+    this.logger.debug({ node: stream.node?.id, type: typeLabel(TYPE_URL[type]), ms: Math.round(performance.now() - sentAt), nack }, "xDS response answered");
   }
 
   rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void {
@@ -257,11 +259,16 @@ export class XdsServer implements StreamHost {
     const call = this.streams.get(stream);
     if (!call || !this.published) return;
     for (const response of responses) {
+      const started = performance.now();
       const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
       const { typeUrl, resources, removed } = response as { typeUrl: string; resources: Entry[]; removed?: string[] };
       this.responses?.inc({ type: typeLabel(typeUrl) });
       this.resourcesSent?.inc({ type: typeLabel(typeUrl) }, resources.length + (removed?.length ?? 0));
       call.write(bytes);
+      this.logger.debug(
+        { node: stream.node?.id, type: typeLabel(typeUrl), resources: resources.length, removed: removed?.length ?? 0, bytes: bytes.length, ms: Math.round(performance.now() - started) },
+        "xDS response sent",
+      );
     }
   }
 

@@ -45,8 +45,8 @@ export interface StreamHost {
   entries(type: ResourceType, stream: Stream): ReadonlyMap<string, Entry>;
   /** Envoy acknowledged these entries. */
   accepted(stream: Stream, entries: Entry[]): void;
-  /** Envoy rejected a response (whatever it held). */
-  nacked(stream: Stream, type: ResourceType): void;
+  /** Envoy answered a response sent at `sentAt` (performance.now()): ACK or NACK. */
+  answered(stream: Stream, type: ResourceType, sentAt: number, nack: boolean): void;
   /** Envoy rejected these entries (or owners' items of them), in these words. */
   rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void;
 }
@@ -109,8 +109,12 @@ export abstract class Stream {
 type DeltaState = {
   wildcard: boolean;
   subscribed: Set<string>;
-  /** What Envoy has, or will have once it takes the response in flight: name -> version. */
-  known: Map<string, string>;
+  /**
+   * Names Envoy said it had when it connected, in a version not served now: sent again (or
+   * removed) at the next push. What Envoy has otherwise is what it acknowledged (acked):
+   * nothing is pushed while a response is in flight, so that is all a push needs to know.
+   */
+  stale: Set<string>;
   inFlight?: { nonce: string; sent: Entry[]; removed: string[]; at: number };
   /** Groups of entries to send one by one, to find which one Envoy rejects (see nacked). */
   probe?: Entry[][];
@@ -135,20 +139,23 @@ export class DeltaStream extends Stream {
       // Envoy does for clusters and listeners; endpoints, routes and secrets go by name.
       const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener");
       const wildcard = legacyWildcard || req.resourceNamesSubscribe.includes("*");
-      state = { wildcard, subscribed: new Set(), known: new Map(Object.entries(req.initialResourceVersions)), dirty: "all", resend: new Set() };
+      state = { wildcard, subscribed: new Set(), stale: new Set(), dirty: "all", resend: new Set() };
       this.states.set(type, state);
       // What Envoy had before it reconnected is what it runs: where that is what is served,
       // it counts as acknowledged, and nothing is sent.
       const served = this.host.entries(type, this);
-      const running = [...state.known].flatMap(([name, version]) => {
+      const running: Entry[] = [];
+      for (const [name, version] of Object.entries(req.initialResourceVersions)) {
         const entry = served.get(name);
-        return entry?.version === version ? [entry] : [];
-      });
+        if (entry?.version === version) running.push(entry);
+        else state.stale.add(name);
+      }
       if (running.length) this.acknowledge(type, running);
     }
     if (req.responseNonce && state.inFlight?.nonce === req.responseNonce) {
-      const { sent, removed } = state.inFlight;
+      const { sent, removed, at } = state.inFlight;
       state.inFlight = undefined;
+      this.host.answered(this, type, at, Boolean(req.errorDetail));
       if (req.errorDetail) this.nacked(type, state, sent, req.errorDetail.message);
       else this.acknowledge(type, sent, removed);
     }
@@ -162,8 +169,8 @@ export class DeltaStream extends Stream {
     for (const name of req.resourceNamesUnsubscribe) {
       if (name === "*") state.wildcard = false;
       state.subscribed.delete(name);
-      state.known.delete(name); // Envoy drops what it unsubscribed from
-      this.acked.get(type)!.delete(name);
+      state.stale.delete(name);
+      this.acked.get(type)!.delete(name); // Envoy drops what it unsubscribed from
     }
     return this.pushAll();
   }
@@ -195,23 +202,25 @@ export class DeltaStream extends Stream {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
     const served = this.host.entries(type, this);
+    const acked = this.acked.get(type)!;
+    const has = (name: string) => (state.stale.has(name) ? undefined : acked.get(name)?.version);
     while (state.probe?.length) {
       const group = state.probe.shift()!.flatMap((e) => {
         const now = served.get(e.name);
-        return now && now.version === e.version && state.known.get(e.name) !== now.version ? [now] : [];
+        return now && now.version === e.version && has(e.name) !== now.version ? [now] : [];
       });
       if (group.length) return this.respond(type, state, group, []);
     }
     state.probe = undefined;
     const inScope = (name: string) => state.wildcard || state.subscribed.has(name);
-    const names = state.dirty === "all" ? new Set([...served.keys(), ...state.known.keys(), ...state.subscribed]) : new Set([...state.dirty, ...state.resend]);
+    const names = state.dirty === "all" ? new Set([...served.keys(), ...acked.keys(), ...state.stale, ...state.subscribed]) : new Set([...state.dirty, ...state.resend]);
     const sent: Entry[] = [];
     const removed: string[] = [];
     for (const name of names) {
       const entry = served.get(name);
       if (entry && inScope(name)) {
-        if (state.known.get(name) !== entry.version || state.resend.has(name)) sent.push(entry);
-      } else if (state.known.has(name)) {
+        if (has(name) !== entry.version || state.resend.has(name)) sent.push(entry);
+      } else if (acked.has(name) || state.stale.has(name)) {
         removed.push(name);
       }
     }
@@ -222,8 +231,8 @@ export class DeltaStream extends Stream {
   }
 
   private respond(type: ResourceType, state: DeltaState, sent: Entry[], removed: string[]): DeltaResponse {
-    for (const entry of sent) state.known.set(entry.name, entry.version);
-    for (const name of removed) state.known.delete(name);
+    for (const entry of sent) state.stale.delete(entry.name);
+    for (const name of removed) state.stale.delete(name);
     if (type === "cluster") this.resendEndpointsOf(sent);
     const nonce = this.nonce();
     state.inFlight = { nonce, sent, removed, at: performance.now() };
@@ -238,7 +247,7 @@ export class DeltaStream extends Stream {
     const endpoints = this.states.get("endpoint");
     if (!endpoints) return;
     for (const cluster of clusters) {
-      if (cluster.edsName && endpoints.known.has(cluster.edsName) && endpoints.dirty !== "all") endpoints.resend.add(cluster.edsName);
+      if (cluster.edsName && this.acked.get("endpoint")!.has(cluster.edsName) && endpoints.dirty !== "all") endpoints.resend.add(cluster.edsName);
     }
   }
 
@@ -249,17 +258,11 @@ export class DeltaStream extends Stream {
    * by resource, until the one Envoy rejects is found, so that the others are not held back.
    */
   private nacked(type: ResourceType, state: DeltaState, sent: Entry[], message: string): void {
-    this.host.nacked(this, type);
     const acked = this.acked.get(type)!;
     const blamed = named(sent, message);
     const suspects = blamed.length ? blamed.map((b) => b.entry) : sent;
-    // Envoy has what it had of these: they are looked at again at the next push.
-    for (const entry of suspects) {
-      const had = acked.get(entry.name);
-      if (had) state.known.set(entry.name, had.version);
-      else state.known.delete(entry.name);
-      if (state.dirty !== "all") state.dirty.add(entry.name);
-    }
+    // Envoy has what it had of these (acked): they are looked at again at the next push.
+    if (state.dirty !== "all") for (const entry of suspects) state.dirty.add(entry.name);
     if (blamed.length) {
       this.host.rejected(this, type, blamed, message);
       const ran = sent.filter((e) => !blamed.some((b) => b.entry === e));
@@ -331,6 +334,7 @@ export class SotwStream extends Stream {
       if (req.responseNonce && state.sent && req.responseNonce !== state.sent.nonce) return []; // about an older response
       if (state.inFlight && state.sent && req.responseNonce === state.sent.nonce) {
         state.inFlight = false;
+        this.host.answered(this, type, state.at, Boolean(req.errorDetail));
         if (req.errorDetail) this.nacked(type, state, state.sent.entries, req.errorDetail.message);
         else {
           state.probe?.shift(); // the group tried is fine
@@ -412,7 +416,6 @@ export class SotwStream extends Stream {
    * half not tried goes in the version Envoy has (or not at all, if it has none).
    */
   private nacked(type: ResourceType, state: SotwState, sent: Entry[], message: string): void {
-    this.host.nacked(this, type);
     const acked = this.acked.get(type)!;
     const blamed = named(sent, message);
     if (blamed.length) {
