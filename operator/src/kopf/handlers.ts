@@ -20,6 +20,12 @@ export interface ResourceSpec extends ResourceRef {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * What the cache keeps of each object (controller-runtime's cache transform): a controller
+   * that reads a few fields of many objects keeps its memory to those. Must keep metadata's
+   * name, namespace and resourceVersion.
+   */
+  transform?: (object: KubeObject) => KubeObject;
 }
 
 export type Reason = "create" | "update" | "delete" | "resume" | "field" | "timer";

@@ -53,6 +53,8 @@ export interface InformerOptions {
   backoff?: BackoffOptions;
   /** Keep metadata.managedFields in the cache. Default false: dropped, as controller-runtime does. */
   keepManagedFields?: boolean;
+  /** What the cache keeps of each object (see ResourceSpec.transform). */
+  transform?: (object: KubeObject) => KubeObject;
   logger: Logger;
 }
 
@@ -69,7 +71,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly store = new Store<T>();
   private readonly client: KubeClient;
   private readonly watcher: Watch;
-  private readonly options: Required<Omit<InformerOptions, "namespace" | "labelSelector" | "fieldSelector">> &
+  private readonly options: Required<Omit<InformerOptions, "namespace" | "labelSelector" | "fieldSelector" | "transform">> &
     InformerOptions;
   private readonly log: Logger;
   private readonly listeners = new Set<InformerListener<T>>();
@@ -293,6 +295,7 @@ export class Informer<T extends KubeObject = KubeObject> {
    * rest of the object. Each cached object carries a copy otherwise.
    */
   private cached(obj: T): T {
+    if (this.options.transform) return this.options.transform(obj) as T;
     if (this.options.keepManagedFields || !obj.metadata?.managedFields) return obj;
     const { managedFields: _, ...metadata } = obj.metadata;
     return { ...obj, metadata };

@@ -300,6 +300,7 @@ export class Operator {
         namespace: resource.namespace,
         labelSelector: resource.labelSelector,
         fieldSelector: resource.fieldSelector,
+        ...(resource.transform ? { transform: resource.transform } : {}),
         ...this.options.informer,
         logger: this.logger,
       });
