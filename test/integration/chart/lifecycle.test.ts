@@ -25,18 +25,28 @@ describe("helm install, upgrade and uninstall", () => {
     // Install. The CRD comes from crds/ (or is already there from another test: Helm skips it).
     const installed = await helm(kubeconfig, ["install", release, chartDir, "-n", ns]);
     expect(installed.code, installed.stderr).toBe(0);
-    expect(installed.stdout).toContain(`ConfigMap ${ns}/fallback-envoy`);
+    expect(installed.stdout).toContain(`${full}-xds.${ns}.svc:18000`);
     await kube(kubeconfig, ["wait", "--for=condition=Established", `crd/${CRD}`, "--timeout=30s"]);
 
     const deployment = await getObject(kubeconfig, ["deployment", full, "-n", ns]);
     expect(deployment?.spec.replicas).toBe(1);
-    expect(deployment?.spec.template.spec.containers[0].args).toContain("--leader-elect");
+    expect(deployment?.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(["--leader-elect", "--config-output=none", "--xds-addr=0.0.0.0:18000"]));
     expect(await names("serviceaccount", ns, release)).toEqual([full]);
     expect(await names("clusterrole", undefined, release)).toEqual([full]);
     expect(await names("clusterrolebinding", undefined, release)).toEqual([full]);
-    expect(await names("role", ns, release)).toEqual([`${full}-config`, `${full}-leader-election`]);
-    expect(await names("service", ns, release)).toEqual([`${full}-metrics`]);
+    // Serving xDS: no ConfigMap to write, so no ConfigMap Role.
+    expect(await names("role", ns, release)).toEqual([`${full}-leader-election`]);
+    expect(await names("service", ns, release)).toEqual([`${full}-metrics`, `${full}-xds`]);
+    expect(await names("secret", ns, release)).toEqual([`${full}-xds-client`, `${full}-xds-server`]);
+    expect(await names("networkpolicy", ns, release)).toEqual([full]);
     expect(await names("poddisruptionbudget", ns, release)).toEqual([]);
+    const certs = async () => ({
+      server: (await getObject(kubeconfig, ["secret", `${full}-xds-server`, "-n", ns]))!.data,
+      client: (await getObject(kubeconfig, ["secret", `${full}-xds-client`, "-n", ns]))!.data,
+      checksum: (await getObject(kubeconfig, ["deployment", full, "-n", ns]))!.spec.template.metadata.annotations["checksum/xds-tls"],
+    });
+    const firstCerts = await certs();
+    expect(firstCerts.server["ca.crt"]).toBe(firstCerts.client["ca.crt"]);
 
     // A policy created while the release exists (validated by the CRD's schema and CEL rules).
     await kube(kubeconfig, ["apply", "-f", "-"], shopObjects(apps));
@@ -58,7 +68,11 @@ describe("helm install, upgrade and uninstall", () => {
     const envoy = await getObject(kubeconfig, ["deployment", `${full}-envoy`, "-n", ns]);
     const mount = envoy?.spec.template.spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === "config");
     expect(mount).toEqual({ name: "config", mountPath: "/etc/envoy/fallback", readOnly: true });
-    expect(await names("service", ns, release)).toEqual([`${full}-envoy`, `${full}-metrics`]);
+    expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe(`${full}-envoy-bootstrap`);
+    expect(await names("configmap", ns, release)).toEqual([`${full}-envoy-bootstrap`]);
+    expect(await names("service", ns, release)).toEqual([`${full}-envoy`, `${full}-metrics`, `${full}-xds`]);
+    // The upgrade kept the generated certificates (looked up, not made again), so the pods keep theirs.
+    expect(await certs()).toEqual(firstCerts);
 
     // A wrong value type is refused by the schema, and the release stays as it was.
     const refused = await helm(kubeconfig, ["upgrade", release, chartDir, "-n", ns, "--reuse-values", "--set-string", "replicaCount=three"]);
@@ -98,18 +112,36 @@ describe("helm install, upgrade and uninstall", () => {
     expect(left.stdout.trim()).toBe("");
   });
 
-  it("installs with the config ConfigMap in another namespace: the Role and the gateway go there", async () => {
+  it("installs with the config ConfigMap in another namespace: the Roles and the gateway go there", async () => {
     const ns = await createTestNamespace(kubeconfig, "chart-ops");
     const edge = await createTestNamespace(kubeconfig, "chart-edge");
     const release = `edge-${randomBytes(3).toString("hex")}`;
     const full = `${release}-fallback-operator`;
     const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns,
-      "--set", `config.namespace=${edge}`, "--set", "config.name=gw", "--set", "envoy.enabled=true"]);
+      "--set", `config.namespace=${edge}`, "--set", "config.name=gw", "--set", "envoy.enabled=true", "--set", "envoy.configSource=configmap"]);
     expect(r.code, r.stderr).toBe(0);
-    expect(await names("role", edge, release)).toEqual([`${full}-config`]);
+    // The ConfigMap Role where the ConfigMap goes, the Lease Role where the operator keeps its Lease.
+    expect(await names("role", edge, release)).toEqual([`${full}-config`, `${full}-leader-election`]);
+    expect(await names("role", ns, release)).toEqual([]);
     const envoy = await getObject(kubeconfig, ["deployment", `${full}-envoy`, "-n", edge]);
     expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe("gw");
     expect((await helm(kubeconfig, ["uninstall", release, "-n", ns])).code).toBe(0);
     expect(await names("role", edge, release)).toEqual([]);
+  });
+
+  it("installs the gateway on xDS in another namespace: its bootstrap and client certificate go there", async () => {
+    const ns = await createTestNamespace(kubeconfig, "chart-xops");
+    const edge = await createTestNamespace(kubeconfig, "chart-xedge");
+    const release = `xedge-${randomBytes(3).toString("hex")}`;
+    const full = `${release}-fallback-operator`;
+    const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns, "--set", `config.namespace=${edge}`, "--set", "envoy.enabled=true"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await names("secret", ns, release)).toEqual([`${full}-xds-server`]);
+    expect(await names("secret", edge, release)).toEqual([`${full}-xds-client`]);
+    expect(await names("configmap", edge, release)).toEqual([`${full}-envoy-bootstrap`]);
+    const policy = await getObject(kubeconfig, ["networkpolicy", full, "-n", ns]);
+    expect(policy?.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": edge });
+    expect((await helm(kubeconfig, ["uninstall", release, "-n", ns])).code).toBe(0);
+    expect(await names("secret", edge, release)).toEqual([]);
   });
 });

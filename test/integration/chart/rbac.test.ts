@@ -1,6 +1,7 @@
 // The chart's RBAC on the real API server (RBAC authorization on): the ServiceAccount may do
-// exactly what the operator needs and nothing else; then the real operator process, run with
-// a token of that ServiceAccount, brings a policy to Ready without one `forbidden`.
+// exactly what the operator needs and nothing else (ConfigMaps only when it writes one); then
+// the real operator process in the ConfigMap mode, run with a token of that ServiceAccount,
+// brings a policy to Ready without one `forbidden` (xds.test.ts runs it in the xDS mode).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
@@ -39,7 +40,7 @@ async function install(prefix: string, set: string[] = [], withApps = true): Pro
   return { ns, apps, other, release, sa, user: `system:serviceaccount:${ns}:${sa}` };
 }
 
-describe("the chart's ServiceAccount, watching all namespaces", () => {
+describe("the chart's ServiceAccount, watching all namespaces, serving xDS (the default)", () => {
   let t: Install;
   beforeAll(async () => {
     t = await install("rbac");
@@ -57,11 +58,6 @@ describe("the chart's ServiceAccount, watching all namespaces", () => {
       ["watch", "endpointslices.discovery.k8s.io", "-A"],
       ["create", "events.events.k8s.io", "-n", t.apps],
       ["create", "events", "-n", t.apps],
-      ["create", "configmaps", "-n", t.ns],
-      ["list", "configmaps", "-n", t.ns],
-      ["get", "configmaps/fallback-envoy", "-n", t.ns],
-      ["update", "configmaps/fallback-envoy", "-n", t.ns],
-      ["patch", "configmaps/fallback-envoy", "-n", t.ns],
       ["create", "leases.coordination.k8s.io", "-n", t.ns],
       ["update", "leases.coordination.k8s.io", "-n", t.ns],
     ];
@@ -75,9 +71,11 @@ describe("the chart's ServiceAccount, watching all namespaces", () => {
       ["delete", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["create", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["update", "services", "-n", t.apps],
-      ["update", "configmaps/someone-elses", "-n", t.ns],
+      // It writes no ConfigMap when it serves xDS.
+      ["create", "configmaps", "-n", t.ns],
+      ["list", "configmaps", "-n", t.ns],
+      ["update", "configmaps/fallback-envoy", "-n", t.ns],
       ["get", "configmaps/someone-elses", "-n", t.ns],
-      ["delete", "configmaps/fallback-envoy", "-n", t.ns],
       ["create", "configmaps", "-n", t.other],
       ["create", "leases.coordination.k8s.io", "-n", t.other],
       ["delete", "leases.coordination.k8s.io", "-n", t.ns],
@@ -85,6 +83,29 @@ describe("the chart's ServiceAccount, watching all namespaces", () => {
       ["create", "rolebindings.rbac.authorization.k8s.io", "-n", t.ns],
       ["create", "serviceaccounts/token", "-n", t.ns],
       ["impersonate", "serviceaccounts", "-n", t.ns],
+    ];
+    for (const args of denied) expect(await canI(t.user, args), args.join(" ")).toBe(false);
+  });
+});
+
+describe("the chart's ServiceAccount in the ConfigMap mode", () => {
+  it("may write the one ConfigMap in the config namespace, and no other", async () => {
+    const t = await install("rbaccm", ["xds.enabled=false"]);
+    const allowed: string[][] = [
+      ["create", "configmaps", "-n", t.ns],
+      ["list", "configmaps", "-n", t.ns],
+      ["watch", "configmaps", "-n", t.ns],
+      ["get", "configmaps/fallback-envoy", "-n", t.ns],
+      ["update", "configmaps/fallback-envoy", "-n", t.ns],
+      ["patch", "configmaps/fallback-envoy", "-n", t.ns],
+    ];
+    for (const args of allowed) expect(await canI(t.user, args), args.join(" ")).toBe(true);
+    const denied: string[][] = [
+      ["update", "configmaps/someone-elses", "-n", t.ns],
+      ["get", "configmaps/someone-elses", "-n", t.ns],
+      ["delete", "configmaps/fallback-envoy", "-n", t.ns],
+      ["create", "configmaps", "-n", t.other],
+      ["get", "secrets", "-n", t.ns],
     ];
     for (const args of denied) expect(await canI(t.user, args), args.join(" ")).toBe(false);
   });
@@ -103,7 +124,7 @@ describe("the chart's ServiceAccount, with watchNamespace", () => {
   });
 });
 
-describe.skipIf(!existsSync(operatorBin))("the operator process with the chart's ServiceAccount token", () => {
+describe.skipIf(!existsSync(operatorBin))("the operator process with the chart's ServiceAccount token, in the ConfigMap mode", () => {
   let t: Install;
   let operator: ChildProcess | undefined;
   let log = "";
@@ -111,7 +132,7 @@ describe.skipIf(!existsSync(operatorBin))("the operator process with the chart's
   let health = 0;
 
   beforeAll(async () => {
-    t = await install("rbacrun");
+    t = await install("rbacrun", ["xds.enabled=false"]);
     const token = (await kube(kubeconfig, ["-n", t.ns, "create", "token", t.sa, "--duration=1h"])).trim();
     saKubeconfig = await tokenKubeconfig(kubeconfig, token, t.sa);
     const whoami = await kube(saKubeconfig, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);

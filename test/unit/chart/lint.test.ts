@@ -25,6 +25,10 @@ describe("helm lint --strict", () => {
     "ServiceMonitor, no leader election": { "metrics.serviceMonitor.enabled": true, "leaderElection.enabled": false },
     "existing ServiceAccount, no RBAC": { "serviceAccount.create": false, "serviceAccount.name": "ops", "rbac.create": false },
     "envoy with three replicas, no probes": { "envoy.enabled": true, "envoy.replicaCount": 3, "envoy.readinessProbe": null, "envoy.livenessProbe": null },
+    "the ConfigMap-only mode with its gateway": { "xds.enabled": false, "envoy.enabled": true, "envoy.configSource": "configmap" },
+    "plaintext xDS, state-of-the-world gateway": { "xds.tls.mode": "plaintext", "envoy.enabled": true, "envoy.xdsProtocol": "sotw" },
+    "Secrets of one's own, no NetworkPolicy": { "xds.tls.mode": "secret", "xds.tls.serverSecret": "srv", "xds.tls.clientSecret": "cli", "envoy.enabled": true, "xds.networkPolicy.enabled": false },
+    "TLS without mTLS, xDS and the ConfigMap": { "xds.tls.mtls": false, "config.output": "configmap", "envoy.enabled": true },
   };
   for (const [name, values] of Object.entries(combos)) {
     it(`is clean with ${name}`, () => {
@@ -52,6 +56,15 @@ describe("values schema", () => {
     ["watchNamespace that is not a DNS label", "watchNamespace: Apps_1\n", /watchNamespace/],
     ["tolerations as a map", "tolerations:\n  key: a\n", /tolerations.*want array/],
     ["envoy.service without ports", "envoy:\n  service:\n    ports: []\n", /envoy\/service\/ports/],
+    ["unknown xds.tls.mode", "xds:\n  tls:\n    mode: self-signed\n", /xds\/tls\/mode/],
+    ["xds.port as text", "xds:\n  port: grpc\n", /xds\/port/],
+    ["xds.enabled as text", "xds:\n  enabled: \"no\"\n", /xds\/enabled.*want boolean/],
+    ["unknown envoy.configSource", "envoy:\n  configSource: files\n", /envoy\/configSource/],
+    ["unknown envoy.xdsProtocol", "envoy:\n  xdsProtocol: rest\n", /envoy\/xdsProtocol/],
+    ["unknown config.output", "config:\n  output: file\n", /config\/output/],
+    ["networkPolicy.from as a map", "xds:\n  networkPolicy:\n    from:\n      podSelector: {}\n", /xds\/networkPolicy\/from.*want array/],
+    ["a misspelt NetworkPolicy peer", "xds:\n  networkPolicy:\n    from:\n      - podSelecter: {}\n", /additional properties 'podSelecter' not allowed/],
+    ["validityDays of 0", "xds:\n  tls:\n    generated:\n      validityDays: 0\n", /validityDays/],
   ];
   for (const [name, yamlText, message] of wrong) {
     it(`rejects ${name} in helm lint and helm template`, () => {

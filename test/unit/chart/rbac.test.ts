@@ -1,5 +1,6 @@
 // RBAC is least privilege: exactly the verbs the operator needs, no wildcards, no Secrets,
-// ConfigMap writes limited to the one ConfigMap by name, cluster scope only when watching all.
+// ConfigMap access only when the operator writes its ConfigMap and then limited to that one by
+// name, cluster scope only when watching all, Leases only with leader election.
 import { describe, expect, it } from "vitest";
 import { NAMESPACE, ofKind, one, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
 
@@ -19,7 +20,18 @@ const combos: Record<string, Values> = {
   "three replicas without leaderElection.enabled": { replicaCount: 3, "leaderElection.enabled": false },
   "leader election off": { "leaderElection.enabled": false },
   "everything on": { replicaCount: 2, "envoy.enabled": true, "metrics.serviceMonitor.enabled": true },
+  "ConfigMap-only mode": { "xds.enabled": false },
+  "ConfigMap-only mode, config elsewhere": { "xds.enabled": false, "config.namespace": "edge", "config.name": "gw" },
+  "xDS and the ConfigMap": { "config.output": "configmap" },
+  "gateway on the ConfigMap beside xDS": { "envoy.enabled": true, "envoy.configSource": "configmap" },
+  "plaintext xDS": { "xds.tls.mode": "plaintext", "envoy.enabled": true },
 };
+
+/** Whether the operator writes its ConfigMap with these values (the chart's config.output rule). */
+function writesConfigMap(values: Values): boolean {
+  if (values["config.output"]) return values["config.output"] === "configmap";
+  return values["xds.enabled"] === false || (values["envoy.enabled"] === true && values["envoy.configSource"] === "configmap");
+}
 
 const rbacKinds = ["ClusterRole", "Role"];
 function roles(r: Rendered): K8sObject[] {
@@ -85,10 +97,17 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     }
   });
 
-  it("limits ConfigMap access to the config namespace, and writes to the one ConfigMap", () => {
+  it("grants ConfigMaps only when it writes one: in the config namespace, writes to that one only", () => {
     const configNs = String(values["config.namespace"] ?? NAMESPACE);
     const configName = String(values["config.name"] ?? "fallback-envoy");
     const cmRoles = roles(r).filter((o) => ((o.rules ?? []) as Rule[]).some((x) => x.resources?.includes("configmaps")));
+    const args = one(r, "Deployment", FULLNAME).spec.template.spec.containers[0].args as string[];
+    if (!writesConfigMap(values)) {
+      expect(args).toContain("--config-output=none");
+      expect(cmRoles).toHaveLength(0);
+      return;
+    }
+    expect(args).toContain("--config-output=configmap");
     expect(cmRoles.map((o) => `${o.kind}/${o.metadata.namespace}`)).toEqual([`Role/${configNs}`]);
     expect(grants(cmRoles)).toEqual({
       "core/configmaps": ["create", "list", "watch"],

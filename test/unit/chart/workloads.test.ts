@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chartDir, NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered } from "./helm.ts";
+import { chartDir, NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
 
 const FULLNAME = "fo-fallback-operator";
 const ENVOY = `${FULLNAME}-envoy`;
@@ -111,24 +111,35 @@ describe("operator Deployment", () => {
     expect(container(operator(template({ "image.tag": "v9" })), "operator").image).toMatch(/:v9$/);
   });
 
-  it("passes the config ConfigMap, log level and leader election as flags", () => {
+  it("serves xDS over mTLS by default, writes no ConfigMap, and passes log level and leader election as flags", () => {
     expect(c.args).toEqual([
       `--config-namespace=${NAMESPACE}`,
       "--config-name=fallback-envoy",
+      "--config-output=none",
       "--metrics-addr=0.0.0.0:8080",
       "--health-addr=0.0.0.0:8081",
       "--log-level=info",
-      "--envoy-config-dir=/etc/envoy/fallback",
+      "--cluster-domain=cluster.local",
+      "--xds-addr=0.0.0.0:18000",
+      "--xds-tls-cert=/etc/fallback/xds/tls.crt",
+      "--xds-tls-key=/etc/fallback/xds/tls.key",
+      "--xds-client-ca=/etc/fallback/xds/ca.crt",
       "--leader-elect",
     ]);
+  });
+
+  it("passes the config ConfigMap, its mount path and the other flags in the ConfigMap-only mode", () => {
     const custom = container(operator(template({
-      "config.namespace": "edge", "config.name": "gw", logLevel: "debug", watchNamespace: "apps", "leaderElection.enabled": false,
-      "metrics.port": 9090, "health.port": 9091, "envoy.configMountPath": "/config",
+      "xds.enabled": false, "config.namespace": "edge", "config.name": "gw", logLevel: "debug", watchNamespace: "apps",
+      "leaderElection.enabled": false, "metrics.port": 9090, "health.port": 9091, "envoy.configMountPath": "/config",
+      clusterDomain: "corp.example",
     })), "operator");
     expect(custom.args).toEqual([
-      "--config-namespace=edge", "--config-name=gw", "--metrics-addr=0.0.0.0:9090", "--health-addr=0.0.0.0:9091",
-      "--log-level=debug", "--envoy-config-dir=/config", "--watch-namespace=apps",
+      "--config-namespace=edge", "--config-name=gw", "--config-output=configmap", "--metrics-addr=0.0.0.0:9090",
+      "--health-addr=0.0.0.0:9091", "--log-level=debug", "--cluster-domain=corp.example", "--envoy-config-dir=/config",
+      "--watch-namespace=apps",
     ]);
+    expect(custom.ports.map((p: { name: string }) => p.name)).toEqual(["metrics", "health"]);
   });
 
   it("gives the operator its pod name and namespace", () => {
@@ -145,7 +156,7 @@ describe("operator Deployment", () => {
     })).spec.template;
     expect(s.spec.nodeSelector).toEqual({ pool: "ops" });
     expect(s.spec.tolerations).toEqual([{ key: "ops", operator: "Exists" }]);
-    expect(s.metadata.annotations).toEqual({ team: "edge" });
+    expect(s.metadata.annotations).toMatchObject({ team: "edge" });
     expect(s.spec.priorityClassName).toBe("system-cluster-critical");
     expect(s.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
   });
@@ -173,7 +184,8 @@ describe("replicas, leader election and the PodDisruptionBudget", () => {
 describe("Envoy gateway", () => {
   it("is absent by default", () => {
     const r = template();
-    expect(r.objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/component"] === "envoy")).toHaveLength(0);
+    const gateway = r.objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/component"] === "envoy" && o.kind !== "Secret");
+    expect(gateway).toHaveLength(0);
     expect(ofKind(r, "Deployment")).toHaveLength(1);
   });
 
@@ -181,22 +193,16 @@ describe("Envoy gateway", () => {
   const d = one(r, "Deployment", ENVOY);
   const c = container(d, "envoy");
 
-  it("mounts the operator's ConfigMap as a whole directory, never with subPath", () => {
-    const volume = d.spec.template.spec.volumes.find((v: { configMap?: { name: string } }) => v.configMap);
-    expect(volume.configMap.name).toBe("fallback-envoy");
-    expect(volume.configMap.items).toBeUndefined();
-    const mount = c.volumeMounts.find((m: { name: string }) => m.name === volume.name);
-    expect(mount.mountPath).toBe("/etc/envoy/fallback");
-    expect(mount.readOnly).toBe(true);
+  it("starts envoy with the bootstrap.yaml from configMountPath", () => {
+    expect(c.command).toEqual(["envoy"]);
+    expect(c.args.slice(0, 2)).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml"]);
+  });
+
+  it("mounts nothing with subPath", () => {
     for (const m of c.volumeMounts) {
       expect(m.subPath).toBeUndefined();
       expect(m.subPathExpr).toBeUndefined();
     }
-  });
-
-  it("starts envoy with the bootstrap.yaml from that directory", () => {
-    expect(c.command).toEqual(["envoy"]);
-    expect(c.args.slice(0, 2)).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml"]);
   });
 
   it("is hardened, has no API token, sets requests", () => {
@@ -205,25 +211,27 @@ describe("Envoy gateway", () => {
     expect(c.resources.requests.cpu).toBeTruthy();
   });
 
-  it("probes the HTTP listener the operator's lds.yaml opens on 10000 (admin is bound to 127.0.0.1)", () => {
+  it("probes the HTTP listener the operator opens on 10000 (admin is bound to 127.0.0.1)", () => {
     expect(portNumber(c, "http")).toBe(10000);
     expect(c.readinessProbe.tcpSocket).toEqual({ port: "http" });
     expect(c.livenessProbe.tcpSocket).toEqual({ port: "http" });
     expect(c.ports.map((p: { name: string }) => p.name)).not.toContain("admin");
   });
 
-  it("has a Service, in the ConfigMap's namespace", () => {
+  it("has a Service, in config.namespace", () => {
     const s = one(r, "Service", ENVOY);
     expect(s.metadata.namespace).toBe(NAMESPACE);
     expect(s.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
   });
 
-  it("runs in config.namespace, where the ConfigMap lives, when that differs", () => {
+  it("runs in config.namespace when that differs, with its bootstrap and client certificate there", () => {
     const elsewhere = template({ "envoy.enabled": true, "config.namespace": "edge", "config.name": "gw" });
     const ed = one(elsewhere, "Deployment", ENVOY);
     expect(ed.metadata.namespace).toBe("edge");
     expect(one(elsewhere, "Service", ENVOY).metadata.namespace).toBe("edge");
-    expect(ed.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap).configMap.name).toBe("gw");
+    expect(one(elsewhere, "ConfigMap", `${ENVOY}-bootstrap`).metadata.namespace).toBe("edge");
+    expect(one(elsewhere, "Secret", `${FULLNAME}-xds-client`).metadata.namespace).toBe("edge");
+    expect(one(elsewhere, "Secret", `${FULLNAME}-xds-server`).metadata.namespace).toBe(NAMESPACE);
   });
 
   it("gets a PDB only with more than one replica, and drops probes set to null", () => {
@@ -233,6 +241,52 @@ describe("Envoy gateway", () => {
     const mc = container(one(many, "Deployment", ENVOY), "envoy");
     expect(mc.readinessProbe).toBeUndefined();
     expect(mc.livenessProbe).toBeUndefined();
+  });
+});
+
+describe("Envoy gateway on the operator's ConfigMap (envoy.configSource=configmap)", () => {
+  for (const [name, values] of Object.entries<Values>({
+    "beside xDS": { "envoy.enabled": true, "envoy.configSource": "configmap" },
+    "in the ConfigMap-only mode": { "envoy.enabled": true, "envoy.configSource": "configmap", "xds.enabled": false },
+  })) {
+    describe(name, () => {
+      const r = template(values);
+      const d = one(r, "Deployment", ENVOY);
+      const c = container(d, "envoy");
+
+      it("mounts the operator's ConfigMap as a whole directory, never with subPath", () => {
+        const volume = d.spec.template.spec.volumes.find((v: { configMap?: { name: string } }) => v.configMap);
+        expect(volume.configMap.name).toBe("fallback-envoy");
+        expect(volume.configMap.items).toBeUndefined();
+        const mount = c.volumeMounts.find((m: { name: string }) => m.name === volume.name);
+        expect(mount).toEqual({ name: "config", mountPath: "/etc/envoy/fallback", readOnly: true });
+        for (const m of c.volumeMounts) {
+          expect(m.subPath).toBeUndefined();
+          expect(m.subPathExpr).toBeUndefined();
+        }
+      });
+
+      it("runs envoy -c <dir>/bootstrap.yaml as before: no bootstrap ConfigMap, no certificate, no node override", () => {
+        expect(c.args).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml", "--log-level", "info"]);
+        expect(c.env).toBeUndefined();
+        expect(c.volumeMounts.map((m: { name: string }) => m.name)).toEqual(["config", "tmp"]);
+        expect(ofKind(r, "ConfigMap")).toHaveLength(0);
+        expect(d.spec.template.metadata.annotations).toBeUndefined();
+      });
+
+      it("has the operator write the ConfigMap and tell it the mount path", () => {
+        const args = container(operator(r), "operator").args as string[];
+        expect(args).toContain("--config-output=configmap");
+        expect(args).toContain("--envoy-config-dir=/etc/envoy/fallback");
+      });
+    });
+  }
+
+  it("follows config.namespace and config.name", () => {
+    const elsewhere = template({ "envoy.enabled": true, "envoy.configSource": "configmap", "config.namespace": "edge", "config.name": "gw" });
+    const ed = one(elsewhere, "Deployment", ENVOY);
+    expect(ed.metadata.namespace).toBe("edge");
+    expect(ed.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap).configMap.name).toBe("gw");
   });
 });
 
@@ -254,13 +308,25 @@ describe("metrics Service and ServiceMonitor", () => {
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels[k]).toBe(v);
   });
   it("can drop the metrics Service", () => {
-    expect(ofKind(template({ "metrics.service.enabled": false }), "Service")).toHaveLength(0);
+    expect(ofKind(template({ "metrics.service.enabled": false }), "Service").map((s) => s.metadata.name)).toEqual([`${FULLNAME}-xds`]);
+    expect(ofKind(template({ "metrics.service.enabled": false, "xds.enabled": false }), "Service")).toHaveLength(0);
   });
 });
 
 describe("NOTES.txt", () => {
-  it("names the ConfigMap and, with the gateway, the Envoy Deployment", () => {
-    expect(notes()).toContain(`ConfigMap ${NAMESPACE}/fallback-envoy`);
-    expect(notes({ "envoy.enabled": true })).toContain(`deployment/${ENVOY}`);
+  it("names the xDS Service and its TLS, and with the gateway the Envoy Deployment", () => {
+    const text = notes();
+    expect(text).toContain(`${FULLNAME}-xds.${NAMESPACE}.svc:18000`);
+    expect(text).toContain("mTLS");
+    expect(text).toContain("CLOSED to every pod");
+    expect(text).not.toContain("ConfigMap fallback-system/fallback-envoy");
+    const gateway = notes({ "envoy.enabled": true });
+    expect(gateway).toContain(`deployment/${ENVOY}`);
+    expect(gateway).toContain("open only to the chart's Envoy gateway");
+    expect(notes({ "xds.tls.mode": "plaintext" })).toContain("PLAINTEXT");
+  });
+  it("names the ConfigMap in the ConfigMap-only mode", () => {
+    expect(notes({ "xds.enabled": false })).toContain(`ConfigMap ${NAMESPACE}/fallback-envoy`);
+    expect(notes({ "xds.enabled": false, "envoy.enabled": true, "envoy.configSource": "configmap" })).toContain(`deployment/${ENVOY}`);
   });
 });
