@@ -1,4 +1,5 @@
-// Why the chart mounts the operator's ConfigMap as a directory and never with subPath: the
+// Why the chart's gateway in the ConfigMap mode (envoy.configSource=configmap; the default is
+// xDS, see xds.test.ts) mounts the operator's ConfigMap as a directory and never with subPath: the
 // kubelet updates a ConfigMap volume by writing a new timestamped folder and renaming a
 // `..data` symlink over the old one. This test builds exactly that layout around the files
 // the operator generates, starts the real Envoy the way the chart's gateway does
