@@ -129,24 +129,33 @@ export class Compiler {
   /**
    * A policy answers to its Service's DNS names with its port (products:8080, ...). The bare
    * names carry no port, so only one policy per Service may have them: the one on port 80 if
-   * there is one, else the lowest port.
+   * there is one, else the lowest port. They carry no namespace either: a name that Services
+   * of several namespaces have programmed policies for goes to none of them (Envoy would
+   * reject the routes for the duplicate, and no rule could say whose it is), and clients
+   * there say name.namespace.
    */
   private assignDomains(programmed: Programmed[]) {
     const bareNamesPort = new Map<string, number>();
+    const namespacesOf = new Map<string, Set<string>>();
     const serviceOf = (policy: FallbackPolicy) => `${namespaceOf(policy)}/${policy.spec.targetRef.name}`;
     for (const { policy } of programmed) {
       const service = serviceOf(policy);
       const port = policy.spec.targetRef.port;
       const owner = bareNamesPort.get(service);
       if (owner === undefined || (owner !== 80 && (port === 80 || port < owner))) bareNamesPort.set(service, port);
+      const name = policy.spec.targetRef.name;
+      const namespaces = namespacesOf.get(name);
+      if (namespaces) namespaces.add(namespaceOf(policy));
+      else namespacesOf.set(name, new Set([namespaceOf(policy)]));
     }
     for (const entry of programmed) {
       const { ir, policy } = entry;
       const namespace = namespaceOf(policy);
       const { name, port } = policy.spec.targetRef;
       const ownsBareNames = bareNamesPort.get(serviceOf(policy)) === port;
+      const unique = namespacesOf.get(name)!.size === 1;
       const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${this.options.clusterDomain}`];
-      const domains = names.flatMap((n) => (ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+      const domains = names.flatMap((n, i) => (i === 0 && !unique ? [] : ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
       if (ir.domains.length === 0) ir.domains = domains; // a new IR
       else if (domains.length !== ir.domains.length || domains.some((d, i) => d !== ir.domains[i])) {
         // A reused IR is never changed (what was made from it would go stale): replace it.
