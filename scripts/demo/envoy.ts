@@ -1,9 +1,25 @@
-// Envoy as a pod would run it: `envoy -c <ConfigMap mount>/bootstrap.yaml`, with its log in
-// a file, ready once the admin interface's /ready says so.
+// Envoy as a pod would run it: on the bootstrap `fallbackctl bootstrap` prints, which gets
+// everything else from the operator over xDS; its log in a file, ready once the admin
+// interface's /ready says so (Envoy has its first config from the operator).
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { nodeFlagsOf } from "../../test/support/bins.ts";
 import { ENVOY_BIN, waitForEnvoyReady } from "../../test/e2e/harness/envoy.ts";
 import { startLogged, type Managed } from "./processes.ts";
 
-export type DemoEnvoy = Managed & { readonly adminUrl: string };
+export const FALLBACKCTL = resolve(import.meta.dirname, "../../operator/bin/fallbackctl.ts");
+
+/** `fallbackctl bootstrap ARGS`: the bootstrap YAML it prints; throws with its stderr. */
+export function fallbackctlBootstrap(args: string[]): Promise<string> {
+  return new Promise((done, fail) => {
+    execFile(process.execPath, [...nodeFlagsOf(FALLBACKCTL), FALLBACKCTL, "bootstrap", ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+      if (error) fail(new Error(`fallbackctl bootstrap: ${stderr.trim() || error.message}`));
+      else done(stdout);
+    });
+  });
+}
+
+export type DemoEnvoy = Managed & { readonly adminUrl: string; /** Envoy's arguments, for showing. */ readonly args: string[] };
 
 export async function startDemoEnvoy(options: { bootstrap: string; adminPort: number; logFile: string; readyTimeoutMs?: number }): Promise<DemoEnvoy> {
   const args = [
@@ -23,5 +39,5 @@ export async function startDemoEnvoy(options: { bootstrap: string; adminPort: nu
     stop: () => envoy.stop(),
     details: () => `; see ${options.logFile}`,
   });
-  return Object.assign(envoy, { adminUrl });
+  return Object.assign(envoy, { adminUrl, args });
 }
