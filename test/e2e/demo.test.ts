@@ -1,8 +1,9 @@
 // `make demo`, the product's main job, end to end: `DEMO_ONCE=1 node scripts/demo.ts` as a
-// user runs it (a control plane of its own, the CRD, the real operator, the examples
-// applied unchanged, Envoy on the operator's ConfigMap, live traffic while backends crash).
-// It must exit 0, tell each step, see no client-visible error while the primary is down,
-// and leave no process behind. It runs in a state folder of its own (DEMO_DIR), so a
+// user runs it (a control plane of its own, the CRD, the real operator serving xDS over
+// mTLS, the examples applied unchanged, Envoy on `fallbackctl bootstrap`, a live change
+// measured through Envoy, live traffic while backends crash). It must exit 0, tell each
+// step, have the change live in Envoy within seconds, see no client-visible error while
+// the primary is down, and leave no process behind. It runs in a state folder of its own (DEMO_DIR), so a
 // `make demo` running meanwhile is not disturbed.
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -70,7 +71,7 @@ function leftovers(): string[] {
 }
 
 describe.skipIf(!envoyAvailable() || !existsSync(controlPlaneBinary))("make demo (DEMO_ONCE=1 node scripts/demo.ts)", () => {
-  it("walks through failover and recovery, exits 0, and leaves no process behind", { timeout: RUN_TIMEOUT_MS + 60_000 }, async () => {
+  it("walks through a live change over xDS, failover and recovery, exits 0, and leaves no process behind", { timeout: RUN_TIMEOUT_MS + 60_000 }, async () => {
     const run = await runDemo();
     console.log(`demo: exit ${run.code ?? run.signal} after ${(run.ms / 1000).toFixed(1)} s`);
 
@@ -86,17 +87,30 @@ describe.skipIf(!envoyAvailable() || !existsSync(controlPlaneBinary))("make demo
     expect(run.code, run.output).toBe(0);
 
     const out = run.output;
+    const section = (from: string, to: string) => out.slice(out.indexOf(from), out.indexOf(to));
     // Every step is told, in order.
     const steps = [
       "Starting a local control plane (kube-apiserver + etcd)",
       "Installing the FallbackPolicy CRD",
-      "Starting the operator",
+      "Making a throwaway CA and two certificates with openssl",
+      "Starting the operator with its xDS server",
+      "--xds-tls-cert",
+      "xDS server listening on 127.0.0.1:",
       "Starting demo backends",
       "Applying examples/shop.yaml and examples/ai.yaml, unchanged",
       "Publishing EndpointSlices",
-      "Mirroring ConfigMap fallback-system/fallback-envoy",
-      "Starting Envoy on the operator's bootstrap.yaml",
+      "$ operator/bin/fallbackctl.ts bootstrap --xds-server 127.0.0.1:",
+      "Starting Envoy on that bootstrap",
+      "$ .local/bin/envoy -c ",
       "kubectl get fbp -A",
+      'configmaps "fallback-envoy" not found',
+      "One request for the AI example",
+      "A live change",
+      "$ kubectl apply -f ",
+      "kubectl apply -> Envoy serving it:",
+      "kubectl get fbp -A",
+      "{.status.proxies}",
+      "Restoring examples/shop.yaml",
       "Sending live traffic",
       "Crashing the primary",
       "Crashing the cache too",
@@ -112,12 +126,34 @@ describe.skipIf(!envoyAvailable() || !existsSync(controlPlaneBinary))("make demo
       at = found;
     }
     expect(out).toMatch(/offline/);
+    expect(out).not.toContain("Mirroring ConfigMap");
+
+    // Over xDS with mTLS: the operator's server wants Envoy's client certificate, and Envoy got everything from it.
+    expect(out).toMatch(/xDS server listening on 127\.0\.0\.1:\d+ \(tls: mutual\)/);
+    expect(out).toMatch(/--xds-client-ca \S+ca\.crt/);
+    // (long command lines are shown broken with " \" before a flag)
+    expect(out).toMatch(/--xds-cert \S+envoy\.crt( \\\n)? +--xds-key \S+envoy\.key/);
+    expect(out).toMatch(/Envoy connected, node fallback-envoy, delta/);
+
+    // The live change: applied, served by the same Envoy within seconds, the status acknowledged, then restored.
+    const live = section("A live change", "Restoring examples/shop.yaml");
+    expect(live).toContain('retry-after: 30  {"degraded":true,"items":[]}');
+    expect(live).toMatch(/^ +27c27\n +< .*retry-after: "30"\}\n +---\n +> .*retry-after: "10"\}$/m);
+    expect(live).toContain("fallbackpolicy.fallback.dev/products configured");
+    const delay = /kubectl apply -> Envoy serving it: (\d+\.\d) s, with no Envoy restart/.exec(live);
+    expect(delay, live).not.toBeNull();
+    console.log(`demo: kubectl apply -> Envoy serving it: ${delay![1]} s`);
+    expect(Number(delay![1])).toBeLessThan(5);
+    expect(live).toContain('retry-after: 10  {"degraded":true,"items":[]}');
+    expect(live).toMatch(/shop\s+products\s+products\s+2\s+True\s+Ready/);
+    expect(live).toContain('{"acked":1,"connected":1}');
+    expect(section("Restoring examples/shop.yaml", "Sending live traffic")).toMatch(/Envoy serves retry-after: 30 again, [\d.]+ s after that kubectl apply/);
+    expect(out).toMatch(/^ +live change, apply to Envoy: +\d+\.\d s/m);
     // The printer columns, both policies Ready.
     expect(out).toMatch(/shop\s+products\s+products\s+2\s+True\s+Ready/);
     expect(out).toMatch(/ai\s+llm-gateway\s+llm-gateway\s+2\s+True\s+Ready/);
 
     // Traffic: not a single client-visible error in any second, and the answers move as they should.
-    const section = (from: string, to: string) => out.slice(out.indexOf(from), out.indexOf(to));
     const seconds = [...out.matchAll(/^ +\[ *\d+s\] +(\d+) requests, (\d+) errors +\| (.*)$/gm)];
     expect(seconds.length, out).toBeGreaterThan(10);
     expect(seconds.filter((m) => m[2] !== "0").map((m) => m[0]), "seconds with errors").toEqual([]);
