@@ -15,7 +15,7 @@ const USAGE = `Usage:
                        [--admin HOST:PORT] [--cluster-domain D] [--config-dir DIR] [--trusted-ca FILE]
   fallbackctl validate -f PATH...
   fallbackctl bootstrap --xds-server HOST:PORT [--xds-server HOST:PORT...] [--listen HOST:PORT]
-                       [--admin HOST:PORT] [--node-id ID] [--node-cluster NAME] [--sotw]
+                       [--admin HOST:PORT] [--node-id ID] [--node-cluster NAME] [--sotw] [--all-stats]
                        [--xds-ca FILE [--xds-cert FILE --xds-key FILE] [--xds-server-name NAME]]
   fallbackctl crd
 
@@ -24,7 +24,8 @@ FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.
 
 bootstrap prints the Envoy bootstrap that gets everything from the operator's xDS server
 (Delta ADS; --sotw for state-of-the-world). --listen makes this Envoy's listener bind there
-instead of where the operator says (several Envoys on one host). The --xds-* files are
+instead of where the operator says (several Envoys on one host). Envoy keeps the stats a
+fallback is read by (--all-stats: every stat, some 150 per cluster). The --xds-* files are
 paths in Envoy's file system: the CA that signed the operator's certificate, and for mTLS
 the client certificate and key; without --xds-ca the connection is plaintext.`;
 
@@ -105,6 +106,7 @@ function bootstrap(args: string[], io: Io): number {
     "node-id": { type: "string" },
     "node-cluster": { type: "string" },
     sotw: { type: "boolean" },
+    "all-stats": { type: "boolean" },
     "xds-ca": { type: "string" },
     "xds-cert": { type: "string" },
     "xds-key": { type: "string" },
@@ -122,6 +124,7 @@ function bootstrap(args: string[], io: Io): number {
     nodeId: flags["node-id"] ?? "fallback-envoy",
     nodeCluster: flags["node-cluster"] ?? "fallback-envoy",
     ...(flags.sotw ? { sotw: true } : {}),
+    ...(flags["all-stats"] ? { allStats: true } : {}),
     ...(flags.listen ? { listen: hostPort("listen", flags.listen, defaultOptions.listen) } : {}),
     ...(ca ? { tls: { caFile: ca, ...(cert ? { certFile: cert, keyFile: key } : {}), ...(flags["xds-server-name"] ? { serverName: flags["xds-server-name"] } : {}) } } : {}),
   };

@@ -85,7 +85,7 @@ export class FallbackController {
    */
   private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; delivery: string; ready: boolean }>();
   /** The last compile, with what it was made from. */
-  private lastCompile: { input: string; results: PolicyResult[]; resources: Resources } | undefined;
+  private lastCompile: { input: CompileInput; results: PolicyResult[]; resources: Resources } | undefined;
   /** The last render of the ConfigMap's files, and the resources it was made from. */
   private lastRender: { resources: Resources; files: Record<string, string>; hash: string; size: number } | undefined;
   /** Whether the last sync found the config over the limit. */
@@ -197,10 +197,9 @@ export class FallbackController {
 
   /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
   private compiled(policies: KubeObject[]): { results: PolicyResult[]; resources: Resources; reused: boolean } {
-    const services = this.services.list();
-    const endpointSlices = this.endpointSlices.list();
-    const input = compileInput(policies, services, endpointSlices);
-    if (this.lastCompile?.input === input) return { ...this.lastCompile, reused: true };
+    const input: CompileInput = { policies, services: this.services.list(), endpointSlices: this.endpointSlices.list() };
+    if (this.lastCompile && sameInput(this.lastCompile.input, input)) return { ...this.lastCompile, reused: true };
+    const { services, endpointSlices } = input;
     const snapshot: Snapshot = {
       policies: policies.map(compileView),
       services: services as unknown as Snapshot["services"],
@@ -377,25 +376,24 @@ function deliveryKey({ notWritten, xdsServer, xds }: Delivery): string {
   return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}`;
 }
 
+type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSlices: KubeObject[] };
+
 /**
- * What a compile depends on, as a string that changes whenever it could: each policy's
- * identity and generation (the API server bumps it on every spec change, and only then),
- * each Service's and EndpointSlice's resourceVersion. Our own status writes change none
- * of it, so the sync that each of them triggers skips the compile and render (at 1,000
- * policies ~100 ms each, and one status write sets off one such sync).
+ * Whether a compile of `now` would read what the last one read: the same Services and
+ * EndpointSlices (an update in the cache is a new object), and each policy the same or with
+ * the same identity and generation (the API server bumps it on every spec change, and only
+ * then). Our own status writes change none of it, so the sync each of them sets off skips
+ * the compile. Lists come in the caches' order, which an update keeps.
  */
-function compileInput(policies: KubeObject[], services: KubeObject[], endpointSlices: KubeObject[]): string {
-  const parts: string[] = [];
-  for (const p of policies) {
-    const m = p.metadata;
+function sameInput(last: CompileInput, now: CompileInput): boolean {
+  const same = (a: KubeObject[], b: KubeObject[], equal: (x: KubeObject, y: KubeObject) => boolean) => a.length === b.length && a.every((x, i) => x === b[i] || equal(x, b[i]!));
+  const samePolicy = (a: KubeObject, b: KubeObject) => {
+    const [m, n] = [a.metadata, b.metadata];
     // generation is always set on custom resources; the resourceVersion stands in otherwise.
-    parts.push(`${m.namespace}/${m.name}|${m.uid}|${m.creationTimestamp}|${m.generation ?? `rv${m.resourceVersion}`}`);
-  }
-  parts.push("#");
-  for (const o of services) parts.push(`${o.metadata.namespace}/${o.metadata.name}|${o.metadata.resourceVersion}`);
-  parts.push("#");
-  for (const o of endpointSlices) parts.push(`${o.metadata.namespace}/${o.metadata.name}|${o.metadata.resourceVersion}`);
-  return parts.join("\n");
+    return m.uid === n.uid && m.name === n.name && m.namespace === n.namespace && m.creationTimestamp === n.creationTimestamp && (m.generation ?? m.resourceVersion) === (n.generation ?? n.resourceVersion);
+  };
+  const never = () => false;
+  return same(last.services, now.services, never) && same(last.endpointSlices, now.endpointSlices, never) && same(last.policies, now.policies, samePolicy);
 }
 
 const views = new WeakMap<KubeObject, KubeObject>();

@@ -6,7 +6,7 @@
 // that is the very same object, the encoding made from it is reused, so a sync that changed
 // one policy of 10,000 encodes that policy's few resources and nothing else.
 import { createHash } from "node:crypto";
-import { TYPE_URL, type Part, type Resource, type ResourceType } from "../compile/envoy/types.ts";
+import { TYPE_URL, type Dependency, type Part, type Resource, type ResourceType } from "../compile/envoy/types.ts";
 import { encodeJson, typeNameOf } from "./envoy-api.ts";
 
 /** One resource as the xDS server serves it. */
@@ -22,6 +22,8 @@ export type Entry = {
   parts?: ReadonlyMap<string, PartEntry>;
   /** Of a cluster that gets its endpoints over EDS: the ClusterLoadAssignment's name. */
   edsName?: string;
+  /** What Envoy must have before it gets this (see Resource.requires). */
+  requires?: readonly Dependency[];
 };
 
 export type PartEntry = { owner: string; version: string; bytes: Uint8Array };
@@ -68,7 +70,8 @@ export class Encoder {
       const encoded = this.encoded(type, name, owners, resource, resource);
       if (encoded.entry && sameOwners(encoded.entry.owners, owners)) return encoded.entry;
       const { version, bytes, edsName } = encoded;
-      return (encoded.entry = { type, name, version, bytes, owners, ...(edsName ? { edsName } : {}) });
+      const requires = resource.requires?.();
+      return (encoded.entry = { type, name, version, bytes, owners, ...(edsName ? { edsName } : {}), ...(requires?.length ? { requires } : {}) });
     }
     const head = this.encoded(type, name, owners, resource, resource);
     const last = this.lastItemized.get(name);

@@ -75,7 +75,9 @@ export class XdsServer implements StreamHost {
     this.logger = options.logger;
     this.cache = new ResourceCache(new Encoder(options.corrupt ? { corrupt: options.corrupt } : {}));
     // Envoy's stream lives as long as Envoy does; keepalive finds an Envoy gone without a FIN.
-    this.grpc = new Server({ "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+    // Envoy answers pings on the thread that applies config, which can take a minute for a
+    // large one: the timeout leaves it that, or a busy Envoy would be cut off mid-apply.
+    this.grpc = new Server({ "grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 180_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 });
     this.grpc.addService(serviceDefinition(), {
       DeltaAggregatedResources: (call: Call<DeltaRequest>) => this.serve(call, new DeltaStream(this)),
       StreamAggregatedResources: (call: Call<SotwRequest>) => this.serve(call, new SotwStream(this)),

@@ -90,6 +90,18 @@ export abstract class Stream {
   /** The served entries changed: send what Envoy should get now. Returns the responses. */
   abstract changed(changes: Map<ResourceType, Set<string>>): unknown[];
 
+  /**
+   * Whether Envoy has what `entry` requires (an aggregate cluster's members and their
+   * endpoints). A dependency that is not served (one Envoy rejected it) is not waited for.
+   */
+  protected ready(entry: Entry): boolean {
+    if (!entry.requires) return true;
+    return entry.requires.every(({ type, name }) => this.acked.get(type)!.has(name) || !this.subscribes(type) || !this.host.entries(type, this).has(name));
+  }
+
+  /** Whether Envoy asked for resources of this type at all. */
+  protected abstract subscribes(type: ResourceType): boolean;
+
   protected nonce(): string {
     return String(++this.nonces);
   }
@@ -122,6 +134,8 @@ type DeltaState = {
   dirty: Set<string> | "all";
   /** Names to send even in the version Envoy has (endpoints of a cluster it replaced). */
   resend: Set<string>;
+  /** Names held back until Envoy has what they require (see Stream.ready). */
+  held: Set<string>;
 };
 
 export class DeltaStream extends Stream {
@@ -139,7 +153,7 @@ export class DeltaStream extends Stream {
       // Envoy does for clusters and listeners; endpoints, routes and secrets go by name.
       const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener");
       const wildcard = legacyWildcard || req.resourceNamesSubscribe.includes("*");
-      state = { wildcard, subscribed: new Set(), stale: new Set(), dirty: "all", resend: new Set() };
+      state = { wildcard, subscribed: new Set(), stale: new Set(), dirty: "all", resend: new Set(), held: new Set() };
       this.states.set(type, state);
       // What Envoy had before it reconnected is what it runs: where that is what is served,
       // it counts as acknowledged, and nothing is sent.
@@ -179,6 +193,22 @@ export class DeltaStream extends Stream {
     return earliest([...this.states.values()].map((s) => s.inFlight?.at));
   }
 
+  protected subscribes(type: ResourceType): boolean {
+    return this.states.has(type);
+  }
+
+  /**
+   * Clusters first: the listener and routes wait while clusters or endpoints are on their
+   * way or held back, so that a route never names a cluster Envoy does not have yet.
+   */
+  private waitsForClusters(type: ResourceType): boolean {
+    if (type !== "listener" && type !== "route") return false;
+    return (["cluster", "endpoint"] as const).some((t) => {
+      const state = this.states.get(t);
+      return !!state && (!!state.inFlight || state.held.size > 0);
+    });
+  }
+
   changed(changes: Map<ResourceType, Set<string>>): DeltaResponse[] {
     for (const [type, names] of changes) {
       const state = this.states.get(type);
@@ -200,7 +230,7 @@ export class DeltaStream extends Stream {
 
   private push(type: ResourceType): DeltaResponse | undefined {
     const state = this.states.get(type);
-    if (!state || state.inFlight) return undefined;
+    if (!state || state.inFlight || this.waitsForClusters(type)) return undefined;
     const served = this.host.entries(type, this);
     const acked = this.acked.get(type)!;
     const has = (name: string) => (state.stale.has(name) ? undefined : acked.get(name)?.version);
@@ -213,13 +243,16 @@ export class DeltaStream extends Stream {
     }
     state.probe = undefined;
     const inScope = (name: string) => state.wildcard || state.subscribed.has(name);
-    const names = state.dirty === "all" ? new Set([...served.keys(), ...acked.keys(), ...state.stale, ...state.subscribed]) : new Set([...state.dirty, ...state.resend]);
+    const names = state.dirty === "all" ? new Set([...served.keys(), ...acked.keys(), ...state.stale, ...state.subscribed]) : new Set([...state.dirty, ...state.resend, ...state.held]);
     const sent: Entry[] = [];
     const removed: string[] = [];
+    state.held.clear();
     for (const name of names) {
       const entry = served.get(name);
       if (entry && inScope(name)) {
-        if (has(name) !== entry.version || state.resend.has(name)) sent.push(entry);
+        if (has(name) === entry.version && !state.resend.has(name)) continue;
+        if (this.ready(entry)) sent.push(entry);
+        else state.held.add(name);
       } else if (acked.has(name) || state.stale.has(name)) {
         removed.push(name);
       }
@@ -307,6 +340,8 @@ type SotwState = {
   force: boolean;
   /** Groups of entries to try one by one, to find which one Envoy rejects; the rest are held back meanwhile. */
   probe?: Entry[][];
+  /** How many entries the last response held back until Envoy has what they require. */
+  held: number;
 };
 
 export class SotwStream extends Stream {
@@ -321,11 +356,11 @@ export class SotwStream extends Stream {
     let state = this.states.get(type);
     if (!state) {
       const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener");
-      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, at: 0, force: false };
+      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, at: 0, force: false, held: 0 };
       this.states.set(type, state);
       // A reconnecting Envoy reports the version it runs: when that is what would be sent,
       // it has it already.
-      const now = this.contents(type, state);
+      const now = this.contents(type, state, EMPTY_SET, false);
       if (req.versionInfo && req.versionInfo === now.version) {
         state.sent = { nonce: "", ...now };
         this.acknowledge(type, now.entries);
@@ -350,6 +385,10 @@ export class SotwStream extends Stream {
     return earliest([...this.states.values()].map((s) => (s.inFlight ? s.at : undefined)));
   }
 
+  protected subscribes(type: ResourceType): boolean {
+    return this.states.has(type);
+  }
+
   changed(_changes: Map<ResourceType, Set<string>>): SotwResponse[] {
     return this.pushAll();
   }
@@ -366,6 +405,8 @@ export class SotwStream extends Stream {
   private push(type: ResourceType): SotwResponse | undefined {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
+    // As for Delta: clusters and endpoints first (see DeltaStream.waitsForClusters).
+    if ((type === "listener" || type === "route") && (["cluster", "endpoint"] as const).some((t) => { const s = this.states.get(t); return !!s && (s.inFlight || s.held > 0); })) return undefined;
     // Probing (see nacked): the first group goes as served, the later ones as Envoy has them.
     if (state.probe && !state.probe.length) state.probe = undefined;
     const held = state.probe ? new Set(state.probe.slice(1).flat().map((e) => e.name)) : EMPTY_SET;
@@ -381,12 +422,21 @@ export class SotwStream extends Stream {
     return { typeUrl: TYPE_URL[type], nonce, version: now.version, resources: now.entries };
   }
 
-  /** What a response of this type holds now (the `held` names as Envoy has them, if at all), and its version. */
-  private contents(type: ResourceType, state: SotwState, held: ReadonlySet<string> = EMPTY_SET): { version: string; entries: Entry[] } {
+  /**
+   * What a response of this type holds now, and its version: the `held` names, and with
+   * `holdUnready` those Envoy lacks what they require for, as Envoy has them (if at all).
+   */
+  private contents(type: ResourceType, state: SotwState, held: ReadonlySet<string> = EMPTY_SET, holdUnready = true): { version: string; entries: Entry[] } {
     const served = this.host.entries(type, this);
     const acked = this.acked.get(type)!;
+    state.held = 0;
+    // Held back (probing, or not ready): in the version Envoy has, if it has one.
     const pick = (name: string): Entry[] => {
-      const entry = held.has(name) ? acked.get(name) : served.get(name);
+      let entry = served.get(name);
+      if (held.has(name) || (entry && holdUnready && !this.ready(entry))) {
+        if (entry && !held.has(name)) state.held++;
+        entry = acked.get(name);
+      }
       return entry ? [entry] : [];
     };
     const entries = state.wildcard ? [...served.keys()].flatMap(pick) : [...state.names].sort().flatMap(pick);

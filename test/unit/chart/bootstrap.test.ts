@@ -25,15 +25,16 @@ interface Case {
   tls: "mtls" | "tls" | "none";
   serverName?: string;
   sotw?: boolean;
+  allStats?: boolean;
 }
 
 const cases: Record<string, Case> = {
   "the defaults (Delta, mTLS, generated certificates)": {
     values: {}, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "mtls",
   },
-  "state-of-the-world on another port, the gateway in another namespace": {
-    values: { "envoy.xdsProtocol": "sotw", "xds.port": 18443, "config.namespace": "edge" },
-    envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18443, tls: "mtls", sotw: true,
+  "state-of-the-world on another port, the gateway in another namespace, every stat": {
+    values: { "envoy.xdsProtocol": "sotw", "xds.port": 18443, "config.namespace": "edge", "envoy.allStats": true },
+    envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18443, tls: "mtls", sotw: true, allStats: true,
   },
   "TLS without client certificates": {
     values: { "xds.tls.mtls": false }, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "tls",
@@ -57,6 +58,7 @@ describe("the gateway's bootstrap ConfigMap", () => {
       const host = `${c.service}.${NAMESPACE}.svc`;
       const args = ["--xds-server", `${host}:${c.port}`, "--node-id", c.envoy, "--node-cluster", c.envoy];
       if (c.sotw) args.push("--sotw");
+      if (c.allStats) args.push("--all-stats");
       if (c.tls !== "none") {
         args.push("--xds-ca", `${CERT_DIR}/ca.crt`);
         if (c.tls === "mtls") args.push("--xds-cert", `${CERT_DIR}/tls.crt`, "--xds-key", `${CERT_DIR}/tls.key`);

@@ -49,9 +49,29 @@ export type AdsBootstrapOptions = {
   listen?: { address: string; port: number };
   /** TLS to the operator, with files in Envoy's file system: its CA, and a client certificate for mTLS. */
   tls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
+  /** Keep every stat Envoy has (default: those listed in KEPT_STATS). */
+  allStats?: boolean;
 };
 
 export const XDS_CLUSTER = "fallback-xds";
+
+/**
+ * The stats an Envoy on this bootstrap keeps: Envoy's own and the listener's, and of each
+ * cluster what a person (or the operator) reads of a fallback: requests, their outcome,
+ * retries, ejections and health. Envoy's default of every stat of every cluster is some 150
+ * per cluster: at 10,000 policies (40,000 clusters) several GB, and most of the time a fresh
+ * Envoy takes to apply them (docs/benchmarks.md). Istio keeps a short list by default too.
+ */
+export const KEPT_STATS = {
+  prefixes: ["server.", "cluster_manager.", "listener_manager.", "listener.", "http.fallback.", "control_plane.", "runtime.", `cluster.${XDS_CLUSTER}.`],
+  clusterSuffixes: [
+    "upstream_rq_total", "upstream_rq_2xx", "upstream_rq_4xx", "upstream_rq_5xx", "upstream_rq_timeout",
+    "upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_overflow", "upstream_rq_pending_overflow",
+    "upstream_cx_connect_fail", "membership_total", "membership_healthy", "membership_degraded",
+    "outlier_detection.ejections_active", "outlier_detection.ejections_enforced_total",
+    "health_check.healthy", "health_check.failure", "update_success",
+  ],
+};
 /** Node metadata key: the address this Envoy's listener binds (see fallbackctl bootstrap --listen). */
 export const LISTEN_METADATA = "fallback.dev/listen";
 
@@ -69,6 +89,21 @@ export function adsBootstrap(options: AdsBootstrapOptions): object {
       ...(options.listen ? { metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } : {}),
     },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
+    ...(options.allStats
+      ? {}
+      : {
+          stats_config: {
+            stats_matcher: {
+              inclusion_list: {
+                patterns: [...KEPT_STATS.prefixes.map((prefix) => ({ prefix })), ...KEPT_STATS.clusterSuffixes.map((suffix) => ({ suffix: `.${suffix}` }))],
+              },
+            },
+          },
+        }),
+    // A cluster's worker-thread copies, and its traffic stats, are made when it is first
+    // used: most of 40,000 clusters never carry a request.
+    cluster_manager: { enable_deferred_cluster_creation: true },
+    deferred_stat_options: { enable_deferred_creation_stats: true },
     dynamic_resources: {
       ads_config: {
         api_type: options.sotw ? "GRPC" : "DELTA_GRPC",

@@ -7,7 +7,7 @@ import { aggregateCluster, clusterBackends, memberCluster } from "./clusters.ts"
 import { loadAssignment } from "./endpoints.ts";
 import { httpListener } from "./listeners.ts";
 import { routeConfiguration, virtualHost } from "./routes.ts";
-import { HTTP_LISTENER, ROUTE_CONFIG, aggregateName, backendClusterName, endpointsName, type Part, type Resource, type Resources } from "./types.ts";
+import { HTTP_LISTENER, ROUTE_CONFIG, aggregateName, backendClusterName, endpointsName, type Dependency, type Part, type Resource, type Resources } from "./types.ts";
 
 /**
  * `policies` sorted by key. Each list follows their order: a policy's clusters as aggregate,
@@ -54,6 +54,13 @@ class AggregateResource implements Resource {
   }
   value() {
     return aggregateCluster(this.source);
+  }
+  requires(): Dependency[] {
+    return clusterBackends(this.source).flatMap((backend, i): Dependency[] => {
+      const member: Dependency = { type: "cluster", name: backendClusterName(this.source.key, i) };
+      if (backend.kind !== "Service" || backend.resolution !== "EndpointSlices") return [member];
+      return [member, { type: "endpoint", name: endpointsName(backend.namespace, backend.name, backend.port) }];
+    });
   }
 }
 

@@ -69,6 +69,13 @@ export type Resource = {
    */
   inlined?(): object;
   /**
+   * What Envoy must have applied before this resource is any use, or safe to send: an
+   * aggregate cluster's members and their endpoints. (Envoy's aggregate clusters also cost
+   * it work on every cluster that becomes active while they exist: 10,000 aggregates sent
+   * before their 30,000 members made a fresh Envoy take several times as long.)
+   */
+  requires?(): Dependency[];
+  /**
    * A resource holding one item per policy in a list (the route configuration's virtual
    * hosts): the list's key and its items, which value() leaves out. A sink can then encode
    * and track each policy's item apart.
@@ -76,6 +83,7 @@ export type Resource = {
   items?: { key: string; parts: Part[] };
 };
 export type Part = { owner: string; source: object; value(): object };
+export type Dependency = { type: ResourceType; name: string };
 
 /** Resources by type, each list in a fixed order. */
 export type Resources = Record<ResourceType, Resource[]>;
