@@ -58,7 +58,9 @@ export type FallbackControllerOptions = {
   minWriteIntervalMs?: number;
 };
 
+/** The queue's two keys: a sync serves the config, a status pass writes statuses. */
 const SYNC = "sync";
+const STATUS = "status";
 /** How long our own ConfigMap write may take to reach the cache before we stop assuming it. */
 const PENDING_WRITE_MS = 5_000;
 const MIN_WRITE_INTERVAL_MS = 2_000;
@@ -113,13 +115,17 @@ export class FallbackController {
     const configMap = options.configMap;
     this.configMaps = configMap && op.watch({ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }, watch);
     // What the Envoys answer changes statuses: the leader works them out again.
-    options.xds?.onFeedback(() => this.op.isLeader && this.queue.add(SYNC));
+    options.xds?.onFeedback(() => this.op.isLeader && this.queue.add(STATUS));
     this.queue = new WorkQueue<string>({
       name: "fallbackpolicy-config",
-      process: async () => {
-        await this.sync();
-        this.queue.forget(SYNC); // a success resets the backoff, or every later failure waits longer
+      process: async (key) => {
+        if (key === SYNC) await this.sync();
+        else await this.writeAllStatuses();
+        this.queue.forget(key); // a success resets the backoff, or every later failure waits longer
       },
+      // A status pass can take long (an Envoy connecting changes every policy's
+      // status.proxies: 10,000 writes): it must never hold back serving a change.
+      concurrency: 2,
       rateLimiter: new KeyedBackoff({ baseMs: 200, maxMs: 30_000, jitter: 0.1 }),
       metrics: op.metrics,
       onError: (_key, err) => op.logger.warn({ err: describeError(err) }, "sync failed; retrying with backoff"),
@@ -144,7 +150,10 @@ export class FallbackController {
     await this.queue.shutdown({ drain: false });
   }
 
-  /** One pass: compile everything, serve it, write the config and the statuses that changed. */
+  /** What the sinks said at the last sync, for the status passes after it. */
+  private delivered: { notWritten?: NotWritten } | "deferred" = {};
+
+  /** One pass: compile everything, serve it, write the config; then statuses are due. */
   private async sync(): Promise<void> {
     const xds = this.options.xds;
     if (!this.op.isLeader && !xds) return;
@@ -161,38 +170,47 @@ export class FallbackController {
     const published = performance.now();
     if (!this.op.isLeader) return;
 
-    let notWritten: NotWritten | undefined;
     let configWrite = 0;
     if (this.options.configMap) {
       const outcome = await this.writeConfigMap(this.options.configMap, resources);
-      if (outcome === "deferred") return;
-      notWritten = outcome.notWritten;
-      configWrite = outcome.ms;
+      // A deferred write defers the statuses too: Programmed must not claim a config not yet written.
+      this.delivered = outcome === "deferred" ? "deferred" : outcome.notWritten ? { notWritten: outcome.notWritten } : {};
+      if (outcome !== "deferred") configWrite = outcome.ms;
     }
-
-    const beforeStatus = performance.now();
-    const states = xds?.policyStates();
-    const written = await this.writeStatuses(policies, results, (key) => ({
-      ...(this.options.configMap ? { configMap: this.options.configMap } : {}),
-      ...(notWritten ? { notWritten } : {}),
-      xdsServer: Boolean(xds),
-      ...(states?.has(key) ? { xds: states.get(key)! } : {}),
-    }));
     const done = performance.now();
-    // Where a sync's time goes, for profiling: compile, xDS publish, ConfigMap, statuses.
+    this.queue.add(STATUS);
+    // Where a sync's time goes, for profiling: compile, xDS publish, ConfigMap.
     this.op.logger.debug(
       {
         policies: policies.length,
-        statusWrites: written,
         ms: Math.round(done - started),
         reused,
         compileMs: Math.round(compiled - started),
         publishMs: Math.round(published - compiled),
         configMapMs: Math.round(configWrite),
-        statusMs: Math.round(done - beforeStatus),
       },
       "synced",
     );
+  }
+
+  /** A status pass: every policy's status from the last compile and what the sinks say now. */
+  private async writeAllStatuses(): Promise<void> {
+    if (!this.op.isLeader || !this.lastCompile || this.delivered === "deferred") return;
+    const started = performance.now();
+    const { notWritten } = this.delivered;
+    const xds = this.options.xds;
+    const states = xds?.policyStates();
+    // The cache's policies (with our latest status writes), but only as the last compile saw
+    // them: one changed since is written by the pass after the sync that compiles it.
+    const compiled = new Map(this.lastCompile.input.policies.map((p) => [p.metadata.uid, p.metadata.generation]));
+    const policies = this.policies.list().filter((p) => compiled.get(p.metadata.uid) === p.metadata.generation);
+    const written = await this.writeStatuses(policies, this.lastCompile.results, (key) => ({
+      ...(this.options.configMap ? { configMap: this.options.configMap } : {}),
+      ...(notWritten ? { notWritten } : {}),
+      xdsServer: Boolean(xds),
+      ...(states?.has(key) ? { xds: states.get(key)! } : {}),
+    }));
+    this.op.logger.debug({ policies: policies.length, statusWrites: written, ms: Math.round(performance.now() - started) }, "statuses written");
   }
 
   /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
@@ -306,7 +324,7 @@ export class FallbackController {
       }
       work.push(() => this.writeStatus(policy, status));
     }
-    if (waiting) this.queue.addAfter(SYNC, SETTLE_MS);
+    if (waiting) this.queue.addAfter(STATUS, SETTLE_MS);
     // A policy deleted before its status write reached the cache would stay here forever.
     if (this.pendingStatus.size > 0) {
       const live = new Set(policies.map(objectKey));

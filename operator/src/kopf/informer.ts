@@ -195,13 +195,19 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.touch();
     const seen = new Set<string>();
     for (const listed of list.items) {
+      const key = objectKey(listed);
+      seen.add(key);
+      const old = this.store.get(key);
+      // An object that did not change stays the very object the cache had, so a controller
+      // that remembers what it made of each object (by identity) need not make it again.
+      if (old && old.metadata.resourceVersion === listed.metadata.resourceVersion) {
+        this.emit({ type: "resync", object: old });
+        continue;
+      }
       const obj = this.cached(listed);
-      seen.add(objectKey(obj));
-      const old = this.store.set(obj);
+      this.store.set(obj);
       if (!old) this.emit({ type: "added", object: obj });
-      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion)
-        this.emit({ type: "modified", object: obj, old });
-      else this.emit({ type: "resync", object: obj });
+      else this.emit({ type: "modified", object: obj, old });
     }
     // Deleted while we were not watching: the last known state stands in for it.
     for (const key of this.store.keys()) {

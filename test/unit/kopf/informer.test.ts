@@ -251,6 +251,10 @@ describe("Informer", () => {
     informer.start();
     await until(() => events.some((e) => e.type === "resync"), 3000);
     expect(api.lists).toBeGreaterThanOrEqual(2);
+    // The cache keeps the very object it had: a controller's per-object memo stays valid.
+    const added = events.find((e) => e.type === "added")!.object;
+    expect(events.find((e) => e.type === "resync")!.object).toBe(added);
+    expect(informer.store.list()[0]).toBe(added);
   });
 
   it("raises client-node's own watch timer above the inactivity timeout", async () => {
