@@ -1,6 +1,6 @@
 // Lightweight ADS subscribers for the xDS fan-out benchmark: each opens a Delta stream to the
-// operator as an Envoy would (clusters and listeners by wildcard, every endpoints resource,
-// the route configuration), and acknowledges every response, applying nothing. Run in a
+// operator as an Envoy would (clusters, listeners and route scopes by wildcard, every
+// endpoints resource and route configuration), and acknowledges every response, applying nothing. Run in a
 // process of their own so that decoding their responses does not slow the bench's clocks:
 //
 //   node bench/ads-clients.ts HOST:PORT COUNT      # prints "synced" once all have ACKed a
@@ -13,6 +13,7 @@ const T = "type.googleapis.com/envoy.";
 const CLUSTER = `${T}config.cluster.v3.Cluster`;
 const ENDPOINTS = `${T}config.endpoint.v3.ClusterLoadAssignment`;
 const LISTENER = `${T}config.listener.v3.Listener`;
+const SCOPES = `${T}config.route.v3.ScopedRouteConfiguration`;
 const ROUTES = `${T}config.route.v3.RouteConfiguration`;
 const PATH = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
@@ -43,7 +44,8 @@ function subscriber(address: string, id: number, onListener: () => void): { resp
   send({ node, typeUrl: CLUSTER });
   send({ typeUrl: ENDPOINTS, resourceNamesSubscribe: ["*"] });
   send({ typeUrl: LISTENER });
-  send({ typeUrl: ROUTES, resourceNamesSubscribe: ["fallback-routes"] });
+  send({ typeUrl: SCOPES });
+  send({ typeUrl: ROUTES, resourceNamesSubscribe: ["*"] });
   return { responses: () => responses, close: () => (stream.cancel(), client.close()) };
 }
 

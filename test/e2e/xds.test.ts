@@ -121,7 +121,7 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
 
   it("a restarted server sends nothing an Envoy has: no cluster or listener is touched, and traffic flows on", async () => {
     const [delta, sotw] = await envoys();
-    const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "listener_manager.listener_modified", "http.fallback.rds.fallback-routes.config_reload"];
+    const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "listener_manager.listener_modified", "http.fallback.scoped_rds.fallback-scopes.config_reload", "http.fallback.rds.shop/products.config_reload"];
     const before = await Promise.all([delta, sotw].map((e) => Promise.all(counters.map((c) => e.stat(c)))));
     const load = startLoad({ url: delta.url, host: HOST, rate: 200 });
     await gateway.stopServer();

@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RESOURCE_TYPES, TYPE_URL, fullValue } from "../../operator/src/compile/envoy/types.ts";
+import { RESOURCE_TYPES, TYPE_URL } from "../../operator/src/compile/envoy/types.ts";
 import { encodeResource } from "../../operator/src/xds/envoy-api.ts";
 import { envoyValidate } from "../support/envoy.ts";
 import { CASES_DIR, caseNames, readCase, renderCase } from "./golden.ts";
@@ -22,7 +22,7 @@ describe.each(caseNames())("golden %s", (name) => {
     if (update || !existsSync(xdsFile)) writeFileSync(xdsFile, rendered.xds);
     expect(rendered.xds).toBe(readCase(name, "xds"));
     for (const type of RESOURCE_TYPES) {
-      for (const resource of rendered.resources[type]) expect(() => encodeResource(TYPE_URL[type], fullValue(resource)), resource.name).not.toThrow();
+      for (const resource of rendered.resources[type]) expect(() => encodeResource(TYPE_URL[type], resource.value()), resource.name).not.toThrow();
     }
   });
 

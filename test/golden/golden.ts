@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { compile } from "../../operator/src/compile/compile.ts";
 import { renderBootstrap, toYaml } from "../../operator/src/compile/emit.ts";
-import { RESOURCE_TYPES, TYPE_URL, fullValue, type Resources } from "../../operator/src/compile/envoy/types.ts";
+import { RESOURCE_TYPES, TYPE_URL, type Resources } from "../../operator/src/compile/envoy/types.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../operator/src/compile/snapshot.ts";
 
 export const CASES_DIR = join(import.meta.dirname, "cases");
@@ -41,7 +41,7 @@ function xdsResources(resources: Resources): object {
   return Object.fromEntries(
     RESOURCE_TYPES.map((type) => [
       TYPE_URL[type],
-      resources[type].map((r) => ({ name: r.name, owners: r.owners, value: fullValue(r) })),
+      resources[type].map((r) => ({ name: r.name, owners: r.owners, value: r.value() })),
     ]),
   );
 }

@@ -17,6 +17,8 @@ export type OperatorOptions = {
   /** More flags, e.g. ["--config-limit-bytes", "20000"]. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Its working folder (where, say, heap snapshots go). */
+  cwd?: string;
 };
 
 export type RunningOperator = {
@@ -49,7 +51,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     ...(options.leaderElect ? ["--leader-elect"] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, [...nodeFlagsOf(operatorBin), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+  const child = spawn(process.execPath, [...nodeFlagsOf(operatorBin), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (s: string) => (output += s));
   child.stderr!.setEncoding("utf8").on("data", (s: string) => (output += s));

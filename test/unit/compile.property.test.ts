@@ -161,7 +161,7 @@ describe("compile, over generated clusters", () => {
     const compiler = new Compiler(defaultOptions);
     compiler.compile(before as any);
     const reused = compiler.compile(before as any);
-    const domains = (out: ReturnType<typeof compile>) => out.resources.route[0]!.items!.parts.map((p) => p.value() as any).map((h) => [h.name, h.domains]);
+    const domains = (out: ReturnType<typeof compile>) => out.resources.route.flatMap((r) => r.virtualHosts!).map((v) => v.value() as any).map((h) => [h.name, h.domains]);
     expect(domains(reused)).toEqual([["shop/alt", expect.arrayContaining(["web", "web:8080"])]]);
     const after = { policies: [alt, policyOnWeb("main", 80)], services: [webService], endpointSlices: [] };
     const fresh = compile(structuredClone(after) as any);

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { formatError, validatePolicy } from "../api/validate.ts";
 import type { FallbackPolicy } from "../api/schema.ts";
-import { envoyResources } from "./envoy/resources.ts";
+import { ResourceMemo, envoyResources } from "./envoy/resources.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
 import { indexSnapshot, resolvePolicy, type Resolution, type SnapshotIndex } from "./resolve.ts";
@@ -33,6 +33,7 @@ export class Compiler {
   private readonly resolutions = new WeakMap<FallbackPolicy, Resolution>();
   private readonly programmedResults = new WeakMap<Resolution, { ir: PolicyIR; result: PolicyResult }>();
   private readonly configHashes = new WeakMap<PolicyIR, string>();
+  private readonly made = new ResourceMemo();
 
   constructor(options: CompileOptions = defaultOptions) {
     this.options = options;
@@ -80,7 +81,7 @@ export class Compiler {
     this.assignDomains(programmed);
     for (const { ir, resolution, at } of programmed) results[at] = this.programmedResult(resolution, ir, results[at]!);
     results.sort((a, b) => byString(a.key, b.key));
-    return { resources: envoyResources(programmed.map((p) => p.ir), this.options), results };
+    return { resources: envoyResources(programmed.map((p) => p.ir), this.options, this.made), results };
   }
 
   /** Validated and defaulted once per object. */

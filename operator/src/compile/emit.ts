@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { CONFIG_FILES, fileBootstrap, staticBootstrap } from "./envoy/bootstrap.ts";
 import { inlinedConfig, inlinedValue } from "./envoy/files.ts";
-import { TYPE, type Part, type Resources } from "./envoy/types.ts";
+import { TYPE, type Resources, type VirtualHost } from "./envoy/types.ts";
 import type { CompileOptions } from "./snapshot.ts";
 
 // ---- YAML ------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ export function renderBootstrap(resources: Resources, options: CompileOptions): 
 }
 
 /**
- * The JSON text of resources (and of the route configuration's items), remembered while
+ * The JSON text of resources (and of policies' virtual hosts), remembered while
  * their source is the very same object. The operator renders mostly the same resources
  * from one sync to the next; a one-off render (fallbackctl) has no use for one.
  */
@@ -336,7 +336,7 @@ class FileBody {
   }
 }
 
-const valueOfPart = (part: Part) => part.value();
+const valueOfPart = (host: VirtualHost) => host.value();
 
 /** JSON text YAML can read as it is (see NOT_YAML_PRINTABLE). */
 const jsonText = (value: object) => yamlSafeJson(JSON.stringify(value));

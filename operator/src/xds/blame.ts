@@ -7,34 +7,11 @@
 // last accepted one, and a Delta stream finds which by sending halves (stream.ts).
 import type { Entry } from "./encode.ts";
 
-/** A rejected entry, and for an itemized one the owners whose items are to blame. */
-export type Blamed = { entry: Entry; owners?: string[] };
+/** The entries `message` names; empty when it names none. */
+export const named = (sent: Entry[], message: string): Entry[] => sent.filter((entry) => mentions(message, entry.name));
 
-/** The entries (and items) `message` names; empty when it names none. */
-export function named(sent: Entry[], message: string): Blamed[] {
-  const blamed: Blamed[] = [];
-  for (const entry of sent) {
-    if (entry.parts) {
-      const owners = [...entry.parts.keys()].filter((owner) => mentions(message, owner));
-      if (owners.length) blamed.push({ entry, owners });
-      else if (mentions(message, entry.name)) blamed.push({ entry });
-    } else if (mentions(message, entry.name)) {
-      blamed.push({ entry });
-    }
-  }
-  return blamed;
-}
-
-/** The entries (and items) of `sent` that differ from what the Envoy acknowledged last. */
-export function changed(sent: Entry[], acked: ReadonlyMap<string, Entry>): Blamed[] {
-  return sent.flatMap((entry): Blamed[] => {
-    const before = acked.get(entry.name);
-    if (before?.version === entry.version) return [];
-    if (!entry.parts) return [{ entry }];
-    const owners = [...entry.parts.values()].filter((p) => before?.parts?.get(p.owner)?.version !== p.version).map((p) => p.owner);
-    return owners.length ? [{ entry, owners }] : [{ entry }];
-  });
-}
+/** The entries of `sent` that differ from what the Envoy acknowledged last. */
+export const changed = (sent: Entry[], acked: ReadonlyMap<string, Entry>): Entry[] => sent.filter((entry) => acked.get(entry.name)?.version !== entry.version);
 
 /** Whether `message` names `name` as a whole (shop/a is not named by shop/a/primary). */
 export function mentions(message: string, name: string): boolean {

@@ -1,10 +1,12 @@
 // What the xDS server serves: the latest compile output, encoded, less what an Envoy
 // rejected. A resource version an Envoy NACKed is never sent again; every Envoy gets the
 // last version one accepted instead (or nothing, for a resource none ever accepted) until
-// the resource changes. For the route configuration this holds per virtual host: one
-// policy's rejected host does not hold back the others' changes.
-import { RESOURCE_TYPES, type ResourceType, type Resources } from "../compile/envoy/types.ts";
-import { Encoder, itemized, type Entry, type PartEntry } from "./encode.ts";
+// the resource changes.
+//
+// A publish looks at each resource once: one the compiler handed out again (the very same
+// object) is passed over, so a sync at 10,000 policies that changed one does the work of one.
+import { RESOURCE_TYPES, type Resource, type ResourceType, type Resources } from "../compile/envoy/types.ts";
+import { Encoder, type Entry } from "./encode.ts";
 
 /** An Envoy's rejection of a resource: which Envoy (node id), which resource, and its words. */
 export type Rejection = { node: string; resource: string; message: string };
@@ -12,22 +14,25 @@ export type Rejection = { node: string; resource: string; message: string };
 /** Names whose served entry changed, by type (a removed resource's name included). */
 export type Changes = Map<ResourceType, Set<string>>;
 
+type Slot = { resource: Resource; entry: Entry; seen: number };
+
 const key = (type: ResourceType, name: string) => `${type} ${name}`;
 
 export class ResourceCache {
   private readonly encoder: Encoder;
-  /** The latest publish, as compiled. */
-  private desired = emptyMaps();
-  /** What is served: desired, with rejected versions replaced. */
-  private served = emptyMaps();
+  /** By type and name: the resource last published, its entry, and the publish that saw it. */
+  private readonly slots = new Map<ResourceType, Map<string, Slot>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
+  /** The entries as published, by type and name (kept up to date in place). */
+  private readonly desired = new Map<ResourceType, Map<string, Entry>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
+  /** What is served: desired, or with rejections, a copy of it with rejected versions replaced. */
+  private served = this.desired;
   /** By type and name: the entry an Envoy last acknowledged. */
   private readonly accepted = new Map<string, Entry>();
-  /** By type, name and owner: the item an Envoy last acknowledged. */
-  private readonly acceptedParts = new Map<string, PartEntry>();
-  /** By type, name and version (and owner, for items): what an Envoy rejected, and why. */
+  /** By type, name and version: what an Envoy rejected, and why. */
   private readonly rejected = new Map<string, Rejection>();
   /** By owner (policy key): the entries it has a part in, as desired. */
-  private owned = new Map<string, Entry[]>();
+  private readonly owned = new Map<string, Entry[]>();
+  private publishes = 0;
 
   constructor(encoder = new Encoder()) {
     this.encoder = encoder;
@@ -35,32 +40,50 @@ export class ResourceCache {
 
   /** Takes a new compile output; returns what changed in what is served. */
   publish(resources: Resources): Changes {
-    const desired = emptyMaps();
-    const owned = new Map<string, Entry[]>();
+    const seen = ++this.publishes;
+    const changes: Changes = new Map();
+    const changed = (type: ResourceType, name: string) => {
+      const names = changes.get(type);
+      if (names) names.add(name);
+      else changes.set(type, new Set([name]));
+    };
     for (const type of RESOURCE_TYPES) {
-      const entries = desired.get(type)!;
+      const slots = this.slots.get(type)!;
+      const desired = this.desired.get(type)!;
       for (const resource of resources[type]) {
+        const slot = slots.get(resource.name);
+        if (slot?.resource === resource) {
+          slot.seen = seen;
+          continue;
+        }
         const entry = this.encoder.entry(type, resource);
-        entries.set(resource.name, entry);
-        for (const owner of entry.parts ? entry.parts.keys() : entry.owners) {
-          const list = owned.get(owner);
-          if (list) list.push(entry);
-          else owned.set(owner, [entry]);
+        const before = slot?.entry;
+        if (!slot) slots.set(resource.name, { resource, entry, seen });
+        else Object.assign(slot, { resource, entry, seen });
+        if (before === entry) continue;
+        if (before) this.disown(before);
+        this.own(entry);
+        desired.set(resource.name, entry);
+        if (before?.version !== entry.version) changed(type, resource.name);
+      }
+      if (slots.size > resources[type].length) {
+        for (const [name, slot] of slots) {
+          if (slot.seen === seen) continue;
+          slots.delete(name);
+          desired.delete(name);
+          this.disown(slot.entry);
+          this.accepted.delete(key(type, name));
+          changed(type, name);
         }
       }
     }
-    this.desired = desired;
-    this.owned = owned;
-    // Acceptances of what is no longer wanted would only hold memory: swept now and then.
-    let wanted = 0;
-    for (const entries of desired.values()) wanted += entries.size;
-    if (this.accepted.size > 1.25 * wanted + 100) {
-      for (const k of this.accepted.keys()) {
-        const [type, name] = splitKey(k);
-        if (!desired.get(type)!.has(name)) this.accepted.delete(k);
-      }
+    if (!this.rejected.size && this.served === this.desired) return changes;
+    // Rejections of versions no longer desired go: a new version is tried afresh.
+    for (const [k] of this.rejected) {
+      const [type, name, version] = splitKey(k);
+      if (this.desired.get(type)!.get(name)?.version !== version) this.rejected.delete(k);
     }
-    return this.reserve();
+    return this.reserve(changes);
   }
 
   /** The entries served now, of one type. */
@@ -78,97 +101,71 @@ export class ResourceCache {
     return this.owned.keys();
   }
 
-  /** The desired entry of a type and name. */
-  desiredEntry(type: ResourceType, name: string): Entry | undefined {
-    return this.desired.get(type)!.get(name);
-  }
-
   /** An Envoy acknowledged `entry`. */
   accept(entry: Entry): void {
     this.accepted.set(key(entry.type, entry.name), entry);
-    if (entry.parts) for (const part of entry.parts.values()) this.acceptedParts.set(`${key(entry.type, entry.name)} ${part.owner}`, part);
   }
 
-  /** An Envoy rejected `entry` (only these owners' items of it, for an itemized one); returns what that changes in what is served. */
-  reject(entry: Entry, rejection: Rejection, owners?: readonly string[]): Changes {
-    if (entry.parts) {
-      for (const owner of owners ?? [...entry.parts.keys()]) {
-        const part = entry.parts.get(owner);
-        if (part) this.rejected.set(`${key(entry.type, entry.name)} ${owner} ${part.version}`, rejection);
-      }
-    } else {
-      this.rejected.set(`${key(entry.type, entry.name)} ${entry.version}`, rejection);
+  /** An Envoy rejected `entry`; returns what that changes in what is served. */
+  reject(entry: Entry, rejection: Rejection): Changes {
+    this.rejected.set(`${key(entry.type, entry.name)} ${entry.version}`, rejection);
+    return this.reserve(new Map());
+  }
+
+  /** Why the desired version of `entry` was rejected, if it was. */
+  rejectionOf(entry: Entry): Rejection | undefined {
+    return this.rejected.size ? this.rejected.get(`${key(entry.type, entry.name)} ${entry.version}`) : undefined;
+  }
+
+  private own(entry: Entry): void {
+    for (const owner of entry.owners) {
+      const list = this.owned.get(owner);
+      if (list) list.push(entry);
+      else this.owned.set(owner, [entry]);
     }
-    return this.reserve();
   }
 
-  /** Why the desired version of a policy's part in `entry` was rejected, if it was. */
-  rejectionOf(entry: Entry, owner: string): Rejection | undefined {
-    if (!this.rejected.size) return undefined;
-    const part = entry.parts?.get(owner);
-    return this.rejected.get(part ? `${key(entry.type, entry.name)} ${owner} ${part.version}` : `${key(entry.type, entry.name)} ${entry.version}`);
+  private disown(entry: Entry): void {
+    for (const owner of entry.owners) {
+      const list = this.owned.get(owner);
+      const at = list?.indexOf(entry) ?? -1;
+      if (at >= 0) list!.splice(at, 1);
+      if (list && !list.length) this.owned.delete(owner);
+    }
   }
 
-  /** Works out what is served from what is desired, and returns the names whose entry changed. */
-  private reserve(): Changes {
-    // Without rejections, what is served is what is desired: the same maps.
-    const served = this.rejected.size ? emptyMaps() : this.desired;
-    if (this.rejected.size) {
-      for (const type of RESOURCE_TYPES) {
-        const entries = served.get(type)!;
-        for (const [name, entry] of this.desired.get(type)!) {
-          const substitute = this.substitute(entry);
+  /**
+   * Works out what is served from what is desired (rejected versions replaced by the last
+   * accepted ones, or left out), adding to `changes` the names whose served entry changes.
+   */
+  private reserve(changes: Changes): Changes {
+    const before = this.served;
+    const served = this.rejected.size ? new Map<ResourceType, Map<string, Entry>>() : this.desired;
+    for (const type of RESOURCE_TYPES) {
+      const desired = this.desired.get(type)!;
+      let entries = desired;
+      if (served !== this.desired) {
+        entries = new Map();
+        for (const [name, entry] of desired) {
+          const substitute = this.rejected.has(`${key(type, name)} ${entry.version}`) ? this.accepted.get(key(type, name)) : entry;
           if (substitute) entries.set(name, substitute);
         }
+        served.set(type, entries);
       }
-    }
-    // Drop rejections of versions no longer desired: a new version is tried afresh.
-    if (this.rejected.size) {
-      const wanted = new Set<string>();
-      for (const entries of this.desired.values())
-        for (const e of entries.values()) {
-          if (e.parts) for (const p of e.parts.values()) wanted.add(`${key(e.type, e.name)} ${p.owner} ${p.version}`);
-          else wanted.add(`${key(e.type, e.name)} ${e.version}`);
-        }
-      for (const k of this.rejected.keys()) if (!wanted.has(k)) this.rejected.delete(k);
-    }
-    const changes: Changes = new Map();
-    for (const type of RESOURCE_TYPES) {
-      const before = this.served.get(type)!;
-      const after = served.get(type)!;
-      const names = new Set<string>();
-      if (before === after) continue;
-      for (const [name, entry] of after) if (before.get(name)?.version !== entry.version) names.add(name);
-      for (const name of before.keys()) if (!after.has(name)) names.add(name);
+      const old = before.get(type)!;
+      if (old === entries) continue;
+      const names = changes.get(type) ?? new Set<string>();
+      for (const [name, entry] of entries) if (old.get(name)?.version !== entry.version) names.add(name);
+      for (const name of old.keys()) if (!entries.has(name)) names.add(name);
       if (names.size) changes.set(type, names);
     }
     this.served = served;
     return changes;
   }
-
-  /** The entry to serve instead of `entry`: itself, the accepted one, or none. */
-  private substitute(entry: Entry): Entry | undefined {
-    const k = key(entry.type, entry.name);
-    if (!entry.parts) return this.rejected.has(`${k} ${entry.version}`) ? this.accepted.get(k) : entry;
-    let changed = false;
-    const parts = new Map<string, PartEntry>();
-    for (const [owner, part] of entry.parts) {
-      if (!this.rejected.has(`${k} ${owner} ${part.version}`)) parts.set(owner, part);
-      else {
-        changed = true;
-        const accepted = this.acceptedParts.get(`${k} ${owner}`);
-        if (accepted) parts.set(owner, accepted);
-      }
-    }
-    return changed ? itemized(entry.type, entry.name, entry.owners, entry.head!, parts) : entry;
-  }
 }
 
-function emptyMaps(): Map<ResourceType, Map<string, Entry>> {
-  return new Map(RESOURCE_TYPES.map((t) => [t, new Map<string, Entry>()]));
-}
-
-function splitKey(k: string): [ResourceType, string] {
-  const at = k.indexOf(" ");
-  return [k.slice(0, at) as ResourceType, k.slice(at + 1)];
+function splitKey(k: string): [ResourceType, string, string] {
+  const first = k.indexOf(" ");
+  const last = k.lastIndexOf(" ");
+  return [k.slice(0, first) as ResourceType, k.slice(first + 1, last), k.slice(last + 1)];
 }

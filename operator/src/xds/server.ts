@@ -8,14 +8,13 @@
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
 import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "prom-client";
-import { TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
+import { RESOURCE_TYPES, TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
 import type { Logger, Metrics } from "../kopf/index.ts";
 import { ResourceCache, type Changes, type Rejection } from "./cache.ts";
 import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
 import { parseHostPort } from "../compile/snapshot.ts";
 import { Encoder, versionOf, type Corrupt, type Entry } from "./encode.ts";
 import { anyOf, decodeMessage, encodeJson, encodeMessage, messageSchema } from "./envoy-api.ts";
-import type { Blamed } from "./blame.ts";
 import { DeltaStream, SotwStream, type DeltaRequest, type DeltaResponse, type SotwRequest, type SotwResponse, type Stream, type StreamHost } from "./stream.ts";
 
 export type XdsTls = { cert: Buffer; key: Buffer; /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer };
@@ -148,11 +147,11 @@ export class XdsServer implements StreamHost {
     for (const owner of this.cache.owners()) {
       const entries = this.cache.entriesOf(owner);
       let rejected: Rejection | undefined;
-      for (const entry of entries) if ((rejected = this.cache.rejectionOf(entry, owner))) break;
+      for (const entry of entries) if ((rejected = this.cache.rejectionOf(entry))) break;
       let acked = 0;
       let pending = 0;
       serving.forEach((s, i) => {
-        if (entries.every((e) => s.has(e, owner))) acked++;
+        if (entries.every((e) => s.has(e))) acked++;
         else if (busy[i]) pending++;
       });
       states.set(owner, { connected: serving.length, acked, pending, ...(rejected ? { rejected } : {}) });
@@ -202,16 +201,17 @@ export class XdsServer implements StreamHost {
   }
 
   answered(stream: Stream, type: ResourceType, sentAt: number, nack: boolean): void {
+    this.release(stream, TYPE_URL[type]);
     if (nack) this.rejections?.inc({ type: typeLabel(TYPE_URL[type]) });
     // How long Envoy took to apply a response (with its trip back): the benchmark reads these.
     this.logger.debug({ node: stream.node?.id, type: typeLabel(TYPE_URL[type]), ms: Math.round(performance.now() - sentAt), nack }, "xDS response answered");
   }
 
-  rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void {
+  rejected(stream: Stream, type: ResourceType, blamed: Entry[], message: string): void {
     const node = stream.node?.id ?? "";
-    this.logger.warn({ node, type, resources: blamed.map((b) => b.entry.name), owners: [...new Set(blamed.flatMap((b) => b.owners ?? b.entry.owners))], error: message }, "Envoy rejected xDS resources");
+    this.logger.warn({ node, type, resources: blamed.map((e) => e.name), owners: [...new Set(blamed.flatMap((e) => e.owners))], error: message }, "Envoy rejected xDS resources");
     const changes: Changes = new Map();
-    for (const { entry, owners } of blamed) merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }, owners));
+    for (const entry of blamed) merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }));
     // After this request is handled: the stream that asked must first take its own answer.
     if (changes.size) queueMicrotask(() => this.broadcast(changes));
     this.feedbackChanged();
@@ -240,6 +240,7 @@ export class XdsServer implements StreamHost {
     });
     const gone = () => {
       if (!this.streams.delete(stream)) return;
+      this.release(stream);
       this.connections?.dec({ protocol: stream.protocol });
       this.logger.info({ node: stream.node?.id, protocol: stream.protocol, peer }, "Envoy disconnected");
       this.feedbackChanged();
@@ -257,21 +258,60 @@ export class XdsServer implements StreamHost {
     for (const stream of this.streams.keys()) this.send(stream, stream.changed(changes));
   }
 
+  /**
+   * Sends responses, within a budget of bytes sent and not yet answered: a response beyond
+   * it waits until Envoys answer earlier ones. 100 Envoys connecting at once to 10,000
+   * policies would otherwise each have ~35 MB waiting in the server's buffers (3.8 GB
+   * measured); with the budget, the full syncs go a few at a time. One response is always
+   * let through, however large.
+   */
   private send(stream: Stream, responses: unknown[]): void {
-    const call = this.streams.get(stream);
-    if (!call || !this.published) return;
+    if (!this.streams.has(stream) || !this.published) return;
     for (const response of responses) {
-      const started = performance.now();
-      const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
-      const { typeUrl, resources, removed } = response as { typeUrl: string; resources: Entry[]; removed?: string[] };
-      this.responses?.inc({ type: typeLabel(typeUrl) });
-      this.resourcesSent?.inc({ type: typeLabel(typeUrl) }, resources.length + (removed?.length ?? 0));
-      call.write(bytes);
-      this.logger.debug(
-        { node: stream.node?.id, type: typeLabel(typeUrl), resources: resources.length, removed: removed?.length ?? 0, bytes: bytes.length, ms: Math.round(performance.now() - started) },
-        "xDS response sent",
-      );
+      const { typeUrl, resources } = response as { typeUrl: string; resources: Entry[] };
+      const size = resources.reduce((n, e) => n + e.bytes.length, 0);
+      if (this.waiting.length || (this.outstanding > 0 && this.outstanding + size > SEND_BUDGET_BYTES)) this.waiting.push({ stream, response, size });
+      else this.write(stream, response, typeUrl, size);
     }
+  }
+
+  /** Bytes sent and not yet answered, by stream and type; their sum; and what waits for room. */
+  private readonly unanswered = new Map<Stream, Map<string, number>>();
+  private outstanding = 0;
+  private readonly waiting: { stream: Stream; response: unknown; size: number }[] = [];
+
+  /** Envoy answered (or left): its response's bytes no longer count, and waiting ones may go. */
+  private release(stream: Stream, typeUrl?: string): void {
+    const byType = this.unanswered.get(stream);
+    if (byType) {
+      for (const [t, size] of byType) if (typeUrl === undefined || t === typeUrl) (this.outstanding -= size), byType.delete(t);
+      if (!byType.size) this.unanswered.delete(stream);
+    }
+    if (typeUrl === undefined) for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.stream === stream) this.waiting.splice(i, 1);
+    while (this.waiting.length) {
+      const next = this.waiting[0]!;
+      if (this.outstanding > 0 && this.outstanding + next.size > SEND_BUDGET_BYTES) break;
+      this.waiting.shift();
+      if (this.streams.has(next.stream)) this.write(next.stream, next.response, (next.response as { typeUrl: string }).typeUrl, next.size);
+    }
+  }
+
+  private write(stream: Stream, response: unknown, typeUrl: string, size: number): void {
+    const call = this.streams.get(stream)!;
+    let byType = this.unanswered.get(stream);
+    if (!byType) this.unanswered.set(stream, (byType = new Map()));
+    byType.set(typeUrl, size);
+    this.outstanding += size;
+    const started = performance.now();
+    const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
+    const { resources, removed } = response as { resources: Entry[]; removed?: string[] };
+    this.responses?.inc({ type: typeLabel(typeUrl) });
+    this.resourcesSent?.inc({ type: typeLabel(typeUrl) }, resources.length + (removed?.length ?? 0));
+    call.write(bytes);
+    this.logger.debug(
+      { node: stream.node?.id, type: typeLabel(typeUrl), resources: resources.length, removed: removed?.length ?? 0, bytes: bytes.length, ms: Math.round(performance.now() - started) },
+      "xDS response sent",
+    );
   }
 
   private encodeDelta(r: DeltaResponse): Uint8Array {
@@ -309,11 +349,13 @@ export class XdsServer implements StreamHost {
 }
 
 const EMPTY: ReadonlyMap<string, Entry> = new Map();
+/** Bytes of responses sent and not yet answered, over all streams, before more wait (see send). */
+const SEND_BUDGET_BYTES = 64 * 1024 * 1024;
 /** How long an Envoy may take to answer a response before a policy it has not acknowledged is reported as such. */
 export const SETTLE_MS = 10_000;
 
 function allOf(cache: ResourceCache): Changes {
-  return new Map((["cluster", "endpoint", "listener", "route", "secret"] as const).map((t) => [t, new Set(cache.entries(t).keys())]));
+  return new Map(RESOURCE_TYPES.map((t) => [t, new Set(cache.entries(t).keys())]));
 }
 
 function merge(into: Changes, more: Changes): void {

@@ -11,7 +11,7 @@
 // A type has at most one response in flight: changes made meanwhile go out together once
 // Envoy has answered it (ACK or NACK), so a burst of changes is a few responses, not one each.
 import { RESOURCE_TYPES, TYPE_URL, type ResourceType } from "../compile/envoy/types.ts";
-import { changed, named, type Blamed } from "./blame.ts";
+import { changed, named } from "./blame.ts";
 import { versionOf, type Entry } from "./encode.ts";
 
 export type Node = { id: string; cluster: string; metadata?: Record<string, unknown> };
@@ -47,8 +47,8 @@ export interface StreamHost {
   accepted(stream: Stream, entries: Entry[]): void;
   /** Envoy answered a response sent at `sentAt` (performance.now()): ACK or NACK. */
   answered(stream: Stream, type: ResourceType, sentAt: number, nack: boolean): void;
-  /** Envoy rejected these entries (or owners' items of them), in these words. */
-  rejected(stream: Stream, type: ResourceType, blamed: Blamed[], message: string): void;
+  /** Envoy rejected these entries, in these words. */
+  rejected(stream: Stream, type: ResourceType, blamed: Entry[], message: string): void;
 }
 
 const TYPE_OF = new Map(RESOURCE_TYPES.map((t) => [TYPE_URL[t], t]));
@@ -70,13 +70,9 @@ export abstract class Stream {
 
   abstract readonly protocol: "delta" | "sotw";
 
-  /** Whether Envoy runs a policy's part of `entry` as desired now. */
-  has(entry: Entry, owner: string): boolean {
-    const acked = this.acked.get(entry.type)!.get(entry.name);
-    if (!acked) return false;
-    if (acked.version === entry.version) return true;
-    const part = entry.parts?.get(owner);
-    return !!part && acked.parts?.get(owner)?.version === part.version;
+  /** Whether Envoy runs `entry` as desired now. */
+  has(entry: Entry): boolean {
+    return this.acked.get(entry.type)!.get(entry.name)?.version === entry.version;
   }
 
   /** Whether Envoy has acknowledged a listener and routes at all: before, it serves nothing. */
@@ -151,7 +147,7 @@ export class DeltaStream extends Stream {
     if (!state) {
       // Subscribing to nothing in a first request is the legacy way of asking for all, which
       // Envoy does for clusters and listeners; endpoints, routes and secrets go by name.
-      const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener");
+      const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener" || type === "scope");
       const wildcard = legacyWildcard || req.resourceNamesSubscribe.includes("*");
       state = { wildcard, subscribed: new Set(), stale: new Set(), dirty: "all", resend: new Set(), held: new Set() };
       this.states.set(type, state);
@@ -202,7 +198,7 @@ export class DeltaStream extends Stream {
    * way or held back, so that a route never names a cluster Envoy does not have yet.
    */
   private waitsForClusters(type: ResourceType): boolean {
-    if (type !== "listener" && type !== "route") return false;
+    if (type !== "listener" && type !== "scope" && type !== "route") return false;
     return (["cluster", "endpoint"] as const).some((t) => {
       const state = this.states.get(t);
       return !!state && (!!state.inFlight || state.held.size > 0);
@@ -293,17 +289,17 @@ export class DeltaStream extends Stream {
   private nacked(type: ResourceType, state: DeltaState, sent: Entry[], message: string): void {
     const acked = this.acked.get(type)!;
     const blamed = named(sent, message);
-    const suspects = blamed.length ? blamed.map((b) => b.entry) : sent;
+    const suspects = blamed.length ? blamed : sent;
     // Envoy has what it had of these (acked): they are looked at again at the next push.
     if (state.dirty !== "all") for (const entry of suspects) state.dirty.add(entry.name);
     if (blamed.length) {
       this.host.rejected(this, type, blamed, message);
-      const ran = sent.filter((e) => !blamed.some((b) => b.entry === e));
+      const ran = sent.filter((e) => !blamed.includes(e));
       if (ran.length) this.acknowledge(type, ran);
       return;
     }
     // Policy by policy first, then a policy's resources one by one.
-    const suspect = changed(sent, acked).map((b) => b.entry);
+    const suspect = changed(sent, acked);
     const byPolicy = byOwners(suspect);
     const groups = byPolicy.length > 1 ? byPolicy : suspect.map((e) => [e]);
     if (groups.length > 1) {
@@ -320,7 +316,7 @@ export class DeltaStream extends Stream {
 function byOwners(entries: Entry[]): Entry[][] {
   const groups = new Map<string, Entry[]>();
   for (const entry of entries) {
-    const key = entry.parts ? `${entry.type} ${entry.name}` : entry.owners.join(",");
+    const key = entry.owners.join(",");
     const group = groups.get(key);
     if (group) group.push(entry);
     else groups.set(key, [entry]);
@@ -355,7 +351,7 @@ export class SotwStream extends Stream {
     const names = new Set(req.resourceNames.filter((n) => n !== "*"));
     let state = this.states.get(type);
     if (!state) {
-      const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener");
+      const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener" || type === "scope");
       state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, at: 0, force: false, held: 0 };
       this.states.set(type, state);
       // A reconnecting Envoy reports the version it runs: when that is what would be sent,
@@ -406,7 +402,7 @@ export class SotwStream extends Stream {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
     // As for Delta: clusters and endpoints first (see DeltaStream.waitsForClusters).
-    if ((type === "listener" || type === "route") && (["cluster", "endpoint"] as const).some((t) => { const s = this.states.get(t); return !!s && (s.inFlight || s.held > 0); })) return undefined;
+    if ((type === "listener" || type === "scope" || type === "route") && (["cluster", "endpoint"] as const).some((t) => { const s = this.states.get(t); return !!s && (s.inFlight || s.held > 0); })) return undefined;
     // Probing (see nacked): the first group goes as served, the later ones as Envoy has them.
     if (state.probe && !state.probe.length) state.probe = undefined;
     const held = state.probe ? new Set(state.probe.slice(1).flat().map((e) => e.name)) : EMPTY_SET;
@@ -470,10 +466,10 @@ export class SotwStream extends Stream {
     const blamed = named(sent, message);
     if (blamed.length) {
       this.host.rejected(this, type, blamed, message);
-      this.acknowledge(type, sent.filter((e) => !blamed.some((b) => b.entry === e)));
+      this.acknowledge(type, sent.filter((e) => !blamed.includes(e)));
       return;
     }
-    const suspect = state.probe?.[0] ?? changed(sent, acked).map((b) => b.entry);
+    const suspect = state.probe?.[0] ?? changed(sent, acked);
     const byPolicy = byOwners(suspect);
     const groups = byPolicy.length > 1 ? byPolicy : suspect.map((e) => [e]);
     if (groups.length > 1) {

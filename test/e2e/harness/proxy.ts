@@ -53,9 +53,12 @@ export function clustersOf(dump: any): { active: any[]; warming: any[] } {
   return { active: (clusters.dynamic_active_clusters ?? []).map((c: any) => c.cluster), warming: (clusters.dynamic_warming_clusters ?? []).map((c: any) => c.cluster) };
 }
 
-/** A virtual host's route in an Envoy's config dump. */
+/** A virtual host's route in an Envoy's config dump (in whichever route configuration holds it). */
 export function routeOf(dump: any, virtualHost: string): any {
   const routes = dump.configs.find((c: any) => c["@type"].endsWith(".RoutesConfigDump"));
-  const config = routes?.dynamic_route_configs?.[0]?.route_config;
-  return config?.virtual_hosts?.find((h: any) => h.name === virtualHost)?.routes[0].route;
+  for (const { route_config: config } of routes?.dynamic_route_configs ?? []) {
+    const host = config?.virtual_hosts?.find((h: any) => h.name === virtualHost);
+    if (host) return host.routes[0].route;
+  }
+  return undefined;
 }

@@ -43,7 +43,7 @@ export async function startXdsGateway(opts: { objects: unknown[]; server?: Parti
     await server.start();
     return server;
   };
-  const TYPE_LABEL: Record<string, string> = { cluster: "Cluster", endpoint: "ClusterLoadAssignment", listener: "Listener", route: "RouteConfiguration", secret: "Secret" };
+  const TYPE_LABEL: Record<string, string> = { cluster: "Cluster", endpoint: "ClusterLoadAssignment", listener: "Listener", scope: "ScopedRouteConfiguration", route: "RouteConfiguration", secret: "Secret" };
   const publish = (objects: unknown[]) => {
     last = objects;
     const { snapshot } = snapshotFromObjects(objects);

@@ -1,18 +1,25 @@
-// IR -> Envoy routes: one route configuration, with a virtual host per policy that sends
-// its target's traffic to the policy's aggregate cluster, retries as it says and answers
-// with its static response when every backend failed.
+// IR -> Envoy routes: a route configuration per governed Service, with a virtual host per
+// policy on it (one per port) that sends the traffic to the policy's aggregate cluster,
+// retries as it says and answers with its static response when every backend failed; and
+// the scopes that lead a request's Host to it.
 import { envoyDuration as d } from "../duration.ts";
 import type { PolicyIR, RetryIR, StaticBackend } from "../ir.ts";
 import { CUSTOM_RESPONSE } from "./listeners.ts";
-import { ROUTE_CONFIG, TYPE, aggregateName } from "./types.ts";
+import { TYPE, aggregateName } from "./types.ts";
 
-/** The route configuration without its virtual hosts (see Resource.items). */
-export const routeConfiguration = () => ({
-  name: ROUTE_CONFIG,
+export function routeConfiguration(name: string, virtualHosts: object[]): object {
   // A route to a cluster Envoy does not have yet answers 503 until the cluster arrives;
   // checking would reject the whole configuration instead.
-  validate_clusters: false,
-});
+  return { name, validate_clusters: false, virtual_hosts: virtualHosts };
+}
+
+/** The scope that sends requests for `host` (a name without port) to a route configuration. */
+export function routeScope(host: string, routeConfigurationName: string): object {
+  return { name: host, route_configuration_name: routeConfigurationName, key: { fragments: [{ string_key: host }] } };
+}
+
+/** The host names (without port) a policy's virtual host answers to: its scopes' keys. */
+export const hostNames = (policy: PolicyIR) => [...new Set(policy.domains.map((d) => d.replace(/:\d+$/, "")))];
 
 const staticResponseOf = (policy: PolicyIR) => {
   const last = policy.backends.at(-1);

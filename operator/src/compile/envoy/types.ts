@@ -6,6 +6,7 @@ export const TYPE = {
   cluster: `${T}config.cluster.v3.Cluster`,
   listener: `${T}config.listener.v3.Listener`,
   routeConfiguration: `${T}config.route.v3.RouteConfiguration`,
+  scopedRouteConfiguration: `${T}config.route.v3.ScopedRouteConfiguration`,
   clusterLoadAssignment: `${T}config.endpoint.v3.ClusterLoadAssignment`,
   secret: `${T}extensions.transport_sockets.tls.v3.Secret`,
   aggregate: `${T}extensions.clusters.aggregate.v3.ClusterConfig`,
@@ -30,8 +31,12 @@ export const TYPE = {
 export const ADS = { ads: {}, resource_api_version: "V3" } as const;
 
 export const HTTP_LISTENER = "fallback-http";
+/** The listener's scoped routes; and the one route configuration Envoy gets from files. */
+export const ROUTE_SCOPES = "fallback-scopes";
 export const ROUTE_CONFIG = "fallback-routes";
 
+/** A Service's route configuration: ns/name. */
+export const routesName = (namespace: string, service: string) => `${namespace}/${service}`;
 /** The aggregate cluster of a policy carries the policy's own name. */
 export const aggregateName = (policyKey: string) => policyKey;
 export const backendClusterName = (policyKey: string, index: number) =>
@@ -40,12 +45,13 @@ export const backendClusterName = (policyKey: string, index: number) =>
 export const endpointsName = (namespace: string, service: string, port: number) => `${namespace}/${service}:${port}`;
 
 /** The xDS resource types, in the order Envoy should get them (clusters before what routes to them). */
-export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "route", "secret"] as const;
+export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "scope", "route", "secret"] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 export const TYPE_URL: Record<ResourceType, string> = {
   cluster: TYPE.cluster,
   endpoint: TYPE.clusterLoadAssignment,
   listener: TYPE.listener,
+  scope: TYPE.scopedRouteConfiguration,
   route: TYPE.routeConfiguration,
   secret: TYPE.secret,
 };
@@ -75,22 +81,13 @@ export type Resource = {
    * before their 30,000 members made a fresh Envoy take several times as long.)
    */
   requires?(): Dependency[];
-  /**
-   * A resource holding one item per policy in a list (the route configuration's virtual
-   * hosts): the list's key and its items, which value() leaves out. A sink can then encode
-   * and track each policy's item apart.
-   */
-  items?: { key: string; parts: Part[] };
+  /** Of a route configuration: its virtual hosts, for Envoy that takes every one in one (files.ts). */
+  virtualHosts?: VirtualHost[];
 };
-export type Part = { owner: string; source: object; value(): object };
+/** A policy's virtual host: its value is made from its IR, the source. */
+export type VirtualHost = { owner: string; source: object; value(): object };
 export type Dependency = { type: ResourceType; name: string };
 
 /** Resources by type, each list in a fixed order. */
 export type Resources = Record<ResourceType, Resource[]>;
 
-/** A resource's whole value, items included. */
-export function fullValue(resource: Resource): object {
-  const value = resource.value();
-  if (!resource.items) return value;
-  return { ...value, [resource.items.key]: resource.items.parts.map((p) => p.value()) };
-}
