@@ -33,6 +33,8 @@ export class ResourceCache {
   /** By owner (policy key): the entries it has a part in, as desired. */
   private readonly owned = new Map<string, Entry[]>();
   private publishes = 0;
+  /** The compile output last published. */
+  private published: Resources | undefined;
 
   constructor(encoder = new Encoder()) {
     this.encoder = encoder;
@@ -42,41 +44,26 @@ export class ResourceCache {
   publish(resources: Resources): Changes {
     const seen = ++this.publishes;
     const changes: Changes = new Map();
-    const changed = (type: ResourceType, name: string) => {
-      const names = changes.get(type);
-      if (names) names.add(name);
-      else changes.set(type, new Set([name]));
-    };
     for (const type of RESOURCE_TYPES) {
+      const list = resources[type];
+      // The compiler's lists hold the very objects of last time where nothing changed, in
+      // the same places: a list with the same names throughout needs no sweep for removals.
+      const before = this.published?.[type];
+      if (before?.length === list.length && this.updateInPlace(type, before, list, changes)) continue;
       const slots = this.slots.get(type)!;
-      const desired = this.desired.get(type)!;
-      for (const resource of resources[type]) {
-        const slot = slots.get(resource.name);
-        if (slot?.resource === resource) {
-          slot.seen = seen;
-          continue;
-        }
-        const entry = this.encoder.entry(type, resource);
-        const before = slot?.entry;
-        if (!slot) slots.set(resource.name, { resource, entry, seen });
-        else Object.assign(slot, { resource, entry, seen });
-        if (before === entry) continue;
-        if (before) this.disown(before);
-        this.own(entry);
-        desired.set(resource.name, entry);
-        if (before?.version !== entry.version) changed(type, resource.name);
-      }
-      if (slots.size > resources[type].length) {
+      for (const resource of list) this.upsert(type, resource, seen, changes);
+      if (slots.size > list.length) {
         for (const [name, slot] of slots) {
           if (slot.seen === seen) continue;
           slots.delete(name);
-          desired.delete(name);
+          this.desired.get(type)!.delete(name);
           this.disown(slot.entry);
           this.accepted.delete(key(type, name));
-          changed(type, name);
+          changed(changes, type, name);
         }
       }
     }
+    this.published = resources;
     if (!this.rejected.size && this.served === this.desired) return changes;
     // Rejections of versions no longer desired go: a new version is tried afresh.
     for (const [k] of this.rejected) {
@@ -84,6 +71,35 @@ export class ResourceCache {
       if (this.desired.get(type)!.get(name)?.version !== version) this.rejected.delete(k);
     }
     return this.reserve(changes);
+  }
+
+  /** Updates what differs between two lists of the same names in the same places; false if they are not that. */
+  private updateInPlace(type: ResourceType, before: Resource[], list: Resource[], changes: Changes): boolean {
+    for (let i = 0; i < list.length; i++) {
+      const resource = list[i]!;
+      if (resource === before[i]) continue;
+      if (resource.name !== before[i]!.name) return false;
+      this.upsert(type, resource, this.slots.get(type)!.get(resource.name)!.seen, changes);
+    }
+    return true;
+  }
+
+  private upsert(type: ResourceType, resource: Resource, seen: number, changes: Changes): void {
+    const slots = this.slots.get(type)!;
+    const slot = slots.get(resource.name);
+    if (slot?.resource === resource) {
+      slot.seen = seen;
+      return;
+    }
+    const entry = this.encoder.entry(type, resource);
+    const before = slot?.entry;
+    if (!slot) slots.set(resource.name, { resource, entry, seen });
+    else Object.assign(slot, { resource, entry, seen });
+    if (before === entry) return;
+    if (before) this.disown(before);
+    this.own(entry);
+    this.desired.get(type)!.set(resource.name, entry);
+    if (before?.version !== entry.version) changed(changes, type, resource.name);
   }
 
   /** The entries served now, of one type. */
@@ -162,6 +178,12 @@ export class ResourceCache {
     this.served = served;
     return changes;
   }
+}
+
+function changed(changes: Changes, type: ResourceType, name: string): void {
+  const names = changes.get(type);
+  if (names) names.add(name);
+  else changes.set(type, new Set([name]));
 }
 
 function splitKey(k: string): [ResourceType, string, string] {

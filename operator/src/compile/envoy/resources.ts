@@ -26,80 +26,185 @@ import {
 
 /** What earlier compiles made, for the next to hand out again. */
 export class ResourceMemo {
-  readonly ofPolicy = new WeakMap<PolicyIR, { clusters: Resource[]; virtualHost: VirtualHostOf }>();
+  readonly ofPolicy = new WeakMap<PolicyIR, MadeOfPolicy>();
   endpoints = new Map<string, EndpointsResource>();
   routes = new Map<string, RoutesResource>();
   scopes = new Map<string, ScopeResource>();
+  /** The last call's policies, who uses which endpoints and Service, and what it returned. */
+  last: { policies: PolicyIR[]; endpointUsers: Map<string, Users<MadeOfPolicy>>; byService: Map<string, Users<PolicyIR>>; resources: Resources } | undefined;
 }
+
+/** One user, or several in key order: most endpoints and routes belong to one policy. */
+type Users<T> = T | T[];
 
 /**
  * `policies` sorted by key. Each list follows their order: a policy's clusters as aggregate,
  * primary, fallbacks; endpoints, routes and scopes as the first policy to need them has them.
  */
 export function envoyResources(policies: PolicyIR[], options: CompileOptions, memo = new ResourceMemo()): Resources {
-  const clusters: Resource[] = [];
-  const byService = new Map<string, PolicyIR[]>();
-  const endpointUsers = new Map<string, { backend: ServiceBackend; owners: string[] }>();
+  const last = memo.last;
+  const resources = last && samePolicies(last.policies, policies) ? inPlace(policies, options, memo, last) : whole(policies, options, memo);
+  return resources;
+}
+
+const madeOfIn = (ir: PolicyIR, options: CompileOptions, memo: ResourceMemo) => {
+  let made = memo.ofPolicy.get(ir);
+  if (!made) memo.ofPolicy.set(ir, (made = madeOf(ir, options.trustedCA)));
+  return made;
+};
+
+function whole(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo): Resources {
+  const byService = new Map<string, Users<PolicyIR>>();
+  const endpointUsers = new Map<string, Users<MadeOfPolicy>>();
   for (const ir of policies) {
-    let made = memo.ofPolicy.get(ir);
-    if (!made) memo.ofPolicy.set(ir, (made = { clusters: policyClusters(ir, options.trustedCA), virtualHost: new VirtualHostOf(ir) }));
-    for (const cluster of made.clusters) clusters.push(cluster);
-    for (const backend of clusterBackends(ir)) {
-      if (backend.kind !== "Service" || backend.resolution !== "EndpointSlices") continue;
-      const name = endpointsName(backend.namespace, backend.name, backend.port);
-      const users = endpointUsers.get(name);
-      if (!users) endpointUsers.set(name, { backend, owners: made.clusters[0]!.owners as string[] });
-      else if (users.owners.at(-1) !== ir.key) users.owners = [...users.owners, ir.key];
-    }
-    const target = ir.backends[0] as ServiceBackend; // the primary: always the target Service
-    const service = routesName(target.namespace, target.name);
-    const onService = byService.get(service);
-    if (onService) onService.push(ir);
-    else byService.set(service, [ir]);
+    const made = madeOfIn(ir, options, memo);
+    for (const name of made.endpoints.keys()) add(endpointUsers, name, made);
+    add(byService, made.service, ir);
   }
-
   const endpoints = new Map<string, EndpointsResource>();
-  for (const [name, { backend, owners }] of endpointUsers) {
-    const last = memo.endpoints.get(name);
-    endpoints.set(name, last && last.source === backend.endpoints && sameList(last.owners, owners) ? last : new EndpointsResource(name, backend, owners));
-  }
+  for (const name of endpointUsers.keys()) endpoints.set(name, endpointsFor(name, endpointUsers.get(name)!, memo.endpoints.get(name)));
   memo.endpoints = endpoints;
-
   const routes = new Map<string, RoutesResource>();
   const scopes = new Map<string, ScopeResource>();
-  for (const [name, irs] of byService) {
-    const last = memo.routes.get(name);
-    const route = last && sameList(last.policies, irs) ? last : new RoutesResource(name, irs, memo);
+  for (const [name, users] of byService) {
+    const route = routesFor(name, users, memo.routes.get(name), memo);
     routes.set(name, route);
-    for (const host of route.hosts) {
-      const lastScope = memo.scopes.get(host);
-      scopes.set(host, lastScope?.route === route ? lastScope : new ScopeResource(host, route));
-    }
+    for (const host of route.hosts) scopes.set(host, scopeFor(host, route, memo.scopes.get(host)));
   }
   memo.routes = routes;
   memo.scopes = scopes;
+  const listener: Resource = { name: HTTP_LISTENER, owners: [], source: options.listen, value: () => httpListener(options.listen) };
+  return remember(memo, policies, endpointUsers, byService, listener);
+}
 
-  return {
+/**
+ * The last call's resources with the policies at the positions that changed made again:
+ * the same policies by key in the same order (what a sync that changed a few of 10,000
+ * mostly is), so only their endpoints, Services and scopes are looked at.
+ */
+function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo, last: NonNullable<ResourceMemo["last"]>): Resources {
+  const { endpointUsers, byService } = last;
+  const endpointsTouched = new Set<string>();
+  const servicesTouched = new Set<string>();
+  let changed = false;
+  policies.forEach((ir, i) => {
+    const was = last.policies[i]!;
+    if (was === ir) return;
+    changed = true;
+    const before = memo.ofPolicy.get(was)!;
+    const after = madeOfIn(ir, options, memo);
+    for (const name of before.endpoints.keys()) (remove(endpointUsers, name, before), endpointsTouched.add(name));
+    for (const name of after.endpoints.keys()) (insert(endpointUsers, name, after), endpointsTouched.add(name));
+    remove(byService, before.service, was);
+    insert(byService, after.service, ir);
+    servicesTouched.add(before.service).add(after.service);
+  });
+  if (!changed) return last.resources;
+  for (const name of endpointsTouched) {
+    const users = endpointUsers.get(name);
+    if (users) memo.endpoints.set(name, endpointsFor(name, users, memo.endpoints.get(name)));
+    else memo.endpoints.delete(name);
+  }
+  for (const name of servicesTouched) {
+    const before = memo.routes.get(name);
+    const users = byService.get(name);
+    const route = users && routesFor(name, users, before, memo);
+    if (before && before !== route) for (const host of before.hosts) if (memo.scopes.get(host)?.route === before) memo.scopes.delete(host);
+    if (!route) memo.routes.delete(name);
+    else {
+      memo.routes.set(name, route);
+      for (const host of route.hosts) memo.scopes.set(host, scopeFor(host, route, memo.scopes.get(host)));
+    }
+  }
+  return remember(memo, policies, endpointUsers, byService, last.resources.listener[0]!);
+}
+
+function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<string, Users<MadeOfPolicy>>, byService: Map<string, Users<PolicyIR>>, listener: Resource): Resources {
+  const clusters: Resource[] = [];
+  for (const ir of policies) for (const cluster of memo.ofPolicy.get(ir)!.clusters) clusters.push(cluster);
+  const resources: Resources = {
     cluster: clusters,
-    endpoint: [...endpoints.values()],
-    listener: [{ name: HTTP_LISTENER, owners: [], source: options.listen, value: () => httpListener(options.listen) }],
-    scope: [...scopes.values()],
-    route: [...routes.values()],
+    endpoint: [...memo.endpoints.values()],
+    listener: [listener],
+    scope: [...memo.scopes.values()],
+    route: [...memo.routes.values()],
     secret: [],
   };
+  memo.last = { policies, endpointUsers, byService, resources };
+  return resources;
 }
+
+function endpointsFor(name: string, users: Users<MadeOfPolicy>, last: EndpointsResource | undefined): EndpointsResource {
+  const first = Array.isArray(users) ? users[0]! : users;
+  const backend = first.endpoints.get(name)!;
+  const owners = Array.isArray(users) ? users.map((u) => u.key) : first.owners;
+  return last && last.source === backend.endpoints && sameList(last.owners, owners) ? last : new EndpointsResource(name, backend, owners);
+}
+
+function routesFor(name: string, users: Users<PolicyIR>, last: RoutesResource | undefined, memo: ResourceMemo): RoutesResource {
+  const irs = Array.isArray(users) ? users : [users];
+  return last && sameList(last.policies, irs) ? last : new RoutesResource(name, irs, memo);
+}
+
+const scopeFor = (host: string, route: RoutesResource, last: ScopeResource | undefined) => (last?.route === route ? last : new ScopeResource(host, route));
+
+/** The same policies by key, in the same order. */
+const samePolicies = (a: PolicyIR[], b: PolicyIR[]) => a.length === b.length && a.every((ir, i) => ir === b[i] || ir.key === b[i]!.key);
 
 const sameList = <T>(a: readonly T[], b: readonly T[]) => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
-function policyClusters(ir: PolicyIR, trustedCA: string): Resource[] {
+/** Adds a user after those there (callers go in key order). */
+function add<T>(map: Map<string, Users<T>>, key: string, value: T): void {
+  const had = map.get(key);
+  if (had === undefined) map.set(key, value);
+  else if (Array.isArray(had)) {
+    if (had.at(-1) !== value) had.push(value);
+  } else if (had !== value) map.set(key, [had, value]);
+}
+
+const keyOf = (user: PolicyIR | MadeOfPolicy) => user.key;
+
+/** Adds a user where its key goes among those there. */
+function insert<T extends PolicyIR | MadeOfPolicy>(map: Map<string, Users<T>>, key: string, value: T): void {
+  const had = map.get(key);
+  if (had === undefined) return void map.set(key, value);
+  const list = Array.isArray(had) ? [...had, value] : [had, value];
+  list.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+  map.set(key, list);
+}
+
+function remove<T>(map: Map<string, Users<T>>, key: string, value: T): void {
+  const had = map.get(key);
+  if (had === value) map.delete(key);
+  else if (Array.isArray(had)) {
+    const rest = had.filter((v) => v !== value);
+    map.set(key, rest.length === 1 ? rest[0]! : rest);
+  }
+}
+
+/** What one policy's IR makes, and the names it sends to: made once per IR. */
+type MadeOfPolicy = {
+  key: string;
+  owners: readonly string[];
+  clusters: Resource[];
+  virtualHost: VirtualHostOf;
+  /** The endpoints its Service members get over EDS, by name. */
+  endpoints: Map<string, ServiceBackend>;
+  /** Its target Service's route configuration. */
+  service: string;
+};
+
+function madeOf(ir: PolicyIR, trustedCA: string): MadeOfPolicy {
   const owners = [ir.key];
-  return [
-    new AggregateResource(ir, owners),
-    ...clusterBackends(ir).map((backend, i) => {
-      const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
-      return new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, trustedCA);
-    }),
-  ];
+  const endpoints = new Map<string, ServiceBackend>();
+  const clusters: Resource[] = [new AggregateResource(ir, owners)];
+  clusterBackends(ir).forEach((backend, i) => {
+    const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
+    clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, trustedCA));
+    if (eds && backend.kind === "Service") endpoints.set(endpointsName(backend.namespace, backend.name, backend.port), backend);
+  });
+  const target = ir.backends[0] as ServiceBackend; // the primary: always the target Service
+  return { key: ir.key, owners, clusters, virtualHost: new VirtualHostOf(ir), endpoints, service: routesName(target.namespace, target.name) };
 }
 
 // Classes rather than object literals with closures: at 10,000 policies there are some
