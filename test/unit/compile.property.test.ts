@@ -155,6 +155,32 @@ describe("compile, over generated clusters", () => {
     );
   });
 
+  it("gives, when some objects were replaced in place (what most syncs are), what a fresh compile gives", () => {
+    // Replacements at the same places: policies with another retry count or none, Services
+    // with other ports, slices with other endpoints; the Compiler may work out only those.
+    const render = (out: ReturnType<typeof compile>, texts?: TextCache) => ({
+      results: JSON.stringify(out.results),
+      files: renderConfigFiles(out.resources, defaultOptions, texts).files,
+      xds: JSON.stringify(Object.fromEntries(Object.entries(out.resources).map(([t, list]) => [t, list.map((r) => [r.name, r.owners, r.value()]).sort()]))),
+    });
+    fc.assert(
+      fc.property(snapshot, fc.array(fc.nat(), { maxLength: 4 }), fc.array(fc.nat(), { maxLength: 3 }), fc.array(fc.nat(), { maxLength: 3 }), (first, policyAt, serviceAt, sliceAt) => {
+        const compiler = new Compiler(defaultOptions);
+        const texts = new TextCache();
+        const withTargets = { ...first, services: [...first.services, ...first.policies.map((p: any) => ({ apiVersion: "v1", kind: "Service", metadata: { name: p.spec.targetRef.name, namespace: p.metadata.namespace }, spec: { ports: [{ port: p.spec.targetRef.port }] } }))] };
+        render(compiler.compile(withTargets as any), texts);
+        const next = { policies: [...withTargets.policies], services: [...withTargets.services], endpointSlices: [...withTargets.endpointSlices] } as any;
+        for (const at of policyAt) if (next.policies.length) { const i = at % next.policies.length; next.policies[i] = { ...next.policies[i], spec: { ...next.policies[i].spec, retry: { attempts: at % 5 } } }; }
+        for (const at of serviceAt) if (next.services.length) { const i = at % next.services.length; next.services[i] = { ...next.services[i], spec: { ports: [...next.services[i].spec.ports, { port: 1 + (at % 1000) }] } }; }
+        for (const at of sliceAt) if (next.endpointSlices.length) { const i = at % next.endpointSlices.length; next.endpointSlices[i] = { ...next.endpointSlices[i], endpoints: [] }; }
+        const fresh = render(compile(structuredClone(next)));
+        expect(render(compiler.compile(next), texts)).toEqual(fresh);
+        expect(render(compiler.compile(next), texts)).toEqual(fresh);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("moves the bare Service names to a new policy on port 80, also when the old policy's IR is reused", () => {
     const alt = policyOnWeb("alt", 8080);
     const before = { policies: [alt], services: [webService], endpointSlices: [] };

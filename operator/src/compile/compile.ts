@@ -11,7 +11,7 @@ import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
 import { indexSnapshot, resolvePolicy, type Resolution, type SnapshotIndex } from "./resolve.ts";
 import { policyConditions, type PolicyResult } from "./results.ts";
-import { defaultOptions, keyOf, namespaceOf, type CompileOptions, type Snapshot } from "./snapshot.ts";
+import { SERVICE_NAME_LABEL, defaultOptions, keyOf, namespaceOf, type CompileOptions, type EndpointSlice, type Service, type Snapshot } from "./snapshot.ts";
 
 export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 
@@ -48,6 +48,8 @@ export class Compiler {
         irs: PolicyIR[];
         irAt: Map<string, number>;
         programmed: Map<string, FallbackPolicy>;
+        /** By Service key, the programmed policies that read it. */
+        readers: Map<string, Set<string>>;
         output: CompileOutput;
       }
     | undefined;
@@ -117,6 +119,7 @@ export class Compiler {
       irs,
       irAt: new Map(irs.map((ir, i) => [ir.key, i])),
       programmed: new Map(programmed.map((p) => [p.ir.key, p.policy])),
+      readers: readersOf(programmed),
       output,
     };
     return output;
@@ -124,46 +127,82 @@ export class Compiler {
 
   /**
    * The last compile with the few policies that changed worked out again, when nothing else
-   * changed: no Service or EndpointSlice, no policy added or removed, and each changed policy
-   * still valid, programmed, on the same target and as old as before, so that no other
-   * policy's conflicts, domains or resources can have changed. (What a sync at 10,000
-   * policies mostly is: ~5 ms this way, ~150 ms the whole way; docs/benchmarks.md.)
-   * Undefined sends the compile the whole way.
+   * can have changed for the others: no policy, Service or EndpointSlice added or removed,
+   * and each changed policy (or one that reads a changed Service or EndpointSlice) still
+   * valid, programmed, on the same target and as old as before, so that no conflict or
+   * domain moves. That is what a sync at 10,000 policies mostly is: ~5 ms this way, ~150 ms
+   * the whole way (docs/benchmarks.md). Undefined sends the compile the whole way.
    */
   private inPlace(snapshot: Snapshot): CompileOutput | undefined {
     const last = this.last;
     if (!last || snapshot.policies.length !== last.policies.length) return undefined;
-    if (!sameItems(last.services, snapshot.services) || !sameItems(last.endpointSlices, snapshot.endpointSlices)) return undefined;
-    const changed: number[] = [];
+    const touched = this.touchedServices(last, snapshot);
+    if (!touched) return undefined;
+    const redo = new Map<string, FallbackPolicy | undefined>(); // by key; undefined: read from the snapshot below
+    for (const service of touched) for (const key of last.readers.get(service) ?? []) redo.set(key, last.programmed.get(key));
     for (let i = 0; i < snapshot.policies.length; i++) {
       if (snapshot.policies[i] === last.policies[i]) continue;
-      if (changed.push(i) > 64) return undefined;
-    }
-    if (!changed.length) return last.output;
-    const results = [...last.results];
-    const irs = [...last.irs];
-    const programmed = new Map(last.programmed);
-    for (const i of changed) {
       const validated = this.validate(snapshot.policies[i]);
       if (!validated.ok) return undefined;
-      const policy = validated.policy;
-      const facts = this.factsOf(policy);
-      const before = last.programmed.get(facts.key);
-      if (!before) return undefined;
-      const was = this.factsOf(before);
+      redo.set(this.factsOf(validated.policy).key, validated.policy);
+    }
+    if (!redo.size && !touched.size) return last.output;
+    if (redo.size > 64) return undefined;
+    // New lists (the last ones went out with the last output); the maps are the Compiler's
+    // own, changed in place (a way back to the whole compile makes them anew).
+    const results = [...last.results];
+    const irs = [...last.irs];
+    const { programmed, readers } = last;
+    for (const [key, policy] of redo) {
+      const before = last.programmed.get(key);
+      if (!policy || !before) return undefined; // it was not programmed: its conflicts may move
+      const [was, facts] = [this.factsOf(before), this.factsOf(policy)];
       if (was.target !== facts.target || was.created !== facts.created) return undefined;
+      const previous = this.resolutions.get(before);
       const resolution = this.resolve(policy, last.index);
       const flags = this.domainsMade.get(before);
       if (!resolution.targetResolved || !flags) return undefined;
       const entry: Programmed = { ir: resolution.ir, policy, resolution, at: 0 };
       this.giveDomains(entry, this.domainsOf(policy, flags.ownsBareNames, flags.unique));
-      results[last.resultAt.get(facts.key)!] = this.programmedResult(policy, entry.resolution, entry.ir);
-      irs[last.irAt.get(facts.key)!] = entry.ir;
-      programmed.set(facts.key, policy);
+      results[last.resultAt.get(key)!] = this.programmedResult(policy, entry.resolution, entry.ir);
+      irs[last.irAt.get(key)!] = entry.ir;
+      programmed.set(key, policy);
+      unread(readers, key, previous);
+      read(readers, key, entry.resolution);
     }
     const output = { resources: envoyResources(irs, this.options, this.made), results };
-    this.last = { ...last, policies: snapshot.policies, results, irs, programmed, output };
+    this.last = { ...last, policies: snapshot.policies, services: snapshot.services, endpointSlices: snapshot.endpointSlices, results, irs, programmed, readers, output };
+    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, index: last.index };
     return output;
+  }
+
+  /**
+   * The Services whose object or EndpointSlices changed since the last compile, with the
+   * last index brought up to date; undefined when one was added or removed (or too many changed).
+   */
+  private touchedServices(last: NonNullable<Compiler["last"]>, snapshot: Snapshot): Set<string> | undefined {
+    const touched = new Set<string>();
+    const { services, slicesByService } = last.index;
+    if (snapshot.services.length !== last.services.length || snapshot.endpointSlices.length !== last.endpointSlices.length) return undefined;
+    for (let i = 0; i < snapshot.services.length; i++) {
+      const [was, now] = [last.services[i] as Service, snapshot.services[i]!];
+      if (was === now) continue;
+      const key = keyOf(now);
+      if (key !== keyOf(was) || touched.size > 64) return undefined;
+      services.set(key, now);
+      touched.add(key);
+    }
+    for (let i = 0; i < snapshot.endpointSlices.length; i++) {
+      const [was, now] = [last.endpointSlices[i] as EndpointSlice, snapshot.endpointSlices[i]!];
+      if (was === now) continue;
+      const [before, after] = [serviceOfSlice(was), serviceOfSlice(now)];
+      if (keyOf(now) !== keyOf(was) || before !== after || touched.size > 64) return undefined;
+      if (!after) continue;
+      // A new list for the Service: resolutions compare lists by identity.
+      slicesByService.set(after, (slicesByService.get(after) ?? []).map((s) => (s === was ? now : s)));
+      touched.add(after);
+    }
+    return touched;
   }
 
   /** What the passes over every policy read of one, worked out once per validated policy. */
@@ -322,6 +361,40 @@ function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
     return index.services.get(key) === service && (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])));
   });
 }
+
+/** By Service key, the programmed policies whose resolution read it. */
+function readersOf(programmed: Programmed[]): Map<string, Set<string>> {
+  const readers = new Map<string, Set<string>>();
+  for (const { ir, resolution } of programmed) {
+    for (const { key } of resolution.inputs) {
+      const set = readers.get(key);
+      if (set) set.add(ir.key);
+      else readers.set(key, new Set([ir.key]));
+    }
+  }
+  return readers;
+}
+
+function read(readers: Map<string, Set<string>>, key: string, resolution: Resolution): void {
+  for (const input of resolution.inputs) {
+    const set = readers.get(input.key);
+    if (set) set.add(key);
+    else readers.set(input.key, new Set([key]));
+  }
+}
+
+function unread(readers: Map<string, Set<string>>, key: string, resolution: Resolution | undefined): void {
+  for (const input of resolution?.inputs ?? []) {
+    const set = readers.get(input.key);
+    set?.delete(key);
+    if (set && !set.size) readers.delete(input.key);
+  }
+}
+
+const serviceOfSlice = (slice: EndpointSlice) => {
+  const service = slice.metadata.labels?.[SERVICE_NAME_LABEL];
+  return service ? `${namespaceOf(slice)}/${service}` : undefined;
+};
 
 type PolicyFacts = { key: string; service: string; target: string; created: string };
 
