@@ -290,14 +290,23 @@ export class FallbackController {
     this.op.logger.info({ configMap: `${namespace}/${name}`, hash, bytes: configSize(files) }, "Envoy config written");
   }
 
-  /** Patches every status that differs; returns how many were written. */
+  /**
+   * Patches every status that differs, a few at a time, as it works them out; returns how
+   * many were written. It gives way to other work now and then: an Envoy connecting to
+   * 10,000 policies changes every one's status, and a sync must not wait for all of that.
+   */
   private async writeStatuses(policies: KubeObject[], results: PolicyResult[], deliveryOf: (key: string) => Delivery): Promise<number> {
     const byKey = new Map(results.map((r) => [r.key, r]));
     const now = new Date();
-    const work: Array<() => Promise<void>> = [];
+    const limit = this.options.statusConcurrency ?? 16;
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let written = 0;
     let ready = 0;
     let waiting = false;
+    let looked = 0;
     for (const stored of policies) {
+      if (++looked % 200 === 0) await new Promise((done) => setImmediate(done));
       const key = objectKey(stored);
       const policy = this.latest(key, stored);
       const result = byKey.get(key);
@@ -322,8 +331,15 @@ export class FallbackController {
         this.statusMatched.set(policy, { result, delivery: said, ready: isReady });
         continue;
       }
-      work.push(() => this.writeStatus(policy, status));
+      const write: Promise<void> = this.writeStatus(policy, status)
+        .catch((err) => void (failure ??= err))
+        .finally(() => inFlight.delete(write));
+      inFlight.add(write);
+      written++;
+      if (inFlight.size >= limit) await Promise.race(inFlight);
     }
+    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure;
     if (waiting) this.queue.addAfter(STATUS, SETTLE_MS);
     // A policy deleted before its status write reached the cache would stay here forever.
     if (this.pendingStatus.size > 0) {
@@ -332,8 +348,7 @@ export class FallbackController {
     }
     this.policyGauge.set({ ready: "true" }, ready);
     this.policyGauge.set({ ready: "false" }, policies.length - ready);
-    await runLimited(work, this.options.statusConcurrency ?? 16);
-    return work.length;
+    return written;
   }
 
   private async writeStatus(policy: KubeObject, status: Record<string, unknown>): Promise<void> {
@@ -430,22 +445,4 @@ function compileView(policy: KubeObject): KubeObject {
     views.set(policy, view);
   }
   return view;
-}
-
-/** Runs the tasks with at most `limit` at once; rejects with the first failure, after all settle. */
-async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++]!;
-      try {
-        await task();
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
