@@ -75,6 +75,8 @@ export function serviceInput(object: any): Service {
   } as Service;
 }
 
+const NOT_READY = Object.freeze({ ready: false });
+
 /** An EndpointSlice as the compiler reads it (see serviceInput): its Service, addresses, readiness and ports. */
 export function endpointSliceInput(object: any): EndpointSlice {
   const { name, namespace, resourceVersion, labels } = object.metadata ?? {};
@@ -85,8 +87,10 @@ export function endpointSliceInput(object: any): EndpointSlice {
     metadata: { name, namespace, resourceVersion, ...(service !== undefined ? { labels: { [SERVICE_NAME_LABEL]: service } } : {}) },
     addressType: object.addressType,
     ports: object.ports,
+    // A missing ready condition means ready, so only a not-ready endpoint keeps one: at
+    // 300,000 endpoints the conditions alone are ~10 MB.
     endpoints: Array.isArray(object.endpoints)
-      ? object.endpoints.map((e: any) => ({ addresses: e?.addresses, ...(e?.conditions?.ready !== undefined ? { conditions: { ready: e.conditions.ready } } : {}) }))
+      ? object.endpoints.map((e: any) => (e?.conditions?.ready === false ? { addresses: e.addresses, conditions: NOT_READY } : { addresses: e?.addresses }))
       : object.endpoints,
   } as EndpointSlice;
 }

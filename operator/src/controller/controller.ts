@@ -75,8 +75,8 @@ export class FallbackController {
   private readonly endpointSlices: Store;
   private readonly configMaps: Store | undefined;
   private readonly queue: WorkQueue<string>;
-  /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced. */
-  private readonly pendingStatus = new Map<string, { before: string | undefined; written: KubeObject }>();
+  /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced, and the status. */
+  private readonly pendingStatus = new Map<string, { before: string | undefined; status: unknown }>();
   /** Likewise the ConfigMap we last wrote, until the cache has it. */
   private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
   /**
@@ -360,7 +360,8 @@ export class FallbackController {
       if (isNotFound(err)) return; // deleted meanwhile; the next sync drops it
       throw err;
     }
-    this.pendingStatus.set(objectKey(policy), { before: resourceVersion, written: updated });
+    // Only the status is kept: the whole object (spec and all) would be a copy per policy.
+    this.pendingStatus.set(objectKey(policy), { before: resourceVersion, status: updated["status"] });
     await this.announce(updated, policy["status"], status);
   }
 
@@ -386,7 +387,7 @@ export class FallbackController {
   private latest(key: string, stored: KubeObject): KubeObject {
     const pending = this.pendingStatus.get(key);
     if (!pending) return stored;
-    if (stored.metadata.resourceVersion === pending.before) return { ...stored, status: pending.written["status"] };
+    if (stored.metadata.resourceVersion === pending.before) return { ...stored, status: pending.status };
     this.pendingStatus.delete(key);
     return stored;
   }
