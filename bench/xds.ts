@@ -112,13 +112,22 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       configNamespace: ns,
       watchNamespace: ns,
       args: ["--xds-addr", xds, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${listen}`],
+      // XDS_BENCH_HEAP=DIR: heap snapshots of the operator, all Ready and with one Envoy, then stop.
+      ...(process.env.XDS_BENCH_HEAP ? { env: { NODE_OPTIONS: "--heapsnapshot-signal=SIGUSR2" }, cwd: process.env.XDS_BENCH_HEAP } : {}),
     });
+    const snapshot = async (what: string) => {
+      if (!process.env.XDS_BENCH_HEAP) return;
+      process.kill(op!.pid, "SIGUSR2");
+      o.log(`xds bench: heap snapshot (${what}) in ${process.env.XDS_BENCH_HEAP}`);
+      await sleep(60_000);
+    };
     const r0 = performance.now();
     await watch.until(names, reconciled(true), 600_000);
     const readyMs = performance.now() - r0;
     o.log(`xds bench: all ${num(o.policies)} policies Ready ${ms(readyMs)} after the operator started`);
     await sleep(2_000);
     const idle = procStatus(op.pid);
+    await snapshot("all Ready");
 
     // ---- a fresh Envoy: connect to ACK of everything ----
     const logFrom = op.logs().length;
@@ -126,13 +135,28 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     const envoy = await startProxy({ dir: o.dir, xdsServers: [xds], nodeId: "envoy-1", listen, readyTimeoutMs: 120_000 });
     proxies.push(envoy);
     const expectClusters = 4 * o.policies;
-    await until(async () => (await envoy.stat("cluster_manager.active_clusters")) >= expectClusters + 1 && (await envoy.stat("cluster_manager.warming_clusters")) === 0, 120_000, "Envoy's clusters");
+    // Done when Envoy has acknowledged the routes, which come last (the operator's log says);
+    // its admin interface is read once at the end: a stats read takes Envoy's main thread,
+    // the one applying the config, for a while at 40,000 clusters.
+    await until(() => op!.logs().slice(logFrom).some((l) => l["msg"] === "xDS response answered" && l["node"] === "envoy-1" && l["type"] === "RouteConfiguration"), 300_000, "Envoy's ACK of the routes", 100);
     await until(async () => (await answer(envoy, probes[0]!)) === "v0", 60_000, "a probe's answer");
     const envoyReadyMs = performance.now() - started;
     await sleep(1_000);
     const sync = initialSync(op.logs().slice(logFrom), "envoy-1");
+    const clusters = await envoy.stat("cluster_manager.active_clusters");
+    if (clusters < expectClusters + 1) throw new Error(`Envoy has ${clusters} clusters, not ${expectClusters + 1}`);
     o.log(`xds bench: fresh Envoy: first request to last ACK ${ms(sync.totalMs)} (operator ${ms(sync.operatorMs)}), process start to serving ${ms(envoyReadyMs)}`);
     const withEnvoy = procStatus(op.pid);
+    if (process.env.XDS_BENCH_HEAP) {
+      await sleep(60_000); // the status writes after the Envoy's ACKs
+      await snapshot("one Envoy");
+      throw new Error("heap snapshots taken; stopping");
+    }
+
+    // The statuses settle (every policy's status.proxies now counts the Envoy: 10,000
+    // writes): what follows is measured in the steady state.
+    await watch.until(names, (p) => p.status?.proxies?.acked === 1, 600_000);
+    o.log(`xds bench: statuses settled (every policy acknowledged by the Envoy)`);
 
     // ---- one policy change -> Envoy serving it ----
     const changes: Sample[] = [];
@@ -186,7 +210,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       });
       clients!.once("exit", (code) => fail(new Error(`ADS clients exited with ${code}`)));
     });
-    for (const proxy of proxies) await until(async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1, 180_000, `${proxy.nodeId}'s clusters`);
+    for (const proxy of proxies) await until(async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1, 300_000, `${proxy.nodeId}'s clusters`, 2_000);
     const fanOutSyncMs = performance.now() - f0;
     await sleep(2_000);
     const fanOut: number[] = [];
@@ -206,6 +230,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     for (const proxy of proxies.splice(1)) await proxy.stop();
 
     // ---- ConfigMap mode, side by side ----
+    writeFileSync(join(repoRoot, ".local", "bench-xds-operator.log"), op.output());
     const configMap = await configMapMode(o, cp.kubeconfigPath, kube);
 
     return report({ o, readyMs, idle, sync, envoyReadyMs, withEnvoy, changes, endpointSamples, afterChanges, fanOut, fanOutSyncMs, withSubscribers, clientRss, configMap });
@@ -230,7 +255,9 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
 
 // ---- objects ------------------------------------------------------------------------------
 
-const serviceOf = (ns: string, name: string) => ({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns }, spec: { ports: [{ name: "http", port: PORT, targetPort: PORT }] } });
+// Headless: the API server allocates a cluster IP for every other Service under one lock,
+// ~20 a second here, and the compiler does not need one when EndpointSlices are known.
+const serviceOf = (ns: string, name: string) => ({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns }, spec: { clusterIP: "None", ports: [{ name: "http", port: PORT, targetPort: PORT }] } });
 
 const sliceOf = (ns: string, service: string, addresses: string[], port: number) => ({
   apiVersion: "discovery.k8s.io/v1",
