@@ -42,7 +42,8 @@ export type Corrupt = (type: ResourceType, name: string, json: Record<string, un
  * seam (tests use it to make Envoy reject one policy's cluster); production code never sets it.
  */
 export class Encoder {
-  private readonly made = new WeakMap<object, Map<string, Entry>>();
+  /** By source: its one entry, or (a policy's IR makes several) its entries by type and name. */
+  private readonly made = new WeakMap<object, Entry | Map<string, Entry>>();
   private readonly corrupt?: Corrupt;
 
   constructor(options: { corrupt?: Corrupt } = {}) {
@@ -52,14 +53,15 @@ export class Encoder {
   /** The entry for one resource: the very entry of last time while its source and owners are the same. */
   entry(type: ResourceType, resource: Resource): Entry {
     const { name, owners, source } = resource;
+    const made = this.made.get(source);
     // Keyed by type too: one source makes resources of several types, some of one name.
     const key = `${type} ${name}`;
-    let bySource = this.made.get(source);
-    const last = bySource?.get(key);
+    const last = made === undefined ? undefined : made instanceof Map ? made.get(key) : made.type === type && made.name === name ? made : undefined;
     if (last && sameOwners(last.owners, owners)) return last;
     const entry: Entry = last ? { ...last, owners } : this.encode(type, resource);
-    if (!bySource) this.made.set(source, (bySource = new Map()));
-    bySource.set(key, entry);
+    if (made === undefined || made === last) this.made.set(source, entry);
+    else if (made instanceof Map) made.set(key, entry);
+    else this.made.set(source, new Map([[`${made.type} ${made.name}`, made], [key, entry]]));
     return entry;
   }
 
