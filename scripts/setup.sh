@@ -87,4 +87,18 @@ fi
 mkdir -p "$LOCAL/share"
 ln -sf "$cache/envoy-api.binpb" "$LOCAL/share/envoy-api.binpb"
 
+# 6. kstatus, the verdict Flux waits on (sigs.k8s.io/cli-utils), as a small command that reads
+#    objects and prints Current/InProgress/Failed for each (test/integration/kstatus.test.ts).
+#    Cached outside the clone by its sources like the control plane.
+ks_src=test/kstatus
+key=$(hash_of "$ks_src"/go.mod "$ks_src"/go.sum "$ks_src"/*.go)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/fallback-operator/kstatus-$key
+if [ ! -x "$cache/kstatus" ]; then
+  say "building kstatus (sigs.k8s.io/cli-utils)"
+  mkdir -p "$cache"
+  (cd "$ks_src" && go build -trimpath -ldflags='-s -w' -o "$cache/kstatus.tmp" .)
+  mv "$cache/kstatus.tmp" "$cache/kstatus"
+fi
+ln -sf "$cache/kstatus" "$BIN/kstatus"
+
 say "ready"

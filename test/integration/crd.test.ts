@@ -63,7 +63,7 @@ describe("FallbackPolicy CRD on the real API server", () => {
   it("shows the printer columns in kubectl get", async () => {
     const get = await kubectl(kubeconfig, ["get", "fbp", "-n", ns]);
     expect(get.code, get.stderr).toBe(0);
-    expect(get.stdout.split("\n")[0]!.split(/\s+/)).toEqual(["NAME", "TARGET", "FALLBACKS", "READY", "REASON", "AGE"]);
+    expect(get.stdout.split("\n")[0]!.split(/\s+/)).toEqual(["NAME", "TARGET", "FALLBACKS", "READY", "REASON", "ACTIVE", "AGE"]);
     expect(get.stdout).toMatch(/minimal\s+products/);
   });
 

@@ -66,14 +66,50 @@ const outlierDetection = fc.record(
   { requiredKeys: [] },
 ).map(({ ejection, ...rest }) => (ejection ? { ...rest, baseEjectionTime: ejection[0], maxEjectionTime: ejection[1] } : rest));
 
+const healthCheck = fc.record(
+  {
+    path: fc.constantFrom("/healthz", "/ready", "/status?full=1"),
+    interval: ms.map(duration),
+    timeout: ms.map(duration),
+    unhealthyThreshold: fc.integer({ min: 1, max: 5 }),
+    healthyThreshold: fc.integer({ min: 1, max: 5 }),
+  },
+  { requiredKeys: [] },
+);
+
+/** The names spec.drain may give a policy's backends (status.backends' names). */
+const backendNames = (target: { name: string }, fallbacks: any[]) => [
+  ...new Set([target.name, ...fallbacks.flatMap((f) => (f.service ? [f.service.name] : f.external ? [f.external.host] : []))]),
+];
+
 const policy = fc
-  .record({ namespace, name, target: fc.record({ name, port }), fallbacks, retry, outlierDetection, created: fc.integer({ min: 0, max: 5 }) })
-  .map(({ namespace, name, target, fallbacks, retry, outlierDetection, created }) => ({
-    apiVersion: "fallback.dev/v1alpha1",
-    kind: "FallbackPolicy",
-    metadata: { name, namespace, creationTimestamp: `2026-11-0${created + 1}T00:00:00Z` },
-    spec: { targetRef: target, fallbacks, retry, outlierDetection },
-  }))
+  .record({
+    namespace,
+    name,
+    target: fc.record({ name, port }),
+    fallbacks,
+    retry,
+    outlierDetection,
+    created: fc.integer({ min: 0, max: 5 }),
+    drain: fc.option(fc.array(fc.nat(), { maxLength: 3 }), { nil: undefined }),
+    healthCheck: fc.option(healthCheck, { nil: undefined }),
+  })
+  .map(({ namespace, name, target, fallbacks, retry, outlierDetection, created, drain, healthCheck }) => {
+    const names = backendNames(target, fallbacks);
+    return {
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name, namespace, creationTimestamp: `2026-11-0${created + 1}T00:00:00Z` },
+      spec: {
+        targetRef: target,
+        fallbacks,
+        retry,
+        outlierDetection,
+        ...(drain ? { drain: [...new Set(drain.map((i) => names[i % names.length]!))] } : {}),
+        ...(healthCheck ? { healthCheck } : {}),
+      },
+    };
+  })
   // Only what the schema and CEL rules accept (for instance no self-fallback).
   .filter((p) => validatePolicy(p).ok);
 
@@ -104,6 +140,15 @@ const snapshot = fc.record({
   endpointSlices: fc.array(slice, { maxLength: 6 }),
 });
 
+/** A policy's spec with another retry count, and on some `at` a backend drained or undrained, or health checks toggled. */
+function replacedSpec(spec: any, at: number): any {
+  const { drain, healthCheck, ...rest } = spec;
+  const names = backendNames(spec.targetRef, spec.fallbacks);
+  const drained = at % 2 === 1 ? (drain?.length ? drain.slice(1) : [names[at % names.length]]) : drain;
+  const checked = at % 3 === 2 ? (healthCheck ? undefined : { interval: "2s" }) : healthCheck;
+  return { ...rest, retry: { attempts: at % 5 }, ...(drained ? { drain: drained } : {}), ...(checked ? { healthCheck: checked } : {}) };
+}
+
 // Service shop/web with ports 80 and 8080, and a policy on one of its ports.
 const webService = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" }, spec: { ports: [{ port: 80 }, { port: 8080 }] } };
 const policyOnWeb = (name: string, port: number) => ({
@@ -120,7 +165,11 @@ describe("compile, over generated clusters", () => {
         const first = compile(s as any);
         expect(JSON.stringify(compile(structuredClone(s) as any))).toBe(JSON.stringify(first));
         for (const result of first.results) {
-          expect(result.conditions.map((c) => c.type)).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready"]);
+          const accepted = result.conditions[0]!;
+          // Stalled (kstatus: Failed) exactly when not accepted, with Accepted's reason and message.
+          const stalled = accepted.status === "True" ? [] : [{ type: "Stalled", status: "True", reason: accepted.reason, message: accepted.message }];
+          expect(result.conditions.map((c) => c.type)).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready", ...stalled.map((c) => c.type)]);
+          expect(result.conditions.slice(4)).toEqual(stalled);
           const othersTrue = result.conditions.slice(0, 3).every((c) => c.status === "True");
           expect(result.conditions[3]!.status).toBe(othersTrue ? "True" : "False");
         }
@@ -156,8 +205,9 @@ describe("compile, over generated clusters", () => {
   });
 
   it("gives, when some objects were replaced in place (what most syncs are), what a fresh compile gives", () => {
-    // Replacements at the same places: policies with another retry count or none, Services
-    // with other ports, slices with other endpoints; the Compiler may work out only those.
+    // Replacements at the same places: policies with another retry count or none, a backend
+    // drained or undrained, health checks added or removed; Services with other ports, slices
+    // with other endpoints. The Compiler may work out only those.
     const render = (out: ReturnType<typeof compile>, texts?: TextCache) => ({
       results: JSON.stringify(out.results),
       files: renderConfigFiles(out.resources, defaultOptions, texts).files,
@@ -170,7 +220,7 @@ describe("compile, over generated clusters", () => {
         const withTargets = { ...first, services: [...first.services, ...first.policies.map((p: any) => ({ apiVersion: "v1", kind: "Service", metadata: { name: p.spec.targetRef.name, namespace: p.metadata.namespace }, spec: { ports: [{ port: p.spec.targetRef.port }] } }))] };
         render(compiler.compile(withTargets as any), texts);
         const next = { policies: [...withTargets.policies], services: [...withTargets.services], endpointSlices: [...withTargets.endpointSlices] } as any;
-        for (const at of policyAt) if (next.policies.length) { const i = at % next.policies.length; next.policies[i] = { ...next.policies[i], spec: { ...next.policies[i].spec, retry: { attempts: at % 5 } } }; }
+        for (const at of policyAt) if (next.policies.length) { const i = at % next.policies.length; next.policies[i] = { ...next.policies[i], spec: replacedSpec(next.policies[i].spec, at) }; }
         for (const at of serviceAt) if (next.services.length) { const i = at % next.services.length; next.services[i] = { ...next.services[i], spec: { ports: [...next.services[i].spec.ports, { port: 1 + (at % 1000) }] } }; }
         for (const at of sliceAt) if (next.endpointSlices.length) { const i = at % next.endpointSlices.length; next.endpointSlices[i] = { ...next.endpointSlices[i], endpoints: [] }; }
         const fresh = render(compile(structuredClone(next)));

@@ -1,7 +1,7 @@
 // The controller's pure parts: the status written for a compile result, and the ConfigMap
 // it owns. The live behaviour is in test/integration/operator.
 import { describe, expect, it } from "vitest";
-import type { PolicyResult } from "../../operator/src/compile/results.ts";
+import { policyConditions, readyFrom, type PolicyResult } from "../../operator/src/compile/results.ts";
 import { configMapUpdate, configSize, holds, configMapObject, HASH_ANNOTATION } from "../../operator/src/controller/configmap.ts";
 import { desiredStatus } from "../../operator/src/controller/status.ts";
 
@@ -14,7 +14,7 @@ const result = (ok: boolean, configHash = "sha256:aaa"): PolicyResult => ({
   generation: 2,
   fallbackCount: 1,
   errors: [],
-  backends: [{ name: "products", kind: "Service", endpoints: 2, resolution: "EndpointSlices" }],
+  backends: [{ name: "products", kind: "Service", endpoints: 2, resolution: "EndpointSlices", drained: false }],
   conditions: [
     { type: "Accepted", status: "True", reason: "Accepted", message: "a" },
     { type: "ResolvedRefs", status: ok ? "True" : "False", reason: ok ? "ResolvedRefs" : "ServiceNotFound", message: "r" },
@@ -30,9 +30,12 @@ describe("desiredStatus", () => {
   it("fills in every field of api.md for the policy's generation", () => {
     const s: any = desiredStatus(policy(), result(true), { configMap: ref, xdsServer: false }, t0);
     expect(s.observedGeneration).toBe(2);
-    expect(s.conditions.map((c: any) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual(
-      ["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True", 2, "2026-11-01T10:00:00Z"]),
-    );
+    expect(s.conditions.map((c: any) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual([
+      ...["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True", 2, "2026-11-01T10:00:00Z"]),
+      // ConfigMap mode: no Envoy reports its stats to the operator.
+      ["FallbackActive", "Unknown", 2, "2026-11-01T10:00:00Z"],
+    ]);
+    expect(s.activeBackend).toBeNull();
     expect(s.configRef).toEqual({ ...ref, hash: "sha256:aaa" });
     expect(s.fallbackCount).toBe(1);
   });
@@ -56,6 +59,46 @@ describe("desiredStatus", () => {
     expect(changed.conditions.find((c: any) => c.type === "Programmed")).toMatchObject({ status: "False", reason: "ConfigTooLarge", message: "too big" });
     expect(ready(changed)).toMatchObject({ status: "False", reason: "ConfigTooLarge" });
     expect(changed.configRef.hash).toBe("sha256:old"); // still what Envoy runs
+  });
+
+  // kstatus (what Flux waits with) reads Stalled=True as Failed, Ready=False as InProgress.
+  // (Only the conditions named here: others, such as FallbackActive, are not this test's.)
+  const OURS = ["Other", "Accepted", "ResolvedRefs", "Programmed", "Ready", "Stalled"];
+  const ours = (s: any) => s.conditions.filter((c: any) => OURS.includes(c.type));
+  const stalledOf = (s: any) => s.conditions.find((c: any) => c.type === "Stalled");
+
+  it("a policy that is not accepted is Stalled, with Accepted's reason and message; once accepted, Stalled goes", () => {
+    const message = "FallbackPolicy shop/old already governs Service shop/products:8080; the oldest policy wins.";
+    const conflicted: PolicyResult = {
+      ...result(false),
+      backends: [],
+      conditions: policyConditions({ accepted: false, reason: "Conflicted", message }, [], false),
+    };
+    const stalled: any = desiredStatus(policy(), conflicted, { configMap: ref, xdsServer: false }, t0);
+    expect(ours(stalled).map((c: any) => [c.type, c.status, c.reason])).toEqual([
+      ["Accepted", "False", "Conflicted"],
+      ["ResolvedRefs", "Unknown", "NotAccepted"],
+      ["Programmed", "False", "NotProgrammed"],
+      ["Ready", "False", "Conflicted"],
+      ["Stalled", "True", "Conflicted"],
+    ]);
+    expect(stalledOf(stalled)).toEqual({ type: "Stalled", status: "True", observedGeneration: 2, lastTransitionTime: "2026-11-01T10:00:00Z", reason: "Conflicted", message });
+
+    const delivery = { configMap: ref, xdsServer: true, xds: { connected: 1, acked: 1, pending: 0 } };
+    const accepted: any = desiredStatus(policy(stalled), result(true), delivery, t1);
+    expect(ours(accepted).map((c: any) => [c.type, c.status])).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True"]));
+    expect(stalledOf(accepted)).toBeUndefined();
+    // Unchanged once settled: no write.
+    expect(desiredStatus(policy(accepted), result(true), delivery, t1)).toEqual(accepted);
+  });
+
+  it("keeps conditions it does not own where they are, and Ready from Accepted, ResolvedRefs and Programmed only", () => {
+    const other = { type: "Other", status: "False" as const, observedGeneration: 2, lastTransitionTime: "2026-11-01T09:00:00Z", reason: "R", message: "m" };
+    const s: any = desiredStatus(policy({ conditions: [other] }), result(true), { xdsServer: true, xds: { connected: 2, acked: 1, pending: 0 } }, t0);
+    expect(ours(s).map((c: any) => c.type)).toEqual(["Other", "Accepted", "ResolvedRefs", "Programmed", "Ready"]);
+    expect(s.conditions[0]).toEqual(other);
+    expect(ready(s)).toMatchObject({ status: "False", reason: "NotAcknowledged" });
+    expect(readyFrom([...result(true).conditions.slice(0, 3), { type: "Stalled", status: "False", reason: "x", message: "y" }]).status).toBe("True");
   });
 });
 

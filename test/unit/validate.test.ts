@@ -46,6 +46,53 @@ describe("offline validator", () => {
     });
   });
 
+  describe("drain", () => {
+    const withDrain = (drain: string[], fallbacks: object[] = [{ service: { name: "cache", port: 8080 } }, { external: { host: "api.backup.example", port: 443 } }, { staticResponse: {} }]) =>
+      validatePolicy({
+        apiVersion: "fallback.dev/v1alpha1",
+        kind: "FallbackPolicy",
+        metadata: { name: "p", namespace: "shop" },
+        spec: { targetRef: { name: "products", port: 8080 }, fallbacks, drain },
+      });
+    const errorsOf = (result: ReturnType<typeof validatePolicy>) => (result.ok ? [] : result.errors);
+
+    it("accepts the names status.backends gives: the target, a Service fallback, an external host", () => {
+      expect(withDrain(["products", "cache", "api.backup.example"])).toMatchObject({ ok: true });
+      expect(withDrain([])).toMatchObject({ ok: true });
+    });
+
+    it("rejects a name that is no backend of the policy, saying which names are", () => {
+      expect(errorsOf(withDrain(["products", "cahce"]))).toEqual([
+        { path: "spec.drain", message: "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host" },
+      ]);
+    });
+
+    it("rejects draining the static response, and says why", () => {
+      expect(errorsOf(withDrain(["static"]))).toEqual([
+        { path: "spec.drain", message: "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained" },
+      ]);
+    });
+
+    it("lets a Service that is called static be drained", () => {
+      expect(withDrain(["static"], [{ service: { name: "static", port: 80 } }, { staticResponse: {} }])).toMatchObject({ ok: true });
+    });
+
+    it("rejects a name given twice, and more names than a policy has backends", () => {
+      expect(errorsOf(withDrain(["cache", "cache"])).map((e) => e.path)).toEqual(["spec.drain[1]"]);
+      expect(errorsOf(withDrain(Array.from({ length: 10 }, (_, i) => `b${i}`)))[0]).toMatchObject({ path: "spec.drain" });
+    });
+  });
+
+  it("fills in the health check's defaults", () => {
+    const result = validatePolicy({
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name: "p", namespace: "shop" },
+      spec: { targetRef: { name: "products", port: 8080 }, fallbacks: [{ staticResponse: {} }], healthCheck: {} },
+    });
+    expect(result.ok && result.policy.spec.healthCheck).toEqual({ path: "/healthz", interval: "5s", timeout: "1s", unhealthyThreshold: 2, healthyThreshold: 1 });
+  });
+
   it("never modifies its input", () => {
     const input = { apiVersion: "fallback.dev/v1alpha1", kind: "FallbackPolicy", metadata: { name: "p" }, spec: { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] } };
     const copy = structuredClone(input);

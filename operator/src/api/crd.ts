@@ -50,6 +50,7 @@ export function customResourceDefinition() {
             { name: "Fallbacks", type: "integer", jsonPath: ".status.fallbackCount" },
             readyColumn("Ready", "status"),
             readyColumn("Reason", "reason"),
+            { name: "Active", type: "string", jsonPath: ".status.activeBackend" },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: {

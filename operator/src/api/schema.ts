@@ -277,6 +277,44 @@ const Timeouts = Type.Object(
   { description: "Time limits.", default: {} },
 );
 
+const HealthCheck = Type.Object(
+  {
+    path: Type.String({
+      description: "Path of the HTTP GET each check sends. Default /healthz. An answer from 200 to 399 is healthy, as for a kubelet probe, so the check a Deployment already has works here.",
+      pattern: "^/[!-~]*$",
+      maxLength: 1024,
+      default: "/healthz",
+    }),
+    interval: Duration("Time between two checks of a host, also while the backend gets no traffic (an idle fallback must be known good). Default 5s.", "5s"),
+    timeout: Duration("Time a check waits for its answer before it counts as failed. Default 1s.", "1s"),
+    unhealthyThreshold: Type.Integer({
+      description: "Failed checks in a row that take a host out of rotation. Default 2: one lost check is not an outage.",
+      minimum: 1,
+      maximum: 100,
+      default: 2,
+    }),
+    healthyThreshold: Type.Integer({
+      description: "Passed checks in a row that bring a host back. Default 1: a host that answers again serves again at once.",
+      minimum: 1,
+      maximum: 100,
+      default: 1,
+    }),
+  },
+  {
+    description:
+      "Active HTTP health checks on every Service backend (primary and service fallbacks; not external ones): a host whose check fails gets no traffic, even while it accepts connections. Absent: hosts are judged by outlier detection only.",
+    ...rules(
+      { rule: "duration(self.interval) > duration('0s')", message: "interval must be longer than 0s", fieldPath: ".interval" },
+      { rule: "duration(self.timeout) > duration('0s')", message: "timeout must be longer than 0s", fieldPath: ".timeout" },
+    ),
+  },
+);
+
+// A drain name is a backend of the policy as status.backends names it: a Service by its
+// name, an external backend by its host. (CEL has no functions of its own: written out twice.)
+const isBackendName = (name: string) =>
+  `${name} == self.targetRef.name || self.fallbacks.exists(f, (has(f.service) && f.service.name == ${name}) || (has(f.external) && f.external.host == ${name}))`;
+
 export const FallbackPolicySpec = Type.Object(
   {
     targetRef: TargetRef,
@@ -296,20 +334,45 @@ export const FallbackPolicySpec = Type.Object(
     outlierDetection: OutlierDetection,
     circuitBreaker: CircuitBreaker,
     timeouts: Timeouts,
+    drain: Type.Optional(
+      Type.Array(
+        Type.String({ description: "A backend's name, as status.backends has it.", minLength: 1, maxLength: 253 }),
+        {
+          description:
+            "Backends out of rotation now (maintenance, game days), by their name in status.backends: a Service's name or an external host. Requests in flight finish; new ones go to the next backend. The static response cannot be drained.",
+          maxItems: 9,
+          uniqueItems: true,
+        },
+      ),
+    ),
+    healthCheck: Type.Optional(HealthCheck),
   },
   {
     description: "What to protect and how to fall back.",
-    ...rules({
-      rule: "self.fallbacks.all(f, !has(f.service) || f.service.name != self.targetRef.name || f.service.port != self.targetRef.port)",
-      message: "a fallback cannot be the target Service port itself",
-      fieldPath: ".fallbacks",
-    }),
+    ...rules(
+      {
+        rule: "self.fallbacks.all(f, !has(f.service) || f.service.name != self.targetRef.name || f.service.port != self.targetRef.port)",
+        message: "a fallback cannot be the target Service port itself",
+        fieldPath: ".fallbacks",
+      },
+      {
+        // "static" gets its own rule and message (below), unless a backend is called so.
+        rule: `!has(self.drain) || self.drain.all(d, d == 'static' || ${isBackendName("d")})`,
+        message: "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host",
+        fieldPath: ".drain",
+      },
+      {
+        rule: `!has(self.drain) || !('static' in self.drain) || ${isBackendName("'static'")}`,
+        message: "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained",
+        fieldPath: ".drain",
+      },
+    ),
   },
 );
 
 const Condition = Type.Object(
   {
-    type: Type.String({ description: "Accepted, ResolvedRefs, Programmed or Ready.", maxLength: 316 }),
+    type: Type.String({ description: "Accepted, ResolvedRefs, Programmed, Ready or Stalled.", maxLength: 316 }),
     status: Type.String({ description: "True, False or Unknown.", enum: ["True", "False", "Unknown"] }),
     observedGeneration: Type.Optional(Type.Integer({ description: "The generation this condition was set for.", minimum: 0 })),
     lastTransitionTime: Type.String({ description: "When status last changed.", format: "date-time" }),
@@ -327,8 +390,15 @@ const BackendStatus = Type.Object(
       Type.Integer({ description: "Ready endpoints found in EndpointSlices; absent when resolved by DNS.", minimum: 0 }),
     ),
     resolution: Type.Optional(Type.String({ description: "EndpointSlices, DNS or Static.", enum: ["EndpointSlices", "DNS", "Static"] })),
+    drained: Type.Boolean({ description: "Whether spec.drain takes this backend out of rotation; always false for the static response.", default: false }),
+    healthy: Type.Optional(
+      Type.Integer({
+        description: "Healthy endpoints as the Envoys report them (the most any one Envoy sees: neither ejected by outlier detection, failing health checks nor drained); absent without reports.",
+        minimum: 0,
+      }),
+    ),
   },
-  { description: "What one backend resolved to." },
+  { description: "What one backend resolved to, and how the Envoys see it." },
 );
 
 export const FallbackPolicyStatus = Type.Object(
@@ -336,7 +406,8 @@ export const FallbackPolicyStatus = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ description: "The generation the operator last acted on.", minimum: 0 })),
     conditions: Type.Optional(
       Type.Array(Condition, {
-        description: "Accepted, ResolvedRefs, Programmed and Ready; Ready is True only when the other three are.",
+        description:
+          "Accepted, ResolvedRefs, Programmed and Ready; Ready is True only when the other three are. Stalled, there only while True, when the policy cannot progress until its author changes it (Accepted=False: Invalid or Conflicted); kstatus, and so Flux, then reports it Failed.",
         maxItems: 8,
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
@@ -344,6 +415,11 @@ export const FallbackPolicyStatus = Type.Object(
     ),
     backends: Type.Optional(Type.Array(BackendStatus, { description: "What each backend resolved to, primary first.", maxItems: 9 })),
     fallbackCount: Type.Optional(Type.Integer({ description: "Number of fallbacks in the spec.", minimum: 0 })),
+    activeBackend: Type.Optional(
+      Type.String({
+        description: "The backend that serves new requests now (status.backends name), from the Envoys' own stats; absent without reports. FallbackActive says why.",
+      }),
+    ),
     configRef: Type.Optional(
       Type.Object(
         {

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { crdYaml } from "../api/crd.ts";
 import { compile } from "../compile/compile.ts";
 import { renderBootstrap, renderConfigFiles, toYaml } from "../compile/emit.ts";
+import { toMs } from "../compile/duration.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../compile/envoy/bootstrap.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { InputError, readObjects } from "./input.ts";
@@ -16,6 +17,7 @@ const USAGE = `Usage:
   fallbackctl validate -f PATH...
   fallbackctl bootstrap --xds-server HOST:PORT [--xds-server HOST:PORT...] [--listen HOST:PORT]
                        [--admin HOST:PORT] [--node-id ID] [--node-cluster NAME] [--sotw] [--all-stats]
+                       [--stats-interval DURATION]
                        [--xds-ca FILE [--xds-cert FILE --xds-key FILE] [--xds-server-name NAME]]
   fallbackctl crd
 
@@ -25,7 +27,8 @@ FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.
 bootstrap prints the Envoy bootstrap that gets everything from the operator's xDS server
 (Delta ADS; --sotw for state-of-the-world). --listen makes this Envoy's listener bind there
 instead of where the operator says (several Envoys on one host). Envoy keeps the stats a
-fallback is read by (--all-stats: every stat, some 150 per cluster). The --xds-* files are
+fallback is read by (--all-stats: every stat, some 150 per cluster), and reports them to the
+operator every --stats-interval (default 5s), which tells from them who serves. The --xds-* files are
 paths in Envoy's file system: the CA that signed the operator's certificate, and for mTLS
 the client certificate and key; without --xds-ca the connection is plaintext.`;
 
@@ -107,6 +110,7 @@ function bootstrap(args: string[], io: Io): number {
     "node-cluster": { type: "string" },
     sotw: { type: "boolean" },
     "all-stats": { type: "boolean" },
+    "stats-interval": { type: "string" },
     "xds-ca": { type: "string" },
     "xds-cert": { type: "string" },
     "xds-key": { type: "string" },
@@ -125,11 +129,18 @@ function bootstrap(args: string[], io: Io): number {
     nodeCluster: flags["node-cluster"] ?? "fallback-envoy",
     ...(flags.sotw ? { sotw: true } : {}),
     ...(flags["all-stats"] ? { allStats: true } : {}),
+    ...(flags["stats-interval"] ? { statsIntervalMs: statsInterval(flags["stats-interval"]) } : {}),
     ...(flags.listen ? { listen: hostPort("listen", flags.listen, defaultOptions.listen) } : {}),
     ...(ca ? { tls: { caFile: ca, ...(cert ? { certFile: cert, keyFile: key } : {}), ...(flags["xds-server-name"] ? { serverName: flags["xds-server-name"] } : {}) } } : {}),
   };
   io.stdout(toYaml(adsBootstrap(options)));
   return 0;
+}
+
+function statsInterval(value: string): number {
+  const ms = /^\d+(\.\d+)?(ms|s|m)$/.test(value) ? toMs(value) : NaN;
+  if (!(ms >= 1000 && ms <= 60_000)) throw new UsageError(`--stats-interval ${value}: must be a duration from 1s to 1m, such as 5s`);
+  return ms;
 }
 
 function validate(args: string[], io: Io): number {

@@ -12,6 +12,8 @@ export type ServiceBackend = {
   endpoints: Endpoint[];
   host: string;
   port: number;
+  /** Out of rotation (spec.drain): its hosts are there, draining, so requests in flight finish. */
+  drained: boolean;
 };
 
 export type ExternalBackend = {
@@ -21,6 +23,7 @@ export type ExternalBackend = {
   tls: boolean;
   sni: string;
   hostRewrite: boolean;
+  drained: boolean;
 };
 
 export type StaticBackend = {
@@ -54,6 +57,15 @@ export type EjectionIR = {
   failurePercentage?: { threshold: number; minimumHosts: number; requestVolume: number };
 };
 
+/** Active HTTP health checks of the Service backends. */
+export type HealthCheckIR = {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  unhealthyThreshold: number;
+  healthyThreshold: number;
+};
+
 export type LimitsIR = { maxConnections: number; maxPendingRequests: number; maxRequests: number; maxRetries: number };
 
 export type PolicyIR = {
@@ -67,4 +79,6 @@ export type PolicyIR = {
   ejection: EjectionIR;
   limits: LimitsIR;
   timeouts: { requestMs: number; connectMs: number; idleMs: number };
+  /** Absent: no active health checks (spec.healthCheck unset). */
+  healthCheck?: HealthCheckIR;
 };

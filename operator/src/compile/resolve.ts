@@ -43,20 +43,24 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
   const { spec } = policy;
   const problems: RefProblem[] = [];
   const inputs: ResolutionInput[] = [];
+  // A name drains every backend it names (the CEL rules make sure it names one).
+  const drain = spec.drain ?? [];
 
-  const target = resolveService(namespace, spec.targetRef.name, spec.targetRef.port, index, options, inputs);
+  const { name: targetName, port: targetPort } = spec.targetRef;
+  const target = resolveService(namespace, targetName, targetPort, drain.includes(targetName), index, options, inputs);
   if ("reason" in target) problems.push(target);
-  const backends: Backend[] = ["reason" in target ? unresolvedService(namespace, spec.targetRef.name, spec.targetRef.port) : target];
+  const backends: Backend[] = ["reason" in target ? unresolvedService(namespace, targetName, targetPort, drain.includes(targetName)) : target];
 
   for (const fallback of spec.fallbacks) {
     if (fallback.service) {
-      const resolved = resolveService(namespace, fallback.service.name, fallback.service.port, index, options, inputs);
+      const { name, port } = fallback.service;
+      const resolved = resolveService(namespace, name, port, drain.includes(name), index, options, inputs);
       if ("reason" in resolved) problems.push(resolved);
       // An unresolved fallback stays in line with no endpoints, so traffic skips over it.
-      backends.push("reason" in resolved ? unresolvedService(namespace, fallback.service.name, fallback.service.port) : resolved);
+      backends.push("reason" in resolved ? unresolvedService(namespace, name, port, drain.includes(name)) : resolved);
     } else if (fallback.external) {
       const { host, port, tls, sni, hostRewrite } = fallback.external;
-      backends.push({ kind: "External", host, port, tls: tls ?? port === 443, sni: sni ?? host, hostRewrite });
+      backends.push({ kind: "External", host, port, tls: tls ?? port === 443, sni: sni ?? host, hostRewrite, drained: drain.includes(host) });
     } else if (fallback.staticResponse) {
       const { status, body, headers } = fallback.staticResponse;
       const sorted = Object.entries(headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -64,7 +68,7 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
     }
   }
 
-  const { retry, outlierDetection: od, circuitBreaker, timeouts } = spec;
+  const { retry, outlierDetection: od, circuitBreaker, timeouts, healthCheck: hc } = spec;
   const ir: PolicyIR = {
     key: keyOf(policy),
     domains: [],
@@ -91,6 +95,17 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
     },
     limits: circuitBreaker,
     timeouts: { requestMs: toMs(timeouts.request), connectMs: toMs(timeouts.connect), idleMs: toMs(timeouts.idle) },
+    ...(hc
+      ? {
+          healthCheck: {
+            path: hc.path,
+            intervalMs: toMs(hc.interval),
+            timeoutMs: toMs(hc.timeout),
+            unhealthyThreshold: hc.unhealthyThreshold,
+            healthyThreshold: hc.healthyThreshold,
+          },
+        }
+      : {}),
   };
   return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target), inputs };
 }
@@ -99,6 +114,7 @@ function resolveService(
   namespace: string,
   name: string,
   port: number,
+  drained: boolean,
   index: SnapshotIndex,
   options: CompileOptions,
   inputs: ResolutionInput[],
@@ -110,7 +126,7 @@ function resolveService(
   if (!service) return { reason: "ServiceNotFound", message: `Service ${key} not found` };
 
   if (service.spec?.type === "ExternalName" && service.spec.externalName) {
-    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host: service.spec.externalName, port };
+    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host: service.spec.externalName, port, drained };
   }
   const servicePort = service.spec?.ports?.find((p) => p.port === port && (p.protocol ?? "TCP") === "TCP");
   if (!servicePort) return { reason: "PortNotFound", message: `Service ${key} has no TCP port ${port}` };
@@ -120,9 +136,9 @@ function resolveService(
     // A headless Service resolves to pods, which listen on the target port.
     const headlessPort = service.spec?.clusterIP === "None" && typeof servicePort.targetPort === "number" ? servicePort.targetPort : port;
     const host = `${name}.${namespace}.svc.${options.clusterDomain}`;
-    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host, port: headlessPort };
+    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host, port: headlessPort, drained };
   }
-  return { kind: "Service", name, namespace, resolution: "EndpointSlices", endpoints: readyEndpoints(slices, servicePort.name ?? ""), host: "", port };
+  return { kind: "Service", name, namespace, resolution: "EndpointSlices", endpoints: readyEndpoints(slices, servicePort.name ?? ""), host: "", port, drained };
 }
 
 /**
@@ -148,7 +164,7 @@ function readyEndpoints(slices: EndpointSlice[], portName: string): Endpoint[] {
 
 const byEndpoint = (a: Endpoint, b: Endpoint) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port);
 
-const unresolvedService = (namespace: string, name: string, port: number): ServiceBackend => ({
+const unresolvedService = (namespace: string, name: string, port: number, drained: boolean): ServiceBackend => ({
   kind: "Service",
   name,
   namespace,
@@ -156,17 +172,18 @@ const unresolvedService = (namespace: string, name: string, port: number): Servi
   endpoints: [],
   host: "",
   port,
+  drained,
 });
 
 function backendStatus(backend: Backend): BackendStatus {
   switch (backend.kind) {
     case "Service":
       return backend.resolution === "DNS"
-        ? { name: backend.name, kind: "Service", resolution: "DNS" }
-        : { name: backend.name, kind: "Service", resolution: "EndpointSlices", endpoints: backend.endpoints.length };
+        ? { name: backend.name, kind: "Service", resolution: "DNS", drained: backend.drained }
+        : { name: backend.name, kind: "Service", resolution: "EndpointSlices", endpoints: backend.endpoints.length, drained: backend.drained };
     case "External":
-      return { name: backend.host, kind: "External", resolution: "DNS" };
+      return { name: backend.host, kind: "External", resolution: "DNS", drained: backend.drained };
     case "StaticResponse":
-      return { name: "static", kind: "StaticResponse", resolution: "Static" };
+      return { name: "static", kind: "StaticResponse", resolution: "Static", drained: false };
   }
 }

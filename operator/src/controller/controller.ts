@@ -11,12 +11,16 @@
 //        said, joined with what the sinks say: written, acknowledged, rejected), with an
 //        Event on a change of readiness
 //
+//   the Envoys' stats reports (over xDS) -> every second, each policy's live view (who
+//     serves, live.ts), adopted at most once per 10 s -> a status pass for the changed ones,
+//     with a FailedOver or Recovered Event
+//
 // Level-triggered: a sync recomputes from the caches, so a missed or repeated event, a
 // restart or a failed write is healed by the next sync.
 import { Counter, Gauge } from "prom-client";
 import { Compiler } from "../compile/compile.ts";
 import { TextCache, renderConfigFiles } from "../compile/emit.ts";
-import type { Resources } from "../compile/envoy/types.ts";
+import { backendClusterName, type Resources } from "../compile/envoy/types.ts";
 import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
@@ -35,7 +39,9 @@ import {
 import { SETTLE_MS, type PolicyState, type XdsServer } from "../xds/server.ts";
 import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME, configMapObject, configMapUpdate, configSize, holds, type ConfigMapRef } from "./configmap.ts";
 import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SERVICES, inNamespace } from "./resources.ts";
-import { desiredStatus, readyOf, type Delivery, type NotWritten } from "./status.ts";
+import { DAMPING_MS, LiveStates, liveView, viewKey, type LiveBackend } from "./live.ts";
+import { LiveMetrics } from "./live-metrics.ts";
+import { desiredStatus, fallbackActiveOf, readyOf, type Delivery, type NotWritten } from "./status.ts";
 
 export type FallbackControllerOptions = {
   /** The ConfigMap to write the config to; none: no ConfigMap. */
@@ -64,6 +70,8 @@ const STATUS = "status";
 /** How long our own ConfigMap write may take to reach the cache before we stop assuming it. */
 const PENDING_WRITE_MS = 5_000;
 const MIN_WRITE_INTERVAL_MS = 2_000;
+/** How often the live state is worked out again from the Envoys' latest reports. */
+const LIVE_TICK_MS = 1_000;
 
 export class FallbackController {
   private readonly op: Operator;
@@ -100,6 +108,14 @@ export class FallbackController {
   private readonly writes: Counter;
   private readonly configBytes: Gauge;
   private readonly policyGauge: Gauge;
+  /** Per policy, the live view its status shows (only with an xDS server: the Envoys report to it). */
+  private readonly live = new LiveStates();
+  /** Per compile result, its backends as the live state reads them. */
+  private readonly liveBackends = new WeakMap<PolicyResult, LiveBackend[]>();
+  private liveTimer: NodeJS.Timeout | undefined;
+  private liveMetrics: LiveMetrics | undefined;
+  /** When a view waiting out its damping is due to be offered again. */
+  private liveDue = Infinity;
 
   constructor(op: Operator, options: FallbackControllerOptions) {
     this.op = op;
@@ -144,9 +160,26 @@ export class FallbackController {
       labelNames: ["ready"],
       registers,
     });
+    const xds = options.xds;
+    if (xds) {
+      this.liveMetrics = new LiveMetrics(op.metrics.registry, () => this.liveReadings());
+      let reported = false;
+      xds.stats.onReport(() => (reported = true));
+      let lastTick = 0;
+      this.liveTimer = setInterval(() => {
+        const now = performance.now();
+        // On new reports, on a view due after its damping, and now and then for Envoys that fell silent.
+        if (!reported && now < this.liveDue && now - lastTick < 5 * LIVE_TICK_MS) return;
+        reported = false;
+        lastTick = now;
+        this.trackLive(now);
+      }, LIVE_TICK_MS);
+      this.liveTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.liveTimer);
     this.stopped.resolve();
     await this.queue.shutdown({ drain: false });
   }
@@ -210,8 +243,64 @@ export class FallbackController {
       ...(notWritten ? { notWritten } : {}),
       xdsServer: Boolean(xds),
       ...(states?.has(key) ? { xds: states.get(key)! } : {}),
+      ...(xds ? { live: this.live.get(key)?.view } : {}),
     }));
     this.op.logger.debug({ policies: policies.length, statusWrites: written, ms: Math.round(performance.now() - started) }, "statuses written");
+  }
+
+  /**
+   * Works out each programmed policy's live view from the Envoys' reports, and has the
+   * statuses of those whose adopted view changed written.
+   */
+  private trackLive(now: number): void {
+    const stats = this.options.xds?.stats;
+    if (!stats || !this.op.isLeader || !this.lastCompile) return;
+    stats.expire(now);
+    let changed = 0;
+    this.liveDue = Infinity;
+    const live = new Set<string>();
+    for (const result of this.lastCompile.results) {
+      if (!result.configHash) continue;
+      live.add(result.key);
+      const backends = this.backendsOf(result);
+      const view = liveView(backends, backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)));
+      const outcome = this.live.offer(result.key, view, now);
+      if (outcome === "adopted") changed++;
+      else if (outcome === "later") this.liveDue = Math.min(this.liveDue, this.live.get(result.key)!.at + DAMPING_MS);
+    }
+    this.live.retain(live);
+    if (changed) {
+      this.op.logger.debug({ policies: changed }, "live state changed");
+      this.queue.add(STATUS);
+    }
+  }
+
+  /** A policy's backends as the live state reads them: names as in its status, member clusters as Envoy has them. */
+  private backendsOf(result: PolicyResult): LiveBackend[] {
+    let backends = this.liveBackends.get(result);
+    if (!backends) {
+      let member = 0;
+      backends = result.backends.map((b) => ({
+        name: b.name,
+        kind: b.kind,
+        drained: Boolean(b.drained),
+        ...(b.kind === "StaticResponse" ? {} : { cluster: backendClusterName(result.key, member++) }),
+      }));
+      this.liveBackends.set(result, backends);
+    }
+    return backends;
+  }
+
+  /** For /metrics: each programmed policy's backends, with the view its status shows. */
+  private *liveReadings() {
+    const stats = this.options.xds?.stats;
+    if (!stats || !this.lastCompile) return;
+    const now = performance.now();
+    for (const result of this.lastCompile.results) {
+      if (!result.configHash) continue;
+      const backends = this.backendsOf(result);
+      yield { key: result.key, backends, adopted: this.live.get(result.key)?.view, observed: backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)), stats };
+    }
   }
 
   /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
@@ -393,22 +482,43 @@ export class FallbackController {
     return stored;
   }
 
-  /** An Event when readiness changes: Warning with the reason when not Ready. */
+  /** Events: on a change of readiness (Warning with the reason when not Ready), and when traffic moves between backends. */
   private async announce(policy: KubeObject, before: unknown, after: unknown): Promise<void> {
     const was = readyOf(before);
     const now = readyOf(after);
-    if (!now || (was?.status === now.status && was.reason === now.reason)) return;
-    if (now.status === "True") await this.op.events.normal(policy, "Ready", now.message);
-    else await this.op.events.warning(policy, now.reason, now.message);
+    if (now && (was?.status !== now.status || was.reason !== now.reason)) {
+      if (now.status === "True") await this.op.events.normal(policy, "Ready", now.message);
+      else await this.op.events.warning(policy, now.reason, now.message);
+    }
+    const move = trafficMove(before, after);
+    if (!move) return;
+    if (move.reason === "FailedOver") this.liveMetrics?.failovers.inc({ namespace: policy.metadata.namespace ?? "", policy: policy.metadata.name });
+    await this.op.events.normal(policy, move.reason, move.message);
   }
+}
+
+/**
+ * FailedOver when the serving backend changes to another than the primary (from -> to,
+ * and why), Recovered when it is the primary again; nothing while the Envoys do not
+ * report, or when the first report finds the primary serving.
+ */
+function trafficMove(before: unknown, after: unknown): { reason: "FailedOver" | "Recovered"; message: string } | undefined {
+  const from = fallbackActiveOf(before);
+  const to = fallbackActiveOf(after);
+  if (!to || to.status === "Unknown" || (from?.activeBackend === to.activeBackend && from?.reason === to.reason)) return undefined;
+  if (to.status === "False") {
+    return from?.status === "True" ? { reason: "Recovered", message: `${to.activeBackend} serves again (was ${from.activeBackend ?? "nothing"}): ${to.message}` } : undefined;
+  }
+  const was = from?.status === "True" ? (from.activeBackend ?? "nothing") : to.primary;
+  return { reason: "FailedOver", message: `${was} -> ${to.activeBackend ?? "nothing"} (${to.reason}): ${to.message}` };
 }
 
 const isSettling = (s: PolicyState) => !s.rejected && s.acked < s.connected && s.pending > 0;
 
 /** Everything of a delivery that desiredStatus reads, as a string to compare. */
-function deliveryKey({ notWritten, xdsServer, xds }: Delivery): string {
+function deliveryKey({ notWritten, xdsServer, xds, live }: Delivery): string {
   const rejected = xds?.rejected;
-  return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}`;
+  return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}|${live ? viewKey(live) : ""}`;
 }
 
 type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSlices: KubeObject[] };

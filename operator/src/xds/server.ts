@@ -5,7 +5,7 @@
 //
 //   publish(resources) -> ResourceCache (encode what changed, less what an Envoy rejected)
 //     -> every stream sends its Envoy what it lacks -> ACK / NACK -> policyStates()
-import { Server, ServerCredentials, status, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerReadableStream, type ServiceDefinition, type sendUnaryData } from "@grpc/grpc-js";
 import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "prom-client";
 import { RESOURCE_TYPES, TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
@@ -15,6 +15,7 @@ import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
 import { parseHostPort } from "../compile/snapshot.ts";
 import { Encoder, versionOf, type Corrupt, type Entry } from "./encode.ts";
 import { anyOf, decodeMessage, encodeJson, encodeMessage, messageSchema } from "./envoy-api.ts";
+import { ClusterStats } from "./stats.ts";
 import { DeltaStream, SotwStream, type DeltaRequest, type DeltaResponse, type SotwRequest, type SotwResponse, type Stream, type StreamHost } from "./stream.ts";
 
 export type XdsTls = { cert: Buffer; key: Buffer; /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer };
@@ -55,6 +56,8 @@ type Call<Req> = ServerDuplexStream<Req, Uint8Array>;
 
 export class XdsServer implements StreamHost {
   private readonly options: XdsServerOptions;
+  /** What the Envoys' stats say of each cluster (their metrics_service sinks report here). */
+  readonly stats = new ClusterStats();
   private readonly cache: ResourceCache;
   private readonly grpc: Server;
   private readonly streams = new Map<Stream, Call<unknown>>();
@@ -80,6 +83,9 @@ export class XdsServer implements StreamHost {
     this.grpc.addService(serviceDefinition(), {
       DeltaAggregatedResources: (call: Call<DeltaRequest>) => this.serve(call, new DeltaStream(this)),
       StreamAggregatedResources: (call: Call<SotwRequest>) => this.serve(call, new SotwStream(this)),
+    });
+    this.grpc.addService(metricsServiceDefinition(), {
+      StreamMetrics: (call: ServerReadableStream<Uint8Array, Uint8Array>, done: sendUnaryData<Uint8Array>) => this.takeStats(call, done),
     });
     const registers = options.metrics ? [options.metrics.registry] : undefined;
     if (registers) {
@@ -254,6 +260,24 @@ export class XdsServer implements StreamHost {
     call.on("close", gone);
   }
 
+  /** One Envoy's stats stream: a report every flush interval, for as long as it runs. */
+  private takeStats(call: ServerReadableStream<Uint8Array, Uint8Array>, done: sendUnaryData<Uint8Array>): void {
+    let node: string | undefined;
+    call.on("data", (message: Uint8Array) => {
+      try {
+        // The first message names the Envoy; an Envoy that does not is known by its address.
+        node ??= ClusterStats.nodeOf(message) ?? call.getPeer();
+        this.stats.ingest(node, message);
+      } catch (err) {
+        this.logger.warn({ err: { message: (err as Error).message }, node }, "unreadable stats report; ending the stream");
+        done({ code: status.INVALID_ARGUMENT, details: (err as Error).message });
+      }
+    });
+    // Its report stays until it ages out: an Envoy reconnecting must not look gone for a moment.
+    call.on("end", () => done(null, new Uint8Array(0)));
+    call.on("error", () => {});
+  }
+
   private broadcast(changes: Changes): void {
     for (const stream of this.streams.keys()) this.send(stream, stream.changed(changes));
   }
@@ -367,6 +391,22 @@ function merge(into: Changes, more: Changes): void {
 }
 
 const typeLabel = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf(".") + 1);
+
+/** Envoy's MetricsService: client streaming; reports are read by ClusterStats, the answer is empty. */
+function metricsServiceDefinition(): ServiceDefinition {
+  const raw = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    StreamMetrics: {
+      path: "/envoy.service.metrics.v3.MetricsService/StreamMetrics",
+      requestStream: true,
+      responseStream: false,
+      requestDeserialize: (bytes: Buffer) => bytes,
+      requestSerialize: raw,
+      responseSerialize: raw,
+      responseDeserialize: (bytes: Buffer) => bytes,
+    },
+  };
+}
 
 /** The ADS service, its messages (de)coded with Envoy's descriptors. Responses arrive encoded. */
 function serviceDefinition(): ServiceDefinition {

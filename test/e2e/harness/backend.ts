@@ -9,6 +9,8 @@
 //   const c = await spawnBackend({ name: "primary", host: "127.0.0.2" });
 //   await c.kill();      // SIGKILL
 //   await c.restart();   // same host and port
+//   const h = await startBackend({ name: "primary", healthz: 503 });  // serves, but fails its health check
+//   await h.setHealthz(200);
 import { fork, type ChildProcess } from "node:child_process";
 import { constants as cryptoConstants } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -36,6 +38,11 @@ export type BackendOptions = {
   mode?: Mode;
   /** Serve HTTPS with this key and certificate (PEM files). */
   tls?: { keyFile: string; certFile: string };
+  /**
+   * Answer GET /healthz with this status, whatever the mode, and leave it out of hits():
+   * a health checker's requests are not traffic. Unset: /healthz is a request like any other.
+   */
+  healthz?: number;
 };
 
 /** What a backend answers: its name and what it received. */
@@ -56,6 +63,8 @@ export type Backend = {
   /** host:port */
   readonly address: string;
   setMode(mode: Mode): Promise<void>;
+  /** The status GET /healthz answers from now on (see BackendOptions.healthz). */
+  setHealthz(status: number): Promise<void>;
   /** Requests received since start (in-process backends count all; child ones since last (re)start). */
   hits(): Promise<number>;
   close(): Promise<void>;
@@ -82,16 +91,22 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
-type Running = { server: Server; port: number; setMode(mode: Mode): void; hits(): number; close(): Promise<void> };
+type Running = { server: Server; port: number; setMode(mode: Mode): void; setHealthz(status: number): void; hits(): number; close(): Promise<void> };
 
 async function listen(options: BackendOptions): Promise<Running> {
   const host = options.host ?? "127.0.0.1";
   let mode: Mode = options.mode ?? { kind: "ok" };
+  let healthz = options.healthz;
   let hits = 0;
   const sockets = new Set<Socket>();
   const hung = new Set<ServerResponse>();
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    if (healthz !== undefined && req.url === "/healthz") {
+      req.resume();
+      res.writeHead(healthz, { "content-length": 0 });
+      return void res.end();
+    }
     hits++;
     // Drain the body; nothing here needs it.
     req.resume();
@@ -156,6 +171,9 @@ async function listen(options: BackendOptions): Promise<Running> {
     setMode: (m) => {
       mode = m;
     },
+    setHealthz: (status) => {
+      healthz = status;
+    },
     hits: () => hits,
     close: () =>
       new Promise<void>((ok) => {
@@ -176,6 +194,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
     port: running.port,
     address: `${host}:${running.port}`,
     setMode: async (mode) => running.setMode(mode),
+    setHealthz: async (status) => running.setHealthz(status),
     hits: async () => running.hits(),
     close: () => running.close(),
   };
@@ -183,7 +202,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
 
 // ---- child-process backends -------------------------------------------------------------
 
-type ToChild = { type: "mode"; id: number; mode: Mode } | { type: "hits"; id: number };
+type ToChild = { type: "mode"; id: number; mode: Mode } | { type: "healthz"; id: number; status: number } | { type: "hits"; id: number };
 type FromChild = { type: "ready"; port: number } | { type: "reply"; id: number; hits: number };
 
 const SELF = import.meta.filename;
@@ -194,13 +213,14 @@ export async function spawnBackend(options: BackendOptions): Promise<ChildBacken
   // The port is fixed at the first start so that a restart comes back where the EndpointSlice points.
   const port = options.port ?? (await freePort(host));
   let mode: Mode = options.mode ?? { kind: "ok" };
+  let healthz = options.healthz;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let nextId = 0;
   const pending = new Map<number, (hits: number) => void>();
 
   const start = async () => {
-    const config: BackendOptions = { ...options, host, port, mode };
+    const config: BackendOptions = { ...options, host, port, mode, ...(healthz === undefined ? {} : { healthz }) };
     // Node runs the .ts file itself; no loader flags from the parent (vitest's) are wanted.
     const proc = fork(SELF, ["--child", JSON.stringify(config)], { execArgv: [], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     child = proc;
@@ -259,6 +279,10 @@ export async function spawnBackend(options: BackendOptions): Promise<ChildBacken
       mode = m;
       await ask({ type: "mode", id: nextId++, mode: m });
     },
+    setHealthz: async (status) => {
+      healthz = status;
+      await ask({ type: "healthz", id: nextId++, status });
+    },
     hits: () => ask({ type: "hits", id: nextId++ }),
     kill: () => stop("SIGKILL"),
     restart: async () => {
@@ -275,6 +299,7 @@ if (process.argv[1] === SELF && process.argv[2] === "--child") {
   const running = await listen(options);
   process.on("message", (message: ToChild) => {
     if (message.type === "mode") running.setMode(message.mode);
+    if (message.type === "healthz") running.setHealthz(message.status);
     process.send!({ type: "reply", id: message.id, hits: running.hits() } satisfies FromChild);
   });
   // Lose the parent, stop too: no orphans if a test runner dies.

@@ -105,7 +105,7 @@ describe("kill -9, and the cluster changes while the operator is down", () => {
     const second = await operator({ kubeconfig: shared, configNamespace: config, watchNamespace: apps });
     const delta = await s.ready("delta", 1);
     const bravo = await s.ready("bravo", 2);
-    expect(bravo.status.conditions.map((c: any) => c.observedGeneration)).toEqual([2, 2, 2, 2]);
+    expect(bravo.status.conditions.map((c: any) => c.observedGeneration)).toEqual([2, 2, 2, 2, 2]);
     expect(delta.status.backends[0]).toMatchObject({ name: "delta", endpoints: 1 });
     const alpha = await eventually("alpha's 3 new endpoints in its status", async () => {
       const p = await s.getPolicy("alpha");

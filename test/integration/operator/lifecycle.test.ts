@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 describe("a policy's life", () => {
-  it("create: Ready with all four conditions for its generation, backends resolved, config written", async () => {
+  it("create: Ready with all four conditions (and FallbackActive Unknown: no Envoy reports in ConfigMap mode) for its generation, backends resolved, config written", async () => {
     await apply(kubeconfig, [
       service(apps, "shop"),
       endpointSlice(apps, "shop", ["10.0.0.1", "10.0.0.2"]),
@@ -58,12 +58,13 @@ describe("a policy's life", () => {
       ["ResolvedRefs", "True", 1],
       ["Programmed", "True", 1],
       ["Ready", "True", 1],
+      ["FallbackActive", "Unknown", 1],
     ]);
     expect(p.status.observedGeneration).toBe(1);
     expect(p.status.backends).toEqual([
-      { name: "shop", kind: "Service", endpoints: 2, resolution: "EndpointSlices" },
-      { name: "shop-cache", kind: "Service", resolution: "DNS" },
-      { name: "static", kind: "StaticResponse", resolution: "Static" },
+      { name: "shop", kind: "Service", endpoints: 2, resolution: "EndpointSlices", drained: false },
+      { name: "shop-cache", kind: "Service", resolution: "DNS", drained: false },
+      { name: "static", kind: "StaticResponse", resolution: "Static", drained: false },
     ]);
     const cm = await getConfigMap();
     expect(cm.metadata.labels["app.kubernetes.io/managed-by"]).toBe("fallback-operator");

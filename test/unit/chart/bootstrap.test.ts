@@ -26,6 +26,7 @@ interface Case {
   serverName?: string;
   sotw?: boolean;
   allStats?: boolean;
+  statsInterval?: string;
 }
 
 const cases: Record<string, Case> = {
@@ -33,8 +34,8 @@ const cases: Record<string, Case> = {
     values: {}, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "mtls",
   },
   "state-of-the-world on another port, the gateway in another namespace, every stat": {
-    values: { "envoy.xdsProtocol": "sotw", "xds.port": 18443, "config.namespace": "edge", "envoy.allStats": true },
-    envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18443, tls: "mtls", sotw: true, allStats: true,
+    values: { "envoy.xdsProtocol": "sotw", "xds.port": 18443, "config.namespace": "edge", "envoy.allStats": true, "envoy.statsInterval": "15s" },
+    envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18443, tls: "mtls", sotw: true, allStats: true, statsInterval: "15s",
   },
   "TLS without client certificates": {
     values: { "xds.tls.mtls": false }, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "tls",
@@ -59,6 +60,7 @@ describe("the gateway's bootstrap ConfigMap", () => {
       const args = ["--xds-server", `${host}:${c.port}`, "--node-id", c.envoy, "--node-cluster", c.envoy];
       if (c.sotw) args.push("--sotw");
       if (c.allStats) args.push("--all-stats");
+      if (c.statsInterval) args.push("--stats-interval", c.statsInterval);
       if (c.tls !== "none") {
         args.push("--xds-ca", `${CERT_DIR}/ca.crt`);
         if (c.tls === "mtls") args.push("--xds-cert", `${CERT_DIR}/tls.crt`, "--xds-key", `${CERT_DIR}/tls.key`);

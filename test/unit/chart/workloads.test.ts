@@ -302,7 +302,7 @@ describe("metrics Service and ServiceMonitor", () => {
     const sm = one(r, "ServiceMonitor");
     expect(sm.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(sm.metadata.labels.release).toBe("prom");
-    expect(sm.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "30s" }]);
+    expect(sm.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", honorLabels: true, interval: "30s" }]);
     expect(sm.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
     const svc = one(r, "Service", `${FULLNAME}-metrics`);
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels[k]).toBe(v);

@@ -1,6 +1,7 @@
 // Envoy resources -> what Envoy is started with: either one bootstrap holding everything
 // under static_resources, or the file-based set (cds.yaml, lds.yaml and a bootstrap.yaml
 // that watches their folder) that the operator writes into a ConfigMap.
+import { envoyDuration } from "../duration.ts";
 import type { CompileOptions } from "../snapshot.ts";
 import { inlinedConfig, inlinedValue } from "./files.ts";
 import { ADS, TYPE, type Resources } from "./types.ts";
@@ -51,9 +52,14 @@ export type AdsBootstrapOptions = {
   tls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
   /** Keep every stat Envoy has (default: those listed in KEPT_STATS). */
   allStats?: boolean;
+  /** How often Envoy reports its stats to the operator (which tells from them who serves); default STATS_INTERVAL_MS. */
+  statsIntervalMs?: number;
 };
 
+export const STATS_INTERVAL_MS = 5_000;
+
 export const XDS_CLUSTER = "fallback-xds";
+
 
 /**
  * The stats an Envoy on this bootstrap keeps: Envoy's own and the listener's, and of each
@@ -100,6 +106,23 @@ export function adsBootstrap(options: AdsBootstrapOptions): object {
             },
           },
         }),
+    // Envoy pushes its stats to the operator, over the stream it gets its config on: the
+    // operator reads from them which backend of each policy serves (the live state). Counters
+    // as deltas, so that several Envoys' requests simply add up. Batches keep each message
+    // well under gRPC's limits at 10,000 policies.
+    stats_sinks: [
+      {
+        name: "envoy.stat_sinks.metrics_service",
+        typed_config: {
+          "@type": TYPE.metricsService,
+          transport_api_version: "V3",
+          report_counters_as_deltas: true,
+          batch_size: 10_000,
+          grpc_service: { envoy_grpc: { cluster_name: XDS_CLUSTER } },
+        },
+      },
+    ],
+    stats_flush_interval: envoyDuration(options.statsIntervalMs ?? STATS_INTERVAL_MS),
     // A cluster's worker-thread copies, and its traffic stats, are made when it is first
     // used: most of 40,000 clusters never carry a request.
     cluster_manager: { enable_deferred_cluster_creation: true },

@@ -1,9 +1,10 @@
 // IR -> Envoy clusters: one per backend, each guarded by outlier detection and circuit
 // breakers, and one aggregate cluster per policy that tries them in order.
 import { envoyDuration as d } from "../duration.ts";
-import type { EjectionIR, ExternalBackend, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
-import { lbEndpoints } from "./endpoints.ts";
-import { ADS, TYPE, aggregateName, backendClusterName, endpointsName } from "./types.ts";
+import type { EjectionIR, ExternalBackend, HealthCheckIR, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
+import type { CompileOptions } from "../snapshot.ts";
+import { DRAINING, endpointsNameOf, lbEndpoints } from "./endpoints.ts";
+import { ADS, TYPE, aggregateName, backendClusterName } from "./types.ts";
 
 /** The backends that are clusters (a static response is none: the route answers it). */
 export const clusterBackends = (policy: PolicyIR) =>
@@ -27,13 +28,18 @@ export function aggregateCluster(policy: PolicyIR): object {
   };
 }
 
+/** What of the compile options a member cluster is made with. */
+export type MemberOptions = Pick<CompileOptions, "trustedCA" | "clusterDomain">;
+
 /**
  * The cluster of the policy's member `index` (0 the primary). A Service known by its
  * EndpointSlices gets its endpoints over EDS (see endpoints.ts), so that an endpoint change
  * is one small resource, or, with `inlineEndpoints` (Envoy without an xDS server), holds
- * them itself; one known only by name, and an external host, are resolved by DNS.
+ * them itself; one known only by name, and an external host, are resolved by DNS. A
+ * drained member's endpoints are all DRAINING, and a Service member is health-checked when
+ * the policy says so.
  */
-export function memberCluster(policy: PolicyIR, index: number, trustedCA: string, inlineEndpoints = false): object {
+export function memberCluster(policy: PolicyIR, index: number, options: MemberOptions, inlineEndpoints = false): object {
   const backend = clusterBackends(policy)[index]!;
   const name = backendClusterName(policy.key, index);
   const common = {
@@ -56,11 +62,18 @@ export function memberCluster(policy: PolicyIR, index: number, trustedCA: string
             },
           },
         }),
+    ...(backend.kind === "Service" && policy.healthCheck
+      ? {
+          health_checks: healthChecks(policy.healthCheck, `${backend.name}.${backend.namespace}.svc.${options.clusterDomain}`),
+          // Otherwise Envoy keeps a host that left the EndpointSlices for as long as it passes
+          // its checks: a pod on its way out would keep getting requests.
+          ignore_health_on_host_removal: true,
+        }
+      : {}),
   };
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
     if (inlineEndpoints) return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] } };
-    const endpoints = endpointsName(backend.namespace, backend.name, backend.port);
-    return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpoints } };
+    return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpointsNameOf(backend) } };
   }
   const endpoint =
     backend.kind === "External" && backend.hostRewrite
@@ -70,9 +83,31 @@ export function memberCluster(policy: PolicyIR, index: number, trustedCA: string
     ...common,
     type: "STRICT_DNS",
     dns_lookup_family: "V4_PREFERRED",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint }] }] },
-    ...(backend.kind === "External" && backend.tls ? { transport_socket: upstreamTls(backend.sni, trustedCA) } : {}),
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint, ...(backend.drained ? DRAINING : {}) }] }] },
+    ...(backend.kind === "External" && backend.tls ? { transport_socket: upstreamTls(backend.sni, options.trustedCA) } : {}),
   };
+}
+
+/**
+ * One HTTP check per host. Host is the Service's own name (Envoy's default would be the
+ * cluster's name, ns/policy/primary, which is no host name at all).
+ */
+function healthChecks(hc: HealthCheckIR, host: string): object[] {
+  return [
+    {
+      timeout: d(hc.timeoutMs),
+      interval: d(hc.intervalMs),
+      // Envoy checks a cluster that has no traffic every 60 s by default. An idle fallback
+      // must be known good when the primary fails, and a primary its checks took out of
+      // rotation has no traffic either: it would come back a minute late.
+      no_traffic_interval: d(hc.intervalMs),
+      unhealthy_threshold: hc.unhealthyThreshold,
+      healthy_threshold: hc.healthyThreshold,
+      // 200 to 399, as a kubelet probe has it (Envoy's default is 200 only): the /healthz a
+      // Deployment's probes already use passes here too.
+      http_health_check: { host, path: hc.path, expected_statuses: [{ start: 200, end: 400 }] },
+    },
+  ];
 }
 
 const ENVOY_IDLE_TIMEOUT_MS = 3_600_000;

@@ -8,15 +8,14 @@
 // glance what changed, and a sync at 10,000 policies allocates almost nothing for them.
 import type { PolicyIR, ServiceBackend } from "../ir.ts";
 import type { CompileOptions } from "../snapshot.ts";
-import { aggregateCluster, clusterBackends, memberCluster } from "./clusters.ts";
-import { loadAssignment } from "./endpoints.ts";
+import { aggregateCluster, clusterBackends, memberCluster, type MemberOptions } from "./clusters.ts";
+import { endpointsNameOf, loadAssignment } from "./endpoints.ts";
 import { httpListener } from "./listeners.ts";
 import { hostNames, routeConfiguration, routeScope, virtualHost } from "./routes.ts";
 import {
   HTTP_LISTENER,
   aggregateName,
   backendClusterName,
-  endpointsName,
   routesName,
   type Dependency,
   type Resource,
@@ -49,7 +48,7 @@ export function envoyResources(policies: PolicyIR[], options: CompileOptions, me
 
 const madeOfIn = (ir: PolicyIR, options: CompileOptions, memo: ResourceMemo) => {
   let made = memo.ofPolicy.get(ir);
-  if (!made) memo.ofPolicy.set(ir, (made = madeOf(ir, options.trustedCA)));
+  if (!made) memo.ofPolicy.set(ir, (made = madeOf(ir, options)));
   return made;
 };
 
@@ -188,20 +187,20 @@ type MadeOfPolicy = {
   owners: readonly string[];
   clusters: Resource[];
   virtualHost: VirtualHostOf;
-  /** The endpoints its Service members get over EDS, by name. */
+  /** The endpoints its Service members get over EDS, by name (a drained member's are its own, see drainedEndpointsName). */
   endpoints: Map<string, ServiceBackend>;
   /** Its target Service's route configuration. */
   service: string;
 };
 
-function madeOf(ir: PolicyIR, trustedCA: string): MadeOfPolicy {
+function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   const owners = [ir.key];
   const endpoints = new Map<string, ServiceBackend>();
   const clusters: Resource[] = [new AggregateResource(ir, owners)];
   clusterBackends(ir).forEach((backend, i) => {
     const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
-    clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, trustedCA));
-    if (eds && backend.kind === "Service") endpoints.set(endpointsName(backend.namespace, backend.name, backend.port), backend);
+    clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, options));
+    if (eds && backend.kind === "Service") endpoints.set(endpointsNameOf(backend), backend);
   });
   const target = ir.backends[0] as ServiceBackend; // the primary: always the target Service
   return { key: ir.key, owners, clusters, virtualHost: new VirtualHostOf(ir), endpoints, service: routesName(target.namespace, target.name) };
@@ -226,7 +225,7 @@ class AggregateResource implements Resource {
     return clusterBackends(this.source).flatMap((backend, i): Dependency[] => {
       const member: Dependency = { type: "cluster", name: backendClusterName(this.source.key, i) };
       if (backend.kind !== "Service" || backend.resolution !== "EndpointSlices") return [member];
-      return [member, { type: "endpoint", name: endpointsName(backend.namespace, backend.name, backend.port) }];
+      return [member, { type: "endpoint", name: endpointsNameOf(backend) }];
     });
   }
 }
@@ -236,23 +235,23 @@ class MemberResource implements Resource {
   readonly owners: readonly string[];
   readonly source: PolicyIR;
   protected readonly index: number;
-  protected readonly trustedCA: string;
-  constructor(ir: PolicyIR, owners: readonly string[], index: number, trustedCA: string) {
+  protected readonly options: MemberOptions;
+  constructor(ir: PolicyIR, owners: readonly string[], index: number, options: MemberOptions) {
     this.name = backendClusterName(ir.key, index);
     this.owners = owners;
     this.source = ir;
     this.index = index;
-    this.trustedCA = trustedCA;
+    this.options = options;
   }
   value() {
-    return memberCluster(this.source, this.index, this.trustedCA);
+    return memberCluster(this.source, this.index, this.options);
   }
 }
 
 /** A member that gets its endpoints over EDS, or holds them itself when inlined. */
 class EdsMemberResource extends MemberResource {
   inlined() {
-    return memberCluster(this.source, this.index, this.trustedCA, true);
+    return memberCluster(this.source, this.index, this.options, true);
   }
 }
 

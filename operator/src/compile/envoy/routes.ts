@@ -90,7 +90,14 @@ function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
       status_code: backend.status,
       body: { inline_string: backend.body },
       ...(backend.headers.length
-        ? { response_headers_to_add: backend.headers.map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" })) }
+        ? {
+            // Envoy reads a header value as a format string (%START_TIME% and the like): a
+            // literal % is written %%, else the value is rejected, or worse, substituted.
+            response_headers_to_add: backend.headers.map(([key, value]) => ({
+              header: { key, value: value.replaceAll("%", "%%") },
+              append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+            })),
+          }
         : {}),
     },
   };

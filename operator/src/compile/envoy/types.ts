@@ -21,6 +21,7 @@ export const TYPE = {
   statusInput: `${T}type.matcher.v3.HttpResponseStatusCodeMatchInput`,
   statusClassInput: `${T}type.matcher.v3.HttpResponseStatusCodeClassMatchInput`,
   localReplyInput: `${T}type.matcher.v3.HttpResponseLocalReplyMatchInput`,
+  metricsService: `${T}config.metrics.v3.MetricsServiceConfig`,
 } as const;
 
 /**
@@ -43,6 +44,12 @@ export const backendClusterName = (policyKey: string, index: number) =>
   index === 0 ? `${policyKey}/primary` : `${policyKey}/fallback-${index}`;
 /** The endpoints of one Service port, shared by every cluster that sends to it: ns/name:port. */
 export const endpointsName = (namespace: string, service: string, port: number) => `${namespace}/${service}:${port}`;
+/**
+ * The same endpoints, each marked DRAINING, for the clusters of the policies that drain that
+ * Service port (spec.drain): ns/name:port/drained. Apart from endpointsName, so that a drain
+ * changes nothing for the policies that send to the port as usual.
+ */
+export const drainedEndpointsName = (namespace: string, service: string, port: number) => `${endpointsName(namespace, service, port)}/drained`;
 
 /** The xDS resource types, in the order Envoy should get them (clusters before what routes to them). */
 export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "scope", "route", "secret"] as const;

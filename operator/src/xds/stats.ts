@@ -1,0 +1,229 @@
+// What the Envoys' own stats say of each cluster, pushed by each Envoy's metrics_service
+// sink (Envoy's MetricsService, served on the xDS port) every few seconds:
+//
+//   StreamMetricsMessage (a batch of Prometheus metric families, counters as deltas)
+//     -> per Envoy and cluster: healthy and total hosts, hosts ejected, requests since the last report
+//     -> combined over the Envoys that report (an Envoy silent for REPORT_AGE_OUT_MS counts no more)
+//
+// It knows clusters, not policies: the controller maps clusters to policies' backends.
+//
+// Only the few stats read here are decoded; the rest of each report is skipped unread.
+// At 10,000 policies an Envoy reports ~160,000 metric families per flush, and decoding them
+// all into messages costs more than the operator can spend (docs/benchmarks.md).
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+
+/** An Envoy whose last report is older than this counts no more (it left, or stopped reporting). */
+export const REPORT_AGE_OUT_MS = 30_000;
+
+/** The stats read, as Envoy names them after `cluster.<name>.`, and where each goes. */
+const READ = new Map<string, number>([
+  ["membership_healthy", 0],
+  ["membership_total", 1],
+  ["outlier_detection.ejections_active", 2],
+  ["upstream_rq_total", 3],
+]);
+const FIELDS = READ.size;
+const HEALTHY = 0;
+const TOTAL = 1;
+const EJECTED = 2;
+const REQUESTS = 3;
+
+/** One cluster as the reporting Envoys see it together. */
+export type ClusterView = {
+  /** Healthy hosts: the most any one Envoy sees (a backend is up if any Envoy reaches it). */
+  healthy: number;
+  /** Hosts: the most any one Envoy has. */
+  total: number;
+  /** Hosts ejected by outlier detection: the most any one Envoy ejects. */
+  ejected: number;
+  /** How many Envoys reported the cluster. */
+  reporters: number;
+};
+
+type NodeReport = {
+  /** When this Envoy last reported anything (performance.now()). */
+  at: number;
+  /** By cluster index: its FIELDS values (NaN: not reported). */
+  values: Float64Array;
+  /** By cluster index: when it was last reported, so that a cluster Envoy dropped ages out too. */
+  seen: Float64Array;
+};
+
+export class ClusterStats {
+  private readonly index = new Map<string, number>();
+  private readonly nodes = new Map<string, NodeReport>();
+  /** Requests since the last takeRequests(), summed over the Envoys, by cluster index. */
+  private requests: Float64Array = new Float64Array(64);
+  private readonly listeners = new Set<() => void>();
+
+  /** Takes one StreamMetricsMessage of the Envoy `node` (its id, from the stream's first message). */
+  ingest(node: string, message: Uint8Array, now = performance.now()): void {
+    const report = this.reportOf(node, now);
+    const reader = new BinaryReader(message);
+    while (reader.pos < reader.len) {
+      const [field, wire] = reader.tag();
+      if (field === 2 && wire === WireType.LengthDelimited) this.family(reader, report, now);
+      else reader.skip(wire);
+    }
+    for (const listener of this.listeners) listener();
+  }
+
+  /** The node id a stream's first message names (Identifier.node.id), if it does. */
+  static nodeOf(message: Uint8Array): string | undefined {
+    const reader = new BinaryReader(message);
+    while (reader.pos < reader.len) {
+      const [field, wire] = reader.tag();
+      if (field !== 1 || wire !== WireType.LengthDelimited) {
+        reader.skip(wire);
+        continue;
+      }
+      const identifier = new BinaryReader(reader.bytes());
+      while (identifier.pos < identifier.len) {
+        const [f, w] = identifier.tag();
+        if (f !== 1 || w !== WireType.LengthDelimited) {
+          identifier.skip(w);
+          continue;
+        }
+        const nodeMessage = new BinaryReader(identifier.bytes());
+        while (nodeMessage.pos < nodeMessage.len) {
+          const [nf, nw] = nodeMessage.tag();
+          if (nf === 1 && nw === WireType.LengthDelimited) return nodeMessage.string();
+          nodeMessage.skip(nw);
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Called after each report taken. */
+  onReport(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The Envoys reporting now. */
+  reporters(now = performance.now()): string[] {
+    this.expire(now);
+    return [...this.nodes.keys()];
+  }
+
+  /** The cluster as the Envoys reporting now see it; undefined if none reports it. */
+  cluster(name: string, now = performance.now()): ClusterView | undefined {
+    const i = this.index.get(name);
+    if (i === undefined) return undefined;
+    let view: ClusterView | undefined;
+    for (const report of this.nodes.values()) {
+      if (i >= report.seen.length || now - report.seen[i]! > REPORT_AGE_OUT_MS) continue;
+      const at = i * FIELDS;
+      const healthy = report.values[at + HEALTHY]!;
+      const total = report.values[at + TOTAL]!;
+      const ejected = report.values[at + EJECTED]!;
+      view ??= { healthy: 0, total: 0, ejected: 0, reporters: 0 };
+      view.reporters++;
+      if (healthy > view.healthy) view.healthy = healthy;
+      if (total > view.total) view.total = total;
+      if (ejected > view.ejected) view.ejected = ejected;
+    }
+    return view;
+  }
+
+  /** Requests sent to the cluster since the last call, summed over the Envoys. */
+  takeRequests(name: string): number {
+    const i = this.index.get(name);
+    if (i === undefined || i >= this.requests.length) return 0;
+    const n = this.requests[i]!;
+    this.requests[i] = 0;
+    return n;
+  }
+
+  /** Forgets Envoys silent for REPORT_AGE_OUT_MS. */
+  expire(now = performance.now()): void {
+    for (const [node, report] of this.nodes) if (now - report.at > REPORT_AGE_OUT_MS) this.nodes.delete(node);
+  }
+
+  private reportOf(node: string, now: number): NodeReport {
+    let report = this.nodes.get(node);
+    if (!report) this.nodes.set(node, (report = { at: now, values: new Float64Array(0), seen: new Float64Array(0) }));
+    report.at = now;
+    return report;
+  }
+
+  /** One MetricFamily: kept if it is one of READ of a policy's cluster, skipped unread otherwise. */
+  private family(reader: BinaryReader, report: NodeReport, now: number): void {
+    const end = reader.uint32() + reader.pos;
+    let stat: { cluster: number; field: number } | undefined;
+    while (reader.pos < end) {
+      const [field, wire] = reader.tag();
+      if (field === 1 && wire === WireType.LengthDelimited) {
+        stat = this.statOf(reader.string());
+        if (!stat) break;
+      } else if (field === 4 && wire === WireType.LengthDelimited && stat) {
+        this.metric(reader, report, stat.cluster, stat.field, now);
+      } else {
+        reader.skip(wire);
+      }
+    }
+    reader.pos = end;
+  }
+
+  /** `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place. */
+  private statOf(name: string): { cluster: number; field: number } | undefined {
+    if (!name.startsWith("cluster.")) return undefined;
+    // The stat is after the cluster name's last "/" (names and namespaces hold none) and its first "." after that.
+    const slash = name.lastIndexOf("/");
+    if (slash < 0) return undefined;
+    const dot = name.indexOf(".", slash);
+    if (dot < 0) return undefined;
+    const field = READ.get(name.slice(dot + 1));
+    if (field === undefined) return undefined;
+    const cluster = name.slice("cluster.".length, dot);
+    let i = this.index.get(cluster);
+    if (i === undefined) this.index.set(cluster, (i = this.index.size));
+    return { cluster: i, field };
+  }
+
+  /** One Metric of a kept family: its gauge's or counter's value (no labels: Envoy emits tags in the name). */
+  private metric(reader: BinaryReader, report: NodeReport, cluster: number, field: number, now: number): void {
+    const end = reader.uint32() + reader.pos;
+    let value: number | undefined;
+    while (reader.pos < end) {
+      const [f, wire] = reader.tag();
+      // Gauge (2) and Counter (3) both hold the value in their field 1.
+      if ((f === 2 || f === 3) && wire === WireType.LengthDelimited) {
+        const inner = reader.uint32() + reader.pos;
+        while (reader.pos < inner) {
+          const [g, w] = reader.tag();
+          if (g === 1 && w === WireType.Bit64) value = reader.double();
+          else reader.skip(w);
+        }
+      } else {
+        reader.skip(wire);
+      }
+    }
+    reader.pos = end;
+    if (value === undefined) return;
+    if (field === REQUESTS) {
+      this.requests = grown(this.requests, cluster + 1);
+      this.requests[cluster]! += value;
+      return;
+    }
+    if (cluster >= report.seen.length) {
+      const size = Math.max(cluster + 1, report.seen.length * 2, 64);
+      const values = new Float64Array(size * FIELDS);
+      values.set(report.values);
+      const seen = new Float64Array(size).fill(-Infinity);
+      seen.set(report.seen);
+      report.values = values;
+      report.seen = seen;
+    }
+    report.values[cluster * FIELDS + field] = value;
+    report.seen[cluster] = now;
+  }
+}
+
+function grown(array: Float64Array, size: number): Float64Array {
+  if (size <= array.length) return array;
+  const bigger = new Float64Array(Math.max(size, array.length * 2));
+  bigger.set(array);
+  return bigger;
+}
