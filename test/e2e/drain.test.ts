@@ -76,7 +76,12 @@ describe("spec.drain through the operator and a real Envoy", () => {
       await eventually("the primary's host draining in Envoy", async () =>
         (await stack.proxy.stat(`${primary}.membership_total`)) === 1 && (await stack.proxy.stat(`${primary}.membership_healthy`)) === 0,
       );
-      await sleep(2_000);
+      // The Envoy's next stats report tells the operator: the policy says why the cache serves.
+      await eventually("FallbackActive PrimaryDrained", async () => {
+        const p = await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]);
+        const c = p?.status?.conditions?.find((c: any) => c.type === "FallbackActive");
+        return c?.status === "True" && c.reason === "PrimaryDrained" && p.status.activeBackend === "cache";
+      }, 20_000);
       undrain = load.now();
       await patch([{ op: "remove", path: "/spec/drain" }]);
       undrained = load.now();
