@@ -442,6 +442,7 @@ async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tall
   tell(`While the primary was down: ${crash.requests} requests, ${crash.errors} errors. Failed tries were retried on`);
   tell("products-cache at once, and outlier detection ejected the primary after a few failures.");
   check(crash.errors === 0, `errors while the primary was down: ${crash.line()}`);
+  await showLiveState("products-cache", "PrimaryUnavailable");
 
   step("Crashing the cache too: SIGKILL to products-cache. Now no backend is left…");
   await cache.kill();
@@ -452,6 +453,7 @@ async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tall
   tell(`Clients get the policy's static answer instead of an error page: ${dark.count(STATIC)} of ${dark.requests}, e.g.`);
   tell(`HTTP ${sample.status}  content-type: ${sample.headers?.["content-type"]}  retry-after: ${sample.headers?.["retry-after"]}  ${sample.body ?? sample.backend}`);
   check(dark.errors === 0, `other errors while every backend was down: ${dark.line()}`);
+  await showLiveState("static", "AllBackendsDown");
 
   step("Bringing products-cache back (same address)…");
   await bringBack(cache, "shop/products/fallback-1");
@@ -463,6 +465,28 @@ async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tall
   check(back.errors === 0, `errors while the backends came back: ${back.line()}`);
   traffic.printEvery(0);
   return crash;
+}
+
+/**
+ * Waits for the policy's status to say who serves (the operator reads it from the stats Envoy
+ * pushes every 5 s, and changes a policy's live state at most once per 10 s), and shows it.
+ */
+async function showLiveState(active: string, reason: string): Promise<void> {
+  const started = performance.now();
+  const get = async () => JSON.parse((await kubectl(KUBECONFIG, ["get", "fallbackpolicy", "-n", "shop", "products", "-o", "json"])).stdout);
+  try {
+    const policy = await until(`the policy to say ${active} serves`, async () => {
+      const p = await get();
+      const c = p.status?.conditions?.find((c: { type: string }) => c.type === "FallbackActive");
+      return p.status?.activeBackend === active && c?.reason === reason ? p : undefined;
+    }, 30_000);
+    const c = policy.status.conditions.find((c: { type: string }) => c.type === "FallbackActive");
+    tell(`The policy says so too, ${seconds(performance.now() - started)} s later, from the Envoy's own stats (kubectl get fbp -n shop products):`);
+    block((await kubectl(KUBECONFIG, ["get", "fallbackpolicy", "-n", "shop", "products"])).stdout);
+    tell(`FallbackActive=${c.status} ${c.reason}: ${c.message}`);
+  } catch (error) {
+    check(false, (error as Error).message);
+  }
 }
 
 /**
