@@ -71,6 +71,54 @@ const ExternalFallback = Type.Object(
         "Send the backend its own name as the Host header. Default true: external APIs route and authorise by Host.",
       default: true,
     }),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          secretRef: Type.Object(
+            {
+              name: Type.String({ description: "Secret in the policy's namespace, labelled fallback.dev/credential: \"true\" (the operator watches only those).", minLength: 1, maxLength: 253 }),
+              key: Type.String({ description: "Key in the Secret's data holding the credential.", minLength: 1, maxLength: 253 }),
+            },
+            { description: "Where the credential is." },
+          ),
+          header: Type.String({
+            description: "Header the credential goes in. Default Authorization.",
+            default: "Authorization",
+            minLength: 1,
+            maxLength: 256,
+            pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+          }),
+          prefix: Type.Optional(
+            Type.String({ description: "Text before the credential in the header. Default \"Bearer \" for Authorization, none for any other header.", maxLength: 64 }),
+          ),
+        },
+        { description: "This backend's own credential, sent to Envoy over SDS only: never in a ConfigMap, a status, an Event or a log line." },
+      ),
+    ),
+    rewrite: Type.Optional(
+      Type.Object(
+        {
+          pathPrefix: Type.Optional(
+            Type.Object(
+              {
+                from: Type.String({ description: "Leading path segment(s) to replace, e.g. /v1.", pattern: "^/[!-~]*$", maxLength: 1024 }),
+                to: Type.String({ description: "What replaces them, e.g. /v1beta/openai.", pattern: "^/[!-~]*$", maxLength: 1024 }),
+              },
+              { description: "Replaces a leading path prefix (whole segments: /v1 matches /v1 and /v1/..., not /v10)." },
+            ),
+          ),
+          model: Type.Optional(
+            Type.String({ description: "JSON request bodies: the top-level \"model\" becomes this; other bodies pass untouched.", minLength: 1, maxLength: 256 }),
+          ),
+        },
+        { description: "How requests are changed for this backend." },
+      ),
+    ),
+    forwardClientCredentials: Type.Boolean({
+      description:
+        "Send the client's Authorization, Proxy-Authorization and Cookie headers to this backend. Default false: a client's credentials for the in-cluster Service never reach a third party.",
+      default: false,
+    }),
   },
   { description: "A backend outside the cluster, such as a backup API or an AI provider, resolved by DNS." },
 );

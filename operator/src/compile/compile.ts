@@ -9,7 +9,7 @@ import type { FallbackPolicy } from "../api/schema.ts";
 import { ResourceMemo, envoyResources } from "./envoy/resources.ts";
 import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
-import { indexSnapshot, resolvePolicy, type Resolution, type SnapshotIndex } from "./resolve.ts";
+import { indexSnapshot, resolvePolicy, type Credential, type Resolution, type SnapshotIndex } from "./resolve.ts";
 import { policyConditions, type PolicyResult } from "./results.ts";
 import { SERVICE_NAME_LABEL, defaultOptions, keyOf, namespaceOf, type CompileOptions, type EndpointSlice, type Service, type Snapshot } from "./snapshot.ts";
 
@@ -39,6 +39,8 @@ export class Compiler {
   /** The last compile done the whole way, and what it needs to be done again in place. */
   private last:
     | {
+        secrets: unknown[];
+        credentials: Credential[];
         policies: unknown[];
         services: unknown[];
         endpointSlices: unknown[];
@@ -53,7 +55,7 @@ export class Compiler {
         output: CompileOutput;
       }
     | undefined;
-  private lastIndex: { services: unknown[]; endpointSlices: unknown[]; index: SnapshotIndex } | undefined;
+  private lastIndex: { services: unknown[]; endpointSlices: unknown[]; secrets: unknown[]; index: SnapshotIndex } | undefined;
 
   constructor(options: CompileOptions = defaultOptions) {
     this.options = options;
@@ -108,8 +110,11 @@ export class Compiler {
     for (const { ir, policy, resolution, at } of programmed) results[at] = this.programmedResult(policy, resolution, ir);
     results.sort((a, b) => byString(a.key, b.key));
     const irs = programmed.map((p) => p.ir);
-    const output = { resources: envoyResources(irs, this.options, this.made), results };
+    const credentials = programmed.flatMap((p) => p.resolution.credentials);
+    const output = { resources: envoyResources(irs, this.options, this.made, credentials), results };
     this.last = {
+      secrets: snapshot.secrets ?? [],
+      credentials,
       policies: snapshot.policies,
       services: snapshot.services,
       endpointSlices: snapshot.endpointSlices,
@@ -136,6 +141,8 @@ export class Compiler {
   private inPlace(snapshot: Snapshot): CompileOutput | undefined {
     const last = this.last;
     if (!last || snapshot.policies.length !== last.policies.length) return undefined;
+    // A Secret changed (a credential rotated, most likely): rare enough to compile the whole way.
+    if (!sameItems(last.secrets, snapshot.secrets ?? [])) return undefined;
     const touched = this.touchedServices(last, snapshot);
     if (!touched) return undefined;
     const redo = new Map<string, FallbackPolicy | undefined>(); // by key; undefined: read from the snapshot below
@@ -162,6 +169,8 @@ export class Compiler {
       const resolution = this.resolve(policy, last.index);
       const flags = this.domainsMade.get(before);
       if (!resolution.targetResolved || !flags) return undefined;
+      // Credentials (SDS secrets) are worked out the whole way.
+      if (resolution.credentials.length || previous?.credentials.length) return undefined;
       const entry: Programmed = { ir: resolution.ir, policy, resolution, at: 0 };
       this.giveDomains(entry, this.domainsOf(policy, flags.ownsBareNames, flags.unique));
       results[last.resultAt.get(key)!] = this.programmedResult(policy, entry.resolution, entry.ir);
@@ -170,9 +179,9 @@ export class Compiler {
       unread(readers, key, previous);
       read(readers, key, entry.resolution);
     }
-    const output = { resources: envoyResources(irs, this.options, this.made), results };
+    const output = { resources: envoyResources(irs, this.options, this.made, last.credentials), results };
     this.last = { ...last, policies: snapshot.policies, services: snapshot.services, endpointSlices: snapshot.endpointSlices, results, irs, programmed, readers, output };
-    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, index: last.index };
+    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, secrets: last.secrets, index: last.index };
     return output;
   }
 
@@ -225,9 +234,10 @@ export class Compiler {
   /** The index of Services and EndpointSlices: the last one again while its inputs are the same. */
   private index(snapshot: Snapshot): SnapshotIndex {
     const last = this.lastIndex;
-    if (last && sameItems(last.services, snapshot.services) && sameItems(last.endpointSlices, snapshot.endpointSlices)) return last.index;
+    const secrets = snapshot.secrets ?? [];
+    if (last && sameItems(last.services, snapshot.services) && sameItems(last.endpointSlices, snapshot.endpointSlices) && sameItems(last.secrets, secrets)) return last.index;
     const index = indexSnapshot(snapshot);
-    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, index };
+    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, secrets, index };
     return index;
   }
 
@@ -356,7 +366,8 @@ type Programmed = { ir: PolicyIR; policy: FallbackPolicy; resolution: Resolution
 
 /** Whether the Services and slices a resolution read are still the very objects in the index. */
 function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
-  return inputs.every(({ key, service, slices }) => {
+  return inputs.every(({ key, service, slices, secret, isSecret }) => {
+    if (isSecret) return index.secrets.get(key.slice("Secret ".length)) === secret;
     const now = index.slicesByService.get(key);
     return index.services.get(key) === service && (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])));
   });

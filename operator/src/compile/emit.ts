@@ -292,6 +292,7 @@ export function renderConfigFiles(resources: Resources, options: CompileOptions,
   listeners.add(withType(TYPE.listener, before));
   config.virtualHosts.forEach((host, i) => listeners.add(i ? ",\n    " : "[\n    ", textOf(host, `virtual host ${host.owner}`, valueOfPart)));
   listeners.add(config.virtualHosts.length ? "\n  ]" : "[]", after, "\n");
+  for (const internal of config.internalListeners) listeners.add(withType(TYPE.listener, textOf(internal, `listener ${internal.name}`, inlinedValue)), "\n");
   listeners.finish();
 
   const hash = sha.digest("hex");

@@ -24,6 +24,14 @@ export type ExternalBackend = {
   sni: string;
   hostRewrite: boolean;
   drained: boolean;
+  /**
+   * The backend's own credential, by the name of the SDS secret that holds it (never the
+   * credential itself: the IR is hashed, compared and logged); "missing" when its Secret or
+   * key is not there, and the backend is left out (no endpoints) until it is.
+   */
+  auth?: { secret: string; header: string; prefix: string } | "missing";
+  rewrite?: { pathPrefix?: { from: string; to: string }; model?: string };
+  forwardClientCredentials: boolean;
 };
 
 export type StaticBackend = {

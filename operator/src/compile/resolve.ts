@@ -3,9 +3,12 @@
 import type { BackendStatus, FallbackPolicy } from "../api/schema.ts";
 import { toMs } from "./duration.ts";
 import type { Backend, Endpoint, PolicyIR, ServiceBackend } from "./ir.ts";
-import { SERVICE_NAME_LABEL, keyOf, namespaceOf, type CompileOptions, type EndpointSlice, type Service, type Snapshot } from "./snapshot.ts";
+import { SERVICE_NAME_LABEL, keyOf, namespaceOf, secretValue, type CompileOptions, type EndpointSlice, type Secret, type Service, type Snapshot } from "./snapshot.ts";
 
-export type RefProblem = { reason: "ServiceNotFound" | "PortNotFound"; message: string };
+export type RefProblem = { reason: "ServiceNotFound" | "PortNotFound" | "SecretNotFound" | "SecretKeyNotFound"; message: string };
+
+/** An SDS secret a backend's credential goes to Envoy in: its name, the Secret it is read from, and the value. */
+export type Credential = { name: string; source: Secret; value: string };
 
 export type Resolution = {
   ir: PolicyIR;
@@ -13,15 +16,18 @@ export type Resolution = {
   problems: RefProblem[];
   /** False when the target itself cannot be resolved: the policy is then not programmed. */
   targetResolved: boolean;
-  /** What was read: each Service looked up by key, and its EndpointSlices (undefined when missing). */
+  /** What was read: each Service looked up by key, and its EndpointSlices (undefined when missing); each Secret. */
   inputs: ResolutionInput[];
+  /** The credentials its backends send, for the SDS secrets. */
+  credentials: Credential[];
 };
 
-export type ResolutionInput = { key: string; service?: Service; slices?: EndpointSlice[] };
+export type ResolutionInput = { key: string; service?: Service; slices?: EndpointSlice[]; secret?: Secret | undefined; isSecret?: true };
 
 export type SnapshotIndex = {
   services: Map<string, Service>;
   slicesByService: Map<string, EndpointSlice[]>;
+  secrets: Map<string, Secret>;
 };
 
 export function indexSnapshot(snapshot: Snapshot): SnapshotIndex {
@@ -35,7 +41,7 @@ export function indexSnapshot(snapshot: Snapshot): SnapshotIndex {
     if (list) list.push(slice);
     else slicesByService.set(key, [slice]);
   }
-  return { services, slicesByService };
+  return { services, slicesByService, secrets: new Map((snapshot.secrets ?? []).map((s) => [keyOf(s), s])) };
 }
 
 export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, options: CompileOptions): Resolution {
@@ -43,6 +49,7 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
   const { spec } = policy;
   const problems: RefProblem[] = [];
   const inputs: ResolutionInput[] = [];
+  const credentials: Credential[] = [];
   // A name drains every backend it names (the CEL rules make sure it names one).
   const drain = spec.drain ?? [];
 
@@ -59,8 +66,19 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
       // An unresolved fallback stays in line with no endpoints, so traffic skips over it.
       backends.push("reason" in resolved ? unresolvedService(namespace, name, port, drain.includes(name)) : resolved);
     } else if (fallback.external) {
-      const { host, port, tls, sni, hostRewrite } = fallback.external;
-      backends.push({ kind: "External", host, port, tls: tls ?? port === 443, sni: sni ?? host, hostRewrite, drained: drain.includes(host) });
+      const { host, port, tls, sni, hostRewrite, auth, rewrite, forwardClientCredentials } = fallback.external;
+      backends.push({
+        kind: "External",
+        host,
+        port,
+        tls: tls ?? port === 443,
+        sni: sni ?? host,
+        hostRewrite,
+        drained: drain.includes(host),
+        ...(auth ? { auth: credentialOf(namespace, host, auth, index, inputs, problems, credentials) } : {}),
+        ...(rewrite && (rewrite.pathPrefix || rewrite.model) ? { rewrite: { ...(rewrite.pathPrefix ? { pathPrefix: rewrite.pathPrefix } : {}), ...(rewrite.model ? { model: rewrite.model } : {}) } } : {}),
+        forwardClientCredentials,
+      });
     } else if (fallback.staticResponse) {
       const { status, body, headers } = fallback.staticResponse;
       const sorted = Object.entries(headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -107,7 +125,39 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
         }
       : {}),
   };
-  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target), inputs };
+  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target), inputs, credentials };
+}
+
+/** The SDS name of a credential: namespace, Secret and key (Secret names hold no "/"). */
+export const credentialName = (namespace: string, secret: string, key: string) => `${namespace}/${secret}/${key}`;
+
+/** A backend's credential: its SDS secret, or "missing" (with the problem said) when the Secret or key is not there. */
+function credentialOf(
+  namespace: string,
+  host: string,
+  auth: { secretRef: { name: string; key: string }; header: string; prefix?: string },
+  index: SnapshotIndex,
+  inputs: ResolutionInput[],
+  problems: RefProblem[],
+  credentials: Credential[],
+): { secret: string; header: string; prefix: string } | "missing" {
+  const { name, key } = auth.secretRef;
+  const ref = `${namespace}/${name}`;
+  const secret = index.secrets.get(ref);
+  inputs.push({ key: `Secret ${ref}`, secret, isSecret: true });
+  if (!secret) {
+    problems.push({ reason: "SecretNotFound", message: `Secret ${ref} (of external backend ${host}) not found, or not labelled fallback.dev/credential: "true"` });
+    return "missing";
+  }
+  const value = secretValue(secret, key);
+  if (value === undefined) {
+    problems.push({ reason: "SecretKeyNotFound", message: `Secret ${ref} (of external backend ${host}) has no key ${key}` });
+    return "missing";
+  }
+  const sds = credentialName(namespace, name, key);
+  credentials.push({ name: sds, source: secret, value });
+  const prefix = auth.prefix ?? (auth.header.toLowerCase() === "authorization" ? "Bearer " : "");
+  return { secret: sds, header: auth.header, prefix };
 }
 
 function resolveService(

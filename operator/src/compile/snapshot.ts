@@ -16,11 +16,32 @@ export type EndpointSlice = ObjectRef & {
   ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
 };
 
+/** A Secret holding backends' credentials (the operator watches only those labelled fallback.dev/credential). */
+export type Secret = ObjectRef & { data?: Record<string, string> | null; stringData?: Record<string, string> | null };
+
 export type Snapshot = {
   policies: unknown[];
   services: Service[];
   endpointSlices: EndpointSlice[];
+  secrets?: Secret[];
 };
+
+/** The label that makes a Secret one the operator reads credentials from. */
+export const CREDENTIAL_LABEL = "fallback.dev/credential";
+
+/** A Secret as the compiler reads it: name, namespace, resourceVersion and data (nothing else is kept). */
+export function secretInput(object: any): Secret {
+  const { name, namespace, resourceVersion } = object.metadata ?? {};
+  return { metadata: { name, namespace, resourceVersion }, data: object.data ?? {} } as Secret;
+}
+
+/** A credential from a Secret: data is base64 (what the API server returns), stringData is plain (what a YAML file may hold). */
+export function secretValue(secret: Secret, key: string): string | undefined {
+  const plain = secret.stringData?.[key];
+  if (typeof plain === "string") return plain;
+  const encoded = secret.data?.[key];
+  return typeof encoded === "string" ? Buffer.from(encoded, "base64").toString("utf8") : undefined;
+}
 
 export type CompileOptions = {
   /** Suffix of in-cluster DNS names. */
@@ -100,13 +121,14 @@ export const keyOf = (o: ObjectRef) => `${namespaceOf(o)}/${o.metadata.name}`;
 
 /** Sorts mixed Kubernetes objects into a snapshot; anything else is returned as ignored. */
 export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; ignored: unknown[] } {
-  const snapshot: Snapshot = { policies: [], services: [], endpointSlices: [] };
+  const snapshot: Snapshot = { policies: [], services: [], endpointSlices: [], secrets: [] };
   const ignored: unknown[] = [];
   for (const object of objects) {
     const { apiVersion, kind } = (object ?? {}) as { apiVersion?: string; kind?: string };
     if (kind === "FallbackPolicy") snapshot.policies.push(object);
     else if (kind === "Service" && apiVersion === "v1") snapshot.services.push(object as Service);
     else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1") snapshot.endpointSlices.push(object as EndpointSlice);
+    else if (kind === "Secret" && apiVersion === "v1") snapshot.secrets!.push(object as Secret);
     else ignored.push(object);
   }
   return { snapshot, ignored };

@@ -38,7 +38,7 @@ import {
 } from "../kopf/index.ts";
 import { SETTLE_MS, type PolicyState, type XdsServer } from "../xds/server.ts";
 import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME, configMapObject, configMapUpdate, configSize, holds, type ConfigMapRef } from "./configmap.ts";
-import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SERVICES, inNamespace } from "./resources.ts";
+import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SECRETS, SERVICES, inNamespace } from "./resources.ts";
 import { DAMPING_MS, LiveStates, liveView, viewKey, type LiveBackend } from "./live.ts";
 import { LiveMetrics } from "./live-metrics.ts";
 import { desiredStatus, fallbackActiveOf, readyOf, type Delivery, type NotWritten } from "./status.ts";
@@ -51,6 +51,8 @@ export type FallbackControllerOptions = {
   compile: CompileOptions;
   /** Watch policies, Services and EndpointSlices in this namespace only. */
   watchNamespace?: string;
+  /** Watch the credential Secrets (default true). */
+  credentials?: boolean;
   /** Largest config written; default the API server's ConfigMap limit. */
   configLimitBytes?: number;
   /** Status patches in flight at once. */
@@ -82,6 +84,7 @@ export class FallbackController {
   private readonly policies: Store;
   private readonly services: Store;
   private readonly endpointSlices: Store;
+  private readonly secrets: Store | undefined;
   private readonly configMaps: Store | undefined;
   private readonly queue: WorkQueue<string>;
   /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced, and the status. */
@@ -129,6 +132,7 @@ export class FallbackController {
     this.policies = op.watch(inNamespace(POLICIES, ns), watch);
     this.services = op.watch(inNamespace(SERVICES, ns), watch);
     this.endpointSlices = op.watch(inNamespace(ENDPOINT_SLICES, ns), watch);
+    this.secrets = options.credentials === false ? undefined : op.watch(inNamespace(SECRETS, ns), watch);
     const configMap = options.configMap;
     this.configMaps = configMap && op.watch({ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }, watch);
     // What the Envoys answer changes statuses: the leader works them out again.
@@ -305,13 +309,14 @@ export class FallbackController {
 
   /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
   private compiled(policies: KubeObject[]): { results: PolicyResult[]; resources: Resources; reused: boolean } {
-    const input: CompileInput = { policies, services: this.services.list(), endpointSlices: this.endpointSlices.list() };
+    const input: CompileInput = { policies, services: this.services.list(), endpointSlices: this.endpointSlices.list(), secrets: this.secrets?.list() ?? [] };
     if (this.lastCompile && sameInput(this.lastCompile.input, input)) return { ...this.lastCompile, reused: true };
-    const { services, endpointSlices } = input;
+    const { services, endpointSlices, secrets } = input;
     const snapshot: Snapshot = {
       policies: this.views.of(policies),
       services: services as unknown as Snapshot["services"],
       endpointSlices: endpointSlices as unknown as Snapshot["endpointSlices"],
+      secrets: secrets as unknown as Snapshot["secrets"] & object,
     };
     const { resources, results } = this.compiler.compile(snapshot);
     this.lastCompile = { input, results, resources };
@@ -521,7 +526,7 @@ function deliveryKey({ notWritten, xdsServer, xds, live }: Delivery): string {
   return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}|${live ? viewKey(live) : ""}`;
 }
 
-type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSlices: KubeObject[] };
+type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSlices: KubeObject[]; secrets: KubeObject[] };
 
 /**
  * Whether a compile of `now` would read what the last one read: the same Services and
@@ -538,7 +543,12 @@ function sameInput(last: CompileInput, now: CompileInput): boolean {
     return m.uid === n.uid && m.name === n.name && m.namespace === n.namespace && m.creationTimestamp === n.creationTimestamp && (m.generation ?? m.resourceVersion) === (n.generation ?? n.resourceVersion);
   };
   const never = () => false;
-  return same(last.services, now.services, never) && same(last.endpointSlices, now.endpointSlices, never) && same(last.policies, now.policies, samePolicy);
+  return (
+    same(last.services, now.services, never) &&
+    same(last.endpointSlices, now.endpointSlices, never) &&
+    same(last.secrets, now.secrets, never) &&
+    same(last.policies, now.policies, samePolicy)
+  );
 }
 
 /**

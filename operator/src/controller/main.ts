@@ -30,6 +30,8 @@ const USAGE = `Usage: fallback-operator [flags]
   --trusted-ca PATH          CA bundle, in the Envoy container, for external TLS backends
   --config-limit-bytes N     largest config written (default ${CONFIGMAP_LIMIT_BYTES}, the ConfigMap limit)
   --config-output OUTPUT     configmap or none (default configmap, none when the xDS server runs)
+  --no-credentials           watch no Secrets: external backends' auth stays unresolved
+                             (SecretNotFound); for installs without read access to Secrets
 
   The xDS server (gRPC ADS, Delta and state-of-the-world) runs when any of these is given:
   --xds-addr HOST:PORT       where it listens (default :${XDS_PORT})
@@ -60,6 +62,8 @@ export type OperatorFlags = {
   logLevel: string;
   compile: CompileOptions;
   configLimitBytes: number;
+  /** Watch the Secrets labelled fallback.dev/credential for external backends' credentials. */
+  credentials: boolean;
   /** Whether to write the ConfigMap. */
   configMapOutput: boolean;
   xds?: XdsFlags;
@@ -92,6 +96,7 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
         "xds-tls-key": { type: "string" },
         "xds-client-ca": { type: "string" },
         "xds-plaintext": { type: "boolean" },
+        "no-credentials": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -133,6 +138,7 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
       trustedCA: values["trusted-ca"] ?? defaultOptions.trustedCA,
     },
     configLimitBytes: limit,
+    credentials: !values["no-credentials"],
     configMapOutput: output === "configmap",
     ...(xds ? { xds } : {}),
   };
@@ -200,6 +206,7 @@ export async function main(args: string[]): Promise<number> {
     compile: flags.compile,
     watchNamespace: flags.watchNamespace,
     configLimitBytes: flags.configLimitBytes,
+    credentials: flags.credentials,
   });
   // Metrics on their own address when asked for one (Prometheus scrapes it, probes use the other).
   const sameAddress = flags.metrics.address === flags.health.address && flags.metrics.port === flags.health.port;

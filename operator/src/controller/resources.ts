@@ -1,7 +1,7 @@
 // The Kubernetes resources the controller reads and writes. Services and EndpointSlices are
 // cached as the compiler reads them, and nothing more (see compile/snapshot.ts).
 import { GROUP, KIND, PLURAL, VERSION } from "../api/schema.ts";
-import { endpointSliceInput, serviceInput } from "../compile/snapshot.ts";
+import { CREDENTIAL_LABEL, endpointSliceInput, secretInput, serviceInput } from "../compile/snapshot.ts";
 import type { KubeObject, ResourceSpec } from "../kopf/index.ts";
 
 export const POLICIES: ResourceSpec = { group: GROUP, version: VERSION, plural: PLURAL, kind: KIND, transform: withoutLastApplied };
@@ -18,6 +18,18 @@ export const ENDPOINT_SLICES: ResourceSpec = {
   plural: "endpointslices",
   kind: "EndpointSlice",
   transform: (o) => endpointSliceInput(o) as unknown as KubeObject,
+};
+/**
+ * Only the Secrets labelled as credentials are listed, watched and cached (a label selector
+ * on the watch), so the operator never holds any other Secret in memory.
+ */
+export const SECRETS: ResourceSpec = {
+  group: "",
+  version: "v1",
+  plural: "secrets",
+  kind: "Secret",
+  labelSelector: `${CREDENTIAL_LABEL}=true`,
+  transform: (o) => secretInput(o) as unknown as KubeObject,
 };
 export const CONFIG_MAPS: ResourceSpec = { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap" };
 

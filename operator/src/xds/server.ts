@@ -8,7 +8,7 @@
 import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerReadableStream, type ServiceDefinition, type sendUnaryData } from "@grpc/grpc-js";
 import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "prom-client";
-import { RESOURCE_TYPES, TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
+import { HTTP_LISTENER, RESOURCE_TYPES, TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
 import type { Logger, Metrics } from "../kopf/index.ts";
 import { ResourceCache, type Changes, type Rejection } from "./cache.ts";
 import { LISTEN_METADATA } from "../compile/envoy/bootstrap.ts";
@@ -191,6 +191,11 @@ export class XdsServer implements StreamHost {
     if (variant?.key !== key) {
       const entries = new Map<string, Entry>();
       for (const [name, entry] of served) {
+        // Only the HTTP listener binds an address; internal listeners have none.
+        if (name !== HTTP_LISTENER) {
+          entries.set(name, entry);
+          continue;
+        }
         const json = decodeMessage(LISTENER, entry.bytes) as { address?: unknown };
         json.address = { socket_address: { address: at.address, port_value: at.port } };
         const bytes = encodeJson(LISTENER, json);

@@ -60,14 +60,18 @@ describe("the chart's ServiceAccount, watching all namespaces, serving xDS (the 
       ["create", "events", "-n", t.apps],
       ["create", "leases.coordination.k8s.io", "-n", t.ns],
       ["update", "leases.coordination.k8s.io", "-n", t.ns],
+      // Credentials (on by default): read-only.
+      ["list", "secrets", "-A"],
+      ["watch", "secrets", "-A"],
     ];
     for (const args of allowed) expect(await canI(t.user, args), args.join(" ")).toBe(true);
   });
 
   it("may not do anything else", async () => {
     const denied: string[][] = [
-      ["get", "secrets", "-n", t.ns],
-      ["list", "secrets", "-A"],
+      ["create", "secrets", "-n", t.apps],
+      ["update", "secrets", "-n", t.apps],
+      ["delete", "secrets", "-n", t.apps],
       ["delete", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["create", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["update", "services", "-n", t.apps],
@@ -90,7 +94,7 @@ describe("the chart's ServiceAccount, watching all namespaces, serving xDS (the 
 
 describe("the chart's ServiceAccount in the ConfigMap mode", () => {
   it("may write the one ConfigMap in the config namespace, and no other", async () => {
-    const t = await install("rbaccm", ["xds.enabled=false"]);
+    const t = await install("rbaccm", ["xds.enabled=false", "credentials.enabled=false"]);
     const allowed: string[][] = [
       ["create", "configmaps", "-n", t.ns],
       ["list", "configmaps", "-n", t.ns],

@@ -25,6 +25,7 @@ const combos: Record<string, Values> = {
   "xDS and the ConfigMap": { "config.output": "configmap" },
   "gateway on the ConfigMap beside xDS": { "envoy.enabled": true, "envoy.configSource": "configmap" },
   "plaintext xDS": { "xds.tls.mode": "plaintext", "envoy.enabled": true },
+  "credentials off": { "credentials.enabled": false },
 };
 
 /** Whether the operator writes its ConfigMap with these values (the chart's config.output rule). */
@@ -79,9 +80,9 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     for (const role of roles(r)) expect(role.aggregationRule).toBeUndefined();
   });
 
-  it("grants nothing on Secrets, and never escalate/bind/impersonate", () => {
+  it("reads Secrets (for credentials) only, never writes them, and never escalate/bind/impersonate", () => {
     for (const rule of rules(r)) {
-      expect(rule.resources ?? []).not.toContain("secrets");
+      if ((rule.resources ?? []).includes("secrets")) expect(rule.verbs).toEqual(["get", "list", "watch"]);
       for (const v of ["escalate", "bind", "impersonate", "delete", "deletecollection"]) expect(rule.verbs).not.toContain(v);
     }
   });
@@ -121,10 +122,11 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     }
   });
 
-  it("grants exactly the policy, Service, EndpointSlice and Event verbs", () => {
+  it("grants exactly the policy, Service, EndpointSlice and Event verbs, and reads Secrets for credentials unless credentials.enabled is off", () => {
     const policyRoles = roles(r).filter((o) => ((o.rules ?? []) as Rule[]).some((x) => x.apiGroups?.includes("fallback.dev")));
     expect(policyRoles).toHaveLength(1);
-    expect(grants(policyRoles)).toEqual(policyGrants);
+    const credentials = values["credentials.enabled"] !== false;
+    expect(grants(policyRoles)).toEqual(credentials ? { ...policyGrants, "core/secrets": ["get", "list", "watch"] } : policyGrants);
     const watchNs = values.watchNamespace;
     if (watchNs) {
       expect(policyRoles[0]!.kind).toBe("Role");

@@ -10,13 +10,17 @@ function base(options: CompileOptions): object {
   return {
     node: { id: "fallback-envoy", cluster: "fallback-envoy" },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
+    bootstrap_extensions: INTERNAL_LISTENERS,
   };
 }
+
+/** External backends are reached through internal listeners (mediated.ts), which Envoy runs with this extension. */
+const INTERNAL_LISTENERS = [{ name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } }];
 
 export function staticBootstrap(resources: Resources, options: CompileOptions): object {
   const config = inlinedConfig(resources, options.listen);
   const listener = config.listener(config.virtualHosts.map((v) => v.value()));
-  return { ...base(options), static_resources: { listeners: [listener], clusters: config.clusters.map(inlinedValue) } };
+  return { ...base(options), static_resources: { listeners: [listener, ...config.internalListeners.map(inlinedValue)], clusters: config.clusters.map(inlinedValue) } };
 }
 
 export const CONFIG_FILES = { bootstrap: "bootstrap.yaml", clusters: "cds.yaml", listeners: "lds.yaml" } as const;
@@ -95,6 +99,7 @@ export function adsBootstrap(options: AdsBootstrapOptions): object {
       ...(options.listen ? { metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } : {}),
     },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
+    bootstrap_extensions: INTERNAL_LISTENERS,
     ...(options.allStats
       ? {}
       : {

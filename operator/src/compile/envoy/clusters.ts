@@ -4,6 +4,7 @@ import { envoyDuration as d } from "../duration.ts";
 import type { EjectionIR, ExternalBackend, HealthCheckIR, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
 import type { CompileOptions } from "../snapshot.ts";
 import { DRAINING, endpointsNameOf, lbEndpoints } from "./endpoints.ts";
+import { internalEndpoint, isMediated } from "./mediated.ts";
 import { ADS, TYPE, aggregateName, backendClusterName } from "./types.ts";
 
 /** The backends that are clusters (a static response is none: the route answers it). */
@@ -74,6 +75,11 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
     if (inlineEndpoints) return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] } };
     return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpointsNameOf(backend) } };
+  }
+  if (backend.kind === "External" && isMediated(backend)) {
+    // Through its internal listener (mediated.ts); with its credential missing, left out.
+    const internal = backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
+    return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: internal }] } };
   }
   const endpoint =
     backend.kind === "External" && backend.hostRewrite
@@ -161,7 +167,7 @@ function circuitBreakers(limits: LimitsIR, retry: RetryIR): object {
   };
 }
 
-function upstreamTls(sni: string, trustedCA: string): object {
+export function upstreamTls(sni: string, trustedCA: string): object {
   return {
     name: "envoy.transport_sockets.tls",
     typed_config: {

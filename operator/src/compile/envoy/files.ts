@@ -4,7 +4,7 @@
 // with every virtual host (files are rewritten whole anyway: scopes would buy nothing).
 import { httpListener } from "./listeners.ts";
 import { routeConfiguration } from "./routes.ts";
-import { ROUTE_CONFIG, type Resource, type Resources, type VirtualHost } from "./types.ts";
+import { HTTP_LISTENER, ROUTE_CONFIG, type Resource, type Resources, type VirtualHost } from "./types.ts";
 
 export type InlinedConfig = {
   /** The clusters: take inlinedValue() of each. */
@@ -13,6 +13,8 @@ export type InlinedConfig = {
   listener(virtualHosts: object[]): object;
   /** Every policy's virtual host. */
   virtualHosts: VirtualHost[];
+  /** The internal listeners of external backends (mediated.ts): take inlinedValue() of each. */
+  internalListeners: Resource[];
 };
 
 export function inlinedConfig(resources: Resources, listen: { address: string; port: number }): InlinedConfig {
@@ -20,6 +22,7 @@ export function inlinedConfig(resources: Resources, listen: { address: string; p
     clusters: resources.cluster,
     listener: (virtualHosts) => httpListener(listen, routeConfiguration(ROUTE_CONFIG, virtualHosts)),
     virtualHosts: resources.route.flatMap((r) => r.virtualHosts ?? []),
+    internalListeners: resources.listener.filter((l) => l.name !== HTTP_LISTENER),
   };
 }
 

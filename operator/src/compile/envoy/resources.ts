@@ -6,9 +6,11 @@
 // What is made of an IR is kept (ResourceMemo, owned by the Compiler): an unchanged policy
 // hands out the very resource objects of the last compile, which is how a sink tells at a
 // glance what changed, and a sync at 10,000 policies allocates almost nothing for them.
-import type { PolicyIR, ServiceBackend } from "../ir.ts";
+import type { ExternalBackend, PolicyIR, ServiceBackend } from "../ir.ts";
+import type { Credential } from "../resolve.ts";
 import type { CompileOptions } from "../snapshot.ts";
-import { aggregateCluster, clusterBackends, memberCluster, type MemberOptions } from "./clusters.ts";
+import { aggregateCluster, clusterBackends, memberCluster, upstreamTls, type MemberOptions } from "./clusters.ts";
+import { internalListener, isMediated, upstreamCluster, upstreamName } from "./mediated.ts";
 import { endpointsNameOf, loadAssignment } from "./endpoints.ts";
 import { httpListener } from "./listeners.ts";
 import { hostNames, routeConfiguration, routeScope, virtualHost } from "./routes.ts";
@@ -29,6 +31,7 @@ export class ResourceMemo {
   endpoints = new Map<string, EndpointsResource>();
   routes = new Map<string, RoutesResource>();
   scopes = new Map<string, ScopeResource>();
+  secrets = new Map<string, SecretResource>();
   /** The last call's policies, who uses which endpoints and Service, and what it returned. */
   last: { policies: PolicyIR[]; endpointUsers: Map<string, Users<MadeOfPolicy>>; byService: Map<string, Users<PolicyIR>>; resources: Resources } | undefined;
 }
@@ -40,10 +43,33 @@ type Users<T> = T | T[];
  * `policies` sorted by key. Each list follows their order: a policy's clusters as aggregate,
  * primary, fallbacks; endpoints, routes and scopes as the first policy to need them has them.
  */
-export function envoyResources(policies: PolicyIR[], options: CompileOptions, memo = new ResourceMemo()): Resources {
+export function envoyResources(policies: PolicyIR[], options: CompileOptions, memo = new ResourceMemo(), credentials: Credential[] = []): Resources {
   const last = memo.last;
   const resources = last && samePolicies(last.policies, policies) ? inPlace(policies, options, memo, last) : whole(policies, options, memo);
-  return resources;
+  return withSecrets(resources, policies, credentials, memo);
+}
+
+/**
+ * The SDS secrets: each credential a programmed policy's backend sends, owned by the
+ * policies that send it. Made anew only when its Secret or its users change.
+ */
+function withSecrets(resources: Resources, policies: PolicyIR[], credentials: Credential[], memo: ResourceMemo): Resources {
+  if (!credentials.length && !memo.secrets.size) return resources;
+  const users = new Map<string, string[]>();
+  for (const ir of policies) {
+    for (const b of ir.backends) {
+      if (b.kind === "External" && b.auth && b.auth !== "missing") (users.get(b.auth.secret) ?? users.set(b.auth.secret, []).get(b.auth.secret)!).push(ir.key);
+    }
+  }
+  const secrets = new Map<string, SecretResource>();
+  for (const c of credentials) {
+    if (secrets.has(c.name)) continue;
+    const owners = users.get(c.name) ?? [];
+    const last = memo.secrets.get(c.name);
+    secrets.set(c.name, last && last.source === c.source && last.secret === c.value && sameList(last.owners, owners) ? last : new SecretResource(c, owners));
+  }
+  memo.secrets = secrets;
+  return { ...resources, secret: [...secrets.values()] };
 }
 
 const madeOfIn = (ir: PolicyIR, options: CompileOptions, memo: ResourceMemo) => {
@@ -120,11 +146,16 @@ function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMe
 
 function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<string, Users<MadeOfPolicy>>, byService: Map<string, Users<PolicyIR>>, listener: Resource): Resources {
   const clusters: Resource[] = [];
-  for (const ir of policies) for (const cluster of memo.ofPolicy.get(ir)!.clusters) clusters.push(cluster);
+  const listeners: Resource[] = [listener];
+  for (const ir of policies) {
+    const made = memo.ofPolicy.get(ir)!;
+    for (const cluster of made.clusters) clusters.push(cluster);
+    for (const internal of made.listeners) listeners.push(internal);
+  }
   const resources: Resources = {
     cluster: clusters,
     endpoint: [...memo.endpoints.values()],
-    listener: [listener],
+    listener: listeners,
     scope: [...memo.scopes.values()],
     route: [...memo.routes.values()],
     secret: [],
@@ -186,6 +217,8 @@ type MadeOfPolicy = {
   key: string;
   owners: readonly string[];
   clusters: Resource[];
+  /** The internal listeners of its mediated external backends (mediated.ts). */
+  listeners: Resource[];
   virtualHost: VirtualHostOf;
   /** The endpoints its Service members get over EDS, by name (a drained member's are its own, see drainedEndpointsName). */
   endpoints: Map<string, ServiceBackend>;
@@ -197,13 +230,22 @@ function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   const owners = [ir.key];
   const endpoints = new Map<string, ServiceBackend>();
   const clusters: Resource[] = [new AggregateResource(ir, owners)];
+  const listeners: Resource[] = [];
+  const upstreams: Resource[] = [];
   clusterBackends(ir).forEach((backend, i) => {
     const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
     clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, options));
     if (eds && backend.kind === "Service") endpoints.set(endpointsNameOf(backend), backend);
+    if (backend.kind === "External" && isMediated(backend) && backend.auth !== "missing") {
+      const member = backendClusterName(ir.key, i);
+      upstreams.push(new UpstreamResource(ir, owners, backend, member, options));
+      listeners.push(new InternalListenerResource(ir, owners, backend, member));
+    }
   });
+  // The real hosts behind internal listeners go after the members (the aggregate requires those).
+  clusters.push(...upstreams);
   const target = ir.backends[0] as ServiceBackend; // the primary: always the target Service
-  return { key: ir.key, owners, clusters, virtualHost: new VirtualHostOf(ir), endpoints, service: routesName(target.namespace, target.name) };
+  return { key: ir.key, owners, clusters, listeners, virtualHost: new VirtualHostOf(ir), endpoints, service: routesName(target.namespace, target.name) };
 }
 
 // Classes rather than object literals with closures: at 10,000 policies there are some
@@ -252,6 +294,64 @@ class MemberResource implements Resource {
 class EdsMemberResource extends MemberResource {
   inlined() {
     return memberCluster(this.source, this.index, this.options, true);
+  }
+}
+
+/** The real host of a mediated external backend. */
+class UpstreamResource implements Resource {
+  readonly name: string;
+  readonly owners: readonly string[];
+  readonly source: PolicyIR;
+  private readonly backend: ExternalBackend;
+  private readonly member: string;
+  private readonly options: MemberOptions;
+  constructor(ir: PolicyIR, owners: readonly string[], backend: ExternalBackend, member: string, options: MemberOptions) {
+    this.name = upstreamName(member);
+    this.owners = owners;
+    this.source = ir;
+    this.backend = backend;
+    this.member = member;
+    this.options = options;
+  }
+  value() {
+    return upstreamCluster(this.source, this.backend, this.member, this.backend.tls ? upstreamTls(this.backend.sni, this.options.trustedCA) : undefined);
+  }
+}
+
+/** The internal listener of a mediated external backend; without xDS, without its credential. */
+class InternalListenerResource implements Resource {
+  readonly name: string;
+  readonly owners: readonly string[];
+  readonly source: PolicyIR;
+  private readonly backend: ExternalBackend;
+  constructor(ir: PolicyIR, owners: readonly string[], backend: ExternalBackend, member: string) {
+    this.name = member;
+    this.owners = owners;
+    this.source = ir;
+    this.backend = backend;
+  }
+  value() {
+    return internalListener(this.source, this.backend, this.name);
+  }
+  inlined() {
+    return internalListener(this.source, this.backend, this.name, false);
+  }
+}
+
+/** A credential, as an SDS generic secret. Its source is the Secret it is read from. */
+class SecretResource implements Resource {
+  readonly name: string;
+  readonly owners: readonly string[];
+  readonly source: object;
+  readonly secret: string;
+  constructor(credential: Credential, owners: readonly string[]) {
+    this.name = credential.name;
+    this.owners = owners;
+    this.source = credential.source;
+    this.secret = credential.value;
+  }
+  value() {
+    return { name: this.name, generic_secret: { secret: { inline_string: this.secret } } };
   }
 }
 

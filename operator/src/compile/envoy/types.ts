@@ -22,6 +22,11 @@ export const TYPE = {
   statusClassInput: `${T}type.matcher.v3.HttpResponseStatusCodeClassMatchInput`,
   localReplyInput: `${T}type.matcher.v3.HttpResponseLocalReplyMatchInput`,
   metricsService: `${T}config.metrics.v3.MetricsServiceConfig`,
+  internalListener: `${T}extensions.bootstrap.internal_listener.v3.InternalListener`,
+  headerMutation: `${T}extensions.filters.http.header_mutation.v3.HeaderMutation`,
+  credentialInjector: `${T}extensions.filters.http.credential_injector.v3.CredentialInjector`,
+  genericCredential: `${T}extensions.http.injected_credentials.generic.v3.Generic`,
+  transform: `${T}extensions.filters.http.transform.v3.TransformConfig`,
 } as const;
 
 /**
