@@ -1,0 +1,221 @@
+// AI-provider fallbacks against providers that check their keys: the official `openai`
+// client -> Envoy (on the operator's xDS) -> a self-hosted gateway, then two TLS "providers",
+// each with its own key, header, path and model, then a static answer. Real API server,
+// real operator, real Envoy; the providers are local HTTPS servers that record what they got.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { request } from "node:http";
+import { Readable } from "node:stream";
+import OpenAI from "openai";
+import { backendAddress } from "../../scripts/demo/cluster.ts";
+import { conditionOf, eventually, getJson } from "../harness/operator.ts";
+import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
+import { startBackend, type Backend } from "./harness/backend.ts";
+import { makeCerts } from "./harness/certs.ts";
+import { startLoad, summarize } from "./harness/load.ts";
+import { startProvider, type Provider } from "./harness/provider.ts";
+import { startStack, type Stack } from "./harness/stack.ts";
+
+const NS = "ai";
+// Distinctive, so that a grep finds any copy of them.
+const KEY_A = "sk-provider-a-7f3c9e1d";
+const KEY_A2 = "sk-provider-a-rotated-4b8a";
+const KEY_B = "pk-provider-b-2d6e0f5a";
+const CLIENT_KEY = "client-key-for-the-gateway";
+const certs = makeCerts(["provider-a.example", "provider-b.example"]);
+let stack: Stack;
+let gateway: Backend;
+let a: Provider;
+let b: Provider;
+let client: OpenAI;
+
+const secret = (name: string, key: string) => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name, namespace: NS, labels: { "fallback.dev/credential": "true" } },
+  stringData: { "api-key": key },
+});
+const aiPolicy = () =>
+  policy(NS, "llm-gateway", {
+    targetRef: { name: "llm-gateway", port: gateway.port },
+    fallbacks: [
+      {
+        external: {
+          host: "127.0.0.1", port: a.port, tls: true, sni: "provider-a.example",
+          auth: { secretRef: { name: "provider-a", key: "api-key" } },
+          rewrite: { model: "a-model" },
+        },
+      },
+      {
+        external: {
+          host: "localhost", port: b.port, tls: true, sni: "provider-b.example",
+          auth: { secretRef: { name: "provider-b", key: "api-key" }, header: "x-api-key" },
+          rewrite: { pathPrefix: { from: "/v1", to: "/openai/v1" }, model: "b-model" },
+        },
+      },
+      { staticResponse: { status: 503, body: '{"error":{"message":"busy"}}', headers: { "content-type": "application/json" } } },
+    ],
+    retry: { attempts: 2, perTryTimeout: "5s", retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] },
+    timeouts: { request: "30s" },
+  });
+/**
+ * A fetch that sends this Host header (the policy's domain), as a client inside the cluster
+ * would by calling the Service by name; Node's own fetch always sends the URL's host.
+ */
+function withHost(hostHeader: string): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
+    const headers = new Headers(init?.headers);
+    headers.set("host", hostHeader);
+    const body = typeof init?.body === "string" ? init.body : init?.body ? Buffer.from(await new Response(init.body).arrayBuffer()) : undefined;
+    return new Promise<Response>((done, fail) => {
+      const req = request(url, { method: init?.method ?? "GET", headers: Object.fromEntries(headers) }, (res) => {
+        const out = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
+        done(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 0, headers: out }));
+      });
+      req.on("error", fail);
+      req.end(body);
+    });
+  }) as typeof fetch;
+}
+const statusOf = () => getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "llm-gateway"]);
+const ask = () => client.chat.completions.create({ model: "self-hosted", messages: [{ role: "user", content: "hello" }] });
+const last = (p: Provider) => p.received.at(-1)!;
+
+beforeAll(async () => {
+  const { address } = backendAddress();
+  gateway = await startBackend({ name: "llm-gateway", host: address, mode: { kind: "status", status: 429 } });
+  a = await startProvider({ name: "provider-a", header: "authorization", prefix: "Bearer ", keys: [KEY_A], path: "/v1/chat/completions", tls: certs });
+  b = await startProvider({ name: "provider-b", header: "x-api-key", prefix: "", keys: [KEY_B], path: "/openai/v1/chat/completions", tls: certs });
+  stack = await startStack({
+    name: "ai",
+    namespaces: [NS],
+    operatorArgs: ["--trusted-ca", certs.caFile],
+    objects: [
+      service(NS, "llm-gateway", gateway.port),
+      endpointSlice(NS, "llm-gateway", [gateway.host], gateway.port),
+      secret("provider-a", KEY_A),
+      secret("provider-b", KEY_B),
+      aiPolicy(),
+    ],
+  });
+  client = new OpenAI({
+    apiKey: CLIENT_KEY,
+    baseURL: `${stack.proxy.url}v1`,
+    defaultHeaders: { cookie: "session=client-session" },
+    maxRetries: 0,
+    fetch: withHost(`llm-gateway.${NS}:${gateway.port}`),
+  });
+  await eventually("the policy Ready", async () => conditionOf(await statusOf(), "Ready")?.status === "True", 60_000);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await Promise.all([gateway?.close(), a?.close(), b?.close()]);
+});
+
+describe("AI-provider fallbacks, each provider with its own key, path and model", () => {
+  it("primary 429 -> provider A, with A's key and model, and none of the client's credentials", async () => {
+    const answer = await eventually("an answer from A", async () => {
+      const r = await ask().catch(() => undefined);
+      return r?.choices[0]?.message.content === "answer from provider-a" && r;
+    });
+    expect(answer.model).toBe("a-model");
+    const got = last(a);
+    expect(got.headers.authorization).toBe(`Bearer ${KEY_A}`);
+    expect(got.headers.cookie).toBeUndefined();
+    expect(got.headers["proxy-authorization"]).toBeUndefined();
+    expect(JSON.parse(got.body).model).toBe("a-model");
+    expect(got.path).toBe("/v1/chat/completions");
+  });
+
+  it("A down -> provider B, with its own header, path prefix and model", async () => {
+    a.failWith(503);
+    try {
+      const answer = await ask();
+      expect(answer.choices[0]?.message.content).toBe("answer from provider-b");
+      const got = last(b);
+      expect(got.headers["x-api-key"]).toBe(KEY_B);
+      expect(got.headers.authorization).toBeUndefined();
+      expect(got.headers.cookie).toBeUndefined();
+      expect(got.path).toBe("/openai/v1/chat/completions");
+      expect(JSON.parse(got.body)).toMatchObject({ model: "b-model", messages: [{ role: "user", content: "hello" }] });
+    } finally {
+      a.failWith(undefined);
+    }
+  });
+
+  it("every provider down -> the static answer", async () => {
+    a.failWith(503);
+    b.failWith(503);
+    try {
+      const r = await withHost(`llm-gateway.${NS}:${gateway.port}`)(`${stack.proxy.url}v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect([r.status, await r.text()]).toEqual([503, '{"error":{"message":"busy"}}']);
+    } finally {
+      a.failWith(undefined);
+      b.failWith(undefined);
+    }
+  });
+
+  it("stream: true through a fallback arrives as a stream, chunk by chunk", async () => {
+    const started = performance.now();
+    const stream = await client.chat.completions.create({ model: "self-hosted", messages: [{ role: "user", content: "hello" }], stream: true });
+    const arrivals: number[] = [];
+    let text = "";
+    for await (const chunk of stream) {
+      arrivals.push(performance.now() - started);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe("answer from provider-a");
+    // The provider pauses 300 ms between its 3 chunks: the first must arrive long before the end.
+    expect(arrivals.length).toBeGreaterThanOrEqual(3);
+    expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThan(400);
+  });
+
+  it("0 client-visible errors at 50 req/s through the chain, while the providers fail one by one", async () => {
+    const load = startLoad({ url: stack.proxy.url, host: `llm-gateway.${NS}:${gateway.port}`, rate: 50 });
+    await new Promise((r) => setTimeout(r, 2_000));
+    a.failWith(503);
+    await new Promise((r) => setTimeout(r, 3_000));
+    a.failWith(undefined);
+    const results = await load.stop();
+    // The load sends GET /, which the providers answer 404 (not a chat completion): what
+    // counts is that every request got a provider's own answer, none an error of the chain.
+    const summary = summarize(results, (r) => r.status === 404 || r.status === 200);
+    expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
+  });
+
+  it("a rotated Secret: the next requests carry the new key, with no Envoy restart", async () => {
+    a.acceptKeys([KEY_A2]);
+    await stack.kubectl(["apply", "-f", "-"], JSON.stringify(secret("provider-a", KEY_A2)));
+    await eventually("A accepting the rotated key", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a", 15_000);
+    expect(last(a).headers.authorization).toBe(`Bearer ${KEY_A2}`);
+  });
+
+  it("a deleted Secret: SecretNotFound, and that provider is skipped", async () => {
+    await stack.kubectl(["delete", "secret", "-n", NS, "provider-a"]);
+    const status = await eventually("ResolvedRefs SecretNotFound", async () => {
+      const p = await statusOf();
+      return conditionOf(p, "ResolvedRefs")?.reason === "SecretNotFound" && p;
+    });
+    expect(conditionOf(status, "ResolvedRefs")?.status).toBe("False");
+    await eventually("B answering", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-b", 15_000);
+  });
+
+  it("the keys appear nowhere: statuses, Events, operator logs, Envoy's config_dump", async () => {
+    const places = {
+      statuses: await stack.kubectl(["get", "fallbackpolicies", "-A", "-o", "json"]),
+      events: await stack.kubectl(["get", "events", "-A", "-o", "json"]),
+      configMaps: await stack.kubectl(["get", "configmaps", "-A", "-o", "json"]),
+      "operator logs": stack.operator.output(),
+      "config_dump": JSON.stringify(await stack.proxy.configDump()),
+    };
+    for (const [where, text] of Object.entries(places)) {
+      for (const key of [KEY_A, KEY_A2, KEY_B]) expect(text.includes(key), `${key} in ${where}`).toBe(false);
+    }
+  });
+});
