@@ -10,6 +10,7 @@ import { cpus, loadavg } from "node:os";
 import { runCompileBench } from "./compile.ts";
 import { runFailoverBench } from "./failover.ts";
 import { runOperatorBench } from "./operator.ts";
+import { runStatsBench } from "./stats.ts";
 import { runXdsBench } from "./xds.ts";
 
 export type Section = { name: string; title: string; run: () => Promise<string> };
@@ -18,6 +19,7 @@ export const SECTIONS: Section[] = [
   { name: "compile", title: "Compile: policies to Envoy config", run: () => runCompileBench() },
   { name: "operator", title: "Operator: apply -> Ready on a real API server", run: () => runOperatorBench() },
   { name: "xds", title: "xDS: 10,000 policies served to Envoy, side by side with ConfigMap mode", run: () => runXdsBench() },
+  { name: "stats", title: "Stats: 10 Envoys reporting 10,000 policies' clusters every 5 s", run: () => runStatsBench() },
   { name: "failover", title: "Failover: a crash-looping primary under load", run: () => runFailoverBench() },
 ];
 

@@ -28,11 +28,12 @@ import { backendAddress } from "../scripts/demo/cluster.ts";
 import { startBackend, type Backend } from "../test/e2e/harness/backend.ts";
 import { send } from "../test/e2e/harness/load.ts";
 import { startProxy, type Proxy } from "../test/e2e/harness/proxy.ts";
-import { createTestNamespace, freePort, kubectl, repoRoot, startControlPlane } from "../test/harness/controlplane.ts";
+import { createTestNamespace, freePort, repoRoot, startControlPlane } from "../test/harness/controlplane.ts";
 import { metric, startOperator, type RunningOperator } from "../test/harness/operator.ts";
 import { syncConfigMap } from "../scripts/demo/configmap-sync.ts";
 import { startEnvoy } from "../test/e2e/harness/envoy.ts";
 import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, sleep, type Kube } from "./kube.ts";
+import { PORT, createPolicies, policyNamespace, policyOf, serviceOf, sliceOf, until } from "./policies.ts";
 
 export type XdsBenchOptions = {
   /** Policies; default 10,000. */
@@ -50,7 +51,6 @@ export type XdsBenchOptions = {
 };
 
 const TARGET = { connectToAckMs: 5_000, changeP50Ms: 200, changeP99Ms: 1_000, endpointP99Ms: 500, rssBytes: 400 * 1024 * 1024 };
-const PORT = 8080;
 const ENDPOINTS = 10;
 const PROBES = 60;
 
@@ -78,11 +78,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
   const { address } = backendAddress();
   const backend = await startBackend({ name: "live", host: address });
   try {
-    for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
-      const r = await kubectl(cp.kubeconfigPath, args);
-      if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
-    }
-    const ns = await createTestNamespace(cp.kubeconfigPath, "bench-xds");
+    const ns = await policyNamespace(cp.kubeconfigPath, "bench-xds");
     benchNamespace = ns;
     const xdsPort = await freePort();
     const listen = await freePort();
@@ -93,16 +89,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     const t0 = performance.now();
     const names = Array.from({ length: o.policies }, (_, i) => `p${String(i).padStart(5, "0")}`);
     const probes = names.slice(0, PROBES);
-    let ip = 0;
-    const addresses = () => Array.from({ length: ENDPOINTS }, () => { const i = ip++; return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`; });
-    await limited(names, 48, async (p) => {
-      const probe = probes.includes(p);
-      for (const svc of [p, `${p}-fb1`, `${p}-fb2`]) {
-        await kube.call("POST", `/api/v1/namespaces/${ns}/services`, serviceOf(ns, svc));
-        await kube.call("POST", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, sliceOf(ns, svc, probe ? [] : addresses(), PORT));
-      }
-    });
-    await limited(names, 48, (p) => kube.call("POST", `${PLURAL_PATH}/${ns}/fallbackpolicies`, policyOf(ns, p, "v0")));
+    await createPolicies(kube, ns, names, { endpoints: ENDPOINTS, empty: probes });
     o.log(`xds bench: created in ${ms(performance.now() - t0)}`);
 
     watch = new PolicyWatch(kube, ns);
@@ -255,18 +242,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
 
 // ---- objects ------------------------------------------------------------------------------
 
-// Headless: the API server allocates a cluster IP for every other Service under one lock,
-// ~20 a second here, and the compiler does not need one when EndpointSlices are known.
-const serviceOf = (ns: string, name: string) => ({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns }, spec: { clusterIP: "None", ports: [{ name: "http", port: PORT, targetPort: PORT }] } });
-
-const sliceOf = (ns: string, service: string, addresses: string[], port: number) => ({
-  apiVersion: "discovery.k8s.io/v1",
-  kind: "EndpointSlice",
-  metadata: { name: `${service}-0`, namespace: ns, labels: { "kubernetes.io/service-name": service } },
-  addressType: "IPv4",
-  ports: [{ name: "http", port, protocol: "TCP" }],
-  endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true } })),
-});
+// Services, EndpointSlices and policies: bench/policies.ts.
 
 /** The slice of a probe's primary, with these endpoints (as a PUT body at its resourceVersion). */
 async function withEndpoints(kube: Kube, ns: string, p: string, backends: Backend[]) {
@@ -274,16 +250,6 @@ async function withEndpoints(kube: Kube, ns: string, p: string, backends: Backen
   const port = backends[0]?.port ?? PORT;
   return { ...sliceOf(ns, p, backends.map((b) => b.host), port), metadata: { ...current.metadata } };
 }
-
-const policyOf = (ns: string, name: string, body: string) => ({
-  apiVersion: "fallback.dev/v1alpha1",
-  kind: "FallbackPolicy",
-  metadata: { name, namespace: ns },
-  spec: {
-    targetRef: { name, port: PORT },
-    fallbacks: [{ service: { name: `${name}-fb1`, port: PORT } }, { service: { name: `${name}-fb2`, port: PORT } }, { staticResponse: { status: 503, body } }],
-  },
-});
 
 // ---- measuring ------------------------------------------------------------------------------
 
@@ -295,19 +261,6 @@ let benchNamespace = "";
 async function answer(envoy: Proxy, policy: string): Promise<string> {
   const r = await send(envoy.url, `${policy}.${benchNamespace}:${PORT}`, agent, 5_000);
   return r.backend ?? r.body ?? `status ${r.status}`;
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 type Log = Record<string, unknown>;
@@ -403,7 +356,7 @@ function report(r: {
   return [
     `The real operator (child process, debug log) on a real kube-apiserver of its own, serving real Envoys over Delta ADS (plaintext on loopback). ${num(o.policies)} policies,`,
     `each with 3 Service backends (primary and two Service fallbacks) of ${ENDPOINTS} endpoints and a static answer: ${num(4 * o.policies)} clusters, ${num(3 * o.policies)} ClusterLoadAssignments,`,
-    `one listener, one route configuration of ${num(o.policies)} virtual hosts. ${PROBES} probe policies have Services without endpoints, so that their static answer shows a change.`,
+    `one listener with scoped routes: a route configuration per governed Service (${num(o.policies)}) and 4 scopes per policy (its host names). ${PROBES} probe policies have Services without endpoints, so that their static answer shows a change.`,
     `A policy change is a PATCH of a probe's static body; it is done when Envoy answers with the new body (polled every 2 ms). An endpoint change is a PUT of a probe's`,
     `primary EndpointSlice adding a live endpoint; done when Envoy's answer comes from it. p99 is nearest-rank over ${o.changes} and ${o.endpointChanges} samples.`,
     "",
