@@ -168,12 +168,14 @@ export class FallbackController {
     if (xds) {
       this.liveMetrics = new LiveMetrics(op.metrics.registry, () => this.liveReadings());
       let reported = false;
-      xds.stats.onReport(() => (reported = true));
+      // Only a report that changed a cluster's health can change a view: at 10,000 policies
+      // reports come every second from somewhere, and most change nothing but request counts.
+      xds.stats.onReport((changed) => (reported ||= changed));
       let lastTick = 0;
       this.liveTimer = setInterval(() => {
         const now = performance.now();
-        // On new reports, on a view due after its damping, and now and then for Envoys that fell silent.
-        if (!reported && now < this.liveDue && now - lastTick < 5 * LIVE_TICK_MS) return;
+        // On changed reports, on a view due after its damping, and now and then for Envoys that fell silent.
+        if (!reported && now < this.liveDue && now - lastTick < 10 * LIVE_TICK_MS) return;
         reported = false;
         lastTick = now;
         this.trackLive(now);

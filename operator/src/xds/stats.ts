@@ -23,6 +23,11 @@ const READ = new Map<string, number>([
   ["upstream_rq_total", 3],
 ]);
 const FIELDS = READ.size;
+/** The same, as the bytes that end a stat's name (".membership_healthy"...), matched before any name is decoded. */
+const SUFFIXES = [...READ].map(([stat, field]) => ({ bytes: new TextEncoder().encode(`.${stat}`), field }));
+const PREFIX = new TextEncoder().encode("cluster.");
+const SLASH = 0x2f;
+const utf8 = new TextDecoder();
 const HEALTHY = 0;
 const TOTAL = 1;
 const EJECTED = 2;
@@ -54,18 +59,21 @@ export class ClusterStats {
   private readonly nodes = new Map<string, NodeReport>();
   /** Requests since the last takeRequests(), summed over the Envoys, by cluster index. */
   private requests: Float64Array = new Float64Array(64);
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(changed: boolean) => void>();
+  /** Whether the report being read changed a cluster's health (not only its request count). */
+  private changed = false;
 
   /** Takes one StreamMetricsMessage of the Envoy `node` (its id, from the stream's first message). */
   ingest(node: string, message: Uint8Array, now = performance.now()): void {
     const report = this.reportOf(node, now);
+    this.changed = false;
     const reader = new BinaryReader(message);
     while (reader.pos < reader.len) {
       const [field, wire] = reader.tag();
       if (field === 2 && wire === WireType.LengthDelimited) this.family(reader, report, now);
       else reader.skip(wire);
     }
-    for (const listener of this.listeners) listener();
+    for (const listener of this.listeners) listener(this.changed);
   }
 
   /** The node id a stream's first message names (Identifier.node.id), if it does. */
@@ -95,8 +103,8 @@ export class ClusterStats {
     return undefined;
   }
 
-  /** Called after each report taken. */
-  onReport(listener: () => void): () => void {
+  /** Called after each report taken: `changed` when it changed what a cluster's health reads. */
+  onReport(listener: (changed: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -155,7 +163,7 @@ export class ClusterStats {
     while (reader.pos < end) {
       const [field, wire] = reader.tag();
       if (field === 1 && wire === WireType.LengthDelimited) {
-        stat = this.statOf(reader.string());
+        stat = this.statOf(reader.bytes());
         if (!stat) break;
       } else if (field === 4 && wire === WireType.LengthDelimited && stat) {
         this.metric(reader, report, stat.cluster, stat.field, now);
@@ -166,17 +174,22 @@ export class ClusterStats {
     reader.pos = end;
   }
 
-  /** `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place. */
-  private statOf(name: string): { cluster: number; field: number } | undefined {
-    if (!name.startsWith("cluster.")) return undefined;
-    // The stat is after the cluster name's last "/" (names and namespaces hold none) and its first "." after that.
-    const slash = name.lastIndexOf("/");
-    if (slash < 0) return undefined;
-    const dot = name.indexOf(".", slash);
-    if (dot < 0) return undefined;
-    const field = READ.get(name.slice(dot + 1));
-    if (field === undefined) return undefined;
-    const cluster = name.slice("cluster.".length, dot);
+  /**
+   * `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place. Read
+   * on the name's bytes: of the ~200,000 names in a report at 10,000 policies, only the
+   * ~30,000 it keeps are decoded.
+   */
+  private statOf(name: Uint8Array): { cluster: number; field: number } | undefined {
+    if (name.length <= PREFIX.length || !startsWith(name, PREFIX, 0)) return undefined;
+    const suffix = SUFFIXES.find((s) => name.length > PREFIX.length + s.bytes.length && startsWith(name, s.bytes, name.length - s.bytes.length));
+    if (!suffix) return undefined;
+    const end = name.length - suffix.bytes.length;
+    // A policy's clusters are ns/policy/member: a name without "/" is Envoy's own (fallback-xds).
+    // The member holds no ".": a longer stat that ends the same way is not read.
+    const slash = name.lastIndexOf(SLASH, end - 1);
+    if (slash < PREFIX.length || name.indexOf(0x2e, slash) !== end) return undefined;
+    const field = suffix.field;
+    const cluster = utf8.decode(name.subarray(PREFIX.length, end));
     let i = this.index.get(cluster);
     if (i === undefined) this.index.set(cluster, (i = this.index.size));
     return { cluster: i, field };
@@ -216,9 +229,16 @@ export class ClusterStats {
       report.values = values;
       report.seen = seen;
     }
-    report.values[cluster * FIELDS + field] = value;
+    const at = cluster * FIELDS + field;
+    if (report.values[at] !== value || report.seen[cluster] === -Infinity) this.changed = true;
+    report.values[at] = value;
     report.seen[cluster] = now;
   }
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array, at: number): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
 }
 
 function grown(array: Float64Array, size: number): Float64Array {
