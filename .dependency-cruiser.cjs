@@ -14,6 +14,10 @@ module.exports = {
       from: { path: layer("xds") }, to: { path: "^operator/src/(?!xds/|compile/|kopf/)" } },
     { name: "cli-never-touches-the-cluster", severity: "error",
       from: { path: layer("cli") }, to: { path: "^operator/src/(kopf|controller|xds)/" } },
+    // The MCP server reads manifests and the cluster as fallbackctl and the framework do; it
+    // is no part of the operator and serves no Envoy.
+    { name: "mcp-uses-api-compile-kopf", severity: "error",
+      from: { path: layer("mcp") }, to: { path: "^operator/src/(?!api/|compile/|kopf/|mcp/)" } },
     { name: "controller-is-not-imported-below", severity: "error",
       from: { path: "^operator/src/(api|compile|kopf|xds|cli)/" }, to: { path: layer("controller") } },
     // client-node's package index loads ~1,000 generated modules the framework never uses;

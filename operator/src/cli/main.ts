@@ -20,6 +20,7 @@ const USAGE = `Usage:
                        [--stats-interval DURATION]
                        [--xds-ca FILE [--xds-cert FILE --xds-key FILE] [--xds-server-name NAME]]
   fallbackctl crd
+  fallbackctl mcp      [--kubeconfig PATH [--allow-writes]] [--http HOST:PORT]
 
 PATH is a YAML file, a folder of them, or - for standard input. The input holds
 FallbackPolicy, Service and discovery.k8s.io/v1 EndpointSlice objects.
@@ -30,7 +31,13 @@ instead of where the operator says (several Envoys on one host). Envoy keeps the
 fallback is read by (--all-stats: every stat, some 150 per cluster), and reports them to the
 operator every --stats-interval (default 5s), which tells from them who serves. The --xds-* files are
 paths in Envoy's file system: the CA that signed the operator's certificate, and for mTLS
-the client certificate and key; without --xds-ca the connection is plaintext.`;
+the client certificate and key; without --xds-ca the connection is plaintext.
+
+mcp is a Model Context Protocol server for AI assistants, on stdio (or Streamable HTTP at
+http://HOST:PORT/mcp with --http; a bare PORT or :PORT binds 127.0.0.1). It validates,
+renders, explains and simulates policies given as YAML; with --kubeconfig it also lists and
+reads the cluster's policies, and with --allow-writes it may drain backends and apply
+policies, as that kubeconfig's user.`;
 
 class UsageError extends Error {}
 
@@ -50,6 +57,8 @@ export function main(argv: string[], io: Io = processIo): number {
       case "crd":
         io.stdout(crdYaml());
         return 0;
+      case "mcp":
+        return mcp(rest, io);
       case "help":
       case "--help":
       case "-h":
@@ -141,6 +150,30 @@ function statsInterval(value: string): number {
   const ms = /^\d+(\.\d+)?(ms|s|m)$/.test(value) ? toMs(value) : NaN;
   if (!(ms >= 1000 && ms <= 60_000)) throw new UsageError(`--stats-interval ${value}: must be a duration from 1s to 1m, such as 5s`);
   return ms;
+}
+
+/**
+ * Starts the MCP server and returns at once; it runs until its client goes. Loaded only
+ * for this command: the MCP SDK and the Kubernetes client are no cost to the others.
+ */
+function mcp(args: string[], io: Io): number {
+  const flags = parse(args, { kubeconfig: { type: "string" }, "allow-writes": { type: "boolean" }, http: { type: "string" } });
+  if (flags["allow-writes"] && !flags.kubeconfig) throw new UsageError("--allow-writes needs --kubeconfig: the write tools change a cluster");
+  let http: { address: string; port: number } | undefined;
+  if (flags.http !== undefined) {
+    // Loopback unless an address is given: the endpoint has no authentication of its own.
+    const value = /^:?\d+$/.test(flags.http) ? `127.0.0.1:${flags.http.replace(/^:/, "")}` : flags.http;
+    http = parseHostPort(value, { allowZero: true });
+    if (!http) throw new UsageError(`--http must be HOST:PORT or PORT, got "${flags.http}"`);
+  }
+  const options = { ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig as string } : {}), allowWrites: Boolean(flags["allow-writes"]), ...(http ? { http } : {}) };
+  import("../mcp/main.ts")
+    .then(({ runMcp }) => runMcp(options, io))
+    .catch((error: unknown) => {
+      io.stderr(`fallbackctl mcp: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    });
+  return 0;
 }
 
 function validate(args: string[], io: Io): number {
