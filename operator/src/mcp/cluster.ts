@@ -204,7 +204,11 @@ export function describeDetail(d: PolicyDetail): string {
   if (backends.length) {
     lines.push(
       "Backends now:",
-      ...backends.map((b) => `  ${b.name} (${b.kind}): ${b.endpoints ?? "?"} endpoints${b.healthy !== undefined ? `, ${b.healthy} healthy` : ""}${b.drained ? ", drained" : ""}`),
+      ...backends.map((b) => {
+        if (b.kind === "StaticResponse") return `  static: the static answer`;
+        const endpoints = b.endpoints !== undefined ? `${b.endpoints} ready endpoint${b.endpoints === 1 ? "" : "s"}` : "resolved by DNS";
+        return `  ${b.name} (${b.kind}): ${endpoints}${b.healthy !== undefined ? `, ${b.healthy} healthy as the Envoys see it` : ""}${b.drained ? ", drained" : ""}`;
+      }),
     );
   }
   lines.push(

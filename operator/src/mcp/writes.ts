@@ -122,7 +122,7 @@ const eventLine = (e: EventRecord | null) => (e ? (e.recorded ? `Event ${e.reaso
 export type AppliedPolicy = {
   policy: string;
   created: boolean;
-  /** Fields of spec the apply changes, from the dry run against the stored object. */
+  /** Fields of spec the apply changes, from the dry run against the stored object (none listed for a new policy). */
   changes: { field: string; from: unknown; to: unknown }[];
   dryRun: { spec: unknown; generation?: number };
   applied: { generation?: number; resourceVersion?: string } | null;
@@ -158,12 +158,25 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
   if (twice) throw new ToolError(`yaml: FallbackPolicy ${twice} is there twice; apply one object per policy`, [{ object: `FallbackPolicy ${twice}`, message: "twice in the input" }]);
 
-  const apply = (policy: KubeObject, dryRun: boolean) =>
+  const send = (policy: KubeObject, dryRun: boolean, force: boolean) =>
     cluster.client.request<KubeObject & { spec?: any }>(HttpMethod.PATCH, resourcePath(POLICIES, policy.metadata.namespace, policy.metadata.name), {
       body: policy,
       contentType: PatchStrategy.ServerSideApply,
-      query: { fieldManager: FIELD_MANAGER, ...(args.force ? { force: true } : {}), ...(dryRun ? { dryRun: "All" } : {}) },
+      query: { fieldManager: FIELD_MANAGER, ...(force ? { force: true } : {}), ...(dryRun ? { dryRun: "All" } : {}) },
     });
+  // The reason annotations are also written by set_drain (a patch, so another entry of the
+  // same manager): a conflict on them alone is ours to take over; any other is the caller's.
+  const forced = new Set<KubeObject>();
+  const apply = async (policy: KubeObject, dryRun: boolean) => {
+    try {
+      return await send(policy, dryRun, args.force === true || forced.has(policy));
+    } catch (error) {
+      const conflicts = conflictsOf(error);
+      if (!conflicts || !conflicts.every((c) => OWN_FIELDS.includes(c.field))) throw error;
+      forced.add(policy);
+      return send(policy, dryRun, true);
+    }
+  };
 
   // Every dry run first: one that fails means nothing is written.
   const planned: { policy: KubeObject; before: (KubeObject & { spec?: any }) | undefined; dry: KubeObject & { spec?: any } }[] = [];
@@ -191,8 +204,9 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
       const done = results.map((r) => r.policy);
       throw new ToolError(`FallbackPolicy ${key}: the dry run passed, the apply did not: ${messageOf(error)}${done.length ? ` (already applied: ${done.join(", ")})` : ""}`, [{ object: `FallbackPolicy ${key}`, message: messageOf(error) }]);
     }
-    const changes = diff(before?.spec ?? {}, dry.spec ?? {}, "spec");
-    const message = `${before ? "Applied" : "Created"} by ${FIELD_MANAGER}${changes.length ? ` (${changes.length} field${changes.length === 1 ? "" : "s"} of spec changed: ${changes.slice(0, 5).map((c) => c.field).join(", ")}${changes.length > 5 ? ", ..." : ""})` : " (spec unchanged)"}: ${reason}`;
+    const changes = before ? diff(before.spec ?? {}, dry.spec ?? {}, "spec") : [];
+    const what = !before ? "" : changes.length ? ` (${changes.length} field${changes.length === 1 ? "" : "s"} of spec changed: ${changes.slice(0, 5).map((c) => c.field).join(", ")}${changes.length > 5 ? ", ..." : ""})` : " (spec unchanged)";
+    const message = `${before ? "Applied" : "Created"} by ${FIELD_MANAGER}${what}: ${reason}`;
     const event = await recordEvent(cluster, written, "PolicyApplied", message);
     results.push({
       policy: key,
@@ -214,10 +228,29 @@ function applyConfiguration(object: KubeObject, namespace: string, reason: strin
   return { ...rest, apiVersion: API_VERSION, kind: KIND, metadata: { ...meta, namespace, annotations } as unknown as KubeObject["metadata"] };
 }
 
+const OWN_FIELDS = [`.metadata.annotations.${REASON_ANNOTATION}`, `.metadata.annotations.${CHANGED_BY_ANNOTATION}`];
+
+type FieldConflict = { field: string; manager: string };
+
+/** The fields a server-side apply conflicts on, and who owns each; undefined for any other error. */
+function conflictsOf(error: unknown): FieldConflict[] | undefined {
+  if (!isConflict(error)) return undefined;
+  type Cause = { reason?: string; type?: string; field?: string; message?: string };
+  const causes = ((error as { body?: { details?: { causes?: Cause[] } } }).body?.details?.causes ?? []).filter((c) => (c.reason ?? c.type) === "FieldManagerConflict");
+  if (!causes.length) return undefined;
+  return causes.map((c) => ({ field: c.field ?? "", manager: /conflict with "([^"]+)"/.exec(c.message ?? "")?.[1] ?? "another field manager" }));
+}
+
 function dryRunError(name: string, error: unknown, passed: number, total: number): ToolError {
+  const tail = ` The dry run failed${total > 1 ? ` (${passed} of ${total} had passed)` : ""}: nothing applied.`;
+  const conflicts = conflictsOf(error)?.filter((c) => !OWN_FIELDS.includes(c.field));
+  if (conflicts?.length) {
+    const owned = conflicts.map((c) => `${c.field.replace(/^\./, "")} (owned by ${c.manager})`);
+    const message = `${name}: Conflict (409): ${owned.join(", ")} would change, and ${conflicts.length === 1 ? "that field belongs" : "those fields belong"} to another field manager: set force to take ${conflicts.length === 1 ? "it" : "them"} over, or change ${conflicts.length === 1 ? "it" : "them"} with the tool that owns ${conflicts.length === 1 ? "it" : "them"}.`;
+    return new ToolError(`${message}${tail}`, conflicts.map((c) => ({ object: name, field: c.field.replace(/^\./, ""), message: `owned by ${c.manager}` })));
+  }
   const e = apiError(name, error);
-  const conflict = isConflict(error) ? " Another field manager owns these fields: set force to take them over, or change them with the tool that owns them." : "";
-  return new ToolError(`${e.message}${conflict} The dry run failed${total > 1 ? ` (${passed} of ${total} had passed)` : ""}: nothing applied.`, e.problems);
+  return new ToolError(`${e.message.replace(/\.?$/, ".")}${tail}`, e.problems);
 }
 
 /** The fields of `to` that differ from `from`, as paths. */
@@ -236,7 +269,7 @@ export function describeApply(r: { policies: AppliedPolicy[] }): string {
     .map((p) =>
       [
         `FallbackPolicy ${p.policy}: ${p.created ? "created" : "applied"} (field manager ${FIELD_MANAGER}), generation ${p.applied?.generation ?? "?"}.`,
-        `Dry run first: accepted; ${p.changes.length ? `it changes ${p.changes.map((c) => `${c.field} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join("; ")}` : "spec unchanged"}.`,
+        `Dry run first: accepted; ${p.created ? "a new policy" : p.changes.length ? `it changes ${p.changes.map((c) => `${c.field} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join("; ")}` : "spec unchanged"}.`,
         eventLine(p.event),
       ]
         .filter(Boolean)
