@@ -245,9 +245,10 @@ async function applyExamples({ products, cache, llm }: Backends): Promise<void> 
   step("Applying examples/shop.yaml and examples/ai.yaml, unchanged…");
   block(await kubectlOk(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]));
   tell(`shop/products:  products -> products-cache -> static 503 ${staticAnswer().body}`);
-  tell("ai/llm-gateway: llm-gateway -> api.provider.example:443 (TLS) -> static 503 \"The assistant is busy…\"");
-  tell("Note: api.provider.example is a made-up host and the demo works offline, so that fallback cannot");
-  tell("answer here. That is fine: the operator programs it all the same, and the traffic below goes to the shop.");
+  tell("ai/llm-gateway: llm-gateway -> api.openai.example:443 -> api.second-provider.example:443 -> static 503 \"The assistant is busy…\"");
+  tell("Each provider gets its own key (from the two labelled Secrets, over SDS) and model, and never the client's");
+  tell("Authorization or Cookie. Their hosts are made up and the demo works offline, so those fallbacks cannot");
+  tell("answer here. That is fine: the operator programs them all the same, and the traffic below goes to the shop.");
 
   step("Publishing EndpointSlices that point the Services at those backends (a controller-manager would do this)…");
   block(await applyObjects(KUBECONFIG, [

@@ -151,7 +151,7 @@ describe.skipIf(!envoyAvailable() || !existsSync(controlPlaneBinary))("make demo
     expect(out).toMatch(/^ +live change, apply to Envoy: +\d+\.\d s/m);
     // The printer columns, both policies Ready.
     expect(out).toMatch(/shop\s+products\s+products\s+2\s+True\s+Ready/);
-    expect(out).toMatch(/ai\s+llm-gateway\s+llm-gateway\s+2\s+True\s+Ready/);
+    expect(out).toMatch(/ai\s+llm-gateway\s+llm-gateway\s+3\s+True\s+Ready/);
 
     // Traffic: not a single client-visible error in any second, and the answers move as they should.
     const seconds = [...out.matchAll(/^ +\[ *\d+s\] +(\d+) requests, (\d+) errors +\| (.*)$/gm)];
