@@ -50,10 +50,11 @@ export function explain(view: PolicyView): Explanation {
   const say = (topic: string, ...sentences: (string | false | undefined)[]) => sections.push({ topic, text: sentences.filter(Boolean).join(" ") });
 
   // ---- order ----
-  const chain = members.map((b, i) => `${i === 0 ? "" : `${ordinal(i)} `}${b.name} (${b.description}${b.drained ? ", drained" : ""})`);
+  const state = (b: BackendView) => [b.state, b.drained ? "drained" : undefined].filter(Boolean).join(", ");
+  const chain = members.slice(1).map((b, i) => `${ordinal(i + 1)} ${b.name} (${b.description}${b.drained ? ", drained" : ""})`);
   say(
     "order",
-    `Requests to ${primary.description.replace(/,.*$/, "")} go to ${chain[0]} first${chain.length > 1 ? `, then to the fallbacks in order: ${list(chain.slice(1))}` : ""}.`,
+    `Requests to ${primary.description.replace(/, .*$/, "")} go to it first${state(primary) ? ` (${state(primary)})` : ""}${chain.length ? `, then to the fallbacks in order: ${list(chain)}` : ""}.`,
     staticAnswer ? `When all of them fail, the client gets ${staticAnswer.description}.` : "There is no static answer at the end: when every backend fails, the client sees the failure.",
     members.some((b) => b.drained) && `Drained now (spec.drain): ${list(members.filter((b) => b.drained).map((b) => b.name))}; they get no new requests until the name leaves spec.drain.`,
     members.some((b) => b.hosts === 0 && !b.drained) && `Without a ready endpoint, so skipped: ${list(members.filter((b) => b.hosts === 0 && !b.drained).map((b) => b.name))}.`,
@@ -66,6 +67,9 @@ export function explain(view: PolicyView): Explanation {
         : `Retries go to the backend that failed (fallbackOnRetry is false): the fallbacks get requests only once ${primary.name} has no healthy host (ejected, failing health checks, or drained).`),
     `Retries wait a random back-off first, below ${list(backoffBounds(ir).map(ms))} for retry ${list(backoffBounds(ir).map((_, i) => String(i + 1)))} (baseInterval ${ms(retry.backoff.baseMs)} doubling, at most maxInterval ${ms(retry.backoff.maxMs)}).`,
   );
+
+  const external = members.filter((b) => b.handling?.length);
+  if (external.length) say("external backends", ...external.map((b) => `${b.name} ${list(b.handling!)}.`));
 
   const primaryScenario = (scenario: Parameters<typeof simulate>[1]) => simulate(view, scenario);
 

@@ -28,6 +28,10 @@ export type BackendView = {
   drained: boolean;
   /** In words: "Service shop/products port 8080, 2 ready endpoints". */
   description: string;
+  /** The part of the description after the reference: "2 ready endpoints", "resolved by DNS". */
+  state?: string;
+  /** What an external backend does to a request on its way: its credential, rewrites. */
+  handling?: string[];
   /** Said when the input lacked what this backend refers to, and the tools assume it is there. */
   assumption?: string;
   static?: { status: number; body: string; headers: [string, string][] };
@@ -107,30 +111,49 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
         const cluster = backendClusterName(ir.key, member++);
         const known = services.has(`${namespace}/${backend.name}`);
         const ref = `Service ${backend.namespace}/${backend.name} port ${backend.port}`;
-        if (!known) {
-          return offline
-            ? { name: backend.name, kind: "Service", position, cluster, hosts: undefined, drained: backend.drained, description: ref, assumption: `${ref} is not in the input: assumed to exist with ready endpoints` }
-            : { name: backend.name, kind: "Service", position, cluster, hosts: 0, drained: backend.drained, description: `${ref} (not found: no endpoints)` };
-        }
-        if (backend.resolution === "DNS") {
-          return { name: backend.name, kind: "Service", position, cluster, hosts: undefined, drained: backend.drained, description: `${ref}, resolved by DNS (${backend.host}:${backend.port})` };
-        }
+        const view = (hosts: number | undefined, state: string | undefined, assumption?: string): BackendView => ({
+          name: backend.name,
+          kind: "Service",
+          position,
+          cluster,
+          hosts,
+          drained: backend.drained,
+          description: state ? `${ref}, ${state}` : ref,
+          ...(state ? { state } : {}),
+          ...(assumption ? { assumption } : {}),
+        });
+        if (!known) return offline ? view(undefined, undefined, `${ref} is not in the input: assumed to exist with ready endpoints`) : view(0, "not found, so no endpoints");
+        if (backend.resolution === "DNS") return view(undefined, `resolved by DNS as ${backend.host}`);
         const n = backend.endpoints.length;
-        return { name: backend.name, kind: "Service", position, cluster, hosts: n, drained: backend.drained, description: `${ref}, ${n} ready endpoint${n === 1 ? "" : "s"}` };
+        return view(n, `${n} ready endpoint${n === 1 ? "" : "s"}`);
       }
       case "External": {
         const cluster = backendClusterName(ir.key, member++);
         const ref = `external ${backend.tls ? "https" : "http"}://${backend.host}:${backend.port}`;
-        const missing = (backend as { auth?: unknown }).auth === "missing";
-        if (missing && !offline && mode.secretsMissing) return { name: backend.host, kind: "External", position, cluster, hosts: 0, drained: backend.drained, description: `${ref} (its credential Secret is missing: left out)` };
+        const auth = (backend as { auth?: { secret: string; header: string; prefix: string } | "missing" }).auth;
+        const rewrite = (backend as { rewrite?: { pathPrefix?: { from: string; to: string }; model?: string } }).rewrite;
+        const forward = (backend as { forwardClientCredentials?: boolean }).forwardClientCredentials;
+        const handling: string[] = [];
+        if (auth && auth !== "missing") {
+          const [, secret, key] = auth.secret.split("/");
+          handling.push(`sends its own credential (Secret ${secret}, key ${key}) in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}`);
+        }
+        if (rewrite?.pathPrefix) handling.push(`rewrites the path prefix ${rewrite.pathPrefix.from} to ${rewrite.pathPrefix.to}`);
+        if (rewrite?.model) handling.push(`sets the "model" of JSON request bodies to ${rewrite.model}`);
+        if (forward === false) handling.push("never gets the client's Authorization, Proxy-Authorization or Cookie headers");
+        else if (forward === true) handling.push("gets the client's own credentials (forwardClientCredentials)");
+        const missing = auth === "missing";
+        const left = missing && !offline && mode.secretsMissing;
         return {
           name: backend.host,
           kind: "External",
           position,
           cluster,
-          hosts: undefined,
+          hosts: left ? 0 : undefined,
           drained: backend.drained,
-          description: ref,
+          description: left ? `${ref}, left out: its credential Secret is missing` : ref,
+          ...(left ? { state: "left out: its credential Secret is missing" } : {}),
+          ...(handling.length ? { handling } : {}),
           ...(missing && offline ? { assumption: `the credential Secret of ${backend.host} is not in the input: assumed to exist` } : {}),
         };
       }

@@ -98,7 +98,7 @@ export function createServer(ctx: ServerContext): McpServer {
     {
       title: "Explain a FallbackPolicy",
       description:
-        "Says in plain words what a FallbackPolicy makes Envoy do, with the policy's own numbers: the order of the backends; what happens when the primary refuses connections, answers 5xx or 429, or is slow; the worst-case time a client waits before each fallback and the static answer answer (tries x per-try timeout + back-off, bounded by the request timeout); when the static answer is served; what outlier detection ejects and for how long; health checks and limits.",
+        "Says in plain words what a FallbackPolicy makes Envoy do, with the policy's own numbers: the order of the backends; what happens when the primary refuses connections, answers 5xx or 429, or is slow; the worst-case time a client waits until each fallback (and the static answer) answers: tries x per-try timeout + back-off, bounded by the request timeout; when the static answer is served; what outlier detection ejects and for how long; health checks and limits.",
       inputSchema: z.object({ yaml: yamlArg, policy: policyArg }),
       annotations: READ_ONLY,
     },

@@ -43,6 +43,15 @@ describe("explain_policy", () => {
     expect(text).toContain("for 5 s the first time");
   });
 
+  it("external backends: their own credential, rewrites, and the client's credentials kept back (examples/ai.yaml)", () => {
+    const x = explain(pickPolicy(parseManifests(readFileSync(join(EXAMPLES_DIR, "ai.yaml"), "utf8")), undefined, { offline: true }));
+    const text = section(x, "external backends");
+    expect(text).toContain("api.openai.example sends its own credential (Secret openai, key api-key) in Authorization");
+    expect(text).toContain('sets the "model" of JSON request bodies to gpt-4o-mini');
+    expect(text).toContain("never gets the client's Authorization, Proxy-Authorization or Cookie headers");
+    expect(JSON.stringify(x)).not.toContain("REPLACE-ME");
+  });
+
   it("every number follows the spec", () => {
     const x = explained({
       retry: { attempts: 3, perTryTimeout: "700ms", backoff: { baseInterval: "40ms", maxInterval: "100ms" } },
