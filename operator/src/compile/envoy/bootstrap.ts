@@ -71,15 +71,18 @@ export const XDS_CLUSTER = "fallback-xds";
  * retries, ejections and health. Envoy's default of every stat of every cluster is some 150
  * per cluster: at 10,000 policies (40,000 clusters) several GB, and most of the time a fresh
  * Envoy takes to apply them (docs/benchmarks.md). Istio keeps a short list by default too.
+ * Every kept stat is also in each stats report to the operator: per cluster, only what is
+ * read (a cluster's membership_degraded and update_success went, 80,000 of a report's 200,000
+ * metric families at 10,000 policies).
  */
 export const KEPT_STATS = {
   prefixes: ["server.", "cluster_manager.", "listener_manager.", "listener.", "http.fallback.", "control_plane.", "runtime.", `cluster.${XDS_CLUSTER}.`],
   clusterSuffixes: [
     "upstream_rq_total", "upstream_rq_2xx", "upstream_rq_4xx", "upstream_rq_5xx", "upstream_rq_timeout",
     "upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_overflow", "upstream_rq_pending_overflow",
-    "upstream_cx_connect_fail", "membership_total", "membership_healthy", "membership_degraded",
+    "upstream_cx_connect_fail", "membership_total", "membership_healthy",
     "outlier_detection.ejections_active", "outlier_detection.ejections_enforced_total",
-    "health_check.healthy", "health_check.failure", "update_success",
+    "health_check.healthy", "health_check.failure",
   ],
 };
 /** Node metadata key: the address this Envoy's listener binds (see fallbackctl bootstrap --listen). */
