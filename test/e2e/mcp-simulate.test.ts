@@ -124,9 +124,10 @@ describe.skipIf(!envoyAvailable())("simulate_failure agrees with a real Envoy", 
           const seen = await request(running.gateway, names);
           sent++;
           expect({ request: sent, answeredBy: seen.answeredBy, status: seen.status }, simulated.text).toEqual({ request: sent, answeredBy: expected.answeredBy, status: expected.status });
-          // Within what the simulator says, give or take the machine's own time.
+          // Within what the simulator says, give or take the machine's own time (a busy machine
+          // adds some; it never takes a per-try timeout away).
           expect(seen.ms, `request ${sent}`).toBeGreaterThanOrEqual(expected.waitMs.min - 5);
-          expect(seen.ms, `request ${sent}`).toBeLessThan(expected.waitMs.max + 250);
+          expect(seen.ms, `request ${sent}`).toBeLessThan(expected.waitMs.max + 1_000);
         }
         // The ejections the simulator puts after this phase: Envoy has made them now, and not before.
         for (const backend of ["products", "products-cache"]) {

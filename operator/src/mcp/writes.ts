@@ -51,7 +51,12 @@ export type DrainChange = {
   event: EventRecord | null;
 };
 
-/** Sets spec.drain of a policy to exactly `backends` ([] undrains every backend). */
+/**
+ * Sets spec.drain of a policy to exactly `backends` ([] undrains every backend). A merge
+ * patch, not a server-side apply: spec.drain is a set-typed list, and an apply can only add
+ * to the names other field managers (kubectl patch, a GitOps tool) put there, never take
+ * theirs out. The read's resourceVersion goes with it, so a change in between is not lost.
+ */
 export async function setDrain(access: WriteAccess, args: { namespace: string; name: string; backends: string[]; reason: string }): Promise<DrainChange> {
   checkAllowed(access, "set_drain");
   const reason = checkReason(args.reason);
