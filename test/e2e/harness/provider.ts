@@ -29,6 +29,8 @@ export type ProviderOptions = {
   tls: { keyFile: string; certFile: string };
   /** Pause between streamed chunks. */
   chunkDelayMs?: number;
+  /** More chunks (".") after the answer's words. */
+  extraChunks?: number;
 };
 
 export async function startProvider(options: ProviderOptions): Promise<Provider> {
@@ -56,7 +58,8 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
         });
       }
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-      const words = content.split(" ");
+      // Long enough to outlast the policy's per-try timeout, at the given pace.
+      const words = [...content.split(" "), ...Array.from({ length: options.extraChunks ?? 0 }, () => ".")];
       let i = 0;
       const next = () => {
         if (i < words.length) {
