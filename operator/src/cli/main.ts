@@ -9,6 +9,7 @@ import { renderBootstrap, renderConfigFiles, toYaml } from "../compile/emit.ts";
 import { toMs } from "../compile/duration.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../compile/envoy/bootstrap.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
+import { problemLine } from "../compile/inputs.ts";
 import { InputError, readObjects } from "./input.ts";
 
 const USAGE = `Usage:
@@ -97,7 +98,9 @@ function hostPort(flag: string, value: string | undefined, fallback: { address: 
 
 function compileFiles(files: string[] | undefined, options: CompileOptions, io: Io) {
   if (!files?.length) throw new UsageError("at least one -f PATH is required");
-  const { snapshot } = snapshotFromObjects(readObjects(files));
+  const { snapshot, problems } = snapshotFromObjects(readObjects(files));
+  // Services, EndpointSlices and Secrets the compiler cannot read: said, left out, and invalid input.
+  for (const problem of problems) io.stderr(problemLine(problem) + "\n");
   const output = compile(snapshot, options);
   let invalid = 0;
   for (const result of output.results) {
@@ -107,7 +110,7 @@ function compileFiles(files: string[] | undefined, options: CompileOptions, io: 
     const notes = result.errors.length ? [] : result.conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
     for (const c of notes) io.stderr(`warning: FallbackPolicy ${result.key}: ${c.type}: ${c.message}\n`);
   }
-  return { output, invalid };
+  return { output, invalid, problems: problems.length };
 }
 
 function bootstrap(args: string[], io: Io): number {
@@ -178,9 +181,9 @@ function mcp(args: string[], io: Io): number {
 
 function validate(args: string[], io: Io): number {
   const flags = parse(args, { filename: { type: "string", short: "f", multiple: true } });
-  const { output, invalid } = compileFiles(flags.filename, defaultOptions, io);
-  io.stdout(`${output.results.length - invalid} valid, ${invalid} invalid FallbackPolicies\n`);
-  return invalid ? 1 : 0;
+  const { output, invalid, problems } = compileFiles(flags.filename, defaultOptions, io);
+  io.stdout(`${output.results.length - invalid} valid, ${invalid} invalid FallbackPolicies${problems ? `; ${problems} problem(s) in other objects` : ""}\n`);
+  return invalid || problems ? 1 : 0;
 }
 
 function render(args: string[], io: Io): number {
@@ -204,9 +207,9 @@ function render(args: string[], io: Io): number {
     configDir: flags["config-dir"] ?? (flags.output ? resolve(flags.output) : defaultOptions.configDir),
     trustedCA: flags["trusted-ca"] ?? defaultOptions.trustedCA,
   };
-  const { output, invalid } = compileFiles(flags.filename, options, io);
+  const { output, invalid, problems } = compileFiles(flags.filename, options, io);
   // Nothing is written for input with errors: a pipeline never ships half a config.
-  if (invalid) return 1;
+  if (invalid || problems) return 1;
 
   const files =
     format === "xds"

@@ -1,5 +1,6 @@
 // What the compiler reads: policies, Services and EndpointSlices, from a cluster's caches or
 // from YAML files. Policies stay raw objects; the compiler validates and defaults them.
+import { inputProblems, type InputProblem } from "./inputs.ts";
 
 export type ObjectRef = { metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> } };
 
@@ -119,17 +120,27 @@ export function endpointSliceInput(object: any): EndpointSlice {
 export const namespaceOf = (o: ObjectRef) => o.metadata.namespace ?? "default";
 export const keyOf = (o: ObjectRef) => `${namespaceOf(o)}/${o.metadata.name}`;
 
-/** Sorts mixed Kubernetes objects into a snapshot; anything else is returned as ignored. */
-export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; ignored: unknown[] } {
+/**
+ * Sorts mixed Kubernetes objects into a snapshot; anything else is returned as ignored. A
+ * Service, EndpointSlice or Secret the compiler cannot use (inputs.ts) is left out, with its
+ * problems. Policies are checked by the compiler itself.
+ */
+export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; ignored: unknown[]; problems: InputProblem[] } {
   const snapshot: Snapshot = { policies: [], services: [], endpointSlices: [], secrets: [] };
   const ignored: unknown[] = [];
+  const problems: InputProblem[] = [];
+  const take = <T>(kind: "Service" | "EndpointSlice" | "Secret", object: unknown, into: T[]) => {
+    const found = inputProblems(kind, object);
+    if (found.length) problems.push(...found);
+    else into.push(object as T);
+  };
   for (const object of objects) {
-    const { apiVersion, kind } = (object ?? {}) as { apiVersion?: string; kind?: string };
+    const { apiVersion, kind } = (typeof object === "object" && object !== null ? object : {}) as { apiVersion?: unknown; kind?: unknown };
     if (kind === "FallbackPolicy") snapshot.policies.push(object);
-    else if (kind === "Service" && apiVersion === "v1") snapshot.services.push(object as Service);
-    else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1") snapshot.endpointSlices.push(object as EndpointSlice);
-    else if (kind === "Secret" && apiVersion === "v1") snapshot.secrets!.push(object as Secret);
+    else if (kind === "Service" && apiVersion === "v1") take("Service", object, snapshot.services);
+    else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1") take("EndpointSlice", object, snapshot.endpointSlices);
+    else if (kind === "Secret" && apiVersion === "v1") take("Secret", object, snapshot.secrets!);
     else ignored.push(object);
   }
-  return { snapshot, ignored };
+  return { snapshot, ignored, problems };
 }
