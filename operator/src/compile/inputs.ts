@@ -2,7 +2,6 @@
 // uses before it uses them. The API server never sends a malformed one, but fallbackctl
 // reads whatever a repository holds: an object it cannot use is reported, naming the object
 // and the field, and left out; the rest compiles (as an invalid policy is isolated).
-import type { EndpointSlice, Secret, Service } from "./snapshot.ts";
 
 export type InputProblem = { object: string; field: string; message: string };
 
@@ -85,5 +84,3 @@ export function inputProblems(kind: "Service" | "EndpointSlice" | "Secret", obje
 
 /** One line per problem: `Service shop/products: spec.ports[0].port: must be an integer from 1 to 65535`. */
 export const problemLine = (p: InputProblem) => `${p.object}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
-
-export type CheckedInputs = { services: Service[]; endpointSlices: EndpointSlice[]; secrets: Secret[]; problems: InputProblem[] };
