@@ -1,35 +1,29 @@
 // Live fallback state, end to end: an Envoy on `fallbackctl bootstrap` pushes its stats to
 // the operator, and the policy says who serves right now. Real API server, real operator,
 // real Envoy, backends in their own processes killed and restarted under load.
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, metric, startOperator, type RunningOperator } from "../harness/operator.ts";
+import { apply, conditionOf, eventually, getJson, kube, metric } from "../harness/operator.ts";
 import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
 import { spawnBackend, type ChildBackend } from "./harness/backend.ts";
 import { sleep } from "./harness/gateway.ts";
 import { startLoad, type Load } from "./harness/load.ts";
-import { startProxy, type Proxy } from "./harness/proxy.ts";
+import { startStack, type Stack } from "./harness/stack.ts";
 
-const dir = join(repoRoot, ".local", `e2e-live-state-${process.pid}`);
 const NS = "shop";
-let cp: ControlPlane;
-let operator: RunningOperator;
-let proxy: Proxy;
+let stack: Stack;
 let products: ChildBackend;
 let productsB: ChildBackend;
 let cache: ChildBackend;
 let load: Load | undefined;
 
-const statusOf = async () => (await getJson(cp.kubeconfigPath, ["fallbackpolicy", "-n", NS, "products"]))!;
+const statusOf = async () => (await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))!;
 const fallbackActive = async () => {
   const p = await statusOf();
   return { ...conditionOf(p, "FallbackActive"), active: p.status?.activeBackend, rv: p.metadata.resourceVersion, backends: p.status?.backends };
 };
 const events = async (reason: string) =>
-  ((await getJson(cp.kubeconfigPath, ["events", "-n", NS, "--field-selector", `involvedObject.name=products,reason=${reason}`]))?.items ?? []) as { message: string }[];
+  ((await getJson(stack.kubeconfig, ["events", "-n", NS, "--field-selector", `involvedObject.name=products,reason=${reason}`]))?.items ?? []) as { message: string }[];
 
 // A killed backend is ejected after a few failures, a restarted one back within seconds.
 const QUICK_EJECTION = { consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "2s", maxEjectionTime: "2s" };
@@ -51,46 +45,31 @@ async function until(reason: string, active: string | undefined, timeoutMs = 20_
 }
 
 beforeAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  cp = await startControlPlane({ dir: join(dir, "controlplane") });
-  const kc = cp.kubeconfigPath;
-  await kube(kc, ["apply", "-f", join(repoRoot, "crds")]);
-  await kube(kc, ["wait", "--for", "condition=Established", "crd/fallbackpolicies.fallback.dev"]);
-  await kube(kc, ["create", "namespace", NS]);
   const { address } = backendAddress();
   [products, productsB, cache] = await Promise.all([
     spawnBackend({ name: "products", host: address }),
     spawnBackend({ name: "products-b", host: address }),
     spawnBackend({ name: "cache", host: address }),
   ]);
-  const xdsPort = await freeLoopbackPort();
-  const listen = await freeLoopbackPort();
-  operator = await startOperator({
-    kubeconfig: kc,
-    configNamespace: "fallback-system",
-    args: ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${listen}`],
+  // The stack's Envoy reports at the default stats interval (5 s): what a user runs.
+  stack = await startStack({
+    name: "live-state",
+    namespaces: [NS],
+    objects: [
+      service(NS, "products", 8080),
+      endpointSlice(NS, "products", [products.host], products.port),
+      service(NS, "cache", 8080),
+      endpointSlice(NS, "cache", [cache.host], cache.port),
+      productsPolicy(),
+    ],
   });
-  await apply(kc, [
-    service(NS, "products", 8080),
-    endpointSlice(NS, "products", [products.host], products.port),
-    service(NS, "cache", 8080),
-    endpointSlice(NS, "cache", [cache.host], cache.port),
-    productsPolicy(),
-  ]);
-  // The default stats interval (5 s): what a user runs.
-  proxy = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId: "gateway", listen });
-  load = startLoad({ url: proxy.url, host: "products.shop:8080", rate: 100, maxDurationMs: 600_000 });
+  load = startLoad({ url: stack.proxy.url, host: "products.shop:8080", rate: 100, maxDurationMs: 600_000 });
 }, 120_000);
 
 afterAll(async () => {
-  if (process.env.DEBUG_E2E) console.log(operator?.output().slice(-5000));
   await load?.stop();
-  await proxy?.stop();
-  await operator?.stop();
+  await stack?.stop();
   await Promise.all([products, productsB, cache].map((b) => b?.close()));
-  await cp?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("who serves, from the Envoys' own stats", () => {
@@ -110,11 +89,11 @@ describe("who serves, from the Envoys' own stats", () => {
     const failedOver = await eventually("a FailedOver Event", async () => (await events("FailedOver"))[0]);
     expect(failedOver.message).toMatch(/^products -> cache \(PrimaryUnavailable\)/);
     const labels = { namespace: NS, policy: "products" };
-    expect(await metric(operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "cache" })).toBe(1);
-    expect(await metric(operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "products" })).toBe(0);
-    expect(await metric(operator.metricsUrl, "fallback_failovers_total", labels)).toBe(1);
-    expect(await metric(operator.metricsUrl, "fallback_backend_healthy_endpoints", { ...labels, backend: "products" })).toBe(0);
-    expect(await metric(operator.metricsUrl, "fallback_backend_requests_total", { ...labels, backend: "cache" })).toBeGreaterThan(0);
+    expect(await metric(stack.operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "cache" })).toBe(1);
+    expect(await metric(stack.operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "products" })).toBe(0);
+    expect(await metric(stack.operator.metricsUrl, "fallback_failovers_total", labels)).toBe(1);
+    expect(await metric(stack.operator.metricsUrl, "fallback_backend_healthy_endpoints", { ...labels, backend: "products" })).toBe(0);
+    expect(await metric(stack.operator.metricsUrl, "fallback_backend_requests_total", { ...labels, backend: "cache" })).toBeGreaterThan(0);
   });
 
   it("primary back: Recovered", async () => {
@@ -136,9 +115,9 @@ describe("who serves, from the Envoys' own stats", () => {
     // A second primary endpoint, dead: once ejected the primary is half healthy, and
     // Envoy sends it 50% x 1.4 = 70% of new requests, the cache the rest.
     // Ejected for long enough that the dead endpoint does not come back in mid-measure.
-    await apply(cp.kubeconfigPath, [productsPolicy({ consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "60s", maxEjectionTime: "60s" })]);
+    await apply(stack.kubeconfig, [productsPolicy({ consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "60s", maxEjectionTime: "60s" })]);
     await productsB.kill();
-    await apply(cp.kubeconfigPath, [endpointSlice(NS, "products", [productsB.host], productsB.port, "b")]);
+    await apply(stack.kubeconfig, [endpointSlice(NS, "products", [productsB.host], productsB.port, "b")]);
     await eventually("the status says 70/30", async () => (await fallbackActive()).message?.includes("products 70%, cache 30%"), 30_000);
     await sleep(1_000);
     const from = load!.now();
@@ -148,7 +127,7 @@ describe("who serves, from the Envoys' own stats", () => {
     console.log(`[live state] half-healthy primary: ${Math.round(share * 100)}% of ${seen.length} requests to it (derived 70%)`);
     expect(share).toBeGreaterThan(0.65);
     expect(share).toBeLessThan(0.75);
-    await kube(cp.kubeconfigPath, ["delete", "endpointslice", "-n", NS, "products-b"]);
+    await kube(stack.kubeconfig, ["delete", "endpointslice", "-n", NS, "products-b"]);
     await until("PrimaryServing", "products");
     await eventually("the primary takes everything again", async () => (await fallbackActive()).message?.includes("(new requests: products 100%)"), 30_000);
   });
