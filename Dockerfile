@@ -36,5 +36,5 @@ COPY --chown=0:0 operator/ ./operator/
 # numeric user so runAsNonRoot can verify it without a passwd lookup.
 USER 10001:10001
 EXPOSE 8080 8081
-# The Node.js flags are the bin's shebang's (see there why).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=20", "--v8-pool-size=2", "operator/bin/fallback-operator.ts"]
+# No Node.js flags here: the bin relaunches itself with its own (operator/bin/node-flags.ts).
+ENTRYPOINT ["node", "operator/bin/fallback-operator.ts"]

@@ -13,10 +13,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { compile } from "../operator/src/compile/compile.ts";
-import { renderBootstrap, renderConfigFiles } from "../operator/src/compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../operator/src/compile/config-files.ts";
 import { defaultOptions, type EndpointSlice, type Service, type Snapshot } from "../operator/src/compile/snapshot.ts";
 import { CONFIGMAP_LIMIT_BYTES } from "../operator/src/controller/configmap.ts";
-import { nodeFlagsOf } from "../test/support/bins.ts";
+import { FALLBACKCTL_NODE_FLAGS } from "../operator/bin/node-flags.ts";
 
 export const SIZES = [1_000, 10_000];
 const RUNS = 3;
@@ -138,12 +138,11 @@ export function measure(n: number, warm = true): ChildReport {
 }
 
 const execFileAsync = promisify(execFile);
-// Children run with fallbackctl's own Node.js flags, so the peak is the one it would have.
-const FALLBACKCTL = new URL("../operator/bin/fallbackctl.ts", import.meta.url).pathname;
 
 /** Runs `node bench/compile.ts --child N` (with --cold unless `warm`) and returns its report. */
 export async function measureInChild(n: number, warm = true): Promise<ChildReport> {
-  const args = [...nodeFlagsOf(FALLBACKCTL), "--expose-gc", import.meta.filename, "--child", String(n), ...(warm ? [] : ["--cold"])];
+  // fallbackctl's own Node.js flags, so the peak is the one a `fallbackctl render` would have.
+  const args = [...FALLBACKCTL_NODE_FLAGS, "--expose-gc", import.meta.filename, "--child", String(n), ...(warm ? [] : ["--cold"])];
   const { stdout } = await execFileAsync(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
   return JSON.parse(stdout) as ChildReport;
 }

@@ -14,7 +14,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseAllDocuments, type Scalar } from "yaml";
-import { nodeFlagsOf } from "../test/support/bins.ts";
 import { spawnBackend, type ChildBackend } from "../test/e2e/harness/backend.ts";
 import { ENVOY_BIN } from "../test/e2e/harness/envoy.ts";
 import { send } from "../test/e2e/harness/load.ts";
@@ -207,7 +206,7 @@ async function startOperator(): Promise<void> {
   tell("It writes no ConfigMap: an Envoy on a mounted ConfigMap sees a change after the kubelet's sync, 60-90 s;");
   tell("over xDS a change is live in under a second (the step \"a live change\" below measures it).");
   command([rel(OPERATOR), ...flags], `> ${rel(OPERATOR_LOG)} 2>&1 &`);
-  operator = startLogged("operator", process.execPath, [...nodeFlagsOf(OPERATOR), OPERATOR, ...flags], OPERATOR_LOG);
+  operator = startLogged("operator", process.execPath, [OPERATOR, ...flags], OPERATOR_LOG);
   supervisor!.track("operator", operator.pid);
   supervisor!.onCleanup("the operator", () => operator!.stop(15_000));
   void operator.exited.then(() => {

@@ -3,7 +3,6 @@
 // interface's /ready says so (Envoy has its first config from the operator).
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
-import { nodeFlagsOf } from "../../test/support/bins.ts";
 import { ENVOY_BIN, waitForEnvoyReady } from "../../test/e2e/harness/envoy.ts";
 import { startLogged, type Managed } from "./processes.ts";
 
@@ -12,7 +11,7 @@ export const FALLBACKCTL = resolve(import.meta.dirname, "../../operator/bin/fall
 /** `fallbackctl bootstrap ARGS`: the bootstrap YAML it prints; throws with its stderr. */
 export function fallbackctlBootstrap(args: string[]): Promise<string> {
   return new Promise((done, fail) => {
-    execFile(process.execPath, [...nodeFlagsOf(FALLBACKCTL), FALLBACKCTL, "bootstrap", ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [FALLBACKCTL, "bootstrap", ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) fail(new Error(`fallbackctl bootstrap: ${stderr.trim() || error.message}`));
       else done(stdout);
     });

@@ -3,7 +3,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { nodeFlagsOf } from "../support/bins.ts";
 import { freePort, kubectl, repoRoot } from "./controlplane.ts";
 
 export const operatorBin = join(repoRoot, "operator/bin/fallback-operator.ts");
@@ -51,7 +50,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     ...(options.leaderElect ? ["--leader-elect"] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, [...nodeFlagsOf(operatorBin), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (s: string) => (output += s));
   child.stderr!.setEncoding("utf8").on("data", (s: string) => (output += s));

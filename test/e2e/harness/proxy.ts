@@ -3,7 +3,6 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { nodeFlagsOf } from "../../support/bins.ts";
 import { repoRoot } from "../../harness/controlplane.ts";
 import { freePort } from "./backend.ts";
 import { startEnvoy, type Envoy } from "./envoy.ts";
@@ -39,7 +38,7 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
     ...(options.sotw ? ["--sotw"] : []),
     ...(options.args ?? []),
   ];
-  const run = spawnSync(process.execPath, [...nodeFlagsOf(fallbackctl), fallbackctl, ...args], { encoding: "utf8" });
+  const run = spawnSync(process.execPath, [fallbackctl, ...args], { encoding: "utf8" });
   if (run.status !== 0) throw new Error(`fallbackctl ${args.join(" ")}: ${run.stderr}`);
   const file = join(options.dir, `${options.nodeId}.yaml`);
   writeFileSync(file, run.stdout);

@@ -13,7 +13,6 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { createTestNamespace, freePort, kubectl, repoRoot } from "../../harness/controlplane.ts";
-import { nodeFlagsOf } from "../../support/bins.ts";
 import { chartDir, getObject, helm, kube, shopObjects, tokenKubeconfig } from "./helm.ts";
 
 const kubeconfig = inject("kubeconfig");
@@ -116,7 +115,7 @@ describe.skipIf(!existsSync(operatorBin) || !existsSync(ENVOY))("the chart's xDS
       : a.startsWith("--metrics-addr=") ? `--metrics-addr=127.0.0.1:${ports.metrics}`
       : a.startsWith("--xds-addr=") ? `--xds-addr=127.0.0.1:${ports.xds}`
       : a.replace(`${CERT_DIR}/`, `${serverDir}/`));
-    operator = run(process.execPath, [...nodeFlagsOf(operatorBin), operatorBin, "--kubeconfig", saKubeconfig, ...args],
+    operator = run(process.execPath, [operatorBin, "--kubeconfig", saKubeconfig, ...args],
       { ...process.env, KUBECONFIG: saKubeconfig, POD_NAME: `${full}-0`, POD_NAMESPACE: ns });
     await until("the operator's /readyz", async () => ((await fetch(`http://127.0.0.1:${ports.health}/readyz`)).ok ? true : undefined), 60_000)
       .catch((error) => { throw new Error(`${error}\n--- operator log ---\n${operator!.log()}`); });

@@ -5,7 +5,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { nodeFlagsOf } from "../../support/bins.ts";
 import { repoRoot } from "../../harness/controlplane.ts";
 
 export const fallbackctlBin = join(repoRoot, "operator/bin/fallbackctl.ts");
@@ -27,7 +26,7 @@ export type SessionOptions = {
   negotiation?: "legacy" | "auto";
 };
 
-const command = (args: string[]) => [...nodeFlagsOf(fallbackctlBin), fallbackctlBin, "mcp", ...args];
+const command = (args: string[]) => [fallbackctlBin, "mcp", ...args];
 const newClient = (negotiation: SessionOptions["negotiation"]) =>
   new Client({ name: "fallback-operator-tests", version: "1.0.0" }, negotiation === "auto" ? { versionNegotiation: { mode: "auto" } } : {});
 

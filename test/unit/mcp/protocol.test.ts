@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeFlagsOf } from "../../support/bins.ts";
 import { EXAMPLES_DIR } from "../../support/fixtures.ts";
 import { call, fallbackctlBin, httpSession, OFFLINE, stdioSession, type Session } from "../../integration/mcp/harness.ts";
 
@@ -147,7 +146,7 @@ describe("fallbackctl mcp over Streamable HTTP: the endpoint itself", () => {
 });
 
 describe("fallbackctl mcp: the command line", () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [...nodeFlagsOf(fallbackctlBin), fallbackctlBin, "mcp", ...args], { encoding: "utf8", timeout: 30_000, input: "" });
+  const run = (...args: string[]) => spawnSync(process.execPath, [fallbackctlBin, "mcp", ...args], { encoding: "utf8", timeout: 30_000, input: "" });
 
   it("--allow-writes without --kubeconfig, and a malformed --http, are usage errors", () => {
     const writes = run("--allow-writes");
