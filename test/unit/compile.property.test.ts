@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { validatePolicy } from "../../operator/src/api/validate.ts";
 import { Compiler, compile } from "../../operator/src/compile/compile.ts";
-import { TextCache, renderBootstrap, renderConfigFiles } from "../../operator/src/compile/emit.ts";
+import { TextCache, renderBootstrap, renderConfigFiles } from "../../operator/src/compile/config-files.ts";
 import { defaultOptions } from "../../operator/src/compile/snapshot.ts";
 import { envoyValidate } from "../support/envoy.ts";
 

@@ -2,7 +2,7 @@
 // serviceInput, endpointSliceInput) is all the compiler reads: the same output either way.
 import { describe, expect, it } from "vitest";
 import { compile } from "../../operator/src/compile/compile.ts";
-import { renderBootstrap } from "../../operator/src/compile/emit.ts";
+import { renderBootstrap } from "../../operator/src/compile/config-files.ts";
 import { defaultOptions, endpointSliceInput, serviceInput, snapshotFromObjects } from "../../operator/src/compile/snapshot.ts";
 import { caseNames, readCase, readManifests } from "../golden/golden.ts";
 

@@ -5,11 +5,12 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { crdYaml } from "../api/crd.ts";
 import { compile } from "../compile/compile.ts";
-import { renderBootstrap, renderConfigFiles, toYaml } from "../compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../compile/config-files.ts";
 import { toMs } from "../compile/duration.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../compile/envoy/bootstrap.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { problemLine } from "../compile/inputs.ts";
+import { toYaml } from "../compile/yaml.ts";
 import { InputError, readObjects } from "./input.ts";
 
 const USAGE = `Usage:

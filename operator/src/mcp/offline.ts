@@ -3,7 +3,7 @@
 // options) and with their words, plus the same findings as data.
 import { validatePolicy } from "../api/validate.ts";
 import { compile, type CompileOutput } from "../compile/compile.ts";
-import { renderBootstrap } from "../compile/emit.ts";
+import { renderBootstrap } from "../compile/config-files.ts";
 import { RESOURCE_TYPES } from "../compile/envoy/types.ts";
 import type { ConditionResult } from "../compile/results.ts";
 import { defaultOptions, keyOf, snapshotFromObjects } from "../compile/snapshot.ts";

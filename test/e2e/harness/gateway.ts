@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile, type CompileOutput } from "../../../operator/src/compile/compile.ts";
-import { renderBootstrap, renderConfigFiles } from "../../../operator/src/compile/emit.ts";
+import { renderBootstrap, renderConfigFiles } from "../../../operator/src/compile/config-files.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
 import { freePort } from "./backend.ts";
 import { ConfigMapVolume } from "./configmap-volume.ts";

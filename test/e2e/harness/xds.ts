@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Compiler } from "../../../operator/src/compile/compile.ts";
-import { toYaml } from "../../../operator/src/compile/emit.ts";
+import { toYaml } from "../../../operator/src/compile/yaml.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../../../operator/src/compile/envoy/bootstrap.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
 import { Metrics, createLogger } from "../../../operator/src/kopf/index.ts";

@@ -1,14 +1,8 @@
-// Envoy resources -> text. Same input, same bytes: objects are built in a fixed order and
-// policies sorted by key, so the output diffs cleanly in GitOps.
-import { createHash } from "node:crypto";
+// JSON-like data -> YAML 1.1 text: the block-style documents people read (bootstrap.yaml,
+// fallbackctl's output, the golden cases), and the JSON text that the config files hold,
+// made safe for a YAML reader.
 import { stringify } from "yaml";
-import { CONFIG_FILES, fileBootstrap, staticBootstrap } from "./envoy/bootstrap.ts";
-import { inlinedConfig, inlinedValue } from "./envoy/files.ts";
-import { TYPE, type Resources, type VirtualHost } from "./envoy/types.ts";
-import type { CompileOptions } from "./snapshot.ts";
 
-// ---- YAML ------------------------------------------------------------------------------
-//
 // Envoy reads YAML 1.1, where a bare yes, no, on, off, y or n is a boolean, 0x1f or 1:30 a
 // number, and so on: every string that could be read as anything but itself is quoted.
 //
@@ -18,7 +12,7 @@ import type { CompileOptions } from "./snapshot.ts";
 // and writes what `yaml` would for it (version 1.1, lineWidth 0), except that it quotes some
 // strings `yaml` would leave plain (and writes multi-line strings double-quoted, not as
 // block scalars). Anything else (Dates, Maps, BigInts, keys over 1024 characters, cycles...)
-// goes to the `yaml` package instead. test/unit/emit.test.ts parses the output back as
+// goes to the `yaml` package instead. test/unit/yaml.test.ts parses the output back as
 // YAML 1.1 and checks it equals the input.
 
 /** Writes a JSON-like value as a YAML 1.1 document in block style, ending in a newline. */
@@ -234,127 +228,5 @@ function yamlSafeJson(json: string): string {
   return json.replace(NOT_YAML_PRINTABLE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-// ---- Envoy files -----------------------------------------------------------------------
-
-export function renderBootstrap(resources: Resources, options: CompileOptions): string {
-  return toYaml(staticBootstrap(resources, options));
-}
-
-/**
- * The JSON text of resources (and of policies' virtual hosts), remembered while
- * their source is the very same object. The operator renders mostly the same resources
- * from one sync to the next; a one-off render (fallbackctl) has no use for one.
- */
-export class TextCache {
-  private readonly texts = new WeakMap<object, Map<string, string>>();
-
-  text<T extends { source: object }>(item: T, key: string, valueOf: (item: T) => object): string {
-    let byKey = this.texts.get(item.source);
-    let text = byKey?.get(key);
-    if (text === undefined) {
-      text = jsonText(valueOf(item));
-      if (!byKey) this.texts.set(item.source, (byKey = new Map()));
-      byKey.set(key, text);
-    }
-    return text;
-  }
-}
-
-/**
- * The file-based config Envoy loads from the ConfigMap, and the hash of its content (which
- * names the config in status).
- *
- * bootstrap.yaml is block YAML, for people. cds.yaml and lds.yaml are for Envoy and for
- * diffs: a resource per line, written as JSON, which YAML reads as a flow mapping, and the
- * listener a line per virtual host, so a policy's change is a one-line diff. JSON.stringify
- * is native: several times faster than any YAML emitter in JavaScript, and the files are
- * 40 % smaller than block YAML.
- *
- * The hash covers every file's name and text but the version_info lines, which are its
- * first 16 digits: it changes exactly when the content does.
- */
-export function renderConfigFiles(resources: Resources, options: CompileOptions, cache?: TextCache): { files: Record<string, string>; hash: string } {
-  const bootstrap = toYaml(fileBootstrap(options));
-  const sha = createHash("sha256").update(`${CONFIG_FILES.bootstrap}\n${bootstrap}\n`);
-  const config = inlinedConfig(resources, options.listen);
-  // The key tells apart what one source makes: a policy's clusters and its virtual host.
-  const textOf = <T extends { source: object }>(item: T, key: string, valueOf: (item: T) => object) =>
-    cache ? cache.text(item, key, valueOf) : jsonText(valueOf(item));
-
-  const clusters = new FileBody(sha, CONFIG_FILES.clusters);
-  for (const cluster of config.clusters) clusters.add(withType(TYPE.cluster, textOf(cluster, `cluster ${cluster.name}`, inlinedValue)), "\n");
-  clusters.finish();
-
-  // The one listener, with a line per virtual host, indented so that YAML reads the lines
-  // as one flow mapping.
-  const listeners = new FileBody(sha, CONFIG_FILES.listeners);
-  const [before, after] = splitAtVirtualHosts(jsonText(config.listener([])));
-  listeners.add(withType(TYPE.listener, before));
-  config.virtualHosts.forEach((host, i) => listeners.add(i ? ",\n    " : "[\n    ", textOf(host, `virtual host ${host.owner}`, valueOfPart)));
-  listeners.add(config.virtualHosts.length ? "\n  ]" : "[]", after, "\n");
-  for (const internal of config.internalListeners) listeners.add(withType(TYPE.listener, textOf(internal, `listener ${internal.name}`, inlinedValue)), "\n");
-  listeners.finish();
-
-  const hash = sha.digest("hex");
-  const head = `version_info: "${hash.slice(0, 16)}"\nresources:`;
-  // Each file is joined once, head and all: at 10,000 policies lds.yaml is ~35 MB, and a
-  // body joined first and prefixed after would be copied twice.
-  const files: Record<string, string> = { [CONFIG_FILES.bootstrap]: bootstrap };
-  for (const body of [clusters, listeners]) files[body.file] = body.done.length ? [head, "\n", ...body.done].join("") : `${head} []\n`;
-  return { files, hash: `sha256:${hash}` };
-}
-
-/**
- * A file's text after its head, collected a few thousand pieces at a time and hashed as it
- * goes: short-lived pieces cost the garbage collector little, unlike tens of thousands kept
- * to the end.
- */
-class FileBody {
-  readonly file: string;
-  /** The text, once finished. */
-  readonly done: string[] = [];
-  private readonly sha: ReturnType<typeof createHash>;
-  private pieces: string[] = [];
-
-  constructor(sha: ReturnType<typeof createHash>, file: string) {
-    this.sha = sha;
-    this.file = file;
-    sha.update(`${file}\n`);
-  }
-
-  add(...pieces: string[]): void {
-    this.pieces.push(...pieces);
-    if (this.pieces.length >= PIECES_PER_CHUNK) this.finish();
-  }
-
-  /** Hashes and keeps what was added so far (every file's text is hashed in turn). */
-  finish(): void {
-    if (!this.pieces.length) return;
-    const chunk = this.pieces.join("");
-    this.sha.update(chunk);
-    this.done.push(chunk);
-    this.pieces = [];
-  }
-}
-
-const valueOfPart = (host: VirtualHost) => host.value();
-
-/** JSON text YAML can read as it is (see NOT_YAML_PRINTABLE). */
-const jsonText = (value: object) => yamlSafeJson(JSON.stringify(value));
-
-/** `- {"@type":"…",…}`: a resource's line, its type first; `json` is the rest of its object's text. */
-function withType(type: string, json: string): string {
-  const head = `- {"@type":${JSON.stringify(type)}`; // type URLs are ASCII: YAML-safe
-  return json === "{}" ? `${head}}` : `${head},${json.slice(1)}`;
-}
-
-/** The listener's JSON around its (empty) list of virtual hosts, which goes between. */
-function splitAtVirtualHosts(json: string): [string, string] {
-  const at = json.indexOf(VIRTUAL_HOSTS_EMPTY);
-  if (at < 0 || json.indexOf(VIRTUAL_HOSTS_EMPTY, at + 1) >= 0) throw new Error("the listener must hold exactly one list of virtual hosts");
-  return [json.slice(0, at + VIRTUAL_HOSTS_OPEN.length), json.slice(at + VIRTUAL_HOSTS_EMPTY.length)];
-}
-
-const VIRTUAL_HOSTS_OPEN = '"virtual_hosts":';
-const VIRTUAL_HOSTS_EMPTY = `${VIRTUAL_HOSTS_OPEN}[]`;
-const PIECES_PER_CHUNK = 4000;
+/** JSON.stringify's text of `value`, which a YAML 1.1 reader reads back as the same value. */
+export const jsonText = (value: unknown): string => yamlSafeJson(JSON.stringify(value));
