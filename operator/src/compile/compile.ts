@@ -61,6 +61,15 @@ export class Compiler {
     this.options = options;
   }
 
+  /**
+   * The programmed policies' IRs of the last compile, in key order: the stage between
+   * resolving and Envoy resources, read back so the golden tests can show it on its own.
+   * Not to be modified (later compiles hand the same objects out again).
+   */
+  get irs(): readonly PolicyIR[] {
+    return this.last?.irs ?? [];
+  }
+
   compile(snapshot: Snapshot): CompileOutput {
     const quick = this.inPlace(snapshot);
     if (quick) return quick;
