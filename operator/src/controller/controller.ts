@@ -1,15 +1,16 @@
 // The FallbackPolicy controller: the whole cluster state in; the Envoy config out to its
 // sinks (the xDS server, a ConfigMap), and every policy's status.
 //
-//   any change to policies, Services, EndpointSlices (or the ConfigMap), or an Envoy's answer
-//     -> one queued "sync" (a burst of changes coalesces into one run)
+//   any change to policies, Services, EndpointSlices (or the ConfigMap)
+//     -> the "sync" handler (the framework coalesces a burst of changes into one run)
 //     -> compile(snapshot) -> resources
 //     -> the xDS server serves them (every replica: an Envoy may stream from any)
 //     -> the leader writes the ConfigMap if it differs (or keeps the last good one if too
 //        large), at most once per minWriteIntervalMs
-//     -> the leader patches the status of each policy whose status differs (what compile
-//        said, joined with what the sinks say: written, acknowledged, rejected), with an
-//        Event on a change of readiness
+//     -> the "status" handler (leader only; also after an Envoy's answer): patches the
+//        status of each policy whose status differs (what compile said, joined with what
+//        the sinks say: written, acknowledged, rejected), with an Event on a change of
+//        readiness
 //
 //   the Envoys' stats reports (over xDS) -> every second, each policy's live view (who
 //     serves, live.ts), adopted at most once per 10 s -> a status pass for the changed ones,
@@ -19,19 +20,18 @@
 // restart or a failed write is healed by the next sync.
 import { Counter, Gauge } from "prom-client";
 import { Compiler } from "../compile/compile.ts";
-import { TextCache, renderConfigFiles } from "../compile/emit.ts";
+import { TextCache, renderConfigFiles } from "../compile/config-files.ts";
 import { backendClusterName, type Resources } from "../compile/envoy/types.ts";
 import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
   HttpMethod,
-  KeyedBackoff,
-  WorkQueue,
-  describeError,
   isNotFound,
   objectKey,
+  patchStatus,
   resourcePath,
   statusMatches,
+  type Handler,
   type KubeObject,
   type Operator,
   type Store,
@@ -66,11 +66,6 @@ export type FallbackControllerOptions = {
   minWriteIntervalMs?: number;
 };
 
-/** The queue's two keys: a sync serves the config, a status pass writes statuses. */
-const SYNC = "sync";
-const STATUS = "status";
-/** How long our own ConfigMap write may take to reach the cache before we stop assuming it. */
-const PENDING_WRITE_MS = 5_000;
 const MIN_WRITE_INTERVAL_MS = 2_000;
 /** How often the live state is worked out again from the Envoys' latest reports. */
 const LIVE_TICK_MS = 1_000;
@@ -86,11 +81,10 @@ export class FallbackController {
   private readonly endpointSlices: Store;
   private readonly secrets: Store | undefined;
   private readonly configMaps: Store | undefined;
-  private readonly queue: WorkQueue<string>;
-  /** Status written but not yet seen in the cache: by key, the resourceVersion it replaced, and the status. */
-  private readonly pendingStatus = new Map<string, { before: string | undefined; status: unknown }>();
-  /** Likewise the ConfigMap we last wrote, until the cache has it. */
-  private pendingConfig: { before: string | undefined; written: KubeObject; at: number } | undefined;
+  /** Compiles and serves the config (every replica with an xDS server, else the leader). */
+  private readonly syncs: Handler;
+  /** Writes the statuses (the leader). The two run side by side: a status pass never holds back a change. */
+  private readonly statuses: Handler;
   /**
    * Per policy object: the compile result and delivery (the sinks' word, as a string) its
    * status was last found to match. While the object and the result are the very same and
@@ -106,8 +100,6 @@ export class FallbackController {
   private tooLarge = false;
   /** When the last ConfigMap write finished (performance.now()). */
   private lastWriteAt = -Infinity;
-  /** Resolves when stop() is called, to end a wait for the caches. */
-  private readonly stopped = Promise.withResolvers<void>();
   private readonly writes: Counter;
   private readonly configBytes: Gauge;
   private readonly policyGauge: Gauge;
@@ -125,32 +117,29 @@ export class FallbackController {
     this.options = options;
     this.compiler = new Compiler(options.compile);
     const ns = options.watchNamespace;
-    const onChange = () => this.queue.add(SYNC);
-    // Sync right away on the first change; the queue coalesces whatever arrives meanwhile.
-    // With an xDS server every replica compiles, so that each can serve its Envoys.
-    const watch = { onChange, debounceMs: 5, leaderOnly: !options.xds };
-    this.policies = op.watch(inNamespace(POLICIES, ns), watch);
-    this.services = op.watch(inNamespace(SERVICES, ns), watch);
-    this.endpointSlices = op.watch(inNamespace(ENDPOINT_SLICES, ns), watch);
-    this.secrets = options.credentials === false ? undefined : op.watch(inNamespace(SECRETS, ns), watch);
     const configMap = options.configMap;
-    this.configMaps = configMap && op.watch({ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }, watch);
+    const watches = [
+      inNamespace(POLICIES, ns),
+      inNamespace(SERVICES, ns),
+      inNamespace(ENDPOINT_SLICES, ns),
+      ...(options.credentials === false ? [] : [inNamespace(SECRETS, ns)]),
+      ...(configMap ? [{ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }] : []),
+    ];
+    const [policies, services, endpointSlices, ...rest] = watches.map((r) => op.watch(r));
+    this.policies = policies!;
+    this.services = services!;
+    this.endpointSlices = endpointSlices!;
+    this.secrets = options.credentials === false ? undefined : rest.shift();
+    this.configMaps = rest.shift();
+    const retryBackoff = { baseMs: 200, maxMs: 30_000, jitter: 0.1 };
+    // Sync right away on the first change; the framework coalesces whatever arrives meanwhile.
+    // With an xDS server every replica compiles, so that each can serve its Envoys.
+    this.syncs = op.handler("fallbackpolicy-sync", () => this.sync(), { watches, debounceMs: 5, leaderOnly: !options.xds, retryBackoff });
+    // A status pass can take long (an Envoy connecting changes every policy's
+    // status.proxies: 10,000 writes), hence a handler of its own beside the sync.
+    this.statuses = op.handler("fallbackpolicy-status", () => this.writeAllStatuses(), { retryBackoff });
     // What the Envoys answer changes statuses: the leader works them out again.
-    options.xds?.onFeedback(() => this.op.isLeader && this.queue.add(STATUS));
-    this.queue = new WorkQueue<string>({
-      name: "fallbackpolicy-config",
-      process: async (key) => {
-        if (key === SYNC) await this.sync();
-        else await this.writeAllStatuses();
-        this.queue.forget(key); // a success resets the backoff, or every later failure waits longer
-      },
-      // A status pass can take long (an Envoy connecting changes every policy's
-      // status.proxies: 10,000 writes): it must never hold back serving a change.
-      concurrency: 2,
-      rateLimiter: new KeyedBackoff({ baseMs: 200, maxMs: 30_000, jitter: 0.1 }),
-      metrics: op.metrics,
-      onError: (_key, err) => op.logger.warn({ err: describeError(err) }, "sync failed; retrying with backoff"),
-    });
+    options.xds?.onFeedback(() => this.statuses.run());
     const registers = [op.metrics.registry];
     this.writes = new Counter({
       name: "fallback_config_writes_total",
@@ -184,10 +173,9 @@ export class FallbackController {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stops the live-state timer; the framework stops the handlers (Operator.stop). */
+  stop(): void {
     clearInterval(this.liveTimer);
-    this.stopped.resolve();
-    await this.queue.shutdown({ drain: false });
   }
 
   /** What the sinks said at the last sync, for the status passes after it. */
@@ -196,12 +184,6 @@ export class FallbackController {
   /** One pass: compile everything, serve it, write the config; then statuses are due. */
   private async sync(): Promise<void> {
     const xds = this.options.xds;
-    if (!this.op.isLeader && !xds) return;
-    // Each watch triggers a sync once its own cache is filled. Compiling before all are
-    // would, e.g. with policies listed and Services not yet, drop policies from the config
-    // and flip their statuses for a moment. The last cache to fill syncs again.
-    const synced = await Promise.race([this.op.whenSynced().then(() => true), this.stopped.promise.then(() => false)]);
-    if (!synced) return;
     const started = performance.now();
     const policies = this.policies.list();
     const { results, resources, reused } = this.compiled(policies);
@@ -218,7 +200,7 @@ export class FallbackController {
       if (outcome !== "deferred") configWrite = outcome.ms;
     }
     const done = performance.now();
-    this.queue.add(STATUS);
+    this.statuses.run();
     // Where a sync's time goes, for profiling: compile, xDS publish, ConfigMap.
     this.op.logger.debug(
       {
@@ -235,7 +217,7 @@ export class FallbackController {
 
   /** A status pass: every policy's status from the last compile and what the sinks say now. */
   private async writeAllStatuses(): Promise<void> {
-    if (!this.op.isLeader || !this.lastCompile || this.delivered === "deferred") return;
+    if (!this.lastCompile || this.delivered === "deferred") return;
     const started = performance.now();
     const { notWritten } = this.delivered;
     const xds = this.options.xds;
@@ -277,7 +259,7 @@ export class FallbackController {
     this.live.retain(live);
     if (changed) {
       this.op.logger.debug({ policies: changed }, "live state changed");
-      this.queue.add(STATUS);
+      this.statuses.run();
     }
   }
 
@@ -345,7 +327,7 @@ export class FallbackController {
         notWritten: {
           reason: "ConfigTooLarge",
           // No byte count here: it changes with almost any edit, and every policy left out
-          // would get a new status each time (at 1,000 policies, 900 status writes, ~6 s).
+          // would get a new status (a write each) every time.
           message: `The Envoy config would be over the ConfigMap limit of ${limit} bytes (its size is the fallback_config_bytes metric); Envoy keeps the last config that fitted.`,
         },
         ms: 0,
@@ -353,13 +335,13 @@ export class FallbackController {
     }
     if (this.tooLarge) this.op.logger.info({ bytes: size, limit }, "config fits the ConfigMap again");
     this.tooLarge = false;
-    const existing = this.latestConfigMap(this.configMaps!.getByName(ref.namespace, ref.name));
+    const existing = this.configMaps!.getByName(ref.namespace, ref.name);
     if (holds(existing, files, hash)) return { ms: 0 };
     const wait = this.lastWriteAt + (this.options.minWriteIntervalMs ?? MIN_WRITE_INTERVAL_MS) - performance.now();
     if (wait > 0) {
       // Too soon after the last write: sync again when it is due. The statuses wait
       // too, since Programmed and Ready must not claim a config not yet written.
-      this.queue.addAfter(SYNC, Math.ceil(wait));
+      this.syncs.runAfter(Math.ceil(wait));
       this.op.logger.debug({ waitMs: Math.round(wait) }, "config write deferred");
       return "deferred";
     }
@@ -381,7 +363,8 @@ export class FallbackController {
         query: { fieldManager: OPERATOR_NAME },
       });
     }
-    this.pendingConfig = { before: existing?.metadata.resourceVersion, written, at: Date.now() };
+    // A sync right after this write must not create it a second time (409) or write it again.
+    this.configMaps!.wrote(written, existing?.metadata.resourceVersion);
     this.lastWriteAt = performance.now();
     this.writes.inc();
     this.op.logger.info({ configMap: `${namespace}/${name}`, hash, bytes: configSize(files) }, "Envoy config written");
@@ -402,10 +385,9 @@ export class FallbackController {
     let ready = 0;
     let waiting = false;
     let looked = 0;
-    for (const stored of policies) {
+    for (const policy of policies) {
       if (++looked % 200 === 0) await new Promise((done) => setImmediate(done));
-      const key = objectKey(stored);
-      const policy = this.latest(key, stored);
+      const key = objectKey(policy);
       const result = byKey.get(key);
       if (!result) continue;
       const delivery = deliveryOf(key);
@@ -437,12 +419,7 @@ export class FallbackController {
     }
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure;
-    if (waiting) this.queue.addAfter(STATUS, SETTLE_MS);
-    // A policy deleted before its status write reached the cache would stay here forever.
-    if (this.pendingStatus.size > 0) {
-      const live = new Set(policies.map(objectKey));
-      for (const key of this.pendingStatus.keys()) if (!live.has(key)) this.pendingStatus.delete(key);
-    }
+    if (waiting) this.statuses.runAfter(SETTLE_MS);
     this.policyGauge.set({ ready: "true" }, ready);
     this.policyGauge.set({ ready: "false" }, policies.length - ready);
     return written;
@@ -452,41 +429,14 @@ export class FallbackController {
     const { namespace, name, resourceVersion } = policy.metadata;
     let updated: KubeObject;
     try {
-      updated = await this.op.client.patch(POLICIES, namespace, name, { status }, { subresource: "status", fieldManager: OPERATOR_NAME });
+      updated = await patchStatus(this.op.client, POLICIES, policy, status, { fieldManager: OPERATOR_NAME });
     } catch (err) {
       if (isNotFound(err)) return; // deleted meanwhile; the next sync drops it
       throw err;
     }
-    // Only the status is kept: the whole object (spec and all) would be a copy per policy.
-    this.pendingStatus.set(objectKey(policy), { before: resourceVersion, status: updated["status"] });
+    // Until the watch delivers it, the cache shows our write: the next pass must not write it again.
+    this.policies.wrote(updated, resourceVersion);
     await this.announce(updated, policy["status"], status);
-  }
-
-  /**
-   * The cached ConfigMap, unless our own newer write has not reached the cache yet: a sync
-   * right after a write would otherwise create it a second time (409) or write it again.
-   */
-  private latestConfigMap(cached: KubeObject | undefined): KubeObject | undefined {
-    const pending = this.pendingConfig;
-    if (!pending) return cached;
-    const age = Date.now() - pending.at;
-    if (cached?.metadata.resourceVersion === pending.before && age < PENDING_WRITE_MS) {
-      // The watch delivers our write within milliseconds; should it not (or should the
-      // ConfigMap be deleted in the same instant we created it), look again later.
-      this.queue.addAfter(SYNC, PENDING_WRITE_MS - age);
-      return pending.written;
-    }
-    this.pendingConfig = undefined;
-    return cached;
-  }
-
-  /** The cached policy, unless our own newer status write has not reached the cache yet. */
-  private latest(key: string, stored: KubeObject): KubeObject {
-    const pending = this.pendingStatus.get(key);
-    if (!pending) return stored;
-    if (stored.metadata.resourceVersion === pending.before) return { ...stored, status: pending.status };
-    this.pendingStatus.delete(key);
-    return stored;
   }
 
   /** Events: on a change of readiness (Warning with the reason when not Ready), and when traffic moves between backends. */
@@ -558,8 +508,8 @@ function sameInput(last: CompileInput, now: CompileInput): boolean {
  * annotations, labels...), which it never reads but the validator would deep-copy. A policy
  * keeps its view while its uid and generation do: a status write makes a new cached object
  * (new spec object and all) of the same spec, and a new view would have compile validate,
- * resolve and encode the policy again; after an Envoy connects to 10,000 policies, that was
- * every one of them, ~8 s.
+ * resolve and encode the policy again: after an Envoy connects, every policy's status
+ * changes, so that would be a whole compile (docs/benchmarks.md, "Why the code is so").
  */
 class CompileViews {
   private readonly views = new Map<string, { generation: unknown; view: KubeObject }>();

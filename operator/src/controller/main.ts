@@ -224,8 +224,9 @@ export async function main(args: string[]): Promise<number> {
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     logger.info({ signal }, "shutting down");
-    // Stop syncing first, then let the framework stop watches and release the Lease.
-    stopping ??= controller.stop().then(() => Promise.all([op.stop(), xds?.stop()])).then(() => undefined);
+    // The framework stops the watches and handlers, then releases the Lease.
+    controller.stop();
+    stopping ??= Promise.all([op.stop(), xds?.stop()]).then(() => undefined);
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));

@@ -3,15 +3,8 @@
 
 export { Operator, type OperatorOptions } from "./operator.ts";
 export { HttpMethod, KubeConfig } from "./kube.ts";
-export type {
-  Handler,
-  HandlerContext,
-  HandlerOptions,
-  Reason,
-  ResourceSpec,
-  TimerOptions,
-  WatchOptions,
-} from "./handlers.ts";
+export { Handler, type HandlerOptions } from "./handler.ts";
+export { resourceId, type ResourceSpec } from "./resource.ts";
 export {
   KubeClient,
   apiVersionOf,
@@ -36,7 +29,7 @@ export {
   isRetryable,
   statusCode,
 } from "./errors.ts";
-export { Store } from "./store.ts";
+export { Store, type StoreOptions } from "./store.ts";
 export { Informer, type InformerEvent, type InformerEventType, type InformerOptions } from "./informer.ts";
 export { WorkQueue, type WorkQueueOptions } from "./workqueue.ts";
 export { Backoff, KeyedBackoff, backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
@@ -50,8 +43,7 @@ export {
   type ConditionInput,
   type ConditionStatus,
 } from "./conditions.ts";
-export { patchStatus, setStatusCondition, statusMatches, type StatusWriteOptions } from "./status.ts";
-export { addFinalizer, hasFinalizer, isBeingDeleted, removeFinalizer } from "./finalizers.ts";
+export { patchStatus, statusMatches, type StatusWriteOptions } from "./status.ts";
 export { EventRecorder, type EventRecorderOptions, type EventType } from "./events.ts";
 export { LeaderElector, type LeaderCallbacks, type LeaderElectionOptions } from "./leader.ts";
 export { Metrics } from "./metrics.ts";

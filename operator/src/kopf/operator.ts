@@ -1,51 +1,46 @@
-// The Operator: the one object an author creates. It holds the handler registry and,
-// on start, wires the machinery together:
+// The Operator: the one object an author creates. It holds the watches and the handlers
+// and, on start, wires the machinery together:
 //
-//   informers (one per resource; every replica) ─► controllers (queue + reconcile;
-//   leader only) and set watchers; leader election switches controllers on and off;
-//   an HTTP server answers /metrics, /healthz and /readyz.
+//   informers (one per watched resource; every replica) ─► their caches (Stores) ─►
+//   handlers over them (debounced; most run only while leading); leader election
+//   switches handlers on and off; an HTTP server answers /metrics, /healthz and /readyz.
 //
 // Shutdown (stop(), or SIGTERM/SIGINT under run()) goes in the order that keeps the
-// "one writer at a time" promise: stop the watches, let in-flight handlers finish,
+// "one writer at a time" promise: stop the watches, let a running handler finish,
 // release the Lease (only now may a standby start writing), close the HTTP server.
 
 import { KubeConfig } from "./kube.ts";
 import { hostname } from "node:os";
 import type { BackoffOptions } from "./backoff.ts";
 import { KubeClient, resourceName, type KubeObject } from "./client.ts";
-import { Controller } from "./controller.ts";
 import { describe } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
-import { Registry, resourceId, type Handler, type ResourceSpec, type TimerOptions, type WatchOptions } from "./handlers.ts";
+import { Handler, type HandlerOptions } from "./handler.ts";
 import { Informer } from "./informer.ts";
 import { LeaderElector, type LeaderElectionOptions } from "./leader.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { ProbeServer, type Check } from "./probes.ts";
+import { resourceId, type ResourceSpec } from "./resource.ts";
 import type { Store } from "./store.ts";
-import { SetWatcher } from "./watchset.ts";
 
 export interface OperatorOptions {
   /** Controller name: field manager, Event reportingController, default lease name. */
   name: string;
-  /** Domain of our finalizer and annotation: "<domain>/finalizer". Default "kopf.dev". */
+  /** Prefix of the Events' reportingController: "<domain>/<name>". Default "kopf.dev". */
   domain?: string;
   /** Default: KubeConfig.loadFromDefault() (in-cluster, $KUBECONFIG, ~/.kube/config). */
   kubeConfig?: KubeConfig;
   logger?: Logger;
   /** Used when no logger is given. Default $LOG_LEVEL or info. */
   logLevel?: string;
-  /** Objects reconciled at once, per resource. Default 4. */
-  concurrency?: number;
   /** Off by default; the leaseName defaults to `name`. */
   leaderElection?: (Omit<LeaderElectionOptions, "leaseName"> & { leaseName?: string }) | false;
   /** Serve /metrics, /healthz, /readyz. Off by default; port 0 picks a free one. */
   http?: { port: number; host?: string } | false;
   informer?: { resyncPeriodMs?: number; inactivityTimeoutMs?: number; backoff?: BackoffOptions };
-  /** Per-object retry after a handler error. Default 500 ms doubling to 5 min. */
+  /** Retry after a handler error. Default 500 ms doubling to 5 min. */
   retryBackoff?: BackoffOptions;
-  /** How long shutdown waits for running handlers. Default 30 s. */
-  shutdownTimeoutMs?: number;
   /** Collect Node.js process metrics too. Default true. */
   defaultMetrics?: boolean;
 }
@@ -57,19 +52,14 @@ export class Operator {
   readonly client: KubeClient;
   readonly events: EventRecorder;
   private readonly options: OperatorOptions;
-  private readonly registry = new Registry();
   private readonly informers = new Map<string, Informer>();
-  private readonly controllers = new Map<string, Controller>();
-  private readonly setWatchers: SetWatcher[] = [];
+  private readonly handlers: Handler[] = [];
   private elector: LeaderElector | undefined;
   private http: ProbeServer | undefined;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
   private stopped: Promise<void> | undefined;
   private leading = false;
   private readonly done = Promise.withResolvers<void>();
-
-  /** kopf's decorators: on.create(resource, fn), on.update, on.delete, on.resume, on.field, on.event. */
-  readonly on: Registry["on"];
 
   constructor(options: OperatorOptions) {
     this.options = options;
@@ -84,32 +74,29 @@ export class Operator {
       reportingInstance: identity ?? process.env["POD_NAME"] ?? hostname(),
       logger: this.logger,
     });
-    this.on = this.registry.on;
   }
 
   private get domain(): string {
     return this.options.domain ?? "kopf.dev";
   }
 
-  /** Runs `fn` every `intervalSeconds` for each existing object of `resource`. */
-  timer<T extends KubeObject>(resource: ResourceSpec, options: TimerOptions<T>, fn: Handler<T>): void {
-    this.registry.timer(resource, options, fn);
-  }
-
-  /** Caches every object of `resource`; onChange runs (debounced) after any change. */
-  watch<T extends KubeObject = KubeObject>(resource: ResourceSpec, options: WatchOptions = {}): Store<T> {
-    this.registry.watch(resource, options);
-    return this.store<T>(resource);
-  }
-
-  /** The cache of `resource` (it is watched from start() on). */
-  store<T extends KubeObject = KubeObject>(resource: ResourceSpec): Store<T> {
+  /** Watches and caches every object of `resource` (from start() on): the cache handlers read. */
+  watch<T extends KubeObject = KubeObject>(resource: ResourceSpec): Store<T> {
     return this.informerFor(resource).store as unknown as Store<T>;
   }
 
-  /** Queues an object of a handled resource for reconciling, e.g. when something it depends on changed. */
-  enqueue(resource: ResourceSpec, key: string): void {
-    this.controllers.get(resourceId(resource))?.enqueue(key);
+  /**
+   * Declares a handler over whole caches: `fn` runs (debounced) after changes to the
+   * watched resources, once all of their caches have been filled, and whenever the
+   * returned handler's run() asks. See handler.ts.
+   */
+  handler(name: string, fn: () => unknown | Promise<unknown>, options: HandlerOptions = {}): Handler {
+    if (this.state !== "new") throw new Error("handlers must be declared before start()");
+    const informers = (options.watches ?? []).map((r) => this.informerFor(r));
+    const retryBackoff = this.options.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
+    const handler = new Handler(name, fn, informers, options, { metrics: this.metrics, logger: this.logger, retryBackoff });
+    this.handlers.push(handler);
+    return handler;
   }
 
   get isLeader(): boolean {
@@ -145,32 +132,7 @@ export class Operator {
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error(`operator already ${this.state}`);
     const o = this.options;
-    const retryBackoff = o.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
-
-    for (const handlers of this.registry.resources()) {
-      const informer = this.informerFor(handlers.resource);
-      const h = handlers;
-      if (h.create.length + h.update.length + h.delete.length + h.resume.length + h.field.length + h.event.length + h.timer.length > 0) {
-        this.controllers.set(resourceId(h.resource), new Controller({
-          client: this.client,
-          informer,
-          handlers,
-          metrics: this.metrics,
-          logger: this.logger,
-          recorder: this.events,
-          finalizer: `${this.domain}/finalizer`,
-          lastHandledAnnotation: `${this.domain}/last-handled-configuration`,
-          fieldManager: this.name,
-          concurrency: o.concurrency ?? 4,
-          retryBackoff,
-        }));
-      }
-      for (const w of h.watch) {
-        const watcher = new SetWatcher(informer, w, { metrics: this.metrics, logger: this.logger, retryBackoff });
-        watcher.setLeading(false);
-        this.setWatchers.push(watcher);
-      }
-    }
+    for (const h of this.handlers) h.setLeading(false);
     this.state = "running";
     if (o.http) {
       this.http = new ProbeServer({
@@ -215,12 +177,9 @@ export class Operator {
     if (this.options.leaderElection) {
       this.metrics.leader.set({ name: this.options.leaderElection.leaseName ?? this.name }, leading ? 1 : 0);
     }
-    for (const w of this.setWatchers) w.setLeading(leading);
-    for (const c of this.controllers.values()) {
-      if (leading) c.startLeading();
-      // Lost the lease: someone else may already be writing. Do not start anything new.
-      else void c.stopLeading({ drain: false, timeoutMs: this.options.shutdownTimeoutMs ?? 30_000 });
-    }
+    // Lost the lease: someone else may already be writing, so leader-only handlers start
+    // nothing new (one that is running finishes its run).
+    for (const h of this.handlers) h.setLeading(leading);
   }
 
   /** Graceful shutdown; safe to call more than once. */
@@ -267,7 +226,6 @@ export class Operator {
       return;
     }
     this.state = "stopping";
-    const timeoutMs = this.options.shutdownTimeoutMs ?? 30_000;
     const step = async (what: string, fn: () => Promise<unknown>) => {
       try {
         await fn();
@@ -276,12 +234,7 @@ export class Operator {
       }
     };
     await step("stop watches", () => Promise.all([...this.informers.values()].map((i) => i.stop())));
-    await step("drain queues", () =>
-      Promise.all([
-        ...[...this.controllers.values()].map((c) => c.stopLeading({ drain: true, timeoutMs })),
-        ...this.setWatchers.map((w) => w.stop()),
-      ]),
-    );
+    await step("stop handlers", () => Promise.all(this.handlers.map((h) => h.stop())));
     await step("release lease", async () => this.elector?.stop());
     this.leading = false;
     this.events.close();

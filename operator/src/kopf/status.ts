@@ -8,7 +8,6 @@
 
 import { isDeepStrictEqual } from "node:util";
 import type { KubeClient, KubeObject, ResourceRef } from "./client.ts";
-import { setCondition, type Condition, type ConditionInput } from "./conditions.ts";
 
 export interface StatusWriteOptions {
   /**
@@ -58,26 +57,6 @@ export async function patchStatus<T extends KubeObject>(
   return client.patch<T>(resource, namespace, name, { status }, {
     type: "merge", subresource: "status", fieldManager: options.fieldManager,
   });
-}
-
-/**
- * Sets one condition in status.conditions (see conditions.ts for the
- * lastTransitionTime rule) and writes it only if it changed.
- */
-export async function setStatusCondition<T extends KubeObject>(
-  client: KubeClient,
-  resource: ResourceRef,
-  obj: T,
-  condition: ConditionInput,
-  options: StatusWriteOptions = {},
-): Promise<T> {
-  const current = (obj["status"] as { conditions?: Condition[] } | undefined)?.conditions;
-  const { conditions, changed } = setCondition(current, {
-    observedGeneration: obj.metadata.generation,
-    ...condition,
-  });
-  if (!changed) return obj;
-  return patchStatus(client, resource, obj, { conditions }, options);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { essence, getPath, mergePatch } from "../../../operator/src/kopf/controller.ts";
 import { objectKey, parseKey, resourcePath } from "../../../operator/src/kopf/client.ts";
-import { Registry } from "../../../operator/src/kopf/handlers.ts";
+import { resourceId } from "../../../operator/src/kopf/resource.ts";
+import { Store } from "../../../operator/src/kopf/store.ts";
 import { statusMatches } from "../../../operator/src/kopf/status.ts";
 import { PermanentError, TemporaryError, isRetryable, statusCode } from "../../../operator/src/kopf/errors.ts";
 
@@ -24,39 +24,6 @@ describe("resource paths and keys", () => {
   });
 });
 
-describe("essence", () => {
-  it("keeps intent (spec, data, labels, annotations) and drops status and bookkeeping", () => {
-    const e = essence(
-      {
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: {
-          name: "x", uid: "u", resourceVersion: "5", generation: 2, labels: { a: "1" },
-          annotations: { mine: "skip", "kubectl.kubernetes.io/last-applied-configuration": "{}", keep: "yes" },
-          managedFields: [],
-        },
-        data: { k: "v" },
-        status: { phase: "x" },
-      },
-      "mine",
-    );
-    expect(e).toEqual({ data: { k: "v" }, metadata: { labels: { a: "1" }, annotations: { keep: "yes" } } });
-  });
-
-  it("applies JSON merge patches (RFC 7386)", () => {
-    expect(mergePatch({ a: 1, b: { c: 2, d: 3 }, l: [1] }, { b: { c: null, e: 4 }, l: [2], n: "x" })).toEqual({
-      a: 1, b: { d: 3, e: 4 }, l: [2], n: "x",
-    });
-    expect(mergePatch({ a: 1 }, "replaced")).toBe("replaced");
-  });
-
-  it("reads dotted paths", () => {
-    expect(getPath({ spec: { a: { b: 2 } } }, "spec.a.b")).toBe(2);
-    expect(getPath({ spec: {} }, "spec.a.b")).toBeUndefined();
-    expect(getPath(undefined, "x")).toBeUndefined();
-  });
-});
-
 describe("statusMatches", () => {
   it("is true when every desired field is already there", () => {
     expect(statusMatches({ a: 1, b: { c: [1, 2] }, extra: true }, { a: 1, b: { c: [1, 2] } })).toBe(true);
@@ -68,23 +35,48 @@ describe("statusMatches", () => {
   });
 });
 
-describe("Registry", () => {
-  it("groups declarations by resource and selectors", () => {
-    const r = new Registry();
+describe("resourceId", () => {
+  it("is the same for the same resource and narrowing, and differs otherwise", () => {
     const cm = { group: "", version: "v1", plural: "configmaps" };
-    r.on.create(cm, function made() {});
-    r.on.update(cm, () => {}, { id: "u" });
-    r.on.field(cm, "data.x", () => {});
-    r.timer(cm, { intervalSeconds: 5 }, () => {});
-    r.watch({ ...cm, labelSelector: "app=x" }, {});
-    const [plain, selected] = r.resources();
-    expect(r.resources()).toHaveLength(2);
-    expect(plain?.create[0]?.id).toBe("made");
-    expect(plain?.update[0]?.id).toBe("u");
-    expect(plain?.field[0]?.options.field).toBe("data.x");
-    expect(plain?.timer).toHaveLength(1);
-    expect(selected?.watch).toHaveLength(1);
-    expect(() => r.timer(cm, { intervalSeconds: 0 }, () => {})).toThrow();
+    expect(resourceId(cm)).toBe(resourceId({ ...cm, kind: "ConfigMap" }));
+    expect(resourceId(cm)).not.toBe(resourceId({ ...cm, labelSelector: "app=x" }));
+    expect(resourceId(cm)).not.toBe(resourceId({ ...cm, namespace: "a" }));
+  });
+});
+
+describe("Store: read-your-writes", () => {
+  const obj = (rv: string, status: string) => ({ metadata: { name: "x", namespace: "a", resourceVersion: rv }, status });
+
+  it("shows our write until the watch brings a newer version than the one written over", () => {
+    const store = new Store({ prepare: (o) => ({ ...o, prepared: true }) });
+    store.set(obj("1", "old"));
+    store.wrote(obj("2", "mine"), "1");
+    expect(store.get("a/x")).toMatchObject({ status: "mine", prepared: true });
+    expect(store.list()).toEqual([expect.objectContaining({ status: "mine" })]);
+    store.set(obj("1", "old")); // a relist that still has the old version
+    expect(store.get("a/x")?.status).toBe("mine");
+    store.set(obj("3", "theirs")); // the watch caught up (or moved past it)
+    expect(store.get("a/x")?.status).toBe("theirs");
+    expect(store.list()).toEqual([obj("3", "theirs")]);
+  });
+
+  it("shows a created object before the watch has it; forgets writes to deleted objects", () => {
+    const store = new Store();
+    store.wrote(obj("5", "created"), undefined);
+    expect(store.getByName("a", "x")?.status).toBe("created");
+    store.set(obj("5", "created"));
+    store.wrote(obj("6", "again"), "5");
+    store.delete("a/x");
+    expect(store.get("a/x")).toBeUndefined();
+  });
+
+  it("lets the cache win after consistencyMs, should the watch never deliver", async () => {
+    const store = new Store({ consistencyMs: 20 });
+    store.set(obj("1", "old"));
+    store.wrote(obj("2", "mine"), "1");
+    expect(store.get("a/x")?.status).toBe("mine");
+    await new Promise((r) => setTimeout(r, 30));
+    expect(store.get("a/x")?.status).toBe("old");
   });
 });
 
