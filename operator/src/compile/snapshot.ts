@@ -77,9 +77,9 @@ export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 /**
  * A Service as the compiler reads it: the fields resolve.ts uses, and name, namespace and
- * resourceVersion. The operator's cache keeps Services so: at 30,000 Services it is the
- * difference between ~30 and ~100 MB (annotations such as kubectl's last-applied copy,
- * labels, status, and the rest of the spec).
+ * resourceVersion. The operator's cache keeps Services so, without what it never reads
+ * (annotations such as kubectl's last-applied copy, labels, status, the rest of the spec),
+ * which would be most of its memory at tens of thousands of Services.
  */
 export function serviceInput(object: any): Service {
   const { name, namespace, resourceVersion } = object.metadata ?? {};
@@ -109,8 +109,8 @@ export function endpointSliceInput(object: any): EndpointSlice {
     metadata: { name, namespace, resourceVersion, ...(service !== undefined ? { labels: { [SERVICE_NAME_LABEL]: service } } : {}) },
     addressType: object.addressType,
     ports: object.ports,
-    // A missing ready condition means ready, so only a not-ready endpoint keeps one: at
-    // 300,000 endpoints the conditions alone are ~10 MB.
+    // A missing ready condition means ready, so only a not-ready endpoint keeps one: the
+    // conditions of every endpoint would be a large share of the cache.
     endpoints: Array.isArray(object.endpoints)
       ? object.endpoints.map((e: any) => (e?.conditions?.ready === false ? { addresses: e.addresses, conditions: NOT_READY } : { addresses: e?.addresses }))
       : object.endpoints,

@@ -47,8 +47,8 @@ export function configMapObject(ref: ConfigMapRef, files: Record<string, string>
  * labels and annotations kept), for a PUT. It carries existing's resourceVersion, so a
  * concurrent change makes it fail with 409 and the next sync starts from that change.
  *
- * Why not a JSON merge patch: the API server takes ~3x as long to apply a JSON merge patch
- * as to take a PUT of the same size (800 KB: ~105 ms against ~32 ms), and that write is
+ * Why not a JSON merge patch: the API server takes several times as long to apply one as to
+ * take a PUT of the same size (docs/benchmarks.md, "Why the code is so"), and that write is
  * most of the time from a policy change to its Ready.
  */
 export function configMapUpdate(existing: KubeObject, files: Record<string, string>, hash: string): KubeObject {

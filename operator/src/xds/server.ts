@@ -289,10 +289,10 @@ export class XdsServer implements StreamHost {
 
   /**
    * Sends responses, within a budget of bytes sent and not yet answered: a response beyond
-   * it waits until Envoys answer earlier ones. 100 Envoys connecting at once to 10,000
-   * policies would otherwise each have ~35 MB waiting in the server's buffers (3.8 GB
-   * measured); with the budget, the full syncs go a few at a time. One response is always
-   * let through, however large.
+   * it waits until Envoys answer earlier ones. Envoys connecting at once would otherwise
+   * each have a whole config waiting in the server's buffers (docs/benchmarks.md, "xDS");
+   * with the budget, the full syncs go a few at a time. One response is always let
+   * through, however large.
    */
   private send(stream: Stream, responses: unknown[]): void {
     if (!this.streams.has(stream) || !this.published) return;

@@ -7,9 +7,9 @@
 //
 // It knows clusters, not policies: the controller maps clusters to policies' backends.
 //
-// Only the few stats read here are decoded; the rest of each report is skipped unread.
-// At 10,000 policies an Envoy reports ~160,000 metric families per flush, and decoding them
-// all into messages costs more than the operator can spend (docs/benchmarks.md).
+// Only the few stats read here are decoded; the rest of each report is skipped unread: a
+// report holds several metric families per cluster, and decoding them all into messages
+// costs more than the operator can spend (docs/benchmarks.md, "Live state").
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 
 /** An Envoy whose last report is older than this counts no more (it left, or stopped reporting). */
@@ -176,8 +176,7 @@ export class ClusterStats {
 
   /**
    * `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place. Read
-   * on the name's bytes: of the ~200,000 names in a report at 10,000 policies, only the
-   * ~30,000 it keeps are decoded.
+   * on the name's bytes, so that only the names it keeps (a few of the many) are decoded.
    */
   private statOf(name: Uint8Array): { cluster: number; field: number } | undefined {
     if (name.length <= PREFIX.length || !startsWith(name, PREFIX, 0)) return undefined;
