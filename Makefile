@@ -3,7 +3,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.local/bin:$(PATH)
 export KUBECONFIG ?= $(CURDIR)/.local/kubeconfig
 
-.PHONY: setup test lint unit demo bench crds cluster-up cluster-down clean
+.PHONY: setup test lint unit demo bench crds envoy-types cluster-up cluster-down clean
 
 ## setup: install Node.js 24, npm packages, Envoy, kubectl, helm and the control plane
 setup:
@@ -29,6 +29,10 @@ bench: setup
 crds:
 	@node operator/bin/fallbackctl.ts crd > crds/fallback.dev_fallbackpolicies.yaml
 	@cp crds/fallback.dev_fallbackpolicies.yaml charts/fallback-operator/crds/
+
+## envoy-types: regenerate operator/src/compile/envoy/api.gen.ts from the Envoy API descriptors
+envoy-types:
+	@node scripts/envoy-types.ts
 
 cluster-up: setup
 	@scripts/cluster.sh up

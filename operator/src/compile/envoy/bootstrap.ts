@@ -3,10 +3,11 @@
 // that watches their folder) that the operator writes into a ConfigMap.
 import { envoyDuration } from "../duration.ts";
 import type { CompileOptions } from "../snapshot.ts";
+import type * as envoy from "./api.gen.ts";
 import { inlinedConfig, inlinedValue } from "./files.ts";
 import { ADS, TYPE, type Resources } from "./types.ts";
 
-function base(options: CompileOptions): object {
+function base(options: CompileOptions): envoy.Bootstrap {
   return {
     node: { id: "fallback-envoy", cluster: "fallback-envoy" },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
@@ -15,9 +16,9 @@ function base(options: CompileOptions): object {
 }
 
 /** External backends are reached through internal listeners (mediated.ts), which Envoy runs with this extension. */
-const INTERNAL_LISTENERS = [{ name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } }];
+const INTERNAL_LISTENERS: envoy.ConfigCore_TypedExtensionConfig[] = [{ name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } }];
 
-export function staticBootstrap(resources: Resources, options: CompileOptions): object {
+export function staticBootstrap(resources: Resources, options: CompileOptions): envoy.Bootstrap {
   const config = inlinedConfig(resources, options.listen);
   const listener = config.listener(config.virtualHosts.map((v) => v.value()));
   return { ...base(options), static_resources: { listeners: [listener, ...config.internalListeners.map(inlinedValue)], clusters: config.clusters.map(inlinedValue) } };
@@ -27,12 +28,12 @@ export const CONFIG_FILES = { bootstrap: "bootstrap.yaml", clusters: "cds.yaml",
 
 // Envoy reloads a path_config_source when the watched folder sees a move, which is how the
 // kubelet swaps a ConfigMap volume's `..data` link; so watch the folder, not the file.
-function fileSource(options: CompileOptions, file: string) {
+function fileSource(options: CompileOptions, file: string): envoy.ConfigSource {
   const dir = options.configDir.replace(/\/$/, "");
   return { path_config_source: { path: `${dir}/${file}`, watched_directory: { path: dir } }, resource_api_version: "V3" };
 }
 
-export function fileBootstrap(options: CompileOptions): object {
+export function fileBootstrap(options: CompileOptions): envoy.Bootstrap {
   return {
     ...base(options),
     dynamic_resources: {
@@ -93,19 +94,19 @@ export const LISTEN_METADATA = "fallback.dev/listen";
  * clusters, endpoints, the listener, its routes and secrets. Delta by default: a change is
  * sent as the resources that changed, not as every resource of its type.
  */
-export function adsBootstrap(options: AdsBootstrapOptions): object {
+export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
   const tls = options.tls;
   return {
     node: {
       id: options.nodeId,
       cluster: options.nodeCluster,
-      ...(options.listen ? { metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } : {}),
+      ...(options.listen ? ({ metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } satisfies envoy.Node) : {}),
     },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
     bootstrap_extensions: INTERNAL_LISTENERS,
     ...(options.allStats
       ? {}
-      : {
+      : ({
           stats_config: {
             stats_matcher: {
               inclusion_list: {
@@ -113,7 +114,7 @@ export function adsBootstrap(options: AdsBootstrapOptions): object {
               },
             },
           },
-        }),
+        } satisfies envoy.Bootstrap)),
     // Envoy pushes its stats to the operator, over the stream it gets its config on: the
     // operator reads from them which backend of each policy serves (the live state). Counters
     // as deltas, so that several Envoys' requests simply add up. Batches keep each message
@@ -165,25 +166,27 @@ export function adsBootstrap(options: AdsBootstrapOptions): object {
             },
           },
           ...(tls
-            ? {
+            ? ({
                 transport_socket: {
                   name: "envoy.transport_sockets.tls",
                   typed_config: {
                     "@type": TYPE.upstreamTls,
-                    ...(tls.serverName ? { sni: tls.serverName } : {}),
+                    ...(tls.serverName ? ({ sni: tls.serverName } satisfies envoy.UpstreamTlsContext) : {}),
                     common_tls_context: {
                       alpn_protocols: ["h2"],
                       validation_context: {
                         trusted_ca: { filename: tls.caFile },
-                        ...(tls.serverName ? { match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.serverName } }] } : {}),
+                        ...(tls.serverName
+                          ? ({ match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.serverName } }] } satisfies envoy.CertificateValidationContext)
+                          : {}),
                       },
                       ...(tls.certFile && tls.keyFile
-                        ? { tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] }
+                        ? ({ tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] } satisfies envoy.CommonTlsContext)
                         : {}),
                     },
                   },
                 },
-              }
+              } satisfies envoy.Cluster)
             : {}),
         },
       ],

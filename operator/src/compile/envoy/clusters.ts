@@ -3,6 +3,7 @@
 import { envoyDuration as d } from "../duration.ts";
 import type { EjectionIR, ExternalBackend, HealthCheckIR, LimitsIR, PolicyIR, RetryIR, ServiceBackend } from "../ir.ts";
 import type { CompileOptions } from "../snapshot.ts";
+import type * as envoy from "./api.gen.ts";
 import { DRAINING, endpointsNameOf, lbEndpoints } from "./endpoints.ts";
 import { internalEndpoint, isMediated } from "./mediated.ts";
 import { ADS, TYPE, aggregateName, backendClusterName } from "./types.ts";
@@ -12,7 +13,7 @@ export const clusterBackends = (policy: PolicyIR) =>
   policy.backends.filter((b): b is ServiceBackend | ExternalBackend => b.kind !== "StaticResponse");
 
 /** The policy's aggregate cluster: its members in order, primary first. */
-export function aggregateCluster(policy: PolicyIR): object {
+export function aggregateCluster(policy: PolicyIR): envoy.Cluster {
   const names = clusterBackends(policy).map((_, i) => backendClusterName(policy.key, i));
   return {
     name: aggregateName(policy.key),
@@ -40,9 +41,10 @@ export type MemberOptions = Pick<CompileOptions, "trustedCA" | "clusterDomain">;
  * drained member's endpoints are all DRAINING, and a Service member is health-checked when
  * the policy says so.
  */
-export function memberCluster(policy: PolicyIR, index: number, options: MemberOptions, inlineEndpoints = false): object {
+export function memberCluster(policy: PolicyIR, index: number, options: MemberOptions, inlineEndpoints = false): envoy.Cluster {
   const backend = clusterBackends(policy)[index]!;
   const name = backendClusterName(policy.key, index);
+  // Each part spread into a cluster says its type: a spread is not checked for unknown fields.
   const common = {
     name,
     connect_timeout: d(policy.timeouts.connectMs),
@@ -54,7 +56,7 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
     // HTTP/1.1 with a 1 h idle timeout is what Envoy does unprompted: said only when it differs.
     ...(policy.timeouts.idleMs === ENVOY_IDLE_TIMEOUT_MS
       ? {}
-      : {
+      : ({
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
               "@type": TYPE.httpOptions,
@@ -62,26 +64,26 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
               explicit_http_config: { http_protocol_options: {} },
             },
           },
-        }),
+        } satisfies envoy.Cluster)),
     ...(backend.kind === "Service" && policy.healthCheck
-      ? {
+      ? ({
           health_checks: healthChecks(policy.healthCheck, `${backend.name}.${backend.namespace}.svc.${options.clusterDomain}`),
           // Otherwise Envoy keeps a host that left the EndpointSlices for as long as it passes
           // its checks: a pod on its way out would keep getting requests.
           ignore_health_on_host_removal: true,
-        }
+        } satisfies envoy.Cluster)
       : {}),
-  };
+  } satisfies envoy.Cluster;
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
     if (inlineEndpoints) return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] } };
     return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpointsNameOf(backend) } };
   }
   if (backend.kind === "External" && isMediated(backend)) {
     // Through its internal listener (mediated.ts); with its credential missing, left out.
-    const internal = backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
+    const internal: envoy.LbEndpoint[] = backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
     return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: internal }] } };
   }
-  const endpoint =
+  const endpoint: envoy.Endpoint =
     backend.kind === "External" && backend.hostRewrite
       ? { hostname: backend.host, address: { socket_address: { address: backend.host, port_value: backend.port } } }
       : { address: { socket_address: { address: backend.host, port_value: backend.port } } };
@@ -90,7 +92,7 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
     type: "STRICT_DNS",
     dns_lookup_family: "V4_PREFERRED",
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint, ...(backend.drained ? DRAINING : {}) }] }] },
-    ...(backend.kind === "External" && backend.tls ? { transport_socket: upstreamTls(backend.sni, options.trustedCA) } : {}),
+    ...(backend.kind === "External" && backend.tls ? ({ transport_socket: upstreamTls(backend.sni, options.trustedCA) } satisfies envoy.Cluster) : {}),
   };
 }
 
@@ -98,7 +100,7 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
  * One HTTP check per host. Host is the Service's own name (Envoy's default would be the
  * cluster's name, ns/policy/primary, which is no host name at all).
  */
-function healthChecks(hc: HealthCheckIR, host: string): object[] {
+function healthChecks(hc: HealthCheckIR, host: string): envoy.HealthCheck[] {
   return [
     {
       timeout: d(hc.timeoutMs),
@@ -117,9 +119,9 @@ function healthChecks(hc: HealthCheckIR, host: string): object[] {
 }
 
 const ENVOY_IDLE_TIMEOUT_MS = 3_600_000;
-const NO_PANIC = { healthy_panic_threshold: { value: 0 } };
+const NO_PANIC: envoy.Cluster_CommonLbConfig = { healthy_panic_threshold: { value: 0 } };
 
-function outlierDetection(e: EjectionIR): object {
+function outlierDetection(e: EjectionIR): envoy.OutlierDetection {
   return {
     consecutive_5xx: e.consecutive5xx,
     consecutive_gateway_failure: e.consecutiveGatewayErrors,
@@ -128,29 +130,29 @@ function outlierDetection(e: EjectionIR): object {
     // Envoy counts local-origin failures (connect timeouts, resets) apart only when split;
     // otherwise they count as 5xx above, and these settings would be ignored.
     ...(e.splitExternalLocalOriginErrors
-      ? {
+      ? ({
           split_external_local_origin_errors: true,
           consecutive_local_origin_failure: e.consecutiveLocalOriginFailures,
           enforcing_consecutive_local_origin_failure: 100,
-        }
+        } satisfies envoy.OutlierDetection)
       : {}),
     interval: d(e.intervalMs),
     base_ejection_time: d(e.baseEjectionMs),
     max_ejection_time: d(e.maxEjectionMs),
     max_ejection_percent: e.maxEjectionPercent,
     ...(e.failurePercentage
-      ? {
+      ? ({
           failure_percentage_threshold: e.failurePercentage.threshold,
           failure_percentage_minimum_hosts: e.failurePercentage.minimumHosts,
           failure_percentage_request_volume: e.failurePercentage.requestVolume,
           enforcing_failure_percentage: 100,
           enforcing_failure_percentage_local_origin: 100,
-        }
+        } satisfies envoy.OutlierDetection)
       : {}),
   };
 }
 
-function circuitBreakers(limits: LimitsIR, retry: RetryIR): object {
+function circuitBreakers(limits: LimitsIR, retry: RetryIR): envoy.CircuitBreakers {
   return {
     thresholds: [
       {
@@ -160,14 +162,14 @@ function circuitBreakers(limits: LimitsIR, retry: RetryIR): object {
         max_requests: limits.maxRequests,
         max_retries: limits.maxRetries,
         ...(retry.budget
-          ? { retry_budget: { budget_percent: { value: retry.budget.percent }, min_retry_concurrency: retry.budget.minConcurrency } }
+          ? ({ retry_budget: { budget_percent: { value: retry.budget.percent }, min_retry_concurrency: retry.budget.minConcurrency } } satisfies envoy.CircuitBreakers_Thresholds)
           : {}),
       },
     ],
   };
 }
 
-export function upstreamTls(sni: string, trustedCA: string): object {
+export function upstreamTls(sni: string, trustedCA: string): envoy.TransportSocket {
   return {
     name: "envoy.transport_sockets.tls",
     typed_config: {

@@ -2,19 +2,20 @@
 // or the files it watches): what it would fetch over ADS is inlined. Each cluster that gets
 // its endpoints over EDS holds them itself, and the listener holds one route configuration
 // with every virtual host (files are rewritten whole anyway: scopes would buy nothing).
+import type * as envoy from "./api.gen.ts";
 import { httpListener } from "./listeners.ts";
 import { routeConfiguration } from "./routes.ts";
 import { HTTP_LISTENER, ROUTE_CONFIG, type Resource, type Resources, type VirtualHost } from "./types.ts";
 
 export type InlinedConfig = {
   /** The clusters: take inlinedValue() of each. */
-  clusters: Resource[];
+  clusters: Resources["cluster"];
   /** The listener, holding the route configuration with these virtual hosts. */
-  listener(virtualHosts: object[]): object;
+  listener(virtualHosts: envoy.VirtualHost[]): envoy.Listener;
   /** Every policy's virtual host. */
   virtualHosts: VirtualHost[];
   /** The internal listeners of external backends (mediated.ts): take inlinedValue() of each. */
-  internalListeners: Resource[];
+  internalListeners: Resources["listener"];
 };
 
 export function inlinedConfig(resources: Resources, listen: { address: string; port: number }): InlinedConfig {
@@ -27,4 +28,4 @@ export function inlinedConfig(resources: Resources, listen: { address: string; p
 }
 
 /** A resource's value as Envoy takes it without an xDS server. */
-export const inlinedValue = (resource: Resource): object => (resource.inlined ? resource.inlined() : resource.value());
+export const inlinedValue = <Value extends object>(resource: Resource<Value>): Value => (resource.inlined ? resource.inlined() : resource.value());

@@ -13,6 +13,7 @@
 // (a 503 when the host cannot be reached), so outlier detection sees what it always saw.
 import { envoyDuration as d } from "../duration.ts";
 import type { ExternalBackend, PolicyIR } from "../ir.ts";
+import type * as envoy from "./api.gen.ts";
 import { ADS, TYPE } from "./types.ts";
 
 /** Whether requests to this backend go through an internal listener (anything to change, and by default the client's credentials to take off). */
@@ -24,7 +25,7 @@ export const upstreamName = (member: string) => `${member}/upstream`;
 const CLIENT_CREDENTIALS = ["authorization", "proxy-authorization", "cookie"];
 
 /** The member's endpoint: the internal listener of the same name. */
-export function internalEndpoint(member: string): object {
+export function internalEndpoint(member: string): envoy.Endpoint {
   return { address: { envoy_internal_address: { server_listener_name: member } } };
 }
 
@@ -33,8 +34,8 @@ export function internalEndpoint(member: string): object {
  * server, which has no SDS to get the credential from) leaves the credential out: the
  * backend then refuses, and the policy moves on.
  */
-export function internalListener(policy: PolicyIR, backend: ExternalBackend, member: string, withCredential = true): object {
-  const filters: object[] = [];
+export function internalListener(policy: PolicyIR, backend: ExternalBackend, member: string, withCredential = true): envoy.Listener {
+  const filters: envoy.HttpFilter[] = [];
   // First, so that nothing after it (the credential going in) is taken off again.
   if (!backend.forwardClientCredentials) {
     filters.push({
@@ -93,9 +94,11 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
                           cluster: upstreamName(member),
                           // The outer route's timeouts and retries govern; this hop must not cut a long answer short.
                           timeout: "0s",
-                          ...(backend.hostRewrite ? { host_rewrite_literal: backend.host } : {}),
+                          ...(backend.hostRewrite ? ({ host_rewrite_literal: backend.host } satisfies envoy.RouteAction) : {}),
                           ...(prefix
-                            ? { regex_rewrite: { pattern: { regex: `^${escapeRegex(prefix.from.replace(/\/$/, ""))}(/.*)?$` }, substitution: `${prefix.to.replace(/\/$/, "")}\\1` } }
+                            ? ({
+                                regex_rewrite: { pattern: { regex: `^${escapeRegex(prefix.from.replace(/\/$/, ""))}(/.*)?$` }, substitution: `${prefix.to.replace(/\/$/, "")}\\1` },
+                              } satisfies envoy.RouteAction)
                             : {}),
                         },
                       },
@@ -113,16 +116,16 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
 }
 
 /** The real host behind the internal listener: resolved by DNS, over TLS when the backend is. */
-export function upstreamCluster(policy: PolicyIR, backend: ExternalBackend, member: string, tls: object | undefined): object {
+export function upstreamCluster(policy: PolicyIR, backend: ExternalBackend, member: string, tls: envoy.TransportSocket | undefined): envoy.Cluster {
   const name = upstreamName(member);
-  const endpoint = { address: { socket_address: { address: backend.host, port_value: backend.port } } };
+  const endpoint: envoy.Endpoint = { address: { socket_address: { address: backend.host, port_value: backend.port } } };
   return {
     name,
     connect_timeout: d(policy.timeouts.connectMs),
     type: "STRICT_DNS",
     dns_lookup_family: "V4_PREFERRED",
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint }] }] },
-    ...(tls ? { transport_socket: tls } : {}),
+    ...(tls ? ({ transport_socket: tls } satisfies envoy.Cluster) : {}),
   };
 }
 

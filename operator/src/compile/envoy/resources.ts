@@ -9,6 +9,7 @@
 import type { ExternalBackend, PolicyIR, ServiceBackend } from "../ir.ts";
 import type { Credential } from "../resolve.ts";
 import type { CompileOptions } from "../snapshot.ts";
+import type * as envoy from "./api.gen.ts";
 import { aggregateCluster, clusterBackends, memberCluster, upstreamTls, type MemberOptions } from "./clusters.ts";
 import { internalListener, isMediated, upstreamCluster, upstreamName } from "./mediated.ts";
 import { endpointsNameOf, loadAssignment } from "./endpoints.ts";
@@ -98,7 +99,7 @@ function whole(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo
   }
   memo.routes = routes;
   memo.scopes = scopes;
-  const listener: Resource = { name: HTTP_LISTENER, owners: [], source: options.listen, value: () => httpListener(options.listen) };
+  const listener: Resource<envoy.Listener> = { name: HTTP_LISTENER, owners: [], source: options.listen, value: () => httpListener(options.listen) };
   return remember(memo, policies, endpointUsers, byService, listener);
 }
 
@@ -144,9 +145,9 @@ function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMe
   return remember(memo, policies, endpointUsers, byService, last.resources.listener[0]!);
 }
 
-function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<string, Users<MadeOfPolicy>>, byService: Map<string, Users<PolicyIR>>, listener: Resource): Resources {
-  const clusters: Resource[] = [];
-  const listeners: Resource[] = [listener];
+function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<string, Users<MadeOfPolicy>>, byService: Map<string, Users<PolicyIR>>, listener: Resource<envoy.Listener>): Resources {
+  const clusters: Resources["cluster"] = [];
+  const listeners: Resources["listener"] = [listener];
   for (const ir of policies) {
     const made = memo.ofPolicy.get(ir)!;
     for (const cluster of made.clusters) clusters.push(cluster);
@@ -216,9 +217,9 @@ function remove<T>(map: Map<string, Users<T>>, key: string, value: T): void {
 type MadeOfPolicy = {
   key: string;
   owners: readonly string[];
-  clusters: Resource[];
+  clusters: Resources["cluster"];
   /** The internal listeners of its mediated external backends (mediated.ts). */
-  listeners: Resource[];
+  listeners: Resources["listener"];
   virtualHost: VirtualHostOf;
   /** The endpoints its Service members get over EDS, by name (a drained member's are its own, see drainedEndpointsName). */
   endpoints: Map<string, ServiceBackend>;
@@ -229,9 +230,9 @@ type MadeOfPolicy = {
 function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   const owners = [ir.key];
   const endpoints = new Map<string, ServiceBackend>();
-  const clusters: Resource[] = [new AggregateResource(ir, owners)];
-  const listeners: Resource[] = [];
-  const upstreams: Resource[] = [];
+  const clusters: Resources["cluster"] = [new AggregateResource(ir, owners)];
+  const listeners: Resources["listener"] = [];
+  const upstreams: Resources["cluster"] = [];
   clusterBackends(ir).forEach((backend, i) => {
     const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
     clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, options));
@@ -251,7 +252,7 @@ function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
 // Classes rather than object literals with closures: at 10,000 policies there are some
 // 80,000 of these, and half the allocations are half the garbage collection.
 
-class AggregateResource implements Resource {
+class AggregateResource implements Resource<envoy.Cluster> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: PolicyIR;
@@ -260,7 +261,7 @@ class AggregateResource implements Resource {
     this.owners = owners;
     this.source = ir;
   }
-  value() {
+  value(): envoy.Cluster {
     return aggregateCluster(this.source);
   }
   requires(): Dependency[] {
@@ -272,7 +273,7 @@ class AggregateResource implements Resource {
   }
 }
 
-class MemberResource implements Resource {
+class MemberResource implements Resource<envoy.Cluster> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: PolicyIR;
@@ -285,20 +286,20 @@ class MemberResource implements Resource {
     this.index = index;
     this.options = options;
   }
-  value() {
+  value(): envoy.Cluster {
     return memberCluster(this.source, this.index, this.options);
   }
 }
 
 /** A member that gets its endpoints over EDS, or holds them itself when inlined. */
 class EdsMemberResource extends MemberResource {
-  inlined() {
+  inlined(): envoy.Cluster {
     return memberCluster(this.source, this.index, this.options, true);
   }
 }
 
 /** The real host of a mediated external backend. */
-class UpstreamResource implements Resource {
+class UpstreamResource implements Resource<envoy.Cluster> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: PolicyIR;
@@ -313,13 +314,13 @@ class UpstreamResource implements Resource {
     this.member = member;
     this.options = options;
   }
-  value() {
+  value(): envoy.Cluster {
     return upstreamCluster(this.source, this.backend, this.member, this.backend.tls ? upstreamTls(this.backend.sni, this.options.trustedCA) : undefined);
   }
 }
 
 /** The internal listener of a mediated external backend; without xDS, without its credential. */
-class InternalListenerResource implements Resource {
+class InternalListenerResource implements Resource<envoy.Listener> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: PolicyIR;
@@ -330,16 +331,16 @@ class InternalListenerResource implements Resource {
     this.source = ir;
     this.backend = backend;
   }
-  value() {
+  value(): envoy.Listener {
     return internalListener(this.source, this.backend, this.name);
   }
-  inlined() {
+  inlined(): envoy.Listener {
     return internalListener(this.source, this.backend, this.name, false);
   }
 }
 
 /** A credential, as an SDS generic secret. Its source is the Secret it is read from. */
-class SecretResource implements Resource {
+class SecretResource implements Resource<envoy.Secret> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: object;
@@ -350,12 +351,12 @@ class SecretResource implements Resource {
     this.source = credential.source;
     this.secret = credential.value;
   }
-  value() {
+  value(): envoy.Secret {
     return { name: this.name, generic_secret: { secret: { inline_string: this.secret } } };
   }
 }
 
-class EndpointsResource implements Resource {
+class EndpointsResource implements Resource<envoy.ClusterLoadAssignment> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly source: object;
@@ -366,7 +367,7 @@ class EndpointsResource implements Resource {
     this.source = backend.endpoints;
     this.backend = backend;
   }
-  value() {
+  value(): envoy.ClusterLoadAssignment {
     return loadAssignment(this.backend);
   }
 }
@@ -378,13 +379,13 @@ class VirtualHostOf implements VirtualHost {
     this.owner = ir.key;
     this.source = ir;
   }
-  value() {
+  value(): envoy.VirtualHost {
     return virtualHost(this.source);
   }
 }
 
 /** A Service's route configuration: its own source, made anew when its policies' IRs change. */
-class RoutesResource implements Resource {
+class RoutesResource implements Resource<envoy.RouteConfiguration> {
   readonly name: string;
   readonly owners: readonly string[];
   readonly policies: readonly PolicyIR[];
@@ -400,12 +401,12 @@ class RoutesResource implements Resource {
   get source(): object {
     return this;
   }
-  value() {
+  value(): envoy.RouteConfiguration {
     return routeConfiguration(this.name, this.virtualHosts.map((v) => v.value()));
   }
 }
 
-class ScopeResource implements Resource {
+class ScopeResource implements Resource<envoy.ScopedRouteConfiguration> {
   readonly name: string;
   readonly route: RoutesResource;
   constructor(host: string, route: RoutesResource) {
@@ -418,7 +419,7 @@ class ScopeResource implements Resource {
   get source(): object {
     return this;
   }
-  value() {
+  value(): envoy.ScopedRouteConfiguration {
     return routeScope(this.name, this.route.name);
   }
 }

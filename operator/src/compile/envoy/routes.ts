@@ -4,17 +4,18 @@
 // the scopes that lead a request's Host to it.
 import { envoyDuration as d } from "../duration.ts";
 import type { PolicyIR, RetryIR, StaticBackend } from "../ir.ts";
+import type * as envoy from "./api.gen.ts";
 import { CUSTOM_RESPONSE } from "./listeners.ts";
 import { TYPE, aggregateName } from "./types.ts";
 
-export function routeConfiguration(name: string, virtualHosts: object[]): object {
+export function routeConfiguration(name: string, virtualHosts: envoy.VirtualHost[]): envoy.RouteConfiguration {
   // A route to a cluster Envoy does not have yet answers 503 until the cluster arrives;
   // checking would reject the whole configuration instead.
   return { name, validate_clusters: false, virtual_hosts: virtualHosts };
 }
 
 /** The scope that sends requests for `host` (a name without port) to a route configuration. */
-export function routeScope(host: string, routeConfigurationName: string): object {
+export function routeScope(host: string, routeConfigurationName: string): envoy.ScopedRouteConfiguration {
   return { name: host, route_configuration_name: routeConfigurationName, key: { fragments: [{ string_key: host }] } };
 }
 
@@ -26,7 +27,7 @@ const staticResponseOf = (policy: PolicyIR) => {
   return last?.kind === "StaticResponse" ? last : undefined;
 };
 
-export function virtualHost(policy: PolicyIR): object {
+export function virtualHost(policy: PolicyIR): envoy.VirtualHost {
   const { retry } = policy;
   const rewriteHost = policy.backends.some((b) => b.kind === "External" && b.hostRewrite);
   const staticResponse = staticResponseOf(policy);
@@ -41,25 +42,27 @@ export function virtualHost(policy: PolicyIR): object {
           timeout: d(policy.timeouts.requestMs),
           // Envoy rewrites Host to the chosen endpoint's hostname, which only external
           // backends carry, so in-cluster backends keep the client's Host.
-          ...(rewriteHost ? { auto_host_rewrite: true } : {}),
-          ...(retry.attempts > 0 ? { retry_policy: retryPolicy(policy) } : {}),
+          ...(rewriteHost ? ({ auto_host_rewrite: true } satisfies envoy.RouteAction) : {}),
+          ...(retry.attempts > 0 ? ({ retry_policy: retryPolicy(policy) } satisfies envoy.RouteAction) : {}),
         },
       },
     ],
     ...(staticResponse
-      ? { typed_per_filter_config: { [CUSTOM_RESPONSE]: { "@type": TYPE.customResponse, custom_response_matcher: staticMatcher(retry, staticResponse) } } }
+      ? ({
+          typed_per_filter_config: { [CUSTOM_RESPONSE]: { "@type": TYPE.customResponse, custom_response_matcher: staticMatcher(retry, staticResponse) } },
+        } satisfies envoy.VirtualHost)
       : {}),
   };
 }
-function retryPolicy({ retry }: PolicyIR): object {
+function retryPolicy({ retry }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
   return {
     retry_on: retry.retryOn.join(","),
     num_retries: retry.attempts,
     per_try_timeout: d(retry.perTryTimeoutMs),
-    ...(retry.retriableStatusCodes.length ? { retriable_status_codes: retry.retriableStatusCodes } : {}),
+    ...(retry.retriableStatusCodes.length ? ({ retriable_status_codes: retry.retriableStatusCodes } satisfies envoy.ConfigRoute_RetryPolicy) : {}),
     retry_back_off: { base_interval: d(retry.backoff.baseMs), max_interval: d(retry.backoff.maxMs) },
     ...(retry.fallbackOnRetry
-      ? {
+      ? ({
           // Each retry skips the backends (priorities of the aggregate) already tried, and
           // the hosts already tried within one.
           retry_priority: {
@@ -68,7 +71,7 @@ function retryPolicy({ retry }: PolicyIR): object {
           },
           retry_host_predicate: [{ name: "envoy.retry_host_predicates.previous_hosts", typed_config: { "@type": TYPE.previousHosts } }],
           host_selection_retry_max_attempts: 3,
-        }
+        } satisfies envoy.ConfigRoute_RetryPolicy)
       : {}),
   };
 }
@@ -82,37 +85,40 @@ function retryPolicy({ retry }: PolicyIR): object {
  * One matcher, one action: the ConfigMap is small (1 MiB for every policy), so the
  * conditions are or-ed rather than each given a copy of the response.
  */
-function staticMatcher(retry: RetryIR, backend: StaticBackend): object {
-  const action = {
+function staticMatcher(retry: RetryIR, backend: StaticBackend): envoy.Matcher {
+  const action: envoy.XdsCore_TypedExtensionConfig = {
     name: "static-response",
     typed_config: {
       "@type": TYPE.localResponsePolicy,
       status_code: backend.status,
       body: { inline_string: backend.body },
       ...(backend.headers.length
-        ? {
+        ? ({
             // Envoy reads a header value as a format string (%START_TIME% and the like): a
             // literal % is written %%, else the value is rejected, or worse, substituted.
             response_headers_to_add: backend.headers.map(([key, value]) => ({
               header: { key, value: value.replaceAll("%", "%%") },
               append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
             })),
-          }
+          } satisfies envoy.LocalResponsePolicy)
         : {}),
     },
   };
-  const is = (name: string, type: string, value_match: object) => ({ single_predicate: { input: { name, typed_config: { "@type": type } }, value_match } });
+  type Input = typeof TYPE.statusInput | typeof TYPE.statusClassInput | typeof TYPE.localReplyInput;
+  const is = (name: string, type: Input, value_match: envoy.XdsTypeMatcher_StringMatcher): envoy.Matcher_MatcherList_Predicate => ({
+    single_predicate: { input: { name, typed_config: { "@type": type } }, value_match },
+  });
   const statusClass5xx = is("status-class", TYPE.statusClassInput, { exact: "5xx" });
-  const localFailure = { and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] } };
+  const localFailure: envoy.Matcher_MatcherList_Predicate = { and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] } };
 
   const statuses = failureStatuses(retry);
   const codes = statuses.filter((s) => s !== "5xx");
-  const backendFailure = [
+  const backendFailure: envoy.Matcher_MatcherList_Predicate[] = [
     ...(statuses.includes("5xx") ? [statusClass5xx] : []),
     // RE2 matches the whole status: "502|503|504" is exactly those three.
     ...(codes.length ? [is("status", TYPE.statusInput, codes.length === 1 ? { exact: codes[0] } : { safe_regex: { google_re2: {}, regex: codes.join("|") } })] : []),
   ];
-  const predicate = backendFailure.length ? { or_matcher: { predicate: [localFailure, ...backendFailure] } } : localFailure;
+  const predicate: envoy.Matcher_MatcherList_Predicate = backendFailure.length ? { or_matcher: { predicate: [localFailure, ...backendFailure] } } : localFailure;
   return { matcher_list: { matchers: [{ predicate, on_match: { action } }] } };
 }
 

@@ -1,5 +1,6 @@
 // Envoy v3 type URLs, the names this compiler gives to what it generates, and the shape of
 // its output: resources by type and name, each knowing which policies it carries.
+import type * as envoy from "./api.gen.ts";
 
 const T = "type.googleapis.com/envoy.";
 export const TYPE = {
@@ -34,7 +35,7 @@ export const TYPE = {
  * over the ADS stream its bootstrap opened, Delta or state-of-the-world as that says.
  * Envoy loading files gets the same resources with these references inlined (files.ts).
  */
-export const ADS = { ads: {}, resource_api_version: "V3" } as const;
+export const ADS = { ads: {}, resource_api_version: "V3" } as const satisfies envoy.ConfigSource;
 
 export const HTTP_LISTENER = "fallback-http";
 /** The listener's scoped routes; and the one route configuration Envoy gets from files. */
@@ -59,6 +60,15 @@ export const drainedEndpointsName = (namespace: string, service: string, port: n
 /** The xDS resource types, in the order Envoy should get them (clusters before what routes to them). */
 export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "scope", "route", "secret"] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
+/** The Envoy message of each resource type (api.gen.ts has them as the compiler writes them). */
+export type ResourceValue = {
+  cluster: envoy.Cluster;
+  endpoint: envoy.ClusterLoadAssignment;
+  listener: envoy.Listener;
+  scope: envoy.ScopedRouteConfiguration;
+  route: envoy.RouteConfiguration;
+  secret: envoy.Secret;
+};
 export const TYPE_URL: Record<ResourceType, string> = {
   cluster: TYPE.cluster,
   endpoint: TYPE.clusterLoadAssignment,
@@ -75,17 +85,17 @@ export const TYPE_URL: Record<ResourceType, string> = {
  * a resource's source is the very same object (a policy's IR, a Service's endpoints), its
  * value is the same too.
  */
-export type Resource = {
+export type Resource<Value extends object = object> = {
   name: string;
   /** Keys of the policies whose config this is; empty for what every policy shares (the listener). */
   owners: readonly string[];
   source: object;
-  value(): object;
+  value(): Value;
   /**
    * The value as Envoy takes it without an xDS server (a static bootstrap, or files), where
    * that differs: what it would fetch over ADS inlined (see files.ts).
    */
-  inlined?(): object;
+  inlined?(): Value;
   /**
    * What Envoy must have applied before this resource is any use, or safe to send: an
    * aggregate cluster's members and their endpoints. (Envoy's aggregate clusters also cost
@@ -97,9 +107,9 @@ export type Resource = {
   virtualHosts?: VirtualHost[];
 };
 /** A policy's virtual host: its value is made from its IR, the source. */
-export type VirtualHost = { owner: string; source: object; value(): object };
+export type VirtualHost = { owner: string; source: object; value(): envoy.VirtualHost };
 export type Dependency = { type: ResourceType; name: string };
 
 /** Resources by type, each list in a fixed order. */
-export type Resources = Record<ResourceType, Resource[]>;
+export type Resources = { [T in ResourceType]: Resource<ResourceValue[T]>[] };
 
