@@ -4,9 +4,6 @@
 import { OPERATOR_NODE_FLAGS, runWithNodeFlags } from "./node-flags.ts";
 
 runWithNodeFlags(OPERATOR_NODE_FLAGS);
-const { keepClientNodeLean } = await import("../src/kopf/lean.ts");
-// Before the first import of client-node, which main.ts brings in.
-keepClientNodeLean();
 const { main } = await import("../src/controller/main.ts");
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,21 +1,16 @@
 // Resource references and a small JSON client for any resource kind.
 //
 // Why not KubernetesObjectApi: it deserialises responses into model classes (timestamps
-// become Date objects) while Watch hands out plain JSON, so a cache filled from both
+// become Date objects) while a watch hands out plain JSON, so a cache filled from both
 // would hold two shapes of the same object; and it cannot address subresources such as
-// /status. This client keeps every object as the plain JSON the API server sent, and
-// still goes through client-node's own HTTP stack: the Configuration from
-// KubeConfig.makeApiClient (auth, TLS, proxy dispatcher, user agent) and ApiException
-// for errors, so callers handle its failures exactly like the typed APIs'.
+// /status. This client keeps every object as the plain JSON the API server sent. It speaks
+// HTTP itself (transport.ts), over one connection pool; only the kubeconfig and the
+// credentials come from client-node (kubeconfig.ts). Errors from the API are KubeApiErrors
+// (errors.ts), which carry what client-node's ApiException does.
 
-import {
-  ApiException,
-  HttpMethod,
-  PatchStrategy,
-  type Configuration,
-  type KubeConfig,
-  type RequestContext,
-} from "./kube.ts";
+import { HttpMethod, PatchStrategy, type KubeConfig } from "./kube.ts";
+import { KubeApiError } from "./errors.ts";
+import { Transport } from "./transport.ts";
 
 /** Which resource: group ("" for the core group), version and plural name, as in kopf. */
 export interface ResourceRef {
@@ -103,53 +98,69 @@ export interface PatchOptions {
   force?: boolean;
 }
 
-/** Receives client-node's Configuration; only KubeConfig.makeApiClient constructs it. */
-class Transport {
-  readonly config: Configuration;
-  constructor(config: Configuration) {
-    this.config = config;
-  }
-}
-
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   private readonly transport: Transport;
   private readonly timeoutMs: number;
-  private dispatcher: ReturnType<RequestContext["getDispatcher"]>;
 
+  /** A client-node KubeConfig does as well as the framework's own. */
   constructor(kubeConfig: KubeConfig, options: { timeoutMs?: number } = {}) {
     this.kubeConfig = kubeConfig;
-    this.transport = kubeConfig.makeApiClient(Transport);
     // A request to an API server that is restarting can hang; never wait forever.
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.transport = new Transport(kubeConfig, { agentGraceMs: this.timeoutMs });
   }
 
   async request<T>(method: HttpMethod, path: string, options: RequestOptions = {}): Promise<T> {
-    const { baseServer, authMethods, middleware, httpApi } = this.transport.config;
-    let ctx = baseServer.makeRequestContext(path, method);
-    ctx.setHeaderParam("Accept", "application/json");
-    for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) ctx.setQueryParam(key, String(value));
-    }
-    if (options.body !== undefined) {
-      ctx.setHeaderParam("Content-Type", options.contentType ?? "application/json");
-      ctx.setBody(JSON.stringify(options.body));
-    }
-    ctx.setSignal(AbortSignal.timeout(this.timeoutMs));
-    await authMethods.default?.applySecurityAuthentication(ctx);
-    // client-node 2.0.1 makes a new connection pool for every request, so each call pays a
-    // TCP and TLS handshake and memory grows with the request count. Keep the first one:
-    // the TLS material comes from the kubeconfig and does not change; tokens are headers.
-    const dispatcher = ctx.getDispatcher();
-    if (dispatcher) ctx.setDispatcher((this.dispatcher ??= dispatcher));
-    for (const m of middleware) ctx = await m.pre(ctx).toPromise();
+    const response = await this.transport.request({
+      method,
+      path,
+      query: options.query,
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body), contentType: options.contentType ?? "application/json" } : {}),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const data: unknown = response.text ? safeParse(response.text) : undefined;
+    if (response.status >= 200 && response.status < 300) return data as T;
+    throw apiError(response.status, data, response.headers);
+  }
 
-    const response = await httpApi.send(ctx).toPromise();
-    const text = await response.body.text();
-    const data: unknown = text ? safeParse(text) : undefined;
-    if (response.httpStatusCode >= 200 && response.httpStatusCode < 300) return data as T;
-    const message = (data as { message?: string } | undefined)?.message ?? `HTTP ${response.httpStatusCode}`;
-    throw new ApiException(response.httpStatusCode, message, data, response.headers);
+  /**
+   * Watches a collection: calls `onEvent` with each event's type and object as they
+   * arrive (newline-delimited JSON). Resolves when the server ends the watch; rejects on a
+   * status other than 2xx (a KubeApiError), a broken connection, or when `signal` fires
+   * (with its reason).
+   */
+  async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (type: string, object: unknown) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const x = { method: HttpMethod.GET, path, query: { ...query, watch: true }, signal };
+    const res = await this.transport.open(x);
+    const status = res.statusCode ?? 0;
+    res.setEncoding("utf8");
+    if (status < 200 || status >= 300) {
+      let text = "";
+      for await (const chunk of res) text += chunk as string;
+      throw apiError(status, text ? safeParse(text) : undefined, res.headers);
+    }
+    let rest = "";
+    try {
+      for await (const chunk of res) {
+        const lines = (rest + (chunk as string)).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          const event = JSON.parse(line) as { type: string; object: unknown };
+          onEvent(event.type, event.object);
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err instanceof SyntaxError ? new Error(`watch ${path}: not a JSON event: ${err.message}`) : err;
+    }
+    if (!res.complete) throw signal.aborted ? signal.reason : new Error(`watch ${path}: the connection broke`);
   }
 
   /** Lists every object, following `continue` tokens in pages of `limit`. */
@@ -218,6 +229,12 @@ export class KubeClient {
   delete(ref: ResourceRef, namespace: string | undefined, name: string): Promise<unknown> {
     return this.request(HttpMethod.DELETE, resourcePath(ref, namespace, name));
   }
+}
+
+function apiError(status: number, data: unknown, headers: Record<string, string | string[] | undefined>): KubeApiError {
+  const message = (data as { message?: string } | undefined)?.message ?? `HTTP ${status}`;
+  const flat = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]));
+  return new KubeApiError(status, message, data, flat);
 }
 
 function safeParse(text: string): unknown {

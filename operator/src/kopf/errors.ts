@@ -24,8 +24,27 @@ export class PermanentError extends Error {
 }
 
 /**
- * HTTP status of an error thrown by @kubernetes/client-node: `code` on ApiException
- * (typed APIs), `statusCode` on Watch failures. Undefined for network errors.
+ * What the API server answered with a status other than 2xx: `code` is the HTTP status and
+ * `body` the Status object it sent (its `message`, `reason` and `details`). The same fields
+ * as client-node's ApiException, so code that reads either works with both.
+ */
+export class KubeApiError extends Error {
+  readonly code: number;
+  readonly body: unknown;
+  readonly headers: Record<string, string>;
+
+  constructor(code: number, message: string, body: unknown, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "KubeApiError";
+    this.code = code;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+/**
+ * HTTP status of an error from the API: `code` on KubeApiError (and on client-node's
+ * ApiException), `statusCode` on a watch's ERROR event. Undefined for network errors.
  */
 export function statusCode(err: unknown): number | undefined {
   if (typeof err !== "object" || err === null) return undefined;
@@ -55,7 +74,7 @@ export function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = statusCode(err);
     const body = (err as { body?: { message?: unknown } }).body;
-    // ApiException's own message embeds the headers; the Status message is what matters.
+    // The Status message is what matters, with the code in front.
     if (code !== undefined && body && typeof body.message === "string") return `${code}: ${body.message}`;
     const cause = (err as { cause?: { code?: unknown } }).cause;
     const causeCode = cause && typeof cause.code === "string" ? ` (${cause.code})` : "";

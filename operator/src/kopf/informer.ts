@@ -1,27 +1,17 @@
 // An informer: keeps a Store in step with one resource through list + watch, forever.
 //
-// Why not client-node's ListWatch: after any error other than 410 or a timeout it
-// stops for good (it reports the error and waits for a manual restart), it does not
-// ask for bookmarks, and it has no periodic relist or synced state. We keep its
-// building block, Watch, and put the loop around it:
+// Like client-go's reflector (client-node's ListWatch stops for good after most errors,
+// does not ask for bookmarks, and has no periodic relist or synced state):
 //
 //   list ──► watch from the list's resourceVersion (allowWatchBookmarks) ──► ...
-//     ▲        │ ends cleanly / server timeout / client timeout ─► watch again from the
-//     │        │                                                   last resourceVersion
+//     ▲        │ ends cleanly / server timeout ─► watch again from the last resourceVersion
 //     │        │ 410 Gone (history compacted) ─► relist
 //     │        │ error (API server restarting, 5xx, refused) ─► backoff + jitter, then retry
 //     │        │ silent for inactivityTimeoutMs (no event, no bookmark) ─► restart it
 //     └────────┘ every resyncPeriodMs ─► full relist, to repair anything a watch missed
 //
-// About client-node's Watch in 2.0.x: in 2.0.0 it aborted every watch 30 s after the
-// request started, healthy or not (kubernetes-client/javascript#3020). 2.0.1 turned that
-// into an inactivity timer (#3022): it aborts with a TimeoutError after 30 s without a
-// byte. API servers send bookmarks only about once a minute, so a watch on a quiet
-// resource still ends every 30 s. We guard against both versions: a TimeoutError is an
-// ordinary end (resume from the last resourceVersion, no backoff, no warning), and we
-// raise the library's timer above our own inactivity timeout so ours decides.
+// The watch itself is KubeClient.watch, on the client's connection pool.
 
-import { Watch } from "./kube.ts";
 import { Backoff, sleep, type BackoffOptions } from "./backoff.ts";
 import { objectKey, resourceName, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./client.ts";
 import { describe, isGone, statusCode } from "./errors.ts";
@@ -59,7 +49,7 @@ export interface InformerOptions {
 }
 
 type WatchEnd =
-  | { kind: "closed" } // the server ended the watch (its timeoutSeconds) or a client timeout
+  | { kind: "closed" } // the server ended the watch (its timeoutSeconds)
   | { kind: "gone" } // 410: relist
   | { kind: "inactive" }
   | { kind: "resync" }
@@ -68,9 +58,9 @@ type WatchEnd =
 
 export class Informer<T extends KubeObject = KubeObject> {
   readonly resource: ResourceRef;
-  readonly store = new Store<T>();
+  /** The cache; objects we write are kept in it as the watch would deliver them. */
+  readonly store = new Store<T>({ prepare: (obj) => this.cached(obj) });
   private readonly client: KubeClient;
-  private readonly watcher: Watch;
   private readonly options: Required<Omit<InformerOptions, "namespace" | "labelSelector" | "fieldSelector" | "transform">> &
     InformerOptions;
   private readonly log: Logger;
@@ -93,11 +83,6 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...options,
     };
     this.log = options.logger.child({ resource: resourceName(resource) });
-    this.watcher = new Watch(client.kubeConfig);
-    // See the header: let our inactivity timer, not the library's 30 s one, end watches.
-    if ("requestTimeoutMs" in this.watcher) {
-      Reflect.set(this.watcher, "requestTimeoutMs", this.options.inactivityTimeoutMs + 15_000);
-    }
   }
 
   /** True once the first list has filled the store. */
@@ -228,7 +213,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private watchOnce(resyncInMs: number | undefined): Promise<WatchEnd> {
     return new Promise<WatchEnd>((resolve) => {
       let settled = false;
-      let request: AbortController | undefined;
+      const request = new AbortController();
       let inactivity: NodeJS.Timeout | undefined;
       const resync = resyncInMs === undefined ? undefined : setTimeout(() => finish({ kind: "resync" }), Math.max(0, resyncInMs));
       const signal = this.abort.signal;
@@ -240,7 +225,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         clearTimeout(inactivity);
         clearTimeout(resync);
         signal.removeEventListener("abort", onStop);
-        request?.abort();
+        request.abort();
         resolve(end);
       };
       const armInactivity = () => {
@@ -264,15 +249,8 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         this.apply(type, obj as T);
       };
-      const onDone = (err: unknown) => {
-        if (!err) return finish({ kind: "closed" });
-        if (isGone(err)) return finish({ kind: "gone" });
-        // client-node's own timer (see the header): a normal end, not a failure.
-        if ((err as { name?: string }).name === "TimeoutError") return finish({ kind: "closed" });
-        finish({ kind: "error", err });
-      };
 
-      this.watcher
+      this.client
         .watch(
           resourcePath(this.resource, this.options.namespace),
           {
@@ -285,13 +263,12 @@ export class Informer<T extends KubeObject = KubeObject> {
             fieldSelector: this.options.fieldSelector,
           },
           onEvent,
-          onDone,
+          request.signal,
         )
-        .then((controller) => {
-          request = controller;
-          if (settled) controller.abort();
-        })
-        .catch((err: unknown) => finish({ kind: "error", err }));
+        .then(
+          () => finish({ kind: "closed" }),
+          (err: unknown) => finish(isGone(err) ? { kind: "gone" } : { kind: "error", err }),
+        );
     });
   }
 

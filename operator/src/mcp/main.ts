@@ -2,7 +2,6 @@
 // starts it as a child process) or on Streamable HTTP with --http. The command line is
 // read by fallbackctl (cli/main.ts); this runs what it asked for.
 import { readFileSync } from "node:fs";
-import { keepClientNodeLean } from "../kopf/lean.ts";
 
 export type McpOptions = {
   kubeconfig?: string;
@@ -15,8 +14,6 @@ type Io = { stderr: (s: string) => void };
 
 /** Runs until the client goes (stdio) or a signal comes (HTTP). */
 export async function runMcp(options: McpOptions, io: Io): Promise<void> {
-  // Before client-node is first imported (cluster.ts): see kopf/lean.ts.
-  if (options.kubeconfig) keepClientNodeLean();
   const [{ createServer, OFFLINE_TOOLS, CLUSTER_TOOLS, WRITE_TOOLS }, { connect }] = await Promise.all([import("./server.ts"), import("./cluster.ts")]);
   const log = (line: string) => io.stderr(`${line}\n`);
   const cluster = options.kubeconfig ? connect(options.kubeconfig) : undefined;

@@ -1,8 +1,8 @@
 // The framework talks to the API server over one connection pool: requests, Events and
 // the leader Lease reuse its connections. (client-node 2.0.1 builds a new pool, so a new
 // TCP and TLS connection, for every request of its generated API clients; at 1,000
-// policies that was ~100 MB of native memory in the operator.) Counted with undici's
-// diagnostics channel, which reports every connection it opens.
+// policies that was ~100 MB of native memory in the operator.) Counted with node:net's
+// diagnostics channel, which reports every client socket the process opens.
 
 import { KubeConfig } from "@kubernetes/client-node";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
@@ -21,9 +21,9 @@ let ns: string;
 
 beforeAll(async () => {
   ns = await createTestNamespace(inject("kubeconfig"), "kopf-connections");
-  subscribe("undici:client:connected", onConnected);
+  subscribe("net.client.socket", onConnected);
 });
-afterAll(() => unsubscribe("undici:client:connected", onConnected));
+afterAll(() => unsubscribe("net.client.socket", onConnected));
 
 describe("one connection pool", () => {
   it("serves 60 requests, 20 Events and a leader's Lease renewals over a few connections", async () => {

@@ -256,10 +256,4 @@ describe("Informer", () => {
     expect(events.find((e) => e.type === "resync")!.object).toBe(added);
     expect(informer.store.list()[0]).toBe(added);
   });
-
-  it("raises client-node's own watch timer above the inactivity timeout", async () => {
-    const { informer } = await setup({ inactivityTimeoutMs: 60_000 });
-    const watcher = Reflect.get(informer, "watcher") as object;
-    expect(Reflect.get(watcher, "requestTimeoutMs")).toBeGreaterThan(60_000);
-  });
 });
