@@ -29,6 +29,26 @@ module.exports = {
     { name: "the-kubeconfig-helper-is-not-imported", severity: "error",
       from: { path: "^operator/src/" }, to: { path: "^operator/src/kopf/kubeconfig-helper[.]ts$" } },
     { name: "no-cycles", severity: "error", from: {}, to: { circular: true } },
+    // Tests, benchmarks and scripts (the demo) share one support tree, test/support/. The
+    // product ships without any of them, so it imports none.
+    { name: "product-imports-no-tests-benchmarks-or-scripts", severity: "error",
+      from: { path: "^operator/" }, to: { path: "^(test|bench|scripts)/" } },
+    // The support tree stands on the product alone: a helper that reached into a test, a
+    // benchmark or the demo would drag it into everything that uses the helper.
+    { name: "test-support-is-self-contained", severity: "error",
+      from: { path: "^test/support/" }, to: { path: "^(test/(?!support/)|bench/|scripts/)" } },
+    // What a benchmark or a script needs from the tests lives in test/support/, never in a
+    // test file or the e2e suite's own harness.
+    { name: "bench-and-scripts-use-only-test-support", severity: "error",
+      from: { path: "^(bench|scripts)/" }, to: { path: "^test/(?!support/)" } },
+    { name: "tests-use-no-benchmarks", severity: "error",
+      from: { path: "^test/" }, to: { path: "^bench/" } },
+    // The demo's own modules are its business; a test runs the demo, or uses test/support/.
+    { name: "tests-use-no-demo-modules", severity: "error",
+      from: { path: "^test/" }, to: { path: "^scripts/demo(/|[.]ts$)" } },
+    // A test file is run, not imported; helpers go into a module of their own.
+    { name: "no-imports-of-test-files", severity: "error",
+      from: {}, to: { path: "[.]test[.]ts$" } },
   ],
   options: {
     doNotFollow: { path: "node_modules" },

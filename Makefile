@@ -15,7 +15,7 @@ test: setup lint
 
 lint:
 	@tsc --noEmit -p .
-	@depcruise --config .dependency-cruiser.cjs operator/src
+	@depcruise --config .dependency-cruiser.cjs operator/src test bench scripts
 
 ## demo: the main job (see README)
 demo: setup

@@ -13,10 +13,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, spawnBackend, startBackend, type Backend, type ChildBackend } from "../test/e2e/harness/backend.ts";
-import { startEnvoy, type Envoy } from "../test/e2e/harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway } from "../test/e2e/harness/gateway.ts";
-import { startLoad, summarize, type Result } from "../test/e2e/harness/load.ts";
+import { freePort } from "../test/support/ports.ts";
+import { spawnBackend, startBackend, type Backend, type ChildBackend } from "../test/support/backend.ts";
+import { startEnvoy, type Envoy } from "../test/support/envoy.ts";
+import { fallbackPolicy, service, startGateway } from "../test/support/gateway.ts";
+import { sleep } from "../test/support/poll.ts";
+import { startLoad, summarize, type Result } from "../test/support/load.ts";
 
 export type FailoverBenchOptions = {
   /** Requests per second; default 200. */

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Agent, request, type RequestOptions } from "node:https";
 import { parse } from "yaml";
+import { sleep } from "../test/support/poll.ts";
 
 export const PLURAL_PATH = "/apis/fallback.dev/v1alpha1/namespaces";
 
@@ -81,8 +82,6 @@ export async function limited<T>(items: T[], limit: number, fn: (item: T) => Pro
     while (next < items.length) await fn(items[next++]!);
   }));
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Nearest-rank percentile. */
 export const percentile = (values: number[], p: number) => {

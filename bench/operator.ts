@@ -15,10 +15,13 @@
 //   import { runOperatorBench } from "./operator.ts"   // from bench/run.ts
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createTestNamespace, kubectl, repoRoot, startControlPlane } from "../test/harness/controlplane.ts";
-import { metric, startOperator, type RunningOperator } from "../test/harness/operator.ts";
-import { endpointSlice, policy, service } from "../test/integration/operator/objects.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, sleep, type Kube } from "./kube.ts";
+import { createTestNamespace, kubectl } from "../test/support/kubectl.ts";
+import { repoRoot } from "../test/support/paths.ts";
+import { startControlPlane } from "../test/support/controlplane.ts";
+import { metric, startOperator, type RunningOperator } from "../test/support/operator.ts";
+import { endpointSlice, policy, service } from "../test/support/objects.ts";
+import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, type Kube } from "./kube.ts";
+import { sleep } from "../test/support/poll.ts";
 
 export type OperatorBenchOptions = {
   /** Policy counts, in increasing order; default 100 and 1,000. */

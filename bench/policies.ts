@@ -3,8 +3,9 @@
 // Service fallbacks) of a few endpoints, and a static answer last. An "empty" policy's
 // Services have no endpoints, so that it answers with its static body.
 import { join } from "node:path";
-import { createTestNamespace, kubectl, repoRoot } from "../test/harness/controlplane.ts";
-import { PLURAL_PATH, limited, sleep, type Kube } from "./kube.ts";
+import { createTestNamespace, kubectl } from "../test/support/kubectl.ts";
+import { repoRoot } from "../test/support/paths.ts";
+import { PLURAL_PATH, limited, type Kube } from "./kube.ts";
 
 export const PORT = 8080;
 
@@ -53,17 +54,3 @@ export const policyOf = (ns: string, name: string, body: string) => ({
     fallbacks: [{ service: { name: `${name}-fb1`, port: PORT } }, { service: { name: `${name}-fb2`, port: PORT } }, { staticResponse: { status: 503, body } }],
   },
 });
-
-/** Polls `check` until it holds (a throw counts as not yet). */
-export async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}

@@ -22,11 +22,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startProxy, type Proxy } from "../test/e2e/harness/proxy.ts";
-import { freePort, repoRoot, startControlPlane } from "../test/harness/controlplane.ts";
-import { startOperator, type RunningOperator } from "../test/harness/operator.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, mb, ms, num, procStatus, reconciled, sleep, type Kube } from "./kube.ts";
-import { createPolicies, policyNamespace, until } from "./policies.ts";
+import { startProxy, type Proxy } from "../test/support/proxy.ts";
+import { freePort } from "../test/support/ports.ts";
+import { repoRoot } from "../test/support/paths.ts";
+import { startControlPlane } from "../test/support/controlplane.ts";
+import { startOperator, type RunningOperator } from "../test/support/operator.ts";
+import { PLURAL_PATH, PolicyWatch, kubeClient, mb, ms, num, procStatus, reconciled, type Kube } from "./kube.ts";
+import { sleep, until } from "../test/support/poll.ts";
+import { createPolicies, policyNamespace } from "./policies.ts";
 import type { Recorded } from "./stats-clients.ts";
 
 export type StatsBenchOptions = {
@@ -96,7 +99,7 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     // ---- 2 real Envoys: serving every policy, their reports in every status ----
     proxies.push(...(await Promise.all(Array.from({ length: ENVOYS }, (_, i) => startProxy({ dir: o.dir, xdsServers: [xds], nodeId: `envoy-${i + 1}`, readyTimeoutMs: 600_000 })))));
     const clusters = 4 * o.policies + 1;
-    for (const proxy of proxies) await until(async () => (await proxy.stat("cluster_manager.active_clusters")) >= clusters, 900_000, `${proxy.nodeId}'s ${num(clusters)} clusters`, 2_000);
+    for (const proxy of proxies) await until(`${proxy.nodeId}'s ${num(clusters)} clusters`, async () => (await proxy.stat("cluster_manager.active_clusters")) >= clusters, 900_000, 2_000);
     o.log(`stats bench: ${ENVOYS} Envoys have every cluster; waiting for the statuses to show them and their reports`);
     // The probe's clusters never had a host: Envoy never sets their membership gauges, so it does not report them.
     await watch.until(names, (p) => p.status?.proxies?.acked === ENVOYS && (p.metadata.name === probe || reasonOf(p) === "PrimaryServing"), 900_000);
@@ -326,7 +329,7 @@ class WriteCounter {
 
   /** Resolves once no policy was written for `forMs`. */
   async quiet(forMs: number, timeoutMs: number): Promise<void> {
-    await until(() => performance.now() - this.last >= forMs, timeoutMs, `no status writes for ${ms(forMs)}`, 500);
+    await until(`no status writes for ${ms(forMs)}`, () => performance.now() - this.last >= forMs, timeoutMs, 500);
   }
 
   close(): void {

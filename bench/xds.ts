@@ -24,16 +24,20 @@ import { spawn } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { join } from "node:path";
-import { backendAddress } from "../scripts/demo/cluster.ts";
-import { startBackend, type Backend } from "../test/e2e/harness/backend.ts";
-import { send } from "../test/e2e/harness/load.ts";
-import { startProxy, type Proxy } from "../test/e2e/harness/proxy.ts";
-import { createTestNamespace, freePort, repoRoot, startControlPlane } from "../test/harness/controlplane.ts";
-import { metric, startOperator, type RunningOperator } from "../test/harness/operator.ts";
-import { syncConfigMap } from "../scripts/demo/configmap-sync.ts";
-import { startEnvoy } from "../test/e2e/harness/envoy.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, sleep, type Kube } from "./kube.ts";
-import { PORT, createPolicies, policyNamespace, policyOf, serviceOf, sliceOf, until } from "./policies.ts";
+import { backendAddress } from "../test/support/ports.ts";
+import { startBackend, type Backend } from "../test/support/backend.ts";
+import { send } from "../test/support/load.ts";
+import { startProxy, type Proxy } from "../test/support/proxy.ts";
+import { createTestNamespace } from "../test/support/kubectl.ts";
+import { freePort } from "../test/support/ports.ts";
+import { repoRoot } from "../test/support/paths.ts";
+import { startControlPlane } from "../test/support/controlplane.ts";
+import { metric, startOperator, type RunningOperator } from "../test/support/operator.ts";
+import { syncConfigMap } from "../test/support/configmap-sync.ts";
+import { startEnvoy } from "../test/support/envoy.ts";
+import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, type Kube } from "./kube.ts";
+import { sleep, until } from "../test/support/poll.ts";
+import { PORT, createPolicies, policyNamespace, policyOf, serviceOf, sliceOf } from "./policies.ts";
 
 export type XdsBenchOptions = {
   /** Policies; default 10,000. */
@@ -125,8 +129,8 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     // Done when Envoy has acknowledged the routes, which come last (the operator's log says);
     // its admin interface is read once at the end: a stats read takes Envoy's main thread,
     // the one applying the config, for a while at 40,000 clusters.
-    await until(() => op!.logs().slice(logFrom).some((l) => l["msg"] === "xDS response answered" && l["node"] === "envoy-1" && l["type"] === "RouteConfiguration"), 300_000, "Envoy's ACK of the routes", 100);
-    await until(async () => (await answer(envoy, probes[0]!)) === "v0", 60_000, "a probe's answer");
+    await until("Envoy's ACK of the routes", () => op!.logs().slice(logFrom).some((l) => l["msg"] === "xDS response answered" && l["node"] === "envoy-1" && l["type"] === "RouteConfiguration"), 300_000, 100);
+    await until("a probe's answer", async () => (await answer(envoy, probes[0]!)) === "v0", 60_000);
     const envoyReadyMs = performance.now() - started;
     await sleep(1_000);
     const sync = initialSync(op.logs().slice(logFrom), "envoy-1");
@@ -153,7 +157,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       const body = `v${++version}`;
       const start = performance.now();
       await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, body), "application/merge-patch+json");
-      await until(async () => (await answer(envoy, p)) === body, 30_000, `${p} answering ${body}`, 2);
+      await until(`${p} answering ${body}`, async () => (await answer(envoy, p)) === body, 30_000, 2);
       changes.push({ ms: performance.now() - start });
       await sleep(200);
     }
@@ -167,12 +171,12 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       const before = await sentEndpoints();
       const start = performance.now();
       await kube.call("PUT", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`, await withEndpoints(kube, ns, p, [backend]));
-      await until(async () => (await answer(envoy, p)) === "live", 30_000, `${p} reaching the live endpoint`, 2);
+      await until(`${p} reaching the live endpoint`, async () => (await answer(envoy, p)) === "live", 30_000, 2);
       const took = performance.now() - start;
       await sleep(300);
       endpointSamples.push({ ms: took, sent: (await sentEndpoints()) - before });
       await kube.call("PUT", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`, await withEndpoints(kube, ns, p, []));
-      await until(async () => (await answer(envoy, p)).startsWith("v"), 30_000, `${p} back on its static answer`, 5);
+      await until(`${p} back on its static answer`, async () => (await answer(envoy, p)).startsWith("v"), 30_000, 5);
     }
     o.log(`xds bench: EndpointSlice change -> Envoy: p50 ${ms(percentile(endpointSamples.map((c) => c.ms), 50))}, p99 ${ms(percentile(endpointSamples.map((c) => c.ms), 99))}`);
     const afterChanges = procStatus(op.pid);
@@ -197,7 +201,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       });
       clients!.once("exit", (code) => fail(new Error(`ADS clients exited with ${code}`)));
     });
-    for (const proxy of proxies) await until(async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1, 300_000, `${proxy.nodeId}'s clusters`, 2_000);
+    for (const proxy of proxies) await until(`${proxy.nodeId}'s clusters`, async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1, 300_000, 2_000);
     const fanOutSyncMs = performance.now() - f0;
     await sleep(2_000);
     const fanOut: number[] = [];
@@ -207,7 +211,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       const from = op.logs().length;
       const start = Date.now();
       await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, body), "application/merge-patch+json");
-      await until(() => answeredBy(op!.logs().slice(from), "RouteConfiguration") >= o.subscribers, 60_000, "every subscriber's ACK", 10);
+      await until("every subscriber's ACK", () => answeredBy(op!.logs().slice(from), "RouteConfiguration") >= o.subscribers, 60_000, 10);
       fanOut.push(lastAnswer(op.logs().slice(from), "RouteConfiguration") - start);
       await sleep(500);
     }
@@ -309,13 +313,13 @@ async function configMapMode(o: Required<XdsBenchOptions>, kubeconfig: string, k
       return r.body ?? "";
     };
     try {
-      await until(async () => (await ask(names[0]!)) === "v0", 60_000, "ConfigMap mode serving");
+      await until("ConfigMap mode serving", async () => (await ask(names[0]!)) === "v0", 60_000);
       const changes: number[] = [];
       for (let i = 0; i < 10; i++) {
         const p = names[i]!;
         const start = performance.now();
         await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, `w${i}`), "application/merge-patch+json");
-        await until(async () => (await ask(p)) === `w${i}`, 60_000, "ConfigMap mode change", 5);
+        await until("ConfigMap mode change", async () => (await ask(p)) === `w${i}`, 60_000, 5);
         changes.push(performance.now() - start);
         await sleep(2_200);
       }

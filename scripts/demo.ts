@@ -4,7 +4,7 @@
 // `fallbackctl bootstrap` prints, a live change (a kubectl apply served by Envoy within a
 // second, no restart), and live traffic while backends crash and return. Over xDS because
 // a change reaches Envoy in under a second; through a mounted ConfigMap (the operator's
-// other output; scripts/demo/configmap-sync.ts plays the kubelet for it in tests and
+// other output; test/support/configmap-sync.ts plays the kubelet for it in tests and
 // benchmarks) it waits for the kubelet's sync, 60-90 s.
 //
 //   DEMO_ONCE=1   walk through once and exit: 0 when every step did what it should
@@ -14,13 +14,17 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseAllDocuments, type Scalar } from "yaml";
-import { spawnBackend, type ChildBackend } from "../test/e2e/harness/backend.ts";
-import { ENVOY_BIN } from "../test/e2e/harness/envoy.ts";
-import { send } from "../test/e2e/harness/load.ts";
-import { freePort, kubectl, startControlPlane } from "../test/harness/controlplane.ts";
+import { spawnBackend, type ChildBackend } from "../test/support/backend.ts";
+import { startControlPlane } from "../test/support/controlplane.ts";
+import { ENVOY_BIN } from "../test/support/envoy.ts";
+import { apply, kube, kubectl } from "../test/support/kubectl.ts";
+import { send } from "../test/support/load.ts";
+import { fallbackctlBin, operatorBin } from "../test/support/paths.ts";
+import { sleep, until } from "../test/support/poll.ts";
+import { backendAddress, freePort } from "../test/support/ports.ts";
 import { makeDemoCerts, type DemoCerts } from "./demo/certs.ts";
-import { applyObjects, backendAddress, endpointSlice, kubectlOk, namespace, policyConditions } from "./demo/cluster.ts";
-import { FALLBACKCTL, fallbackctlBootstrap, startDemoEnvoy, type DemoEnvoy } from "./demo/envoy.ts";
+import { endpointSlice, namespace, policyConditions } from "./demo/cluster.ts";
+import { fallbackctlBootstrap, startDemoEnvoy, type DemoEnvoy } from "./demo/envoy.ts";
 import { commandLine, readPids, startLogged, Supervisor, type Managed } from "./demo/processes.ts";
 import { Traffic, type Tally } from "./demo/traffic.ts";
 
@@ -28,7 +32,6 @@ const REPO = resolve(import.meta.dirname, "..");
 const DIR = resolve(REPO, process.env.DEMO_DIR ?? ".local/demo");
 const ONCE = process.env.DEMO_ONCE === "1";
 const KUBECONFIG = join(DIR, "kubeconfig");
-const OPERATOR = join(REPO, "operator/bin/fallback-operator.ts");
 const OPERATOR_LOG = join(DIR, "operator.log");
 const CERTS_DIR = join(DIR, "certs");
 const BOOTSTRAP = join(DIR, "envoy-bootstrap.yaml");
@@ -48,7 +51,6 @@ const rel = (path: string) => relative(process.cwd(), path) || ".";
 const step = (text: string) => console.log(`\n==> ${text}`);
 const tell = (text: string) => console.log(`    ${text}`);
 const block = (text: string) => text.trimEnd() && console.log(text.trimEnd().replace(/^/gm, "    "));
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
 /** What did not go as it should; any entry makes DEMO_ONCE=1 exit non-zero. */
@@ -157,8 +159,8 @@ async function startLocalControlPlane(): Promise<void> {
 
 async function installCrd(): Promise<void> {
   step("Installing the FallbackPolicy CRD from crds/…");
-  block(await kubectlOk(KUBECONFIG, ["apply", "-f", join(REPO, "crds")]));
-  await kubectlOk(KUBECONFIG, ["wait", "--for=condition=Established", "crd/fallbackpolicies.fallback.dev", "--timeout=60s"], undefined, 70_000);
+  block(await kube(KUBECONFIG, ["apply", "-f", join(REPO, "crds")]));
+  await kube(KUBECONFIG, ["wait", "--for=condition=Established", "crd/fallbackpolicies.fallback.dev", "--timeout=60s"], undefined, 70_000);
   tell("Established: the API server now serves kind FallbackPolicy (short name fbp).");
 }
 
@@ -179,10 +181,10 @@ function makeCertificates(): void {
 
 async function startOperator(): Promise<void> {
   step("Creating namespaces fallback-system (the operator's), shop and ai…");
-  block(await applyObjects(KUBECONFIG, ["fallback-system", "shop", "ai"].map(namespace)));
+  block(await apply(KUBECONFIG, ["fallback-system", "shop", "ai"].map(namespace)));
 
   step(`Starting the operator with its xDS server (its JSON logs go to ${rel(OPERATOR_LOG)})…`);
-  if (!existsSync(OPERATOR)) throw new Error(`${rel(OPERATOR)} is missing`);
+  if (!existsSync(operatorBin)) throw new Error(`${rel(operatorBin)} is missing`);
   const listen = await freePort();
   const admin = await freePort();
   xdsServer = `127.0.0.1:${await freePort()}`;
@@ -205,8 +207,8 @@ async function startOperator(): Promise<void> {
     : "(plaintext here), and reports on each policy in its status.");
   tell("It writes no ConfigMap: an Envoy on a mounted ConfigMap sees a change after the kubelet's sync, 60-90 s;");
   tell("over xDS a change is live in under a second (the step \"a live change\" below measures it).");
-  command([rel(OPERATOR), ...flags], `> ${rel(OPERATOR_LOG)} 2>&1 &`);
-  operator = startLogged("operator", process.execPath, [OPERATOR, ...flags], OPERATOR_LOG);
+  command([rel(operatorBin), ...flags], `> ${rel(OPERATOR_LOG)} 2>&1 &`);
+  operator = startLogged("operator", process.execPath, [operatorBin, ...flags], OPERATOR_LOG);
   supervisor!.track("operator", operator.pid);
   supervisor!.onCleanup("the operator", () => operator!.stop(15_000));
   void operator.exited.then(() => {
@@ -242,7 +244,7 @@ async function startBackends(): Promise<Backends> {
 
 async function applyExamples({ products, cache, llm }: Backends): Promise<void> {
   step("Applying examples/shop.yaml and examples/ai.yaml, unchanged…");
-  block(await kubectlOk(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]));
+  block(await kube(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]));
   tell(`shop/products:  products -> products-cache -> static 503 ${staticAnswer().body}`);
   tell("ai/llm-gateway: llm-gateway -> api.openai.example:443 -> api.second-provider.example:443 -> static 503 \"The assistant is busy…\"");
   tell("Each provider gets its own key (from the two labelled Secrets, over SDS) and model, and never the client's");
@@ -250,7 +252,7 @@ async function applyExamples({ products, cache, llm }: Backends): Promise<void> 
   tell("answer here. That is fine: the operator programs them all the same, and the traffic below goes to the shop.");
 
   step("Publishing EndpointSlices that point the Services at those backends (a controller-manager would do this)…");
-  block(await applyObjects(KUBECONFIG, [
+  block(await apply(KUBECONFIG, [
     // The slice's port is named like the Service port: shop's products uses the named targetPort "http".
     endpointSlice("shop", "products", "http", products),
     endpointSlice("shop", "products-cache", "http", cache),
@@ -269,7 +271,7 @@ async function startEnvoyOnXds(): Promise<void> {
     "--admin", `127.0.0.1:${admin}`,
     ...(certs ? ["--xds-ca", certs.caFile, "--xds-cert", certs.clientCert, "--xds-key", certs.clientKey, "--xds-server-name", XDS_SERVER_NAME] : []),
   ];
-  command([rel(FALLBACKCTL), "bootstrap", ...args], `> ${rel(BOOTSTRAP)}`);
+  command([rel(fallbackctlBin), "bootstrap", ...args], `> ${rel(BOOTSTRAP)}`);
   writeFileSync(BOOTSTRAP, await fallbackctlBootstrap(args));
 
   step("Starting Envoy on that bootstrap…");
@@ -287,13 +289,13 @@ async function startEnvoyOnXds(): Promise<void> {
 async function showPolicies(): Promise<void> {
   step("Waiting until both policies are Ready (Ready includes Programmed: every connected Envoy acknowledged them)…");
   try {
-    await kubectlOk(KUBECONFIG, ["wait", "--for=condition=Ready", "fallbackpolicies.fallback.dev", "--all", "-A", "--timeout=90s"], undefined, 100_000);
+    await kube(KUBECONFIG, ["wait", "--for=condition=Ready", "fallbackpolicies.fallback.dev", "--all", "-A", "--timeout=90s"], undefined, 100_000);
   } catch (error) {
     block(await policyConditions(KUBECONFIG).catch(() => ""));
     throw new Error(`the policies did not become Ready: ${(error as Error).message}`);
   }
   command(["kubectl", "get", "fbp", "-A"]);
-  block(await kubectlOk(KUBECONFIG, ["get", "fbp", "-A"]));
+  block(await kube(KUBECONFIG, ["get", "fbp", "-A"]));
   const configMap = ["get", "configmap", "-n", "fallback-system", "fallback-envoy"];
   command(["kubectl", ...configMap]);
   const result = await kubectl(KUBECONFIG, configMap);
@@ -346,7 +348,7 @@ async function liveChange({ products, cache }: Backends): Promise<void> {
     check(envoy!.running(), "Envoy is not running after the live change");
 
     const status = await until("shop/products Ready for its new generation, acknowledged by Envoy", async () => {
-      const p = JSON.parse(await kubectlOk(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "json"]));
+      const p = JSON.parse(await kube(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "json"]));
       const ready = p.status?.conditions?.find((c: { type: string }) => c.type === "Ready");
       const proxies = p.status?.proxies;
       const current = p.status?.observedGeneration === p.metadata.generation && ready?.observedGeneration === p.metadata.generation;
@@ -354,9 +356,9 @@ async function liveChange({ products, cache }: Backends): Promise<void> {
     }, 15_000).catch((error: Error) => void check(false, error.message));
     tell("The status follows: Ready again once every connected Envoy acknowledged the new config.");
     command(["kubectl", "get", "fbp", "-A"]);
-    block(await kubectlOk(KUBECONFIG, ["get", "fbp", "-A"]));
+    block(await kube(KUBECONFIG, ["get", "fbp", "-A"]));
     command(["kubectl", "get", "fbp", "-n", "shop", "products", "-o", "jsonpath={.status.proxies}"]);
-    block(`${await kubectlOk(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "jsonpath={.status.proxies}"])}`);
+    block(`${await kube(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "jsonpath={.status.proxies}"])}`);
     tell("connected: Envoys streaming from the operator; acked: those running this policy's current config.");
     if (status) check(status.proxies.connected === 1, `status.proxies says ${JSON.stringify(status.proxies)}, expected the demo's one Envoy`);
 
@@ -389,7 +391,7 @@ async function timeApply(file: string, isNew: (answer: Answer) => boolean): Prom
     void probe.finally(() => probes.delete(probe));
   }, 25);
   try {
-    const output = await kubectlOk(KUBECONFIG, ["apply", "-f", file]);
+    const output = await kube(KUBECONFIG, ["apply", "-f", file]);
     const kubectlMs = performance.now() - started;
     block(output);
     const found = await until(`Envoy to serve ${rel(file)}`, async () => first, 30_000);
@@ -591,16 +593,6 @@ async function waitOrNote(wait: Promise<void>): Promise<void> {
   } catch (error) {
     check(false, (error as Error).message);
   }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
 }
 
 /** After a failure: whether the operator still runs, and the end of its log. */

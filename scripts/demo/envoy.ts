@@ -2,16 +2,14 @@
 // everything else from the operator over xDS; its log in a file, ready once the admin
 // interface's /ready says so (Envoy has its first config from the operator).
 import { execFile } from "node:child_process";
-import { resolve } from "node:path";
-import { ENVOY_BIN, waitForEnvoyReady } from "../../test/e2e/harness/envoy.ts";
+import { ENVOY_BIN, waitForEnvoyReady } from "../../test/support/envoy.ts";
+import { fallbackctlBin } from "../../test/support/paths.ts";
 import { startLogged, type Managed } from "./processes.ts";
-
-export const FALLBACKCTL = resolve(import.meta.dirname, "../../operator/bin/fallbackctl.ts");
 
 /** `fallbackctl bootstrap ARGS`: the bootstrap YAML it prints; throws with its stderr. */
 export function fallbackctlBootstrap(args: string[]): Promise<string> {
   return new Promise((done, fail) => {
-    execFile(process.execPath, [FALLBACKCTL, "bootstrap", ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [fallbackctlBin, "bootstrap", ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) fail(new Error(`fallbackctl bootstrap: ${stderr.trim() || error.message}`));
       else done(stdout);
     });

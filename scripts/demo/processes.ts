@@ -1,23 +1,14 @@
 // Every process the demo starts is known here, so that one call stops them all, newest
 // first: at the normal end, on Ctrl-C and on failure. Two more guards against orphans:
 //
-// - Processes started with `guardedSpawn` run under `setpriv --pdeathsig SIGKILL` (when
-//   util-linux has it): if the demo itself dies, even by SIGKILL, the kernel kills them.
-//   They also get a process group of their own, so a Ctrl-C in the terminal reaches only
-//   the demo, which then stops them in order.
+// - Processes started with `guardedSpawn` (test/support/processes.ts) die with the demo,
+//   even when it is SIGKILLed, and a Ctrl-C in the terminal reaches only the demo, which
+//   then stops them in order.
 // - Every pid goes into <dir>/pids. A later demo run stops whatever an earlier one left.
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { appendFileSync, closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exitOf } from "../../test/support/exit.ts";
-
-const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
-
-/** spawn(), but the child dies with the demo and has its own process group. */
-export function guardedSpawn(command: string, args: string[], options: SpawnOptions): ChildProcess {
-  const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", command, ...args]] : [command, args];
-  return spawn(cmd, argv, { ...options, detached: true });
-}
+import { exitOf, guardedSpawn, stopChild } from "../../test/support/processes.ts";
 
 export type Managed = {
   readonly name: string;
@@ -50,11 +41,8 @@ export function startLogged(name: string, command: string, args: string[], logFi
     exitInfo: () => info,
     exited,
     async stop(timeoutMs = 10_000) {
-      if (!running()) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => running() && child.kill("SIGKILL"), timeoutMs);
+      await stopChild(child, { killAfterMs: timeoutMs });
       await exited;
-      clearTimeout(timer);
     },
   };
 }

@@ -2,7 +2,7 @@
 // each answer sorted by who gave it, and tallies per printed line, per phase and in total.
 // Nothing is kept per request, so it can run for hours.
 import { Agent } from "node:http";
-import { send, type Result } from "../../test/e2e/harness/load.ts";
+import { send, type Result } from "../../test/support/load.ts";
 
 /** Counts of answers by who gave them: a backend's name, the static answer, or an error. */
 export class Tally {

@@ -5,15 +5,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "node:http";
 import { Readable } from "node:stream";
-import OpenAI from "openai";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { conditionOf, eventually, getJson } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
+import { backendAddress } from "../support/ports.ts";
+import { conditionOf } from "../support/operator.ts";
+import { until } from "../support/poll.ts";
+import { getJson } from "../support/kubectl.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
 import { makeCerts } from "./harness/certs.ts";
-import { startLoad, summarize } from "./harness/load.ts";
+import { startLoad, summarize } from "../support/load.ts";
 import { startProvider, type Provider } from "./harness/provider.ts";
 import { startStack, type Stack } from "./harness/stack.ts";
+import OpenAI from "openai";
 
 const NS = "ai";
 // Distinctive, so that a grep finds any copy of them.
@@ -107,7 +109,7 @@ beforeAll(async () => {
     maxRetries: 0,
     fetch: withHost(`llm-gateway.${NS}:${gateway.port}`),
   });
-  await eventually("the policy Ready", async () => conditionOf(await statusOf(), "Ready")?.status === "True", 60_000);
+  await until("the policy Ready", async () => conditionOf(await statusOf(), "Ready")?.status === "True", 60_000);
 }, 120_000);
 
 afterAll(async () => {
@@ -117,7 +119,7 @@ afterAll(async () => {
 
 describe("AI-provider fallbacks, each provider with its own key, path and model", () => {
   it("primary 429 -> provider A, with A's key and model, and none of the client's credentials", async () => {
-    const answer = await eventually("an answer from A", async () => {
+    const answer = await until("an answer from A", async () => {
       const r = await ask().catch(() => undefined);
       return r?.choices[0]?.message.content === "answer from provider-a" && r;
     });
@@ -194,18 +196,18 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
   it("a rotated Secret: the next requests carry the new key, with no Envoy restart", async () => {
     a.acceptKeys([KEY_A2]);
     await stack.kubectl(["apply", "-f", "-"], JSON.stringify(secret("provider-a", KEY_A2)));
-    await eventually("A accepting the rotated key", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a", 15_000);
+    await until("A accepting the rotated key", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a", 15_000);
     expect(last(a).headers.authorization).toBe(`Bearer ${KEY_A2}`);
   });
 
   it("a deleted Secret: SecretNotFound, and that provider is skipped", async () => {
     await stack.kubectl(["delete", "secret", "-n", NS, "provider-a"]);
-    const status = await eventually("ResolvedRefs SecretNotFound", async () => {
+    const status = await until("ResolvedRefs SecretNotFound", async () => {
       const p = await statusOf();
       return conditionOf(p, "ResolvedRefs")?.reason === "SecretNotFound" && p;
     });
     expect(conditionOf(status, "ResolvedRefs")?.status).toBe("False");
-    await eventually("B answering", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-b", 15_000);
+    await until("B answering", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-b", 15_000);
   });
 
   it("the keys appear nowhere: statuses, Events, operator logs, Envoy's config_dump", async () => {

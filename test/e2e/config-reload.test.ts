@@ -5,10 +5,12 @@
 // volume is updated the kubelet's way (new timestamped folder, `..data` swapped by rename).
 // Continuous load at 200 req/s shows when the new behaviour starts and that nothing fails.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startBackend, type Backend } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, until, type Addr, type Gateway } from "./harness/gateway.ts";
-import { between, startLoad, summarize, type Load } from "./harness/load.ts";
+import { freePort } from "../support/ports.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Addr, type Gateway } from "../support/gateway.ts";
+import { sleep, until } from "../support/poll.ts";
+import { between, startLoad, summarize, type Load } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 

@@ -9,8 +9,9 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { controlPlaneBinary, repoRoot } from "../harness/controlplane.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
+import { controlPlaneBinary } from "../support/controlplane.ts";
+import { repoRoot } from "../support/paths.ts";
+import { envoyAvailable } from "../support/envoy.ts";
 
 const DIR = join(repoRoot, ".local", `demo-e2e-${process.pid}`);
 const RUN_TIMEOUT_MS = 240_000;

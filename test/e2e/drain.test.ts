@@ -2,12 +2,12 @@
 // primary moves new requests to the fallback within a second, and not one request fails
 // (those in flight on the primary finish there); undraining it brings the traffic back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { eventually, getJson } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { sleep } from "./harness/gateway.ts";
-import { between, send, startLoad, summarize, type Result } from "./harness/load.ts";
+import { backendAddress } from "../support/ports.ts";
+import { until, sleep } from "../support/poll.ts";
+import { getJson } from "../support/kubectl.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { between, send, startLoad, summarize, type Result } from "../support/load.ts";
 import { startStack, type Stack } from "./harness/stack.ts";
 
 const NS = "shop";
@@ -53,7 +53,7 @@ const settledOn = (results: Result[], backend: string, from: number, to: number)
 
 describe("spec.drain through the operator and a real Envoy", () => {
   it("kubectl patch of a drain under 200 req/s: no client error, the fallback within a second, and back after undrain", async () => {
-    await eventually("products through Envoy", async () => (await send(stack.proxy.url, host())).backend === "products");
+    await until("products through Envoy", async () => (await send(stack.proxy.url, host())).backend === "products");
     const load = startLoad({ url: stack.proxy.url, host: host(), rate: 200 });
     let results: Result[] = [];
     let [drained, undrain, undrained] = [0, 0, 0];
@@ -66,18 +66,18 @@ describe("spec.drain through the operator and a real Envoy", () => {
       drained = load.now();
       console.log(`[drain] kubectl patch took ${Math.round(drained - drain)} ms`);
       await load.waitFor("the cache after the drain", (r) => r.backend === "cache", { sinceMs: drained, timeoutMs: 10_000 });
-      const status = await eventually("status says drained", async () => {
+      const status = await until("status says drained", async () => {
         const backends = await backendsStatus();
         return backends?.[0]?.drained === true && backends;
       });
       expect(status.map((b: any) => [b.name, b.drained])).toEqual([["products", true], ["cache", false], ["static", false]]);
       const primary = `cluster.${NS}/products/primary`;
       // The primary's host is still there, draining: not healthy, yet not removed.
-      await eventually("the primary's host draining in Envoy", async () =>
+      await until("the primary's host draining in Envoy", async () =>
         (await stack.proxy.stat(`${primary}.membership_total`)) === 1 && (await stack.proxy.stat(`${primary}.membership_healthy`)) === 0,
       );
       // The Envoy's next stats report tells the operator: the policy says why the cache serves.
-      await eventually("FallbackActive PrimaryDrained", async () => {
+      await until("FallbackActive PrimaryDrained", async () => {
         const p = await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]);
         const c = p?.status?.conditions?.find((c: any) => c.type === "FallbackActive");
         return c?.status === "True" && c.reason === "PrimaryDrained" && p.status.activeBackend === "cache";

@@ -7,11 +7,13 @@
 //   - hostRewrite false: the client's own Host;
 //   - in-cluster backends in the same policy keep the client's Host either way.
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, spawnBackend, startBackend, type Backend } from "./harness/backend.ts";
+import { freePort } from "../support/ports.ts";
+import { spawnBackend, startBackend, type Backend } from "../support/backend.ts";
 import { makeCerts, type Certs } from "./harness/certs.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, type Addr, type Gateway } from "./harness/gateway.ts";
-import { send, startLoad, summarize } from "./harness/load.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Addr, type Gateway } from "../support/gateway.ts";
+import { sleep } from "../support/poll.ts";
+import { send, startLoad, summarize } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 const SNI = "api.backup.example";

@@ -7,10 +7,11 @@
 //   products-cache (first fallback)                      127.0.0.3
 //   staticResponse 503 {"degraded":true}                 (last)
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnBackend, startBackend, type Backend, type ChildBackend } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, until, type Gateway } from "./harness/gateway.ts";
-import { between, startLoad, summarize, type Load, type Result } from "./harness/load.ts";
+import { spawnBackend, startBackend, type Backend, type ChildBackend } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Gateway } from "../support/gateway.ts";
+import { sleep, until } from "../support/poll.ts";
+import { between, startLoad, summarize, type Load, type Result } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 const RATE = 200;

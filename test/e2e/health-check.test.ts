@@ -3,12 +3,12 @@
 // fails a request), and gets none once the policy asks for health checks: Envoy's own
 // checks take it out of rotation. When its /healthz passes again, the traffic comes back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { apply, eventually } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { sleep } from "./harness/gateway.ts";
-import { send, startLoad, summarize, type Result } from "./harness/load.ts";
+import { backendAddress } from "../support/ports.ts";
+import { apply } from "../support/kubectl.ts";
+import { until, sleep } from "../support/poll.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { send, startLoad, summarize, type Result } from "../support/load.ts";
 import { startStack, type Stack } from "./harness/stack.ts";
 
 const NS = "shop";
@@ -51,7 +51,7 @@ afterAll(async () => {
 
 describe("spec.healthCheck through the operator and a real Envoy", () => {
   it("without health checks, the primary that fails only its /healthz keeps the traffic", async () => {
-    await eventually("products through Envoy", async () => (await answer()) === "products");
+    await until("products through Envoy", async () => (await answer()) === "products");
   });
 
   it("with them, it gets no traffic: every request reaches the fallback, none fails", async () => {
@@ -84,7 +84,7 @@ describe("spec.healthCheck through the operator and a real Envoy", () => {
   it("once its /healthz passes again, the primary has the traffic back within a few checks", async () => {
     await products.setHealthz(200);
     const start = performance.now();
-    await eventually("products back", async () => (await answer()) === "products", 10_000);
+    await until("products back", async () => (await answer()) === "products", 10_000);
     console.log(`[health check] back on products ${Math.round(performance.now() - start)} ms after /healthz passed`);
     // Checks every second also while it has no traffic (no_traffic_interval), one pass to return.
     expect(performance.now() - start).toBeLessThan(5_000);

@@ -2,12 +2,14 @@
 // the operator, and the policy says who serves right now. Real API server, real operator,
 // real Envoy, backends in their own processes killed and restarted under load.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { apply, conditionOf, eventually, getJson, kube, metric } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { spawnBackend, type ChildBackend } from "./harness/backend.ts";
-import { sleep } from "./harness/gateway.ts";
-import { startLoad, type Load } from "./harness/load.ts";
+import { backendAddress } from "../support/ports.ts";
+import { apply, getJson, kube } from "../support/kubectl.ts";
+import { conditionOf, metric } from "../support/operator.ts";
+// As eventually: this file's own until waits for a FallbackActive state.
+import { sleep, until as eventually } from "../support/poll.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { spawnBackend, type ChildBackend } from "../support/backend.ts";
+import { startLoad, type Load } from "../support/load.ts";
 import { startStack, type Stack } from "./harness/stack.ts";
 
 const NS = "shop";

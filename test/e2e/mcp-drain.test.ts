@@ -4,14 +4,14 @@
 // list_policies then say who serves and why (the Envoy's own reports). Undraining brings
 // the traffic back. Over stdio and over Streamable HTTP.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { eventually, getJson } from "../harness/operator.ts";
+import { backendAddress } from "../support/ports.ts";
+import { until, sleep } from "../support/poll.ts";
+import { getJson } from "../support/kubectl.ts";
 import { call, httpSession, stdioSession, type Session } from "../integration/mcp/harness.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { sleep } from "./harness/gateway.ts";
-import { between, send, startLoad, summarize, type Result } from "./harness/load.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { between, send, startLoad, summarize, type Result } from "../support/load.ts";
 import { startStack, type Stack } from "./harness/stack.ts";
 
 const NS = "shop";
@@ -63,10 +63,10 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
       let results: Result[] = [];
       let [drainCalled, drained, undrain, undrained] = [0, 0, 0, 0];
       try {
-        await eventually("products through Envoy", async () => (await send(stack.proxy.url, host())).backend === "products");
+        await until("products through Envoy", async () => (await send(stack.proxy.url, host())).backend === "products");
         await load.waitFor("products under load", (r) => r.backend === "products");
         // The Envoy's reports say the primary serves (and a previous run's drain is over).
-        await eventually("FallbackActive False (PrimaryServing)", async () => fallbackActive(await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.reason === "PrimaryServing", 30_000);
+        await until("FallbackActive False (PrimaryServing)", async () => fallbackActive(await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.reason === "PrimaryServing", 30_000);
         await sleep(1_000);
 
         drainCalled = load.now();
@@ -77,7 +77,7 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
         await load.waitFor("the cache after the drain", (r) => r.backend === "cache", { sinceMs: drained, timeoutMs: 10_000 });
 
         // The Envoy's next stats report reaches the operator: the tools say who serves, and why.
-        const detail = await eventually(
+        const detail = await until(
           "get_policy: FallbackActive PrimaryDrained",
           async () => {
             const r = await call(session, "get_policy", { namespace: NS, name: "products" });

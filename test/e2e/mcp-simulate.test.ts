@@ -5,10 +5,12 @@
 // backends misbehave as the scenario says, and the same requests must get those answers.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, stdioSession, type Session } from "../integration/mcp/harness.ts";
-import { freePort, startBackend, type Backend, type Mode } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, until, type Gateway } from "./harness/gateway.ts";
-import { send } from "./harness/load.ts";
+import { freePort } from "../support/ports.ts";
+import { startBackend, type Backend, type Mode } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Gateway } from "../support/gateway.ts";
+import { sleep, until } from "../support/poll.ts";
+import { send } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 const STATIC = { status: 418, body: '{"degraded":true}', headers: { "content-type": "application/json" } };

@@ -5,13 +5,17 @@ import { mkdirSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { syncConfigMap, type ConfigMapSync } from "../../scripts/demo/configmap-sync.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, eventually, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { freePort, startBackend, type Backend } from "./harness/backend.ts";
-import { startEnvoy, type Envoy } from "./harness/envoy.ts";
+import { backendAddress } from "../support/ports.ts";
+import { syncConfigMap, type ConfigMapSync } from "../support/configmap-sync.ts";
+import { freePort } from "../support/ports.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { apply, kube } from "../support/kubectl.ts";
+import { until } from "../support/poll.ts";
+import { startOperator, type RunningOperator } from "../support/operator.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { startEnvoy, type Envoy } from "../support/envoy.ts";
 
 const dir = join(repoRoot, ".local", `e2e-operator-envoy-${process.pid}`);
 const NS = "shop";
@@ -52,7 +56,7 @@ beforeAll(async () => {
   backends.push(await startBackend({ name: "products", host: address }));
   backends.push(await startBackend({ name: "reviews", host: address }));
   listen = await freePort();
-  const admin = await freeLoopbackPort();
+  const admin = await freePort();
   const configDir = join(dir, "envoy-config");
   operator = await startOperator({
     kubeconfig: kc,
@@ -85,7 +89,7 @@ afterAll(async () => {
 describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
   it("serves the policy's target through Envoy started from the operator's bootstrap", async () => {
     const [products] = backends as [Backend];
-    const r = await eventually("products through Envoy", async () => {
+    const r = await until("products through Envoy", async () => {
       const r = await ask(`products.${NS}:${products.port}`);
       return r.status === 200 && r;
     });
@@ -96,14 +100,14 @@ describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
     const [products] = backends as [Backend];
     const pid = envoy.pid;
     await products.close(); // the primary is gone: answers come from the static response
-    await eventually("static v1", async () => (await ask(`products.${NS}:${products.port}`)).body === "v1");
+    await until("static v1", async () => (await ask(`products.${NS}:${products.port}`)).body === "v1");
     const delays: number[] = [];
     for (const version of ["v2", "v3", "v4"]) {
       const start = performance.now();
       await apply(cp.kubeconfigPath, [
         policy(NS, "products", { targetRef: { name: "products", port: products.port }, fallbacks: [{ staticResponse: { status: 503, body: version } }] }),
       ]);
-      await eventually(`static ${version}`, async () => (await ask(`products.${NS}:${products.port}`)).body === version, 30_000);
+      await until(`static ${version}`, async () => (await ask(`products.${NS}:${products.port}`)).body === version, 30_000);
       delays.push(performance.now() - start);
     }
     expect(envoy.pid).toBe(pid);
@@ -115,7 +119,7 @@ describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
     const [, reviews] = backends as [Backend, Backend];
     const start = performance.now();
     await apply(cp.kubeconfigPath, [policy(NS, "reviews", { targetRef: { name: "reviews", port: reviews.port } })]);
-    const r = await eventually("reviews through Envoy", async () => {
+    const r = await until("reviews through Envoy", async () => {
       const r = await ask(`reviews.${NS}.svc.cluster.local:${reviews.port}`);
       return r.status === 200 && r;
     });

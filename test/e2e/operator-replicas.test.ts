@@ -15,13 +15,17 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { send, startLoad, summarize, type Load } from "./harness/load.ts";
-import { startProxy, type Proxy } from "./harness/proxy.ts";
+import { backendAddress } from "../support/ports.ts";
+import { freePort } from "../support/ports.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { apply, getJson, kube } from "../support/kubectl.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../support/operator.ts";
+import { until } from "../support/poll.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { send, startLoad, summarize, type Load } from "../support/load.ts";
+import { startProxy, type Proxy } from "../support/proxy.ts";
 
 const dir = join(repoRoot, ".local", `e2e-operator-replicas-${process.pid}`);
 const NS = "shop";
@@ -75,14 +79,14 @@ beforeAll(async () => {
     endpointSlice(NS, "outage", [], backend.port),
     outagePolicy("outage v1"),
   ]);
-  replicas.push({ name: "A", port: await freeLoopbackPort() }, { name: "B", port: await freeLoopbackPort() });
+  replicas.push({ name: "A", port: await freePort() }, { name: "B", port: await freePort() });
   const [a, b] = replicas as [Replica, Replica];
   // A alone first: it leads, and the Envoy (which tries A and B) can only reach A.
   a.operator = await launch(a);
-  await eventually("A leads", () => logged(a, "became leader").length > 0);
+  await until("A leads", () => logged(a, "became leader").length > 0);
   proxy = await startProxy({ dir, xdsServers: replicas.map((r) => `127.0.0.1:${r.port}`), nodeId: NODE });
   b.operator = await launch(b);
-  await eventually("B's xDS server listening", () => logged(b, "xDS server listening").length > 0);
+  await until("B's xDS server listening", () => logged(b, "xDS server listening").length > 0);
 });
 
 afterAll(async () => {
@@ -97,10 +101,10 @@ afterAll(async () => {
 
 describe("two operator replicas serving xDS, one Envoy on both", () => {
   it("serves the Envoy from the leader; both policies Ready with the one Envoy counted", async () => {
-    await eventually("products through Envoy", async () => (await send(proxy.url, productsHost())).backend === "products");
-    await eventually("the static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v1");
+    await until("products through Envoy", async () => (await send(proxy.url, productsHost())).backend === "products");
+    await until("the static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v1");
     for (const name of ["products", "outage"]) {
-      const p = await eventually(`${name} Ready and acknowledged`, async () => {
+      const p = await until(`${name} Ready and acknowledged`, async () => {
         const p = await getPolicy(name);
         return conditionOf(p, "Ready")?.status === "True" && p?.status?.proxies?.acked === 1 && p;
       });
@@ -127,11 +131,11 @@ describe("two operator replicas serving xDS, one Envoy on both", () => {
     await victim.operator!.kill();
 
     // The Envoy finds the survivor by itself.
-    await eventually(`Envoy connected to ${survivor.name}`, () => logged(survivor, "Envoy connected", NODE).length > 0, 30_000);
-    await eventually("Envoy's ADS stream up again", async () => (await proxy.stat("control_plane.connected_state")) === 1);
+    await until(`Envoy connected to ${survivor.name}`, () => logged(survivor, "Envoy connected", NODE).length > 0, 30_000);
+    await until("Envoy's ADS stream up again", async () => (await proxy.stat("control_plane.connected_state")) === 1);
     const reconnectMs = performance.now() - killedAt;
     // The survivor takes the Lease over (after it expires, when the victim held it).
-    await eventually(`${survivor.name} leads`, () => logged(survivor, "became leader").length > 0, 45_000);
+    await until(`${survivor.name} leads`, () => logged(survivor, "became leader").length > 0, 45_000);
     const takeoverMs = performance.now() - killedAt;
     // Same versions: nothing for Envoy to apply, and nothing was even sent.
     expect(await counters()).toEqual(before);
@@ -141,11 +145,11 @@ describe("two operator replicas serving xDS, one Envoy on both", () => {
     // Live config from the survivor: a change after the kill reaches Envoy.
     const applyAt = performance.now();
     await apply(cp.kubeconfigPath, [outagePolicy("outage v2")]);
-    await eventually("the new static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v2", 10_000);
+    await until("the new static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v2", 10_000);
     const liveMs = performance.now() - applyAt;
     expect(await total(survivor, "fallback_xds_responses_total")).toBeGreaterThan(0);
     // ...and the survivor, leading now, writes the status of the new generation.
-    const outage = await eventually("outage Ready for its new generation", async () => {
+    const outage = await until("outage Ready for its new generation", async () => {
       const p = await getPolicy("outage");
       const ready = conditionOf(p, "Ready");
       return ready?.status === "True" && ready.observedGeneration === p.metadata.generation && p.status?.observedGeneration === p.metadata.generation && p;

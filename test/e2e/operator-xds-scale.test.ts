@@ -14,13 +14,17 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONFIGMAP_LIMIT_BYTES } from "../../operator/src/controller/configmap.ts";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { conditionOf, eventually, getJson, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { send } from "./harness/load.ts";
-import { clustersOf, startProxy, type Proxy } from "./harness/proxy.ts";
+import { backendAddress } from "../support/ports.ts";
+import { freePort } from "../support/ports.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../support/operator.ts";
+import { until } from "../support/poll.ts";
+import { getJson, kube } from "../support/kubectl.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { send } from "../support/load.ts";
+import { clustersOf, startProxy, type Proxy } from "../support/proxy.ts";
 
 const dir = join(repoRoot, ".local", `e2e-operator-xds-scale-${process.pid}`);
 const NS = "scale";
@@ -51,7 +55,7 @@ beforeAll(async () => {
   await kube(kc, ["create", "namespace", "fallback-system"]);
   // EndpointSlices may not hold loopback addresses: the backend listens on the machine's own.
   backend = await startBackend({ name: "backend", host: backendAddress().address });
-  const xdsPort = await freeLoopbackPort();
+  const xdsPort = await freePort();
   operator = await startOperator({ kubeconfig: kc, configNamespace: "fallback-system", args: ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext"] });
   // The Envoy first: with no policy yet it has the listener and empty routes, and is ready.
   proxy = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId: "gateway" });
@@ -87,7 +91,7 @@ describe(`${POLICIES} policies over xDS`, () => {
     // One kubectl get for all of them, as often as it comes back.
     let polls = 0;
     let last = "";
-    const items = await eventually(
+    const items = await until(
       `all ${POLICIES} Ready with the Envoy's ACK`,
       async () => {
         polls++;

@@ -4,14 +4,17 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { sleep } from "./harness/gateway.ts";
-import { send, startLoad, summarize } from "./harness/load.ts";
-import { clustersOf, routeOf, startProxy, type Proxy } from "./harness/proxy.ts";
+import { backendAddress } from "../support/ports.ts";
+import { freePort } from "../support/ports.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { apply, getJson, kube } from "../support/kubectl.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../support/operator.ts";
+import { until, sleep } from "../support/poll.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { send, startLoad, summarize } from "../support/load.ts";
+import { clustersOf, routeOf, startProxy, type Proxy } from "../support/proxy.ts";
 
 const dir = join(repoRoot, ".local", `e2e-operator-xds-${process.pid}`);
 const NS = "shop";
@@ -55,8 +58,8 @@ beforeAll(async () => {
   const products = await startBackend({ name: "products", host: address });
   backends.products = products;
   backends.cache = await startBackend({ name: "cache", host: address });
-  xdsPort = await freeLoopbackPort();
-  listenPort = await freeLoopbackPort();
+  xdsPort = await freePort();
+  listenPort = await freePort();
   operator = await launch();
   await apply(kc, [
     service(NS, "products", products.port),
@@ -90,8 +93,8 @@ const answer = async (proxy: Proxy) => {
 
 describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", () => {
   it("gives both Envoys everything, and the policy says both run it", async () => {
-    for (const proxy of proxies) await eventually(`products through ${proxy.nodeId}`, async () => (await answer(proxy)) === "products");
-    const status = await eventually("Programmed by both Envoys", async () => {
+    for (const proxy of proxies) await until(`products through ${proxy.nodeId}`, async () => (await answer(proxy)) === "products");
+    const status = await until("Programmed by both Envoys", async () => {
       const p = await statusOf("products");
       return p?.status?.proxies?.acked === 2 && conditionOf(p, "Ready")?.status === "True" && p.status;
     });
@@ -105,12 +108,12 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
   it("a kubectl apply of a retry change is live on both Envoys in well under a second: config_dump and behaviour", async () => {
     await backends.products!.setMode({ kind: "status", status: 429 });
     try {
-      for (const proxy of proxies) await eventually("429 passed through", async () => (await answer(proxy)) === "products");
+      for (const proxy of proxies) await until("429 passed through", async () => (await answer(proxy)) === "products");
       const start = performance.now();
       await apply(cp.kubeconfigPath, [productsPolicy({ retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } })]);
       const delays: number[] = [];
       for (const proxy of proxies) {
-        await eventually(`the cache through ${proxy.nodeId}`, async () => (await answer(proxy)) === "cache", 10_000);
+        await until(`the cache through ${proxy.nodeId}`, async () => (await answer(proxy)) === "cache", 10_000);
         delays.push(performance.now() - start);
         expect(routeOf(await proxy.configDump(), `${NS}/products`).retry_policy).toMatchObject({ num_retries: 3, retriable_status_codes: [429] });
       }
@@ -128,7 +131,7 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
       const before = await Promise.all(proxies.map((p) => p.stat("cluster_manager.cds.update_success")));
       await apply(cp.kubeconfigPath, [endpointSlice(NS, "cache", [backends.cache!.host], backends.cache!.port), endpointSlice(NS, "cache", [more.host], more.port, "b")]);
       for (const proxy of proxies) {
-        await eventually("two endpoints in the cache cluster", async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_total`)) === 2, 10_000);
+        await until("two endpoints in the cache cluster", async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_total`)) === 2, 10_000);
       }
       expect(await Promise.all(proxies.map((p) => p.stat("cluster_manager.cds.update_success")))).toEqual(before);
     } finally {
@@ -143,13 +146,13 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
       endpointSlice(NS, "broken", [backends.products!.host], backends.products!.port),
       policy(NS, "broken", { targetRef: { name: "broken", port: backends.products!.port } }),
     ]);
-    const broken = await eventually("broken Rejected", async () => {
+    const broken = await until("broken Rejected", async () => {
       const p = await statusOf("broken");
       return conditionOf(p, "Programmed")?.reason === "Rejected" && p;
     });
     expect(conditionOf(broken, "Programmed")!.message).toMatch(new RegExp(`^Envoy gateway-(delta|sotw) rejected cluster ${NS}/broken/primary: .*positive duration`));
     expect(conditionOf(broken, "Ready")).toMatchObject({ status: "False", reason: "Rejected" });
-    const events = await eventually("a Warning Event", async () => {
+    const events = await until("a Warning Event", async () => {
       const list = await getJson(cp.kubeconfigPath, ["events", "-n", NS, "--field-selector", "involvedObject.name=broken"]);
       return list?.items?.find((e: any) => e.type === "Warning" && e.reason === "Rejected");
     });
@@ -165,7 +168,7 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "cluster_manager.cluster_removed", "listener_manager.listener_modified", "listener_manager.listener_added"];
     const products = [`${NS}/products`, `${NS}/products/fallback-1`, `${NS}/products/primary`];
     for (const proxy of proxies) {
-      await eventually("the broken policy gone from Envoy", async () => JSON.stringify(clustersOf(await proxy.configDump()).active.map((c: any) => c.name).sort()) === JSON.stringify(products));
+      await until("the broken policy gone from Envoy", async () => JSON.stringify(clustersOf(await proxy.configDump()).active.map((c: any) => c.name).sort()) === JSON.stringify(products));
     }
     const before = await Promise.all(proxies.map((p) => Promise.all(counters.map((c) => p.stat(c)))));
     const load = startLoad({ url: proxies[0]!.url, host: host(backends.products!), rate: 200 });
@@ -173,7 +176,7 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     await operator.kill();
     await sleep(2_000);
     operator = await launch();
-    await eventually("both Envoys back on the operator", async () => (await statusOf("products"))?.status?.proxies?.connected === 2 || undefined, 30_000);
+    await until("both Envoys back on the operator", async () => (await statusOf("products"))?.status?.proxies?.connected === 2 || undefined, 30_000);
     await sleep(1_000);
     const results = await load.stop();
     const summary = summarize(results);
@@ -188,7 +191,7 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     await old.stop();
     const start = performance.now();
     proxies[1] = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId: "gateway-sotw", sotw: true });
-    await eventually("products through the new Envoy", async () => (await answer(proxies[1]!)) === "products", 10_000);
+    await until("products through the new Envoy", async () => (await answer(proxies[1]!)) === "products", 10_000);
     const ms = performance.now() - start;
     console.log(`[envoy restart] start to first answer: ${Math.round(ms)} ms`);
     expect(clustersOf(await proxies[1]!.configDump()).active.map((c: any) => c.name)).toContain(`${NS}/products/primary`);

@@ -9,10 +9,11 @@
 //                                           127.0.0.4   answers 503 once broken
 //                                           127.0.0.5   answers 503 once broken
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, until, type Gateway } from "./harness/gateway.ts";
-import { between, startLoad, summarize } from "./harness/load.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Gateway } from "../support/gateway.ts";
+import { sleep, until } from "../support/poll.ts";
+import { between, startLoad, summarize } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 

@@ -3,10 +3,12 @@
 // it (then Envoy's own failure answer is mapped to it). Real Envoy, generated bootstrap,
 // backends that are dead (nothing listens), hung, or answering 503 themselves.
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, startBackend, type Backend, type Mode } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
-import { fallbackPolicy, service, sleep, startGateway, type Addr, type Gateway } from "./harness/gateway.ts";
-import { send, startLoad, summarize, type Result } from "./harness/load.ts";
+import { freePort } from "../support/ports.ts";
+import { startBackend, type Backend, type Mode } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
+import { fallbackPolicy, service, startGateway, type Addr, type Gateway } from "../support/gateway.ts";
+import { sleep } from "../support/poll.ts";
+import { send, startLoad, summarize, type Result } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
 const STATIC = { status: 418, body: '{"degraded":true,"items":[]}', headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" } };

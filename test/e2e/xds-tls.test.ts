@@ -14,14 +14,18 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendAddress } from "../../scripts/demo/cluster.ts";
-import { freePort as freeLoopbackPort, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, metric, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { endpointSlice, policy, service } from "../integration/operator/objects.ts";
-import { startBackend, type Backend } from "./harness/backend.ts";
+import { backendAddress } from "../support/ports.ts";
+import { freePort } from "../support/ports.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { apply, getJson, kube } from "../support/kubectl.ts";
+import { conditionOf, metric, startOperator, type RunningOperator } from "../support/operator.ts";
+import { until } from "../support/poll.ts";
+import { endpointSlice, policy, service } from "../support/objects.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
 import { makeCerts, makeClientCert, type Certs } from "./harness/certs.ts";
-import { send } from "./harness/load.ts";
-import { startProxy, type Proxy } from "./harness/proxy.ts";
+import { send } from "../support/load.ts";
+import { startProxy, type Proxy } from "../support/proxy.ts";
 
 const dir = join(repoRoot, ".local", `e2e-xds-tls-${process.pid}`);
 const NS = "shop";
@@ -77,7 +81,7 @@ async function failedTries(proxy: Proxy): Promise<number> {
 
 /** A refused Envoy: several tries refused, never connected, no listener, no answer. */
 async function expectRefused(proxy: Proxy, label: string): Promise<void> {
-  await eventually(`${label}: three refused tries`, async () => (await failedTries(proxy)) >= 3, 30_000);
+  await until(`${label}: three refused tries`, async () => (await failedTries(proxy)) >= 3, 30_000);
   expect(await proxy.stat("control_plane.connected_state"), label).toBe(0);
   expect(await proxy.stat("cluster_manager.cds.update_success"), label).toBe(0);
   expect(await dynamicListeners(proxy), label).toEqual([]);
@@ -110,7 +114,7 @@ beforeAll(async () => {
   // EndpointSlices may not hold loopback addresses: the backend listens on the machine's own.
   backend = await startBackend({ name: "products", host: backendAddress().address });
   await apply(kc, [service(NS, "products", backend.port), endpointSlice(NS, "products", [backend.host], backend.port), policy(NS, "products", { targetRef: { name: "products", port: backend.port } })]);
-  xdsPort = await freeLoopbackPort();
+  xdsPort = await freePort();
 });
 
 afterAll(async () => {
@@ -129,9 +133,9 @@ describe("server TLS on the xDS port (--xds-tls-cert, --xds-tls-key)", () => {
 
   it("an Envoy that trusts the CA and checks the name gets its config and serves traffic", async () => {
     const good = await envoy("tls-good", trustCa());
-    await eventually("products through the TLS Envoy", async () => (await answer(good)) === "products");
+    await until("products through the TLS Envoy", async () => (await answer(good)) === "products");
     expect(await good.stat("control_plane.connected_state")).toBe(1);
-    const status = await eventually("products acknowledged by the Envoy", async () => {
+    const status = await until("products acknowledged by the Envoy", async () => {
       const s = await productsStatus();
       return s?.proxies?.acked === 1 && s;
     });
@@ -166,10 +170,10 @@ describe("mTLS on the xDS port (--xds-client-ca as well), after a restart", () =
 
   it("an Envoy with a client certificate the CA signed works", async () => {
     const good = await envoy("mtls-good", [...trustCa(), "--xds-cert", makeClientCert(ca, "envoy-good").certFile, "--xds-key", join(ca.dir, "envoy-good.key")]);
-    await eventually("products through the mTLS Envoy", async () => (await answer(good)) === "products");
+    await until("products through the mTLS Envoy", async () => (await answer(good)) === "products");
     expect(await good.stat("control_plane.connected_state")).toBe(1);
     expect(operator!.logs().find((l) => l.msg === "xDS server listening")).toMatchObject({ tls: "mutual" });
-    const status = await eventually("products acknowledged by the mTLS Envoy", async () => {
+    const status = await until("products acknowledged by the mTLS Envoy", async () => {
       const s = await productsStatus();
       return s?.proxies?.connected === 1 && s?.proxies?.acked === 1 && conditionOf({ status: s }, "Ready")?.status === "True" && s;
     });

@@ -2,12 +2,13 @@
 // comes over one ADS stream (Delta and state-of-the-world), changes arrive as the
 // resources that changed, and a restarted server sends nothing an Envoy already has.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBackend, type Backend } from "./harness/backend.ts";
-import { envoyAvailable } from "./harness/envoy.ts";
+import { startBackend, type Backend } from "../support/backend.ts";
+import { envoyAvailable } from "../support/envoy.ts";
 import type { Corrupt } from "../../operator/src/xds/encode.ts";
-import { fallbackPolicy, service, sleep, until } from "./harness/gateway.ts";
-import { send, startLoad, summarize } from "./harness/load.ts";
-import { clustersOf, routeOf } from "./harness/proxy.ts";
+import { fallbackPolicy, service } from "../support/gateway.ts";
+import { sleep, until } from "../support/poll.ts";
+import { send, startLoad, summarize } from "../support/load.ts";
+import { clustersOf, routeOf } from "../support/proxy.ts";
 import { startXdsGateway, type XdsEnvoy, type XdsGateway } from "./harness/xds.ts";
 
 const HOST = "products.shop:8080";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { createTestNamespace, kubectl } from "../harness/controlplane.ts";
+import { createTestNamespace, kubectl } from "../support/kubectl.ts";
 
 const kubeconfig = inject("kubeconfig");
 

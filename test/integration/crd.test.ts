@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { stringify } from "yaml";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { validatePolicy } from "../../operator/src/api/validate.ts";
-import { createTestNamespace, kubectl } from "../harness/controlplane.ts";
+import { createTestNamespace, kubectl } from "../support/kubectl.ts";
 import { EXAMPLES_DIR, invalidFixtures } from "../support/fixtures.ts";
 
 const kubeconfig = inject("kubeconfig");

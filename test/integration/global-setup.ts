@@ -5,7 +5,9 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { kubectl, repoRoot, startControlPlane } from "../harness/controlplane.ts";
+import { kubectl } from "../support/kubectl.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane } from "../support/controlplane.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -13,9 +13,12 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { customResourceDefinition } from "../../operator/src/api/crd.ts";
-import { createTestNamespace, kubectl, repoRoot, startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, startOperator, type RunningOperator } from "../harness/operator.ts";
-import { policy, service } from "./operator/objects.ts";
+import { createTestNamespace, kubectl, apply, getJson, kube } from "../support/kubectl.ts";
+import { repoRoot } from "../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../support/operator.ts";
+import { until } from "../support/poll.ts";
+import { policy, service } from "../support/objects.ts";
 
 const kstatusBinary = join(repoRoot, ".local/bin/kstatus");
 const dir = join(repoRoot, ".local", `test-kstatus-${process.pid}`);
@@ -56,7 +59,7 @@ const getPolicy = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name,
 const listPolicies = () => getJson(kubeconfig, ["fallbackpolicies", "-n", apps]);
 /** The policy once the operator wrote a status for its current generation that passes `check`. */
 const settled = (name: string, what: string, check: (p: any) => boolean) =>
-  eventually(`${name}: ${what}`, async () => {
+  until(`${name}: ${what}`, async () => {
     const p = await getPolicy(name);
     const generation = p?.metadata?.generation;
     const current = p?.status?.observedGeneration === generation && (p?.status?.conditions ?? []).every((c: any) => c.observedGeneration === generation);
@@ -81,7 +84,7 @@ beforeAll(async () => {
   await kube(kubeconfig, ["apply", "-f", join(repoRoot, "crds")]);
   await crdReady();
   // The API server now refuses such a policy: the stored one only got in under the old CRD.
-  await eventually("the real CRD in force", async () => {
+  await until("the real CRD in force", async () => {
     const r = await kubectl(kubeconfig, ["apply", "--dry-run=server", "-f", "-"], { input: JSON.stringify(policy(apps, "probe", invalidSpec)) });
     return r.code !== 0 && /staticResponse is only allowed as the last fallback/.test(r.stderr);
   });

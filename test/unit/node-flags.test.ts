@@ -8,10 +8,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { FALLBACKCTL_NODE_FLAGS, missingNodeFlags, OPERATOR_NODE_FLAGS } from "../../operator/bin/node-flags.ts";
-import { repoRoot } from "../harness/controlplane.ts";
-
-const operatorBin = join(repoRoot, "operator/bin/fallback-operator.ts");
-const fallbackctlBin = join(repoRoot, "operator/bin/fallbackctl.ts");
+import { fallbackctlBin, operatorBin, repoRoot } from "../support/paths.ts";
 
 // Preloaded into every process of the run; only the one that really exits reports, since
 // execve replaces the first without running its exit handlers.

@@ -4,9 +4,12 @@
 // with them.
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, repoRoot, startControlPlane, type ControlPlane } from "../../harness/controlplane.ts";
-import { apply, kube, startOperator, type RunningOperator } from "../../harness/operator.ts";
-import { startProxy, type Proxy } from "./proxy.ts";
+import { freePort } from "../../support/ports.ts";
+import { repoRoot } from "../../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../../support/controlplane.ts";
+import { apply, kube } from "../../support/kubectl.ts";
+import { startOperator, type RunningOperator } from "../../support/operator.ts";
+import { startProxy, type Proxy } from "../../support/proxy.ts";
 
 export type Stack = {
   cp: ControlPlane;

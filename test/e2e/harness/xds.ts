@@ -10,8 +10,8 @@ import { adsBootstrap, type AdsBootstrapOptions } from "../../../operator/src/co
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
 import { Metrics, createLogger } from "../../../operator/src/kopf/index.ts";
 import { XdsServer, type XdsServerOptions } from "../../../operator/src/xds/server.ts";
-import { freePort } from "./backend.ts";
-import { startEnvoy, type Envoy } from "./envoy.ts";
+import { freePort } from "../../support/ports.ts";
+import { startEnvoy, type Envoy } from "../../support/envoy.ts";
 
 export type XdsEnvoy = Envoy & { listen: number; url: string; bootstrapFile: string };
 

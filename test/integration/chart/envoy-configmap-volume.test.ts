@@ -7,27 +7,17 @@
 // the new clusters and listeners without a restart.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { main as fallbackctl } from "../../../operator/src/cli/main.ts";
+import { ENVOY_BIN } from "../../support/envoy.ts";
+import { repoRoot } from "../../support/paths.ts";
+import { until } from "../../support/poll.ts";
+import { freePort } from "../../support/ports.ts";
 
-const repoRoot = resolve(import.meta.dirname, "../../..");
-const ENVOY = join(repoRoot, ".local/bin/envoy");
 const FILES = ["bootstrap.yaml", "cds.yaml", "lds.yaml"];
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => ok(port));
-    });
-  });
-}
 
 /** fallbackctl render --format xds, with the mount folder as the watched config dir. */
 function render(out: string, mountDir: string, listen: number, admin: number, inputs: string[]) {
@@ -64,22 +54,7 @@ class ConfigMapVolume {
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
-describe.skipIf(!existsSync(ENVOY))("Envoy on a ConfigMap volume (the chart's gateway)", () => {
+describe.skipIf(!existsSync(ENVOY_BIN))("Envoy on a ConfigMap volume (the chart's gateway)", () => {
   const work = mkdtempSync(join(tmpdir(), "envoy-cm-volume-"));
   const mountDir = join(work, "etc/envoy/fallback");
   const volume = new ConfigMapVolume(mountDir);
@@ -109,7 +84,7 @@ describe.skipIf(!existsSync(ENVOY))("Envoy on a ConfigMap volume (the chart's ga
     const first = render(join(work, "render-1"), mountDir, listen, admin, ["examples/shop.yaml"]);
     volume.write(first, (name) => join(work, "render-1", name));
     // Exactly the chart's command line: envoy -c <mount>/bootstrap.yaml.
-    envoy = spawn(ENVOY, ["-c", join(mountDir, "bootstrap.yaml"), "--log-level", "info", "--disable-hot-restart"], {
+    envoy = spawn(ENVOY_BIN, ["-c", join(mountDir, "bootstrap.yaml"), "--log-level", "info", "--disable-hot-restart"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     envoy.stdout!.on("data", (d) => (log += d));

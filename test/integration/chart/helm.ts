@@ -1,48 +1,15 @@
 // Helm and kubectl against the integration project's control plane, for the chart tests.
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { kubectl, repoRoot } from "../../harness/controlplane.ts";
-
-export const chartDir = join(repoRoot, "charts/fallback-operator");
-export const helmBinary = join(repoRoot, ".local/bin/helm");
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { helmBinary, helmEnv } from "../../support/helm.ts";
+import { kube, kubectl } from "../../support/kubectl.ts";
+import { runCommand, type CommandResult } from "../../support/processes.ts";
 
 /** Runs helm with the given kubeconfig and a Helm home of its own; never throws on exit codes. */
-export function helm(kubeconfig: string, args: string[], timeoutMs = 120_000): Promise<RunResult> {
-  return new Promise((done, fail) => {
-    const proc = spawn(helmBinary, ["--kubeconfig", kubeconfig, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        HELM_CACHE_HOME: join(repoRoot, ".local/helm/cache"),
-        HELM_CONFIG_HOME: join(repoRoot, ".local/helm/config"),
-        HELM_DATA_HOME: join(repoRoot, ".local/helm/data"),
-      },
-    });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    proc.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    proc.once("error", fail);
-    proc.once("close", (code, signal) => done({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-  });
-}
-
-/** kubectl that must succeed; returns stdout. */
-export async function kube(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  const r = await kubectl(kubeconfig, args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
+export function helm(kubeconfig: string, args: string[], timeoutMs = 120_000): Promise<CommandResult> {
+  return runCommand(helmBinary, ["--kubeconfig", kubeconfig, ...args], { timeoutMs, env: helmEnv() });
 }
 
 /** The object as JSON, or undefined when it does not exist. */

@@ -3,8 +3,9 @@
 // and keep; the operator itself runs in rbac.test.ts.
 import { randomBytes } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
-import { createTestNamespace, kubectl } from "../../harness/controlplane.ts";
-import { chartDir, getObject, helm, kube, releaseManifest, shopObjects } from "./helm.ts";
+import { createTestNamespace, kubectl, kube } from "../../support/kubectl.ts";
+import { chartDir } from "../../support/helm.ts";
+import { getObject, helm, releaseManifest, shopObjects } from "./helm.ts";
 
 const kubeconfig = inject("kubeconfig");
 const CRD = "fallbackpolicies.fallback.dev";

@@ -5,13 +5,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestNamespace, freePort, kubectl, repoRoot } from "../../harness/controlplane.ts";
-import { chartDir, getObject, helm, kube, shopObjects, tokenKubeconfig } from "./helm.ts";
+import { createTestNamespace, kubectl, kube } from "../../support/kubectl.ts";
+import { freePort } from "../../support/ports.ts";
+import { operatorBin, repoRoot } from "../../support/paths.ts";
+import { chartDir } from "../../support/helm.ts";
+import { getObject, helm, shopObjects, tokenKubeconfig } from "./helm.ts";
 
 const kubeconfig = inject("kubeconfig");
-const operatorBin = join(repoRoot, "operator/bin/fallback-operator.ts");
 
 async function canI(user: string, args: string[]): Promise<boolean> {
   const r = await kubectl(kubeconfig, ["auth", "can-i", ...args, "--as", user]);

@@ -12,12 +12,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { createTestNamespace, freePort, kubectl, repoRoot } from "../../harness/controlplane.ts";
-import { chartDir, getObject, helm, kube, shopObjects, tokenKubeconfig } from "./helm.ts";
+import { createTestNamespace, kubectl, kube } from "../../support/kubectl.ts";
+import { freePort } from "../../support/ports.ts";
+import { ENVOY_BIN } from "../../support/envoy.ts";
+import { operatorBin, repoRoot } from "../../support/paths.ts";
+import { until } from "../../support/poll.ts";
+import { collectOutput, stopChild } from "../../support/processes.ts";
+import { chartDir } from "../../support/helm.ts";
+import { getObject, helm, shopObjects, tokenKubeconfig } from "./helm.ts";
 
 const kubeconfig = inject("kubeconfig");
-const operatorBin = join(repoRoot, "operator/bin/fallback-operator.ts");
-const ENVOY = join(repoRoot, ".local/bin/envoy");
 const CERT_DIR = "/etc/fallback/xds";
 const MOUNT = "/etc/envoy/fallback";
 
@@ -25,32 +29,10 @@ type Proc = { child: ChildProcess; log: () => string };
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
   const child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  child.stdout!.setEncoding("utf8").on("data", (s: string) => (log += s));
-  child.stderr!.setEncoding("utf8").on("data", (s: string) => (log += s));
-  return { child, log: () => log };
+  return { child, log: collectOutput(child) };
 }
 
-async function stop(p: Proc | undefined) {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill("SIGTERM");
-  await new Promise((r) => p.child.once("exit", r));
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+const stop = async (p: Proc | undefined) => p && stopChild(p.child);
 
 /** Writes a Secret's keys as files into `dir`, as its volume would. */
 function writeSecret(secret: Record<string, any>, dir: string) {
@@ -75,7 +57,7 @@ function handshake(port: number, servername: string, files: { ca: string; cert?:
   });
 }
 
-describe.skipIf(!existsSync(operatorBin) || !existsSync(ENVOY))("the chart's xDS mode: operator and Envoy over mTLS", () => {
+describe.skipIf(!existsSync(operatorBin) || !existsSync(ENVOY_BIN))("the chart's xDS mode: operator and Envoy over mTLS", () => {
   const work = mkdtempSync(join(tmpdir(), "chart-xds-"));
   let ns = "";
   let apps = "";
@@ -138,7 +120,7 @@ describe.skipIf(!existsSync(operatorBin) || !existsSync(ENVOY))("the chart's xDS
     const gateway = (await getObject(kubeconfig, ["deployment", `${full}-envoy`, "-n", ns]))!;
     const envoyArgs = (gateway.spec.template.spec.containers[0].args as string[]).map((a) =>
       a === `${MOUNT}/bootstrap.yaml` ? join(mountDir, "bootstrap.yaml") : a === "$(POD_NAME)" ? podName : a);
-    envoy = run(ENVOY, [...envoyArgs, "--disable-hot-restart"]);
+    envoy = run(ENVOY_BIN, [...envoyArgs, "--disable-hot-restart"]);
   }, 120_000);
 
   afterAll(async () => {

@@ -7,7 +7,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestNamespace } from "../../harness/controlplane.ts";
+import { createTestNamespace } from "../../support/kubectl.ts";
 import { EventRecorder, KubeClient, LeaderElector, createLogger, type ResourceSpec } from "../../../operator/src/kopf/index.ts";
 
 const kc = new KubeConfig();

@@ -8,9 +8,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestNamespace } from "../../harness/controlplane.ts";
-import { apply, conditionOf, eventually, getJson, kube, startOperator, type RunningOperator } from "../../harness/operator.ts";
-import { endpointSlice, service } from "../operator/objects.ts";
+import { createTestNamespace, apply, getJson, kube } from "../../support/kubectl.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../../support/operator.ts";
+import { until } from "../../support/poll.ts";
+import { endpointSlice, service } from "../../support/objects.ts";
 import { call, CLUSTER, httpSession, OFFLINE, stdioSession, WRITES, type Session } from "./harness.ts";
 
 const kubeconfig = inject("kubeconfig");
@@ -33,7 +34,7 @@ const policyObject = (name: string, extra: Record<string, unknown> = {}) => ({
 
 const getPolicy = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name, "-n", apps, "--show-managed-fields"]);
 const readyPolicy = (name: string) =>
-  eventually(`${name} Ready`, async () => {
+  until(`${name} Ready`, async () => {
     const p = await getPolicy(name);
     const c = conditionOf(p, "Ready");
     return c?.status === "True" && p.status.observedGeneration === p.metadata.generation && p;
@@ -169,7 +170,7 @@ describe.each(transports)("over %s", (transport, open) => {
       expect(stored.metadata.annotations["fallback.dev/changed-by"]).toBe("fallbackctl-mcp/set_drain");
       expect(stored.metadata.managedFields.some((m: any) => m.manager === "fallbackctl-mcp" && JSON.stringify(m.fieldsV1).includes("f:drain"))).toBe(true);
       // The operator reads it: the primary says drained.
-      await eventually("status.backends[0].drained", async () => (await getPolicy(name))?.status?.backends?.[0]?.drained === true);
+      await until("status.backends[0].drained", async () => (await getPolicy(name))?.status?.backends?.[0]?.drained === true);
       const detail = await call(session, "get_policy", { namespace: apps, name });
       expect(detail.data.events.find((e: any) => e.reason === "DrainChanged")?.message).toContain("maintenance of the primary's database");
       expect(detail.data.explanation.order[0]).toMatchObject({ name, drained: true });

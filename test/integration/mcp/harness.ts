@@ -2,12 +2,9 @@
 // and reached with the SDK's own Client, over stdio (the client spawns it) or Streamable
 // HTTP (started with --http 127.0.0.1:0; the URL is read from its log line).
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { repoRoot } from "../../harness/controlplane.ts";
-
-export const fallbackctlBin = join(repoRoot, "operator/bin/fallbackctl.ts");
+import { fallbackctlBin } from "../../support/paths.ts";
 
 export type Session = {
   client: Client;

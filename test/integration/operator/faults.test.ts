@@ -5,9 +5,12 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import { createTestNamespace, kubectl, repoRoot, startControlPlane, type ControlPlane } from "../../harness/controlplane.ts";
-import { apply, conditionOf, configFiles, eventually, getJson, kube, metric, startOperator, type RunningOperator } from "../../harness/operator.ts";
-import { endpointSlice, policy, service } from "./objects.ts";
+import { createTestNamespace, kubectl, apply, getJson, kube } from "../../support/kubectl.ts";
+import { repoRoot } from "../../support/paths.ts";
+import { startControlPlane, type ControlPlane } from "../../support/controlplane.ts";
+import { conditionOf, configFiles, metric, startOperator, type RunningOperator } from "../../support/operator.ts";
+import { until } from "../../support/poll.ts";
+import { endpointSlice, policy, service } from "../../support/objects.ts";
 
 const shared = inject("kubeconfig");
 
@@ -29,7 +32,7 @@ function scene(kubeconfig: string, apps: string, config: string) {
   const getConfigMap = () => getJson(kubeconfig, ["configmap", "fallback-envoy", "-n", config]);
   /** Ready, for the generation it has now (or `generation`), with that observedGeneration. */
   const ready = (name: string, generation?: number, timeoutMs?: number) =>
-    eventually(
+    until(
       `${apps}/${name} Ready${generation ? ` at generation ${generation}` : ""}`,
       async () => {
         const p = await getPolicy(name);
@@ -107,13 +110,13 @@ describe("kill -9, and the cluster changes while the operator is down", () => {
     const bravo = await s.ready("bravo", 2);
     expect(bravo.status.conditions.map((c: any) => c.observedGeneration)).toEqual([2, 2, 2, 2, 2]);
     expect(delta.status.backends[0]).toMatchObject({ name: "delta", endpoints: 1 });
-    const alpha = await eventually("alpha's 3 new endpoints in its status", async () => {
+    const alpha = await until("alpha's 3 new endpoints in its status", async () => {
       const p = await s.getPolicy("alpha");
       return p.status.backends[0].endpoints === 3 && p;
     });
     expect(conditionOf(alpha, "Ready")?.status).toBe("True");
 
-    const f = await eventually("the config with every change", async () => {
+    const f = await until("the config with every change", async () => {
       const f = await s.files();
       return s.virtualHost(f, "charlie") === undefined && s.virtualHost(f, "delta") !== undefined && f;
     });
@@ -169,7 +172,7 @@ describe("API server restart under a running operator", () => {
     await patchSpec(kubeconfig, apps, "shop", { retry: { attempts: 4 } });
     await s.ready("cart", 1, 90_000);
     await s.ready("shop", 2, 30_000);
-    const f = await eventually("the config after the restart", async () => {
+    const f = await until("the config after the restart", async () => {
       const f = await s.files();
       return s.virtualHost(f, "cart") && s.virtualHost(f, "shop")?.routes[0].route.retry_policy.num_retries === 4 && f;
     });
@@ -196,11 +199,11 @@ describe("two replicas with --leader-elect", () => {
     const a = await operator(options);
     const b = await operator(options);
     const identity = (op: RunningOperator) => logged(op, "became leader")[0]?.["identity"] as string | undefined;
-    const leaderId = await eventually("a Lease holder", async () => {
+    const leaderId = await until("a Lease holder", async () => {
       const lease = await getJson(shared, ["lease", "fallback-operator", "-n", config]);
       return lease?.spec?.holderIdentity as string | undefined;
     });
-    const [leader, standby] = await eventually("the holder says it leads", () =>
+    const [leader, standby] = await until("the holder says it leads", () =>
       identity(a) === leaderId ? [a, b] : identity(b) === leaderId ? [b, a] : undefined,
     );
 
@@ -216,7 +219,7 @@ describe("two replicas with --leader-elect", () => {
     // A replica that lost the race to create the Lease counts as out of touch with it until
     // its next retry (kopf: a 409 on create is not recorded as contact), so allow a retry period.
     for (const op of [leader, standby]) {
-      await eventually(`${op === leader ? "leader" : "standby"} /readyz 200`, async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200, 5_000);
+      await until(`${op === leader ? "leader" : "standby"} /readyz 200`, async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200, 5_000);
     }
     expect(identity(standby)).toBeUndefined();
 
@@ -224,7 +227,7 @@ describe("two replicas with --leader-elect", () => {
     // default, by its own clock since the record last changed) and takes over.
     const killedAt = Date.now();
     await leader.kill();
-    const standbyId = await eventually("the standby leads", () => identity(standby), 40_000);
+    const standbyId = await until("the standby leads", () => identity(standby), 40_000);
     const takeoverMs = Date.now() - killedAt;
     console.log(`[faults] standby took over ${(takeoverMs / 1000).toFixed(1)} s after the leader's SIGKILL`);
     // leaseDurationSeconds 15 + one retry period (2 s + 20 % jitter), with some slack.
@@ -236,7 +239,7 @@ describe("two replicas with --leader-elect", () => {
     await apply(shared, [service(apps, "search"), policy(apps, "search")]);
     await s.ready("shop", 2);
     await s.ready("search", 1);
-    await eventually("the new leader's config", async () => s.virtualHost(await s.files(), "shop")?.routes[0].route.retry_policy.num_retries === 6);
+    await until("the new leader's config", async () => s.virtualHost(await s.files(), "shop")?.routes[0].route.retry_policy.num_retries === 6);
     expect(await writes(standby)).toBeGreaterThanOrEqual(1);
     expect(await standby.stop()).toBe(0);
     noErrors(standby);
@@ -248,7 +251,7 @@ describe("a burst of 200 policies in one apply", () => {
     const apps = await createTestNamespace(shared, "faults-burst");
     const config = await createTestNamespace(shared, "faults-burst-config");
     const op = await operator({ kubeconfig: shared, configNamespace: config, watchNamespace: apps });
-    await eventually("ready", async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200);
+    await until("ready", async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200);
     const before = await writes(op);
     const names = Array.from({ length: 200 }, (_, i) => `p${String(i).padStart(3, "0")}`);
     // Small policies: one Service fallback, no retries (~4.3 KB of config each). With the
@@ -257,7 +260,7 @@ describe("a burst of 200 policies in one apply", () => {
     const started = Date.now();
     await apply(shared, [service(apps, "cache"), ...names.map((n) => service(apps, n)), ...names.map((n) => policy(apps, n, spec))]);
     const applied = Date.now();
-    await eventually(
+    await until(
       "all 200 Ready",
       async () => {
         const list = await getJson(shared, ["fallbackpolicies", "-n", apps]);

@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse } from "yaml";
-import { createTestNamespace } from "../../harness/controlplane.ts";
-import { apply, conditionOf, configFiles, eventually, getJson, kube, startOperator, type RunningOperator } from "../../harness/operator.ts";
+import { createTestNamespace, apply, getJson, kube } from "../../support/kubectl.ts";
+import { conditionOf, configFiles, startOperator, type RunningOperator } from "../../support/operator.ts";
+import { until } from "../../support/poll.ts";
 import { envoyValidate } from "../../support/envoy.ts";
-import { endpointSlice, policy, service } from "./objects.ts";
+import { endpointSlice, policy, service } from "../../support/objects.ts";
 
 const kubeconfig = inject("kubeconfig");
 
@@ -19,7 +20,7 @@ let operator: RunningOperator;
 const getPolicy = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name, "-n", apps]);
 const getConfigMap = () => getJson(kubeconfig, ["configmap", "fallback-envoy", "-n", config]);
 const ready = (name: string) =>
-  eventually(`${name} Ready`, async () => {
+  until(`${name} Ready`, async () => {
     const p = await getPolicy(name);
     const c = conditionOf(p, "Ready");
     return c?.status === "True" && c.observedGeneration === p.metadata.generation && p;
@@ -103,33 +104,33 @@ describe("a policy's life", () => {
   it("update: a spec change reaches the config and the conditions' observedGeneration", async () => {
     const before = await getPolicy("shop");
     await kube(kubeconfig, ["patch", "fallbackpolicy", "shop", "-n", apps, "--type", "merge", "-p", JSON.stringify({ spec: { retry: { attempts: 5 } } })]);
-    const p = await eventually("generation 2 Ready", async () => {
+    const p = await until("generation 2 Ready", async () => {
       const p = await getPolicy("shop");
       return p.status?.observedGeneration === 2 && conditionOf(p, "Ready")?.observedGeneration === 2 && p;
     });
     // Still Ready: the transition time stays.
     expect(conditionOf(p, "Ready")!.lastTransitionTime).toBe(conditionOf(before, "Ready")!.lastTransitionTime);
     expect(p.status.configRef.hash).not.toBe(before.status.configRef.hash);
-    await eventually("num_retries 5 in the config", async () => (await virtualHost("shop"))?.routes[0].route.retry_policy.num_retries === 5);
+    await until("num_retries 5 in the config", async () => (await virtualHost("shop"))?.routes[0].route.retry_policy.num_retries === 5);
   });
 
   it("endpoint changes update config and status without a policy edit", async () => {
     await apply(kubeconfig, [endpointSlice(apps, "shop", ["10.0.0.1", "10.0.0.2", "10.0.0.3"])]);
-    await eventually("3 endpoints in status", async () => (await getPolicy("shop")).status.backends[0].endpoints === 3);
+    await until("3 endpoints in status", async () => (await getPolicy("shop")).status.backends[0].endpoints === 3);
     await apply(kubeconfig, [endpointSlice(apps, "shop", ["10.0.0.9"], 8080, "b")]);
-    await eventually("4 endpoints over two slices", async () => (await getPolicy("shop")).status.backends[0].endpoints === 4);
+    await until("4 endpoints over two slices", async () => (await getPolicy("shop")).status.backends[0].endpoints === 4);
   });
 
   it("a missing Service: ResolvedRefs False with the reason and a Warning; it appears later and the policy becomes Ready", async () => {
     await apply(kubeconfig, [policy(apps, "search")]);
-    const p = await eventually("search not Ready", async () => {
+    const p = await until("search not Ready", async () => {
       const p = await getPolicy("search");
       return conditionOf(p, "Ready")?.status === "False" && p;
     });
     expect(conditionOf(p, "ResolvedRefs")).toMatchObject({ status: "False", reason: "ServiceNotFound" });
     expect(conditionOf(p, "ResolvedRefs")!.message).toContain(`${apps}/search`);
     expect(conditionOf(p, "Ready")!.reason).toBe("ServiceNotFound");
-    await eventually("a Warning event", async () =>
+    await until("a Warning event", async () =>
       (await kube(kubeconfig, ["get", "events", "-n", apps, "--field-selector", "involvedObject.name=search,type=Warning", "-o", "jsonpath={.items[*].reason}"])).includes("ServiceNotFound"));
     expect(await virtualHost("search")).toBeUndefined();
     // The healthy policy is untouched.
@@ -143,7 +144,7 @@ describe("a policy's life", () => {
   it("a broken policy beside healthy ones: Conflicted, while the others stay Ready and the config stays valid", async () => {
     const hashBefore = (await getConfigMap()).metadata.annotations["fallback.dev/config-hash"];
     await apply(kubeconfig, [{ ...policy(apps, "shop-again"), spec: { targetRef: { name: "shop", port: 8080 }, fallbacks: [{ staticResponse: {} }] } }]);
-    const p = await eventually("shop-again Conflicted", async () => {
+    const p = await until("shop-again Conflicted", async () => {
       const p = await getPolicy("shop-again");
       return conditionOf(p, "Accepted")?.reason === "Conflicted" && p;
     });
@@ -158,7 +159,7 @@ describe("a policy's life", () => {
   it("manual edits of the ConfigMap are overwritten", async () => {
     const original = (await getConfigMap()).data;
     await kube(kubeconfig, ["patch", "configmap", "fallback-envoy", "-n", config, "--type", "merge", "-p", JSON.stringify({ data: { "cds.yaml": "hacked", "extra.yaml": "x" } })]);
-    await eventually("the operator's content back", async () => {
+    await until("the operator's content back", async () => {
       const data = (await getConfigMap()).data;
       return JSON.stringify(data) === JSON.stringify(original);
     });
@@ -166,7 +167,7 @@ describe("a policy's life", () => {
 
   it("delete: the policy's routes and clusters leave the config", async () => {
     await kube(kubeconfig, ["delete", "fallbackpolicy", "search", "-n", apps]);
-    await eventually("search gone from the config", async () => (await virtualHost("search")) === undefined);
+    await until("search gone from the config", async () => (await virtualHost("search")) === undefined);
     expect((await clusterNames()).some((n: string) => n.includes("search"))).toBe(false);
     expect(await virtualHost("shop")).toBeDefined();
   });
@@ -193,11 +194,11 @@ describe("a config over the ConfigMap limit", () => {
   it("keeps the last good config; the policies it leaves out say ConfigTooLarge, the others stay Ready", async () => {
     await apply(kubeconfig, [service(ns, "a"), policy(ns, "a")]);
     const get = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name, "-n", ns]);
-    await eventually("a Ready", async () => conditionOf(await get("a"), "Ready")?.status === "True");
+    await until("a Ready", async () => conditionOf(await get("a"), "Ready")?.status === "True");
     const names = ["b", "c", "d", "e", "f", "g", "h"];
     await apply(kubeconfig, names.flatMap((n) => [service(ns, n), policy(ns, n)]));
     // Some fit before the rest arrive; at least the last ones cannot.
-    const h = await eventually("h ConfigTooLarge", async () => {
+    const h = await until("h ConfigTooLarge", async () => {
       const p = await get("h");
       return conditionOf(p, "Programmed")?.reason === "ConfigTooLarge" && p;
     });
@@ -213,7 +214,7 @@ describe("a config over the ConfigMap limit", () => {
     expect(live).toEqual(readyOnes);
     // Back under the limit: everything is programmed.
     await kube(kubeconfig, ["delete", "fallbackpolicy", "-n", ns, ...names.slice(1)]);
-    await eventually("b Ready", async () => conditionOf(await get("b"), "Ready")?.status === "True");
+    await until("b Ready", async () => conditionOf(await get("b"), "Ready")?.status === "True");
     expect(small.output()).toContain("config too large");
   });
 });

@@ -2,16 +2,16 @@
 // `fallbackctl bootstrap` prints for the same settings, so the two cannot drift apart.
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { main as fallbackctl } from "../../../operator/src/cli/main.ts";
+import { main } from "../../../operator/src/cli/main.ts";
 import { NAMESPACE, one, template, type Values } from "./helm.ts";
 
 const CERT_DIR = "/etc/fallback/xds";
 
-/** fallbackctl bootstrap's YAML, parsed. */
+/** main bootstrap's YAML, parsed. */
 function fallbackctlBootstrap(args: string[]): unknown {
   let out = "";
   let err = "";
-  const code = fallbackctl(["bootstrap", ...args], { stdout: (s) => (out += s), stderr: (s) => (err += s) });
+  const code = main(["bootstrap", ...args], { stdout: (s) => (out += s), stderr: (s) => (err += s) });
   if (code !== 0) throw new Error(`fallbackctl bootstrap ${args.join(" ")} failed (${code}): ${err}`);
   return parse(out);
 }
@@ -51,7 +51,7 @@ const cases: Record<string, Case> = {
 
 describe("the gateway's bootstrap ConfigMap", () => {
   for (const [name, c] of Object.entries(cases)) {
-    it(`is fallbackctl bootstrap's output with ${name}`, () => {
+    it(`is main bootstrap's output with ${name}`, () => {
       const rendered = template({ "envoy.enabled": true, ...c.values });
       const cm = one(rendered, "ConfigMap", `${c.envoy}-bootstrap`);
       const chart = parse(cm.data["bootstrap.yaml"]);

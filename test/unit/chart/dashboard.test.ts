@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LIVE_METRICS } from "../../../operator/src/controller/live-metrics.ts";
-import { chartDir, helm, NAMESPACE, ofKind, one, RELEASE, setFlags, template, type Rendered } from "./helm.ts";
+import { chartDir } from "../../support/helm.ts";
+import { helm, NAMESPACE, ofKind, one, RELEASE, setFlags, template, type Rendered } from "./helm.ts";
 
 const NAME = "fo-fallback-operator-dashboard";
 const KEY = "fallback-operator.json";

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, normalize, posix } from "node:path";
 import { describe, expect, it } from "vitest";
-import { repoRoot } from "./helm.ts";
+import { repoRoot } from "../../support/paths.ts";
 
 interface Instruction {
   keyword: string;

@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chartDir, repoRoot } from "./helm.ts";
+import { chartDir } from "../../support/helm.ts";
+import { repoRoot } from "../../support/paths.ts";
 
 type Tree = Record<string, unknown>;
 const values = parse(readFileSync(join(chartDir, "values.yaml"), "utf8")) as Tree;

@@ -1,18 +1,9 @@
 // Helpers for the chart tests: run the project's helm (.local/bin/helm) and parse its output.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { chartDir, helmBin, helmEnv } from "../../support/helm.ts";
+import { repoRoot } from "../../support/paths.ts";
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-export const chartDir = join(repoRoot, "charts/fallback-operator");
-
-export function helmBin(): string {
-  const local = join(repoRoot, ".local/bin/helm");
-  if (existsSync(local)) return local;
-  throw new Error(`helm not found at ${local}: run scripts/setup.sh (or make setup) first`);
-}
 
 export interface HelmResult {
   status: number;
@@ -24,14 +15,7 @@ export function helm(args: string[]): HelmResult {
   const run = spawnSync(helmBin(), args, {
     cwd: repoRoot,
     encoding: "utf8",
-    // Keep helm away from the user's repositories, cache and plugins.
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
-      HELM_CACHE_HOME: join(repoRoot, ".local/helm/cache"),
-      HELM_CONFIG_HOME: join(repoRoot, ".local/helm/config"),
-      HELM_DATA_HOME: join(repoRoot, ".local/helm/data"),
-    },
+    env: helmEnv(),
   });
   if (run.error) throw run.error;
   return { status: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };

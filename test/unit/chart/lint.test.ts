@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { chartDir, helm, NAMESPACE, RELEASE, setFlags, type Values } from "./helm.ts";
+import { chartDir } from "../../support/helm.ts";
+import { helm, NAMESPACE, RELEASE, setFlags, type Values } from "./helm.ts";
 
 function lint(args: string[]) {
   return helm(["lint", "--strict", chartDir, "--namespace", NAMESPACE, ...args]);

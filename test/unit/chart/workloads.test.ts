@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chartDir, NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
+import { chartDir } from "../../support/helm.ts";
+import { NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
 
 const FULLNAME = "fo-fallback-operator";
 const ENVOY = `${FULLNAME}-envoy`;

@@ -6,7 +6,8 @@ import { once } from "node:events";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { chartDir, helm, NAMESPACE, ofKind, one, RELEASE, setFlags, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
+import { chartDir } from "../../support/helm.ts";
+import { helm, NAMESPACE, ofKind, one, RELEASE, setFlags, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
 
 const FULLNAME = "fo-fallback-operator";
 const ENVOY = `${FULLNAME}-envoy`;

@@ -8,7 +8,8 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXAMPLES_DIR } from "../../support/fixtures.ts";
-import { call, fallbackctlBin, httpSession, OFFLINE, stdioSession, type Session } from "../../integration/mcp/harness.ts";
+import { call, httpSession, OFFLINE, stdioSession, type Session } from "../../integration/mcp/harness.ts";
+import { fallbackctlBin } from "../../support/paths.ts";
 
 const shop = readFileSync(join(EXAMPLES_DIR, "shop.yaml"), "utf8");
 const ai = readFileSync(join(EXAMPLES_DIR, "ai.yaml"), "utf8");

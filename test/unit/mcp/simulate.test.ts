@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { ToolError } from "../../../operator/src/mcp/errors.ts";
 import { pickPolicy } from "../../../operator/src/mcp/model.ts";
 import { simulate, type Scenario } from "../../../operator/src/mcp/simulate.ts";
-import { fallbackPolicy, service } from "../../e2e/harness/gateway.ts";
+import { fallbackPolicy, service } from "../../support/gateway.ts";
 
 const at = (host: string) => ({ host, port: 8080 });
 

@@ -16,8 +16,9 @@ import { constants as cryptoConstants } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer as createNetServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { freePort } from "./ports.ts";
 
 /** How a backend answers. */
 export type Mode =
@@ -78,18 +79,6 @@ export type ChildBackend = Backend & {
   restart(): Promise<void>;
   readonly alive: boolean;
 };
-
-/** A port nobody listens on right now, on `host`. */
-export function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((ok, fail) => {
-    const server = createNetServer();
-    server.once("error", fail);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => ok(port));
-    });
-  });
-}
 
 type Running = { server: Server; port: number; setMode(mode: Mode): void; setHealthz(status: number): void; hits(): number; close(): Promise<void> };
 

@@ -1,5 +1,5 @@
-// Manifests for the operator tests: Services with EndpointSlices (there is no
-// kube-controller-manager to make them) and FallbackPolicies.
+// Manifests for tests and benchmarks against a control plane: Services with EndpointSlices
+// (there is no kube-controller-manager to make them) and FallbackPolicies.
 export function service(namespace: string, name: string, port = 8080): object {
   return { apiVersion: "v1", kind: "Service", metadata: { name, namespace }, spec: { ports: [{ name: "http", port, targetPort: port }] } };
 }

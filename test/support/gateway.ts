@@ -5,10 +5,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compile, type CompileOutput } from "../../../operator/src/compile/compile.ts";
-import { renderBootstrap, renderConfigFiles } from "../../../operator/src/compile/config-files.ts";
-import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../../operator/src/compile/snapshot.ts";
-import { freePort } from "./backend.ts";
+import { compile, type CompileOutput } from "../../operator/src/compile/compile.ts";
+import { renderBootstrap, renderConfigFiles } from "../../operator/src/compile/config-files.ts";
+import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../operator/src/compile/snapshot.ts";
+import { freePort } from "./ports.ts";
 import { ConfigMapVolume } from "./configmap-volume.ts";
 import { startEnvoy, type Envoy } from "./envoy.ts";
 
@@ -145,21 +145,3 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
 }
-
-/** Polls `probe` until it returns something other than undefined. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,17 +6,16 @@
 // get no `default` ServiceAccount, deleted namespaces stay Terminating, ownerReferences
 // are not garbage-collected, and Pods never run. Create what a test needs explicitly.
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
-import { exitOf } from "../support/exit.ts";
+import { repoRoot } from "./paths.ts";
+import { until } from "./poll.ts";
+import { freePort } from "./ports.ts";
+import { exitOf, stopChild } from "./processes.ts";
 
-export const repoRoot = resolve(import.meta.dirname, "../..");
 export const controlPlaneBinary = join(repoRoot, ".local/bin/controlplane");
-export const kubectlBinary = join(repoRoot, ".local/bin/kubectl");
 
 export interface ControlPlaneOptions {
   /** State folder: etcd data, credentials, log and (by default) the kubeconfig. */
@@ -47,12 +46,6 @@ export interface ControlPlane {
   stop(timeoutMs?: number): Promise<void>;
   /** stop(), then start again on the same folder and port (same data, same kubeconfig). */
   restart(): Promise<void>;
-}
-
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 /** Starts a control plane and resolves once /readyz answers ok. */
@@ -108,24 +101,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 
   const stopProcess = async (timeoutMs: number): Promise<void> => {
-    const proc = child;
-    if (!proc) return;
-    if (proc.exitCode === null && proc.signalCode === null) {
-      // Hold the event loop open until the exit is seen (the child is unref'd while it
-      // runs): otherwise a caller awaiting stop() in a shutting-down process never resumes.
-      proc.ref();
-      proc.kill("SIGTERM");
-      let timer: NodeJS.Timeout | undefined;
-      const killed = new Promise<void>((done) => {
-        timer = setTimeout(() => {
-          proc.kill("SIGKILL");
-          done();
-        }, timeoutMs);
-      });
-      await Promise.race([exited, killed]);
-      clearTimeout(timer);
-      await exited;
-    }
+    if (!child) return;
+    await stopChild(child, { killAfterMs: timeoutMs });
+    await exited;
     child = undefined;
   };
 
@@ -163,53 +141,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await launch();
     },
   };
-}
-
-/** Runs .local/bin/kubectl against `kubeconfig`; never throws on a non-zero exit. */
-export function kubectl(
-  kubeconfig: string,
-  args: string[],
-  options: { input?: string; timeoutMs?: number } = {},
-): Promise<KubectlResult> {
-  return new Promise((done, fail) => {
-    const proc = spawn(existsSync(kubectlBinary) ? kubectlBinary : "kubectl", ["--kubeconfig", kubeconfig, ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-      timeout: options.timeoutMs ?? 60_000,
-    });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    proc.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    proc.once("error", fail);
-    proc.once("close", (code, signal) => done({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    proc.stdin.on("error", () => {});
-    proc.stdin.end(options.input ?? "");
-  });
-}
-
-/**
- * Creates a namespace named `<prefix>-<random>` (a valid DNS label) and returns its name.
- * Nothing deletes it: without a namespace controller a deleted namespace stays Terminating,
- * so tests isolate by namespace and the whole control plane goes at teardown.
- */
-export async function createTestNamespace(kubeconfig: string, prefix: string): Promise<string> {
-  const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50) || "test";
-  const name = `${base}-${randomBytes(4).toString("hex")}`;
-  const result = await kubectl(kubeconfig, ["create", "namespace", name]);
-  if (result.code !== 0) throw new Error(`kubectl create namespace ${name}: ${result.stderr.trim()}`);
-  return name;
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 interface ClientCredentials {
@@ -265,14 +196,13 @@ async function waitReady(
   timeoutMs: number,
   exitInfo: () => string | undefined,
 ): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const gone = exitInfo();
-    if (gone) throw new Error(`control plane exited (${gone}) before /readyz answered`);
-    if ((await readyz(kubeconfigPath, port)) === 200) return;
-    if (performance.now() > deadline) throw new Error(`/readyz on port ${port} not ok after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // An exit ends the wait at once: the throw escapes the probe as its own message.
+  let gone: string | undefined;
+  await until(`/readyz on port ${port}`, async () => {
+    gone = exitInfo();
+    return gone !== undefined || (await readyz(kubeconfigPath, port)) === 200;
+  }, timeoutMs, 100);
+  if (gone) throw new Error(`control plane exited (${gone}) before /readyz answered`);
 }
 
 /** The last `lines` lines of what was written to `path` from byte `from` on. */

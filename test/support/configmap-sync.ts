@@ -2,8 +2,8 @@
 // `kubectl get -w`) and, whenever its data changes, write the new payload into the folder
 // with the kubelet's atomic swap (ConfigMapVolume). Envoy watches that folder.
 import type { ChildProcess } from "node:child_process";
-import { kubectlBinary } from "../../test/harness/controlplane.ts";
-import { ConfigMapVolume } from "../../test/e2e/harness/configmap-volume.ts";
+import { kubectlBinary } from "./kubectl.ts";
+import { ConfigMapVolume } from "./configmap-volume.ts";
 import { guardedSpawn } from "./processes.ts";
 
 export type ConfigMapSync = {

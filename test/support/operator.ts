@@ -1,11 +1,10 @@
 // The real fallback-operator as a child process, for integration tests, benchmarks and the
 // demo: started with a kubeconfig and a ConfigMap of its own, its JSON log kept in memory.
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { parse } from "yaml";
-import { freePort, kubectl, repoRoot } from "./controlplane.ts";
-
-export const operatorBin = join(repoRoot, "operator/bin/fallback-operator.ts");
+import { operatorBin } from "./paths.ts";
+import { freePort } from "./ports.ts";
+import { collectOutput, isRunning } from "./processes.ts";
 
 export type OperatorOptions = {
   kubeconfig: string;
@@ -51,12 +50,12 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
-  let output = "";
-  child.stdout!.setEncoding("utf8").on("data", (s: string) => (output += s));
-  child.stderr!.setEncoding("utf8").on("data", (s: string) => (output += s));
+  // All of it: benchmarks read the log from an offset on, which a cap would shift.
+  const output = collectOutput(child, Infinity);
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  // No SIGKILL after a while: a graceful stop's exit code is what callers check.
   const stopWith = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    if (isRunning(child)) child.kill(signal);
     return exited;
   };
   return {
@@ -65,53 +64,16 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     healthUrl: `http://127.0.0.1:${health}`,
     metricsUrl: `http://127.0.0.1:${metrics}`,
     logs: () =>
-      output
+      output()
         .split("\n")
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
-    output: () => output,
+    output,
     stop: () => stopWith("SIGTERM"),
     kill: async () => void (await stopWith("SIGKILL")),
     exited,
   };
 }
-
-/** Polls `probe` until it returns something other than undefined/false. */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** kubectl that throws on failure and returns stdout. */
-export async function kube(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  const r = await kubectl(kubeconfig, args, { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-/** kubectl get -o json, or undefined when not found. */
-export async function getJson<T = any>(kubeconfig: string, args: string[]): Promise<T | undefined> {
-  const r = await kubectl(kubeconfig, ["get", ...args, "-o", "json"]);
-  if (r.code !== 0) {
-    if (/NotFound|not found/.test(r.stderr)) return undefined;
-    throw new Error(`kubectl get ${args.join(" ")}: ${r.stderr.trim()}`);
-  }
-  return JSON.parse(r.stdout) as T;
-}
-
-/** Applies objects (as YAML or JSON documents) with kubectl apply -f -. */
-export const apply = (kubeconfig: string, objects: object[]) =>
-  kube(kubeconfig, ["apply", "-f", "-"], objects.map((o) => JSON.stringify(o)).join("\n---\n"));
 
 /** The condition of `type` in a policy's status. */
 export const conditionOf = (policy: any, type: string) =>

@@ -3,8 +3,8 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { repoRoot } from "../../harness/controlplane.ts";
-import { freePort } from "./backend.ts";
+import { repoRoot } from "./paths.ts";
+import { freePort } from "./ports.ts";
 import { startEnvoy, type Envoy } from "./envoy.ts";
 
 const fallbackctl = join(repoRoot, "operator/bin/fallbackctl.ts");
