@@ -1,27 +1,5 @@
-// What a handler can throw, and how the framework reads errors coming back from the API.
-//
-// As in kopf: a TemporaryError is retried after the delay it names, a PermanentError is
-// logged and not retried (until the object changes again), and any other error is
-// retried with per-object exponential backoff.
-
-/** Retry this handler after `delaySeconds` (default 60 s, kopf's default). */
-export class TemporaryError extends Error {
-  readonly delaySeconds: number;
-
-  constructor(message: string, delaySeconds = 60) {
-    super(message);
-    this.name = "TemporaryError";
-    this.delaySeconds = delaySeconds;
-  }
-}
-
-/** Do not retry: the object needs a change (or an operator fix) before it can succeed. */
-export class PermanentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PermanentError";
-  }
-}
+// How the framework reads errors coming back from the API: their status, and whether
+// trying again can help.
 
 /**
  * What the API server answered with a status other than 2xx: `code` is the HTTP status and

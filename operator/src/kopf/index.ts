@@ -20,8 +20,6 @@ export {
   type ResourceRef,
 } from "./client.ts";
 export {
-  PermanentError,
-  TemporaryError,
   describe as describeError,
   isConflict,
   isGone,
