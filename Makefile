@@ -3,7 +3,11 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.local/bin:$(PATH)
 export KUBECONFIG ?= $(CURDIR)/.local/kubeconfig
 
-.PHONY: setup test lint unit demo bench crds envoy-types cluster-up cluster-down clean
+.PHONY: setup test lint format unit demo bench crds envoy-types cluster-up cluster-down clean
+
+# What prettier keeps formatted: the TypeScript and the lint config (YAML and Markdown are
+# data and prose: goldens, fixtures, manifests, docs).
+FORMATTED := "{operator,test,bench,scripts}/**/*.ts" vitest.config.ts .dependency-cruiser.cjs
 
 ## setup: install Node.js 24, npm packages, Envoy, kubectl, helm and the control plane
 setup:
@@ -13,9 +17,14 @@ setup:
 test: setup lint
 	@node scripts/run-tests.ts
 
+## lint: types, layer rules, formatting (`make format` rewrites what the last one finds)
 lint:
 	@tsc --noEmit -p .
 	@depcruise --config .dependency-cruiser.cjs operator/src test bench scripts
+	@prettier --check --log-level warn $(FORMATTED)
+
+format:
+	@prettier --write --log-level warn $(FORMATTED)
 
 ## demo: the main job (see README)
 demo: setup

@@ -20,7 +20,11 @@ const PATH = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggreg
 type Response = { typeUrl: string; nonce: string };
 const RESPONSE = messageSchema("envoy.service.discovery.v3.DeltaDiscoveryResponse");
 
-function subscriber(address: string, id: number, onListener: () => void): { responses: () => number; close: () => void } {
+function subscriber(
+  address: string,
+  id: number,
+  onListener: () => void,
+): { responses: () => number; close: () => void } {
   const client = new Client(address, credentials.createInsecure(), { "grpc.max_receive_message_length": -1 });
   const stream: ClientDuplexStream<Uint8Array, Response> = client.makeBidiStreamRequest(
     PATH,
@@ -28,7 +32,8 @@ function subscriber(address: string, id: number, onListener: () => void): { resp
     // Only the envelope matters: its resources stay undecoded (their Any values are bytes).
     (bytes: Buffer) => fromBinary(RESPONSE, bytes) as unknown as Response,
   );
-  const send = (init: Record<string, unknown>) => stream.write(encodeMessage("envoy.service.discovery.v3.DeltaDiscoveryRequest", init));
+  const send = (init: Record<string, unknown>) =>
+    stream.write(encodeMessage("envoy.service.discovery.v3.DeltaDiscoveryRequest", init));
   let responses = 0;
   let sawListener = false;
   stream.on("data", (response: Response) => {
@@ -57,7 +62,13 @@ if (process.argv[1] === import.meta.filename) {
       if (++listening === count) process.stdout.write("synced\n");
     }),
   );
-  const timer = setInterval(() => process.stdout.write(`${JSON.stringify({ responses: subscribers.reduce((n, s) => n + s.responses(), 0), rss: process.memoryUsage().rss })}\n`), 1000);
+  const timer = setInterval(
+    () =>
+      process.stdout.write(
+        `${JSON.stringify({ responses: subscribers.reduce((n, s) => n + s.responses(), 0), rss: process.memoryUsage().rss })}\n`,
+      ),
+    1000,
+  );
   process.on("SIGTERM", () => {
     clearInterval(timer);
     for (const s of subscribers) s.close();

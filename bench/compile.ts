@@ -55,7 +55,10 @@ export function syntheticSnapshot(n: number): Snapshot {
       apiVersion: "v1",
       kind: "Service",
       metadata: { name, namespace },
-      spec: { ports: [{ name: "http", port: PORT, targetPort: "http", protocol: "TCP" }], clusterIP: `10.96.${(ip >> 8) & 255}.${ip & 255}` },
+      spec: {
+        ports: [{ name: "http", port: PORT, targetPort: "http", protocol: "TCP" }],
+        clusterIP: `10.96.${(ip >> 8) & 255}.${ip & 255}`,
+      },
     };
     const endpoints = Array.from({ length: ENDPOINTS_PER_SERVICE }, () => {
       const i = ip++;
@@ -114,7 +117,9 @@ export function measure(n: number, warm = true): ChildReport {
   // Outside the timed part: every policy made it into the config, fully.
   const notReady = output.results.filter((r) => r.conditions.find((c) => c.type === "Ready")?.status !== "True");
   if (output.results.length !== n || notReady.length) {
-    throw new Error(`the bench snapshot did not compile cleanly: ${notReady.length} of ${output.results.length} policies not Ready (${JSON.stringify(notReady[0])})`);
+    throw new Error(
+      `the bench snapshot did not compile cleanly: ${notReady.length} of ${output.results.length} policies not Ready (${JSON.stringify(notReady[0])})`,
+    );
   }
   const xdsBytes = Object.values(xds.files).reduce((sum, text) => sum + Buffer.byteLength(text), 0);
 
@@ -142,7 +147,14 @@ const execFileAsync = promisify(execFile);
 /** Runs `node bench/compile.ts --child N` (with --cold unless `warm`) and returns its report. */
 export async function measureInChild(n: number, warm = true): Promise<ChildReport> {
   // fallbackctl's own Node.js flags, so the peak is the one a `fallbackctl render` would have.
-  const args = [...FALLBACKCTL_NODE_FLAGS, "--expose-gc", import.meta.filename, "--child", String(n), ...(warm ? [] : ["--cold"])];
+  const args = [
+    ...FALLBACKCTL_NODE_FLAGS,
+    "--expose-gc",
+    import.meta.filename,
+    "--child",
+    String(n),
+    ...(warm ? [] : ["--cold"]),
+  ];
   const { stdout } = await execFileAsync(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
   return JSON.parse(stdout) as ChildReport;
 }
@@ -152,7 +164,8 @@ const median = (values: number[]) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
-const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : v >= 100 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`);
+const ms = (v: number) =>
+  v >= 1000 ? `${(v / 1000).toFixed(2)} s` : v >= 100 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export function compileTable(sizes: { warm: ChildReport[]; cold: ChildReport }[]): string {
@@ -179,10 +192,13 @@ export function compileTable(sizes: { warm: ChildReport[]; cold: ChildReport }[]
   if (sizes.length > 1) {
     const [first, last] = [sizes[0]!.warm, sizes.at(-1)!.warm];
     const factor = last[0]!.policies / first[0]!.policies;
-    lines.push(`${factor}x the policies took ${(total(last) / total(first)).toFixed(1)}x the time (linear: ${factor}x). `);
+    lines.push(
+      `${factor}x the policies took ${(total(last) / total(first)).toFixed(1)}x the time (linear: ${factor}x). `,
+    );
   }
   const perPolicy = sizes[0]!.warm[0]!.xdsBytes / sizes[0]!.warm[0]!.policies;
-  lines[lines.length - 1] += `The xDS files take ${(perPolicy / 1024).toFixed(1)} KB per policy of this shape, so the operator's ConfigMap (at most ${CONFIGMAP_LIMIT_BYTES / 1024 / 1024} MiB) holds about ${Math.floor(CONFIGMAP_LIMIT_BYTES / perPolicy)} of them; beyond that it reports ConfigTooLarge.`;
+  lines[lines.length - 1] +=
+    `The xDS files take ${(perPolicy / 1024).toFixed(1)} KB per policy of this shape, so the operator's ConfigMap (at most ${CONFIGMAP_LIMIT_BYTES / 1024 / 1024} MiB) holds about ${Math.floor(CONFIGMAP_LIMIT_BYTES / perPolicy)} of them; beyond that it reports ConfigTooLarge.`;
   return lines.join("\n") + "\n";
 }
 
@@ -202,7 +218,8 @@ if (process.argv[1] === import.meta.filename) {
   const child = process.argv.indexOf("--child");
   if (child >= 0) {
     const n = Number(process.argv[child + 1]);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--child needs a positive number of policies, not ${process.argv[child + 1]}`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`--child needs a positive number of policies, not ${process.argv[child + 1]}`);
     process.stdout.write(JSON.stringify(measure(n, !process.argv.includes("--cold"))) + "\n");
   } else {
     process.stdout.write(await runCompileBench());

@@ -43,7 +43,14 @@ const HOST = "products.shop:8080";
 
 /** Runs both configurations one after the other and returns the markdown table. */
 export async function runFailoverBench(options: FailoverBenchOptions = {}): Promise<string> {
-  const o = { rate: 200, durationMs: 15_000, crashEveryMs: 2_000, downMs: 1_000, log: (l: string) => process.stderr.write(`${l}\n`), ...options };
+  const o = {
+    rate: 200,
+    durationMs: 15_000,
+    crashEveryMs: 2_000,
+    downMs: 1_000,
+    log: (l: string) => process.stderr.write(`${l}\n`),
+    ...options,
+  };
   const rows: Row[] = [];
   rows.push(await run("(a) generated (FallbackPolicy defaults)", o, generatedGateway));
   rows.push(await run("(b) baseline (Envoy defaults)", o, (primary) => baselineGateway(primary)));
@@ -64,7 +71,9 @@ async function run(name: string, o: Required<FailoverBenchOptions>, gatewayFor: 
     await warm.waitFor("the primary to answer", (r) => r.backend === "primary", { sinceMs: 0 });
     await warm.stop();
 
-    o.log(`${name}: ${o.rate} req/s for ${o.durationMs / 1000}s, SIGKILL every ${o.crashEveryMs / 1000}s, down ${o.downMs / 1000}s each time`);
+    o.log(
+      `${name}: ${o.rate} req/s for ${o.durationMs / 1000}s, SIGKILL every ${o.crashEveryMs / 1000}s, down ${o.downMs / 1000}s each time`,
+    );
     const load = startLoad({ url: gateway.url, host: HOST, rate: o.rate, maxDurationMs: o.durationMs + 1_000 });
     let crashes = 0;
     const started = performance.now();
@@ -128,9 +137,20 @@ export async function baselineGateway(primary: Backend, fallback?: Backend): Pro
                     "@type": hcm,
                     stat_prefix: "baseline",
                     route_config: {
-                      virtual_hosts: [{ name: "products", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "primary" } }] }],
+                      virtual_hosts: [
+                        {
+                          name: "products",
+                          domains: ["*"],
+                          routes: [{ match: { prefix: "/" }, route: { cluster: "primary" } }],
+                        },
+                      ],
                     },
-                    http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+                    http_filters: [
+                      {
+                        name: "envoy.filters.http.router",
+                        typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+                      },
+                    ],
                   },
                 },
               ],

@@ -9,7 +9,11 @@ export const PLURAL_PATH = "/apis/fallback.dev/v1alpha1/namespaces";
 
 export type Kube = {
   call: (method: string, path: string, body?: unknown, contentType?: string) => Promise<any>;
-  watch: (path: string, onEvent: (event: { type: string; object: any }) => void, onEnd: (why: string) => void) => { close: () => void };
+  watch: (
+    path: string,
+    onEvent: (event: { type: string; object: any }) => void,
+    onEnd: (why: string) => void,
+  ) => { close: () => void };
   close: () => void;
 };
 
@@ -31,38 +35,59 @@ export function kubeClient(kubeconfigPath: string): Kube {
   const call = (method: string, path: string, body?: unknown, contentType = "application/json") =>
     new Promise<any>((done, fail) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request({ ...base, method, path, headers: { accept: "application/json", ...(payload ? { "content-type": contentType } : {}) } }, (res) => {
-        let text = "";
-        res.setEncoding("utf8").on("data", (s: string) => (text += s));
-        res.once("end", () => {
-          if ((res.statusCode ?? 0) >= 300) fail(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
-          else done(text ? JSON.parse(text) : undefined);
-        });
-        res.once("error", fail);
-      });
+      const req = request(
+        {
+          ...base,
+          method,
+          path,
+          headers: { accept: "application/json", ...(payload ? { "content-type": contentType } : {}) },
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (s: string) => (text += s));
+          res.once("end", () => {
+            if ((res.statusCode ?? 0) >= 300)
+              fail(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
+            else done(text ? JSON.parse(text) : undefined);
+          });
+          res.once("error", fail);
+        },
+      );
       req.once("error", fail);
       req.end(payload);
     });
-  const watch = (path: string, onEvent: (event: { type: string; object: any }) => void, onEnd: (why: string) => void) => {
+  const watch = (
+    path: string,
+    onEvent: (event: { type: string; object: any }) => void,
+    onEnd: (why: string) => void,
+  ) => {
     let ended = false;
     const end = (why: string) => {
-      if (!ended) (ended = true), onEnd(why);
+      if (!ended) ((ended = true), onEnd(why));
     };
     // A connection of its own, so a long stream never holds up a keep-alive socket.
-    const req = request({ ...base, agent: new Agent({ ca: agent.options.ca, cert: agent.options.cert, key: agent.options.key }), method: "GET", path }, (res) => {
-      let buffer = "";
-      res.setEncoding("utf8").on("data", (s: string) => {
-        buffer += s;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (line.trim()) onEvent(JSON.parse(line));
-        }
-      });
-      res.once("end", () => end(`ended (HTTP ${res.statusCode})`));
-      res.once("error", (err) => end(String(err)));
-    });
+    const req = request(
+      {
+        ...base,
+        agent: new Agent({ ca: agent.options.ca, cert: agent.options.cert, key: agent.options.key }),
+        method: "GET",
+        path,
+      },
+      (res) => {
+        let buffer = "";
+        res.setEncoding("utf8").on("data", (s: string) => {
+          buffer += s;
+          let nl: number;
+          while ((nl = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, nl);
+            buffer = buffer.slice(nl + 1);
+            if (line.trim()) onEvent(JSON.parse(line));
+          }
+        });
+        res.once("end", () => end(`ended (HTTP ${res.statusCode})`));
+        res.once("error", (err) => end(String(err)));
+      },
+    );
     req.on("error", (err) => end(String(err)));
     req.end();
     return {
@@ -78,9 +103,11 @@ export function kubeClient(kubeconfigPath: string): Kube {
 /** Runs `tasks` with at most `limit` at once. */
 export async function limited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 /** Nearest-rank percentile. */
@@ -88,7 +115,14 @@ export const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 };
-export const ms = (v: number) => (Number.isNaN(v) ? "–" : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
+export const ms = (v: number) =>
+  Number.isNaN(v)
+    ? "–"
+    : v >= 10_000
+      ? `${(v / 1000).toFixed(1)} s`
+      : v >= 1000
+        ? `${(v / 1000).toFixed(2)} s`
+        : `${Math.round(v)} ms`;
 export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 export const num = (n: number) => n.toLocaleString("en-US");
 
@@ -160,7 +194,11 @@ export class PolicyWatch {
     return new Promise((done, fail) => {
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        fail(new Error(`timed out after ${timeoutMs} ms waiting for ${pending.size} of ${names.length} policies (e.g. ${[...pending][0]})`));
+        fail(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${pending.size} of ${names.length} policies (e.g. ${[...pending][0]})`,
+          ),
+        );
       }, timeoutMs);
       const waiter = { names: pending, pred, done: () => (clearTimeout(timer), done()) };
       this.waiters.add(waiter);
@@ -178,7 +216,12 @@ export const readyOf = (p: any) => (p?.status?.conditions ?? []).find((c: any) =
 export const reconciled = (ready: boolean, generation?: number) => (p: any) => {
   const g = p.metadata.generation;
   const r = readyOf(p);
-  return (generation === undefined || g >= generation) && p.status?.observedGeneration === g && r?.observedGeneration === g && (!ready || r.status === "True");
+  return (
+    (generation === undefined || g >= generation) &&
+    p.status?.observedGeneration === g &&
+    r?.observedGeneration === g &&
+    (!ready || r.status === "True")
+  );
 };
 
 /** VmRSS, VmHWM (peak), and the RSS split into anonymous memory and mapped files (the node binary), bytes. */

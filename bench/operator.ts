@@ -20,7 +20,20 @@ import { repoRoot } from "../test/support/paths.ts";
 import { startControlPlane } from "../test/support/controlplane.ts";
 import { metric, startOperator, type RunningOperator } from "../test/support/operator.ts";
 import { endpointSlice, policy, service } from "../test/support/objects.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, type Kube } from "./kube.ts";
+import {
+  PLURAL_PATH,
+  PolicyWatch,
+  kubeClient,
+  limited,
+  mb,
+  ms,
+  num,
+  percentile,
+  procStatus,
+  readyOf,
+  reconciled,
+  type Kube,
+} from "./kube.ts";
 import { sleep } from "../test/support/poll.ts";
 
 export type OperatorBenchOptions = {
@@ -63,7 +76,15 @@ type SizeResult = {
   settled: Memory;
 };
 
-type Memory = { rss: number; hwm: number; anon: number; file: number; heapUsed?: number; heapTotal?: number; external?: number };
+type Memory = {
+  rss: number;
+  hwm: number;
+  anon: number;
+  file: number;
+  heapUsed?: number;
+  heapTotal?: number;
+  external?: number;
+};
 
 export async function runOperatorBench(options: OperatorBenchOptions = {}): Promise<string> {
   const o = {
@@ -85,7 +106,10 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
   let watch: PolicyWatch | undefined;
   try {
     o.log(`operator bench: control plane on ${cp.server} (${(cp.startupMs / 1000).toFixed(1)} s)`);
-    for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
+    for (const args of [
+      ["apply", "-f", join(repoRoot, "crds")],
+      ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"],
+    ]) {
       const r = await kubectl(cp.kubeconfigPath, args);
       if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
     }
@@ -94,9 +118,19 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
     kube = kubeClient(cp.kubeconfigPath);
     watch = new PolicyWatch(kube, apps);
     await watch.start();
-    op = await startOperator({ kubeconfig: cp.kubeconfigPath, configNamespace: config, watchNamespace: apps, env: o.operatorEnv });
+    op = await startOperator({
+      kubeconfig: cp.kubeconfigPath,
+      configNamespace: config,
+      watchNamespace: apps,
+      env: o.operatorEnv,
+    });
     for (let i = 0; ; i++) {
-      if ((await fetch(`${op.healthUrl}/readyz`).then((r) => r.status).catch(() => 0)) === 200) break;
+      if (
+        (await fetch(`${op.healthUrl}/readyz`)
+          .then((r) => r.status)
+          .catch(() => 0)) === 200
+      )
+        break;
       if (i > 300) throw new Error(`operator not ready: ${op.output().slice(-2000)}`);
       await sleep(100);
     }
@@ -107,7 +141,12 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
     let attempts = 0; // the retry count set by the next change; cycles 3, 4, 5 (never the default 2)
     const nextAttempts = () => 3 + (attempts++ % 3);
     const change = async (n: string) => {
-      const updated = await kube!.call("PATCH", `${PLURAL_PATH}/${apps}/fallbackpolicies/${n}`, { spec: { retry: { attempts: nextAttempts() } } }, "application/merge-patch+json");
+      const updated = await kube!.call(
+        "PATCH",
+        `${PLURAL_PATH}/${apps}/fallbackpolicies/${n}`,
+        { spec: { retry: { attempts: nextAttempts() } } },
+        "application/merge-patch+json",
+      );
       return updated.metadata.generation as number;
     };
     const writes = async () => (await metric(op!.metricsUrl, "fallback_config_writes_total")) ?? 0;
@@ -128,7 +167,11 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
       const t0 = performance.now();
       await limited(fresh, 32, async (p) => {
         await kube!.call("POST", `/api/v1/namespaces/${apps}/services`, service(apps, p));
-        await kube!.call("POST", `/apis/discovery.k8s.io/v1/namespaces/${apps}/endpointslices`, endpointSlice(apps, p, ["10.0.0.1", "10.0.0.2"]));
+        await kube!.call(
+          "POST",
+          `/apis/discovery.k8s.io/v1/namespaces/${apps}/endpointslices`,
+          endpointSlice(apps, p, ["10.0.0.1", "10.0.0.2"]),
+        );
       });
       await limited(fresh, 32, (p) => kube!.call("POST", `${PLURAL_PATH}/${apps}/fallbackpolicies`, policy(apps, p)));
       names.push(...fresh);
@@ -147,7 +190,10 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
         const generation = await change(p);
         await watch!.until([p], reconciled(allReady, generation), 60_000);
         const took = performance.now() - started;
-        if (isolated && took > 500) o.log(`operator bench: slow change: ${p} to generation ${generation} took ${ms(took)} (at ${new Date().toISOString()})`);
+        if (isolated && took > 500)
+          o.log(
+            `operator bench: slow change: ${p} to generation ${generation} took ${ms(took)} (at ${new Date().toISOString()})`,
+          );
         return took;
       };
       const isolated: number[] = [];
@@ -156,12 +202,18 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
         isolated.push(await sample(i, true));
         await sleep(Math.max(0, o.gapMs - (performance.now() - started)));
       }
-      o.log(`operator bench: ${n} policies, isolated changes: p50 ${ms(percentile(isolated, 50))}, p99 ${ms(percentile(isolated, 99))}`);
+      o.log(
+        `operator bench: ${n} policies, isolated changes: p50 ${ms(percentile(isolated, 50))}, p99 ${ms(percentile(isolated, 99))}`,
+      );
       const phaseLogs = op.logs().slice(logFrom);
       const phase = phaseLogs.filter((l) => l["msg"] === "synced");
       const handling = phase.filter((l) => !l["reused"]);
       const statusPasses = phaseLogs.filter((l) => l["msg"] === "statuses written" && Number(l["statusWrites"]) > 0);
-      const med = (logs: Array<Record<string, unknown>>, field: string) => percentile(logs.map((l) => Number(l[field])), 50);
+      const med = (logs: Array<Record<string, unknown>>, field: string) =>
+        percentile(
+          logs.map((l) => Number(l[field])),
+          50,
+        );
       const breakdown = {
         syncs: handling.length,
         total: med(handling, "ms"),
@@ -174,7 +226,10 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
       for (let i = 0; i < o.backToBack; i++) backToBack.push(await sample(o.samples + i, false));
       await sleep(o.gapMs);
 
-      const burstNames = Array.from({ length: Math.min(o.burst, names.length) }, (_, i) => names[(i * 7919 + 1) % names.length]!);
+      const burstNames = Array.from(
+        { length: Math.min(o.burst, names.length) },
+        (_, i) => names[(i * 7919 + 1) % names.length]!,
+      );
       const before = await writes();
       const b0 = performance.now();
       const generations = new Map<string, number>();
@@ -183,14 +238,28 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
       const burstMs = performance.now() - b0;
       await sleep(o.gapMs);
       const burst = { changes: burstNames.length, writes: (await writes()) - before, ms: burstMs };
-      o.log(`operator bench: ${n} policies, burst of ${burst.changes}: ${burst.writes} ConfigMap writes, ${ms(burstMs)}`);
+      o.log(
+        `operator bench: ${n} policies, burst of ${burst.changes}: ${burst.writes} ConfigMap writes, ${ms(burstMs)}`,
+      );
       const mem = await memory();
       o.log(`operator bench: ${n} policies: VmRSS ${mb(mem.rss)}, VmHWM ${mb(mem.hwm)}`);
       // V8 gives memory back once work stops for a while (its memory reducer): the steady state.
       await sleep(o.settleMs);
       const settled = await memory();
       o.log(`operator bench: ${n} policies, ${o.settleMs / 1000} s later: VmRSS ${mb(settled.rss)}`);
-      results.push({ policies: n, ready, configBytes, settleMs, isolated, backToBack, burst, breakdown, reused, memory: mem, settled });
+      results.push({
+        policies: n,
+        ready,
+        configBytes,
+        settleMs,
+        isolated,
+        backToBack,
+        burst,
+        breakdown,
+        reused,
+        memory: mem,
+        settled,
+      });
     }
 
     if (watch.resumed) o.log(`operator bench: the bench's policy watch ended and was resumed ${watch.resumed} times`);
@@ -217,7 +286,12 @@ export async function runOperatorBench(options: OperatorBenchOptions = {}): Prom
 const describeMemory = (m: Memory) =>
   `V8 heap ${mb(m.heapUsed ?? NaN)} used of ${mb(m.heapTotal ?? NaN)}, external ${mb(m.external ?? NaN)}; RSS ${mb(m.anon)} anonymous + ${mb(m.file)} mapped files`;
 
-function table(results: SizeResult[], idle: Memory, o: Required<OperatorBenchOptions>, logs: Array<Record<string, unknown>>): string {
+function table(
+  results: SizeResult[],
+  idle: Memory,
+  o: Required<OperatorBenchOptions>,
+  logs: Array<Record<string, unknown>>,
+): string {
   const { memory, settled } = results.at(-1)!;
   const atTarget = results.find((r) => r.policies === TARGET.atPolicies) ?? results.at(-1)!;
   const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
@@ -249,7 +323,9 @@ function table(results: SizeResult[], idle: Memory, o: Required<OperatorBenchOpt
   );
   for (const r of results) {
     const b = r.breakdown;
-    lines.push(`| ${num(r.policies)} | ${b.syncs} | ${ms(b.total)} | ${ms(b.compile)} | ${ms(b.configMap)} | ${ms(b.status)} | ${r.reused} |`);
+    lines.push(
+      `| ${num(r.policies)} | ${b.syncs} | ${ms(b.total)} | ${ms(b.compile)} | ${ms(b.configMap)} | ${ms(b.status)} | ${r.reused} |`,
+    );
   }
   const p50 = percentile(atTarget.isolated, 50);
   const p99 = percentile(atTarget.isolated, 99);
@@ -275,7 +351,11 @@ function table(results: SizeResult[], idle: Memory, o: Required<OperatorBenchOpt
     );
   }
   const deferred = logs.filter((l) => l["msg"] === "config write deferred").length;
-  if (deferred) lines.push(`The operator deferred ${deferred} syncs to respect its write interval (bursts and back-to-back changes).`, "");
+  if (deferred)
+    lines.push(
+      `The operator deferred ${deferred} syncs to respect its write interval (bursts and back-to-back changes).`,
+      "",
+    );
   return lines.join("\n");
 }
 

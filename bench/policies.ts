@@ -11,7 +11,10 @@ export const PORT = 8080;
 
 /** The CRDs applied and Established, and a namespace of its own. */
 export async function policyNamespace(kubeconfig: string, prefix: string): Promise<string> {
-  for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
+  for (const args of [
+    ["apply", "-f", join(repoRoot, "crds")],
+    ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"],
+  ]) {
     const r = await kubectl(kubeconfig, args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
   }
@@ -19,14 +22,27 @@ export async function policyNamespace(kubeconfig: string, prefix: string): Promi
 }
 
 /** Creates each policy's 3 Services and EndpointSlices (`endpoints` each, none for `empty` ones), then the policies. */
-export async function createPolicies(kube: Kube, ns: string, names: string[], options: { endpoints: number; empty: Iterable<string> }): Promise<void> {
+export async function createPolicies(
+  kube: Kube,
+  ns: string,
+  names: string[],
+  options: { endpoints: number; empty: Iterable<string> },
+): Promise<void> {
   const empty = new Set(options.empty);
   let ip = 0;
-  const addresses = () => Array.from({ length: options.endpoints }, () => { const i = ip++; return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`; });
+  const addresses = () =>
+    Array.from({ length: options.endpoints }, () => {
+      const i = ip++;
+      return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    });
   await limited(names, 48, async (p) => {
     for (const svc of [p, `${p}-fb1`, `${p}-fb2`]) {
       await kube.call("POST", `/api/v1/namespaces/${ns}/services`, serviceOf(ns, svc));
-      await kube.call("POST", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, sliceOf(ns, svc, empty.has(p) ? [] : addresses(), PORT));
+      await kube.call(
+        "POST",
+        `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+        sliceOf(ns, svc, empty.has(p) ? [] : addresses(), PORT),
+      );
     }
   });
   await limited(names, 48, (p) => kube.call("POST", `${PLURAL_PATH}/${ns}/fallbackpolicies`, policyOf(ns, p, "v0")));
@@ -34,7 +50,12 @@ export async function createPolicies(kube: Kube, ns: string, names: string[], op
 
 // Headless: the API server allocates a cluster IP for every other Service under one lock,
 // ~20 a second here, and the compiler does not need one when EndpointSlices are known.
-export const serviceOf = (ns: string, name: string) => ({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns }, spec: { clusterIP: "None", ports: [{ name: "http", port: PORT, targetPort: PORT }] } });
+export const serviceOf = (ns: string, name: string) => ({
+  apiVersion: "v1",
+  kind: "Service",
+  metadata: { name, namespace: ns },
+  spec: { clusterIP: "None", ports: [{ name: "http", port: PORT, targetPort: PORT }] },
+});
 
 export const sliceOf = (ns: string, service: string, addresses: string[], port: number) => ({
   apiVersion: "discovery.k8s.io/v1",
@@ -51,6 +72,10 @@ export const policyOf = (ns: string, name: string, body: string) => ({
   metadata: { name, namespace: ns },
   spec: {
     targetRef: { name, port: PORT },
-    fallbacks: [{ service: { name: `${name}-fb1`, port: PORT } }, { service: { name: `${name}-fb2`, port: PORT } }, { staticResponse: { status: 503, body } }],
+    fallbacks: [
+      { service: { name: `${name}-fb1`, port: PORT } },
+      { service: { name: `${name}-fb2`, port: PORT } },
+      { staticResponse: { status: 503, body } },
+    ],
   },
 });

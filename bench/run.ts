@@ -18,15 +18,25 @@ export type Section = { name: string; title: string; run: () => Promise<string> 
 export const SECTIONS: Section[] = [
   { name: "compile", title: "Compile: policies to Envoy config", run: () => runCompileBench() },
   { name: "operator", title: "Operator: apply -> Ready on a real API server", run: () => runOperatorBench() },
-  { name: "xds", title: "xDS: 10,000 policies served to Envoy, side by side with ConfigMap mode", run: () => runXdsBench() },
-  { name: "stats", title: "Stats: 10 Envoys reporting 10,000 policies' clusters every 5 s", run: () => runStatsBench() },
+  {
+    name: "xds",
+    title: "xDS: 10,000 policies served to Envoy, side by side with ConfigMap mode",
+    run: () => runXdsBench(),
+  },
+  {
+    name: "stats",
+    title: "Stats: 10 Envoys reporting 10,000 policies' clusters every 5 s",
+    run: () => runStatsBench(),
+  },
   { name: "failover", title: "Failover: a crash-looping primary under load", run: () => runFailoverBench() },
 ];
 
 export async function main(args: string[]): Promise<number> {
   const unknown = args.filter((a) => !SECTIONS.some((s) => s.name === a));
   if (unknown.length) {
-    process.stderr.write(`unknown section ${unknown.join(", ")}; sections: ${SECTIONS.map((s) => s.name).join(", ")}\n`);
+    process.stderr.write(
+      `unknown section ${unknown.join(", ")}; sections: ${SECTIONS.map((s) => s.name).join(", ")}\n`,
+    );
     return 2;
   }
   const selected = args.length ? args.map((a) => SECTIONS.find((s) => s.name === a)!) : SECTIONS;

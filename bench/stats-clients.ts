@@ -27,8 +27,14 @@ const GAUGE = 1;
 const SUMMARY = 2;
 const HISTOGRAM = 4;
 
-type Family = { name: string; type: typeof COUNTER | typeof GAUGE; value: number } | { name: string; type: typeof HISTOGRAM; bounds: number[] };
-export type Recorded = { counters: string[]; gauges: [string, number][]; histograms: { quantiles: number[]; list: [string, number[]][] } };
+type Family =
+  | { name: string; type: typeof COUNTER | typeof GAUGE; value: number }
+  | { name: string; type: typeof HISTOGRAM; bounds: number[] };
+export type Recorded = {
+  counters: string[];
+  gauges: [string, number][];
+  histograms: { quantiles: number[]; list: [string, number[]][] };
+};
 
 /** The report's messages, encoded once: as recorded, and with the probe's primary 1 healthy of 1. */
 function encodeReport(file: string, probeCluster: string): { normal: Buffer[]; flipped: Buffer[]; families: number } {
@@ -37,7 +43,9 @@ function encodeReport(file: string, probeCluster: string): { normal: Buffer[]; f
   // In Envoy's order: counters, gauges, histograms.
   const families: Family[] = [
     ...recorded.counters.map((name) => ({ name, type: COUNTER, value: 0 }) as const),
-    ...recorded.gauges.filter(([name]) => !probe.includes(name)).map(([name, value]) => ({ name, type: GAUGE, value }) as const),
+    ...recorded.gauges
+      .filter(([name]) => !probe.includes(name))
+      .map(([name, value]) => ({ name, type: GAUGE, value }) as const),
     ...recorded.histograms.list.map(([name, bounds]) => ({ name, type: HISTOGRAM, bounds }) as const),
   ];
   const timestampMs = BigInt(Date.now());
@@ -45,14 +53,51 @@ function encodeReport(file: string, probeCluster: string): { normal: Buffer[]; f
   const metricsOf = (f: Family): Record<string, unknown>[] =>
     f.type === HISTOGRAM
       ? [
-          { name: f.name, type: SUMMARY, metric: [{ summary: { sampleCount: 0n, sampleSum: 0, quantile: quantiles.map((quantile) => ({ quantile, value: NaN })) }, timestampMs }] },
-          { name: f.name, type: HISTOGRAM, metric: [{ histogram: { sampleCount: 0n, sampleSum: 0, bucket: f.bounds.map((upperBound) => ({ upperBound, cumulativeCount: 0n })) }, timestampMs }] },
+          {
+            name: f.name,
+            type: SUMMARY,
+            metric: [
+              {
+                summary: {
+                  sampleCount: 0n,
+                  sampleSum: 0,
+                  quantile: quantiles.map((quantile) => ({ quantile, value: NaN })),
+                },
+                timestampMs,
+              },
+            ],
+          },
+          {
+            name: f.name,
+            type: HISTOGRAM,
+            metric: [
+              {
+                histogram: {
+                  sampleCount: 0n,
+                  sampleSum: 0,
+                  bucket: f.bounds.map((upperBound) => ({ upperBound, cumulativeCount: 0n })),
+                },
+                timestampMs,
+              },
+            ],
+          },
         ]
-      : [{ name: f.name, type: f.type, metric: [f.type === COUNTER ? { counter: { value: f.value }, timestampMs } : { gauge: { value: f.value }, timestampMs }] }];
+      : [
+          {
+            name: f.name,
+            type: f.type,
+            metric: [
+              f.type === COUNTER
+                ? { counter: { value: f.value }, timestampMs }
+                : { gauge: { value: f.value }, timestampMs },
+            ],
+          },
+        ];
   const batches = (all: Family[]) => {
     const metrics = all.flatMap(metricsOf);
     const out: Buffer[] = [];
-    for (let i = 0; i < metrics.length; i += BATCH) out.push(Buffer.from(encodeMessage(MESSAGE, { envoyMetrics: metrics.slice(i, i + BATCH) })));
+    for (let i = 0; i < metrics.length; i += BATCH)
+      out.push(Buffer.from(encodeMessage(MESSAGE, { envoyMetrics: metrics.slice(i, i + BATCH) })));
     return { out, count: metrics.length };
   };
   const normal = batches(families);
@@ -64,7 +109,13 @@ function encodeReport(file: string, probeCluster: string): { normal: Buffer[]; f
 
 type Replayer = { reports: () => number; pending: () => number; lateMs: () => number; close: () => void };
 
-function replayer(address: string, id: string, firstAt: number, messages: () => Buffer[], onReport: (state: Buffer[]) => void): Replayer {
+function replayer(
+  address: string,
+  id: string,
+  firstAt: number,
+  messages: () => Buffer[],
+  onReport: (state: Buffer[]) => void,
+): Replayer {
   const client = new Client(address, credentials.createInsecure());
   const raw = (b: Buffer) => b;
   let stream: ClientWritableStream<Buffer> | undefined;
@@ -113,7 +164,12 @@ function replayer(address: string, id: string, firstAt: number, messages: () => 
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const [address, count, file, probeCluster] = [process.argv[2]!, Number(process.argv[3]), process.argv[4]!, process.argv[5]!];
+  const [address, count, file, probeCluster] = [
+    process.argv[2]!,
+    Number(process.argv[3]),
+    process.argv[4]!,
+    process.argv[5]!,
+  ];
   const { normal, flipped, families } = encodeReport(file, probeCluster);
   const bytes = normal.reduce((n, b) => n + b.length, 0);
   let state = normal;
@@ -122,17 +178,25 @@ if (process.argv[1] === import.meta.filename) {
   const start = performance.now() + 100;
   // Spread over the interval, as Envoys started at different times flush at different times.
   const clients = Array.from({ length: count }, (_, i) =>
-    replayer(address, `replay-${i + 1}`, start + (i * INTERVAL_MS) / count, () => state, (sent) => {
-      if (!started.has(i) && started.add(i).size === count) process.stdout.write("reporting\n");
-      if (want && sent === want.state && want.seen.add(i).size === count) {
-        process.stdout.write(`${want.line}\n`);
-        want = undefined;
-      }
-    }),
+    replayer(
+      address,
+      `replay-${i + 1}`,
+      start + (i * INTERVAL_MS) / count,
+      () => state,
+      (sent) => {
+        if (!started.has(i) && started.add(i).size === count) process.stdout.write("reporting\n");
+        if (want && sent === want.state && want.seen.add(i).size === count) {
+          process.stdout.write(`${want.line}\n`);
+          want = undefined;
+        }
+      },
+    ),
   );
   process.stdout.write(`${JSON.stringify({ families, messages: normal.length, bytes })}\n`);
   const timer = setInterval(() => {
-    process.stdout.write(`${JSON.stringify({ reports: clients.reduce((n, c) => n + c.reports(), 0), pending: clients.reduce((n, c) => n + c.pending(), 0), lateMs: Math.max(...clients.map((c) => c.lateMs())), rss: process.memoryUsage().rss })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ reports: clients.reduce((n, c) => n + c.reports(), 0), pending: clients.reduce((n, c) => n + c.pending(), 0), lateMs: Math.max(...clients.map((c) => c.lateMs())), rss: process.memoryUsage().rss })}\n`,
+    );
   }, INTERVAL_MS);
   const stop = () => {
     clearInterval(timer);

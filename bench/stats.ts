@@ -97,12 +97,28 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     const noReports = procStatus(op.pid);
 
     // ---- 2 real Envoys: serving every policy, their reports in every status ----
-    proxies.push(...(await Promise.all(Array.from({ length: ENVOYS }, (_, i) => startProxy({ dir: o.dir, xdsServers: [xds], nodeId: `envoy-${i + 1}`, readyTimeoutMs: 600_000 })))));
+    proxies.push(
+      ...(await Promise.all(
+        Array.from({ length: ENVOYS }, (_, i) =>
+          startProxy({ dir: o.dir, xdsServers: [xds], nodeId: `envoy-${i + 1}`, readyTimeoutMs: 600_000 }),
+        ),
+      )),
+    );
     const clusters = 4 * o.policies + 1;
-    for (const proxy of proxies) await until(`${proxy.nodeId}'s ${num(clusters)} clusters`, async () => (await proxy.stat("cluster_manager.active_clusters")) >= clusters, 900_000, 2_000);
+    for (const proxy of proxies)
+      await until(
+        `${proxy.nodeId}'s ${num(clusters)} clusters`,
+        async () => (await proxy.stat("cluster_manager.active_clusters")) >= clusters,
+        900_000,
+        2_000,
+      );
     o.log(`stats bench: ${ENVOYS} Envoys have every cluster; waiting for the statuses to show them and their reports`);
     // The probe's clusters never had a host: Envoy never sets their membership gauges, so it does not report them.
-    await watch.until(names, (p) => p.status?.proxies?.acked === ENVOYS && (p.metadata.name === probe || reasonOf(p) === "PrimaryServing"), 900_000);
+    await watch.until(
+      names,
+      (p) => p.status?.proxies?.acked === ENVOYS && (p.metadata.name === probe || reasonOf(p) === "PrimaryServing"),
+      900_000,
+    );
     await writes.quiet(15_000, 600_000);
     const probeBaseline = reasonOf(watch.latest.get(probe));
 
@@ -110,25 +126,43 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     const recorded = await record(proxies[0]!, ns, names.slice(1));
     const reportFile = join(o.dir, "report.json");
     writeFileSync(reportFile, JSON.stringify(recorded));
-    o.log(`stats bench: recorded ${proxies[0]!.nodeId}'s report: ${num(recorded.counters.length)} counters, ${num(recorded.gauges.length)} gauges, ${num(recorded.histograms.list.length)} histograms`);
+    o.log(
+      `stats bench: recorded ${proxies[0]!.nodeId}'s report: ${num(recorded.counters.length)} counters, ${num(recorded.gauges.length)} gauges, ${num(recorded.histograms.list.length)} histograms`,
+    );
 
     // ---- the replay clients: all 10 report ----
     const beforeReplay = procStatus(op.pid);
     replay = startReplay(xds, o.replays, reportFile, `${ns}/${probe}/primary`);
-    const report = await replay.line((l) => l.startsWith("{"), 120_000).then((l) => JSON.parse(l) as { families: number; messages: number; bytes: number });
+    const report = await replay
+      .line((l) => l.startsWith("{"), 120_000)
+      .then((l) => JSON.parse(l) as { families: number; messages: number; bytes: number });
     await replay.line((l) => l === "reporting", 120_000);
-    o.log(`stats bench: all ${ENVOYS + o.replays} report (${num(report.families)} families in ${report.messages} messages, ${mb(report.bytes)}, per report); settling for ${ms(2 * INTERVAL_MS)}`);
+    o.log(
+      `stats bench: all ${ENVOYS + o.replays} report (${num(report.families)} families in ${report.messages} messages, ${mb(report.bytes)}, per report); settling for ${ms(2 * INTERVAL_MS)}`,
+    );
     await sleep(2 * INTERVAL_MS);
 
     // ---- the steady window ----
     const envoyBytes = () => proxies[0]!.stat(`cluster.fallback-xds.upstream_cx_tx_bytes_total`);
     const bytes0 = await envoyBytes();
-    const w0 = { at: performance.now(), wall: Date.now(), cpu: procCpu(op.pid), writes: writes.snapshot(), replay: replay.status() };
+    const w0 = {
+      at: performance.now(),
+      wall: Date.now(),
+      cpu: procCpu(op.pid),
+      writes: writes.snapshot(),
+      replay: replay.status(),
+    };
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, procStatus(op!.pid).rss)), 1_000);
     await sleep(o.windowMs);
     clearInterval(sampler);
-    const w1 = { at: performance.now(), wall: Date.now(), cpu: procCpu(op.pid), writes: writes.snapshot(), replay: replay.status() };
+    const w1 = {
+      at: performance.now(),
+      wall: Date.now(),
+      cpu: procCpu(op.pid),
+      writes: writes.snapshot(),
+      replay: replay.status(),
+    };
     const afterWindow = procStatus(op.pid);
     const bytes1 = await envoyBytes();
     const seconds = (w1.at - w0.at) / 1000;
@@ -136,7 +170,9 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     const windowWrites = diff(w0.writes, w1.writes);
     const loggedWrites = loggedStatusWrites(op.logs(), w0.wall, w1.wall);
     const reports = (w1.replay.reports - w0.replay.reports) / o.replays;
-    o.log(`stats bench: window ${seconds.toFixed(1)} s: operator CPU ${cpuPercent.toFixed(1)} % of a core, ${sum(windowWrites)} status writes, VmRSS ${mb(noReports.rss)} -> ${mb(afterWindow.rss)}`);
+    o.log(
+      `stats bench: window ${seconds.toFixed(1)} s: operator CPU ${cpuPercent.toFixed(1)} % of a core, ${sum(windowWrites)} status writes, VmRSS ${mb(noReports.rss)} -> ${mb(afterWindow.rss)}`,
+    );
     if (profile) {
       // After the window, so that the profiler's own cost is not in it: as many more seconds, profiled.
       const profiler = await Profiler.connect(inspectPort);
@@ -163,13 +199,31 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     const flipWrites = diff(f0, writes.snapshot());
     const probeWrites = flipWrites.get(probe) ?? 0;
     const otherWrites = sum(flipWrites) - probeWrites;
-    o.log(`stats bench: flip and back: ${probeWrites} writes of the probe (${ms(flipMs)}, back ${ms(backMs)}), ${otherWrites} of others`);
+    o.log(
+      `stats bench: flip and back: ${probeWrites} writes of the probe (${ms(flipMs)}, back ${ms(backMs)}), ${otherWrites} of others`,
+    );
 
     return reportOf({
-      o, report, recorded, seconds, cpuPercent, noReports, beforeReplay, afterWindow, peak,
-      windowWrites: sum(windowWrites), loggedWrites, resumed: writes.resumed, reports,
+      o,
+      report,
+      recorded,
+      seconds,
+      cpuPercent,
+      noReports,
+      beforeReplay,
+      afterWindow,
+      peak,
+      windowWrites: sum(windowWrites),
+      loggedWrites,
+      resumed: writes.resumed,
+      reports,
       envoyBytesPerReport: ((bytes1 - bytes0) * INTERVAL_MS) / (w1.at - w0.at),
-      replayStatus: w1.replay, probeWrites, otherWrites, flipMs, backMs, probeBaseline: probeBaseline ?? "none",
+      replayStatus: w1.replay,
+      probeWrites,
+      otherWrites,
+      flipMs,
+      backMs,
+      probeBaseline: probeBaseline ?? "none",
     });
   } catch (err) {
     if (op) {
@@ -190,7 +244,8 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
   }
 }
 
-const reasonOf = (p: any): string | undefined => (p?.status?.conditions ?? []).find((c: any) => c.type === "FallbackActive")?.reason;
+const reasonOf = (p: any): string | undefined =>
+  (p?.status?.conditions ?? []).find((c: any) => c.type === "FallbackActive")?.reason;
 
 // ---- recording a real Envoy's report ----------------------------------------------------------
 
@@ -205,18 +260,30 @@ async function record(envoy: Proxy, ns: string, names: string[]): Promise<Record
     if (!res.ok) throw new Error(`${envoy.nodeId} /stats type=${type}: ${res.status} ${await res.text()}`);
     return ((await res.json()) as { stats: any[] }).stats;
   };
-  const values = (stats: any[]) => stats.filter((s) => typeof s.name === "string" && typeof s.value === "number").map((s) => [s.name as string, s.value as number] as [string, number]);
+  const values = (stats: any[]) =>
+    stats
+      .filter((s) => typeof s.name === "string" && typeof s.value === "number")
+      .map((s) => [s.name as string, s.value as number] as [string, number]);
   const counters = values(await read("Counters"));
   const gauges = values(await read("Gauges"));
-  const quantiles: number[] = (await read("Histograms")).find((s) => s.histograms)?.histograms.supported_quantiles ?? [];
-  const buckets = (await read("Histograms&histogram_buckets=cumulative")).flatMap((s) => s.histograms ?? []) as { name: string; buckets: { upper_bound: number }[] }[];
-  const histograms = { quantiles, list: buckets.map((h) => [h.name, h.buckets.map((b) => b.upper_bound)] as [string, number[]]) };
+  const quantiles: number[] =
+    (await read("Histograms")).find((s) => s.histograms)?.histograms.supported_quantiles ?? [];
+  const buckets = (await read("Histograms&histogram_buckets=cumulative")).flatMap((s) => s.histograms ?? []) as {
+    name: string;
+    buckets: { upper_bound: number }[];
+  }[];
+  const histograms = {
+    quantiles,
+    list: buckets.map((h) => [h.name, h.buckets.map((b) => b.upper_bound)] as [string, number[]]),
+  };
   // `type` is what keeps counters and gauges apart: an Envoy without it would answer both, twice.
   const counterNames = new Set(counters.map(([n]) => n));
   const both = gauges.filter(([n]) => counterNames.has(n)).length;
   if (both) throw new Error(`${both} stats are both counters and gauges: does this Envoy's /stats take type=?`);
   const gaugeNames = new Set(gauges.map(([n]) => n));
-  const missing = names.flatMap((p) => ["primary", "fallback-1", "fallback-2"].map((m) => `cluster.${ns}/${p}/${m}.membership_total`)).filter((n) => !gaugeNames.has(n));
+  const missing = names
+    .flatMap((p) => ["primary", "fallback-1", "fallback-2"].map((m) => `cluster.${ns}/${p}/${m}.membership_total`))
+    .filter((n) => !gaugeNames.has(n));
   if (missing.length) throw new Error(`${envoy.nodeId} reports no ${missing[0]} (and ${missing.length - 1} more)`);
   return { counters: counters.map(([n]) => n), gauges, histograms };
 }
@@ -224,10 +291,19 @@ async function record(envoy: Proxy, ns: string, names: string[]): Promise<Record
 // ---- the replay clients -----------------------------------------------------------------------
 
 type ReplayStatus = { reports: number; pending: number; lateMs: number; rss: number };
-type Replay = { line: (pred: (line: string) => boolean, timeoutMs: number) => Promise<string>; send: (line: string) => void; status: () => ReplayStatus; kill: () => void };
+type Replay = {
+  line: (pred: (line: string) => boolean, timeoutMs: number) => Promise<string>;
+  send: (line: string) => void;
+  status: () => ReplayStatus;
+  kill: () => void;
+};
 
 function startReplay(xds: string, count: number, file: string, probeCluster: string): Replay {
-  const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, "stats-clients.ts"), xds, String(count), file, probeCluster], { stdio: ["pipe", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(import.meta.dirname, "stats-clients.ts"), xds, String(count), file, probeCluster],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
   const lines: string[] = [];
   const waiters = new Set<(line: string) => void>();
   let status: ReplayStatus = { reports: 0, pending: 0, lateMs: 0, rss: 0 };
@@ -250,7 +326,10 @@ function startReplay(xds: string, count: number, file: string, probeCluster: str
     line: (pred, timeoutMs) =>
       new Promise((done, fail) => {
         for (; read < lines.length; read++) if (pred(lines[read]!)) return done(lines[read++]!);
-        const timer = setTimeout(() => (waiters.delete(waiter), fail(new Error(exited ?? "timed out waiting for the replay clients"))), timeoutMs);
+        const timer = setTimeout(
+          () => (waiters.delete(waiter), fail(new Error(exited ?? "timed out waiting for the replay clients"))),
+          timeoutMs,
+        );
         const waiter = (line: string) => {
           read = lines.length;
           if (!pred(line)) return;
@@ -338,7 +417,8 @@ class WriteCounter {
   }
 }
 
-const diff = (before: Map<string, number>, after: Map<string, number>) => new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
+const diff = (before: Map<string, number>, after: Map<string, number>) =>
+  new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** The operator's own count: its "statuses written" debug lines between two wall-clock times. */
@@ -368,7 +448,9 @@ class Profiler {
   }
 
   static async connect(port: number): Promise<Profiler> {
-    const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+    const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
+      webSocketDebuggerUrl: string;
+    }[];
     const ws = new WebSocket(target!.webSocketDebuggerUrl);
     await new Promise((done, fail) => ((ws.onopen = done), (ws.onerror = fail)));
     return new Profiler(ws);
@@ -399,8 +481,11 @@ class Profiler {
       self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0));
     }
     const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 25);
-    process.stderr.write(`stats bench: CPU profile in ${file} (the operator's CPU meanwhile: ${cpuPercent.toFixed(1)} % of a core); self time, % of the wall time (of a core):\n`);
-    for (const [key, hits] of top) process.stderr.write(`  ${((100 * hits) / total).toFixed(1).padStart(5)} %  ${key}\n`);
+    process.stderr.write(
+      `stats bench: CPU profile in ${file} (the operator's CPU meanwhile: ${cpuPercent.toFixed(1)} % of a core); self time, % of the wall time (of a core):\n`,
+    );
+    for (const [key, hits] of top)
+      process.stderr.write(`  ${((100 * hits) / total).toFixed(1).padStart(5)} %  ${key}\n`);
   }
 }
 
@@ -461,7 +546,11 @@ function reportOf(r: {
     "",
     `Each replay client sent ${r.reports.toFixed(1)} reports in the window (${(r.seconds / 5).toFixed(1)} due); at its end ${r.replayStatus.pending} messages were unsent, the latest report ${ms(r.replayStatus.lateMs)} late at most`,
     `(the replay process's RSS: ${mb(r.replayStatus.rss)}). A report: ${num(r.recorded.counters.length)} counters, ${num(r.recorded.gauges.length)} gauges, ${num(r.recorded.histograms.list.length)} histograms.`,
-    ...(r.resumed ? [`The write-counting watch was resumed ${r.resumed} times (a policy written more than once meanwhile counts once).`] : []),
+    ...(r.resumed
+      ? [
+          `The write-counting watch was resumed ${r.resumed} times (a policy written more than once meanwhile counts once).`,
+        ]
+      : []),
     "",
   ].join("\n");
 }
@@ -469,5 +558,7 @@ function reportOf(r: {
 if (process.argv[1] === import.meta.filename) {
   const n = Number(process.argv[2] ?? 10_000);
   const windowS = process.argv[3];
-  process.stdout.write(`${await runStatsBench({ policies: n, ...(windowS ? { windowMs: Number(windowS) * 1000 } : {}) })}\n`);
+  process.stdout.write(
+    `${await runStatsBench({ policies: n, ...(windowS ? { windowMs: Number(windowS) * 1000 } : {}) })}\n`,
+  );
 }

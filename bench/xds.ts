@@ -35,7 +35,20 @@ import { startControlPlane } from "../test/support/controlplane.ts";
 import { metric, startOperator, type RunningOperator } from "../test/support/operator.ts";
 import { syncConfigMap } from "../test/support/configmap-sync.ts";
 import { startEnvoy } from "../test/support/envoy.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, limited, mb, ms, num, percentile, procStatus, readyOf, reconciled, type Kube } from "./kube.ts";
+import {
+  PLURAL_PATH,
+  PolicyWatch,
+  kubeClient,
+  limited,
+  mb,
+  ms,
+  num,
+  percentile,
+  procStatus,
+  readyOf,
+  reconciled,
+  type Kube,
+} from "./kube.ts";
 import { sleep, until } from "../test/support/poll.ts";
 import { PORT, createPolicies, policyNamespace, policyOf, serviceOf, sliceOf } from "./policies.ts";
 
@@ -54,7 +67,13 @@ export type XdsBenchOptions = {
   log?: (line: string) => void;
 };
 
-const TARGET = { connectToAckMs: 5_000, changeP50Ms: 200, changeP99Ms: 1_000, endpointP99Ms: 500, rssBytes: 400 * 1024 * 1024 };
+const TARGET = {
+  connectToAckMs: 5_000,
+  changeP50Ms: 200,
+  changeP99Ms: 1_000,
+  endpointP99Ms: 500,
+  rssBytes: 400 * 1024 * 1024,
+};
 const ENDPOINTS = 10;
 const PROBES = 60;
 
@@ -104,7 +123,9 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       watchNamespace: ns,
       args: ["--xds-addr", xds, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${listen}`],
       // XDS_BENCH_HEAP=DIR: heap snapshots of the operator, all Ready and with one Envoy, then stop.
-      ...(process.env.XDS_BENCH_HEAP ? { env: { NODE_OPTIONS: "--heapsnapshot-signal=SIGUSR2" }, cwd: process.env.XDS_BENCH_HEAP } : {}),
+      ...(process.env.XDS_BENCH_HEAP
+        ? { env: { NODE_OPTIONS: "--heapsnapshot-signal=SIGUSR2" }, cwd: process.env.XDS_BENCH_HEAP }
+        : {}),
     });
     const snapshot = async (what: string) => {
       if (!process.env.XDS_BENCH_HEAP) return;
@@ -123,20 +144,40 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     // ---- a fresh Envoy: connect to ACK of everything ----
     const logFrom = op.logs().length;
     const started = performance.now();
-    const envoy = await startProxy({ dir: o.dir, xdsServers: [xds], nodeId: "envoy-1", listen, readyTimeoutMs: 120_000 });
+    const envoy = await startProxy({
+      dir: o.dir,
+      xdsServers: [xds],
+      nodeId: "envoy-1",
+      listen,
+      readyTimeoutMs: 120_000,
+    });
     proxies.push(envoy);
     const expectClusters = 4 * o.policies;
     // Done when Envoy has acknowledged the routes, which come last (the operator's log says);
     // its admin interface is read once at the end: a stats read takes Envoy's main thread,
     // the one applying the config, for a while at 40,000 clusters.
-    await until("Envoy's ACK of the routes", () => op!.logs().slice(logFrom).some((l) => l["msg"] === "xDS response answered" && l["node"] === "envoy-1" && l["type"] === "RouteConfiguration"), 300_000, 100);
+    await until(
+      "Envoy's ACK of the routes",
+      () =>
+        op!
+          .logs()
+          .slice(logFrom)
+          .some(
+            (l) =>
+              l["msg"] === "xDS response answered" && l["node"] === "envoy-1" && l["type"] === "RouteConfiguration",
+          ),
+      300_000,
+      100,
+    );
     await until("a probe's answer", async () => (await answer(envoy, probes[0]!)) === "v0", 60_000);
     const envoyReadyMs = performance.now() - started;
     await sleep(1_000);
     const sync = initialSync(op.logs().slice(logFrom), "envoy-1");
     const clusters = await envoy.stat("cluster_manager.active_clusters");
     if (clusters < expectClusters + 1) throw new Error(`Envoy has ${clusters} clusters, not ${expectClusters + 1}`);
-    o.log(`xds bench: fresh Envoy: first request to last ACK ${ms(sync.totalMs)} (operator ${ms(sync.operatorMs)}), process start to serving ${ms(envoyReadyMs)}`);
+    o.log(
+      `xds bench: fresh Envoy: first request to last ACK ${ms(sync.totalMs)} (operator ${ms(sync.operatorMs)}), process start to serving ${ms(envoyReadyMs)}`,
+    );
     const withEnvoy = procStatus(op.pid);
     if (process.env.XDS_BENCH_HEAP) {
       await sleep(60_000); // the status writes after the Envoy's ACKs
@@ -156,37 +197,78 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       const p = probes[i % probes.length]!;
       const body = `v${++version}`;
       const start = performance.now();
-      await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, body), "application/merge-patch+json");
+      await kube.call(
+        "PATCH",
+        `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`,
+        policyOf(ns, p, body),
+        "application/merge-patch+json",
+      );
       await until(`${p} answering ${body}`, async () => (await answer(envoy, p)) === body, 30_000, 2);
       changes.push({ ms: performance.now() - start });
       await sleep(200);
     }
-    o.log(`xds bench: policy change -> Envoy: p50 ${ms(percentile(changes.map((c) => c.ms), 50))}, p99 ${ms(percentile(changes.map((c) => c.ms), 99))}`);
+    o.log(
+      `xds bench: policy change -> Envoy: p50 ${ms(
+        percentile(
+          changes.map((c) => c.ms),
+          50,
+        ),
+      )}, p99 ${ms(
+        percentile(
+          changes.map((c) => c.ms),
+          99,
+        ),
+      )}`,
+    );
 
     // ---- one EndpointSlice change -> Envoy sending to the new endpoint ----
     const endpointSamples: Sample[] = [];
-    const sentEndpoints = async () => (await metric(op!.metricsUrl, "fallback_xds_resources_sent_total", { type: "ClusterLoadAssignment" })) ?? 0;
+    const sentEndpoints = async () =>
+      (await metric(op!.metricsUrl, "fallback_xds_resources_sent_total", { type: "ClusterLoadAssignment" })) ?? 0;
     for (let i = 0; i < o.endpointChanges; i++) {
       const p = probes[(i + 7) % probes.length]!;
       const before = await sentEndpoints();
       const start = performance.now();
-      await kube.call("PUT", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`, await withEndpoints(kube, ns, p, [backend]));
+      await kube.call(
+        "PUT",
+        `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`,
+        await withEndpoints(kube, ns, p, [backend]),
+      );
       await until(`${p} reaching the live endpoint`, async () => (await answer(envoy, p)) === "live", 30_000, 2);
       const took = performance.now() - start;
       await sleep(300);
       endpointSamples.push({ ms: took, sent: (await sentEndpoints()) - before });
-      await kube.call("PUT", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`, await withEndpoints(kube, ns, p, []));
+      await kube.call(
+        "PUT",
+        `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`,
+        await withEndpoints(kube, ns, p, []),
+      );
       await until(`${p} back on its static answer`, async () => (await answer(envoy, p)).startsWith("v"), 30_000, 5);
     }
-    o.log(`xds bench: EndpointSlice change -> Envoy: p50 ${ms(percentile(endpointSamples.map((c) => c.ms), 50))}, p99 ${ms(percentile(endpointSamples.map((c) => c.ms), 99))}`);
+    o.log(
+      `xds bench: EndpointSlice change -> Envoy: p50 ${ms(
+        percentile(
+          endpointSamples.map((c) => c.ms),
+          50,
+        ),
+      )}, p99 ${ms(
+        percentile(
+          endpointSamples.map((c) => c.ms),
+          99,
+        ),
+      )}`,
+    );
     const afterChanges = procStatus(op.pid);
 
     // ---- fan-out: 100 subscribers ----
     o.log(`xds bench: fan-out: ${o.subscribers} subscribers`);
-    for (let i = 2; i <= 3; i++) proxies.push(await startProxy({ dir: o.dir, xdsServers: [xds], nodeId: `envoy-${i}`, readyTimeoutMs: 120_000 }));
+    for (let i = 2; i <= 3; i++)
+      proxies.push(await startProxy({ dir: o.dir, xdsServers: [xds], nodeId: `envoy-${i}`, readyTimeoutMs: 120_000 }));
     const lightweight = o.subscribers - proxies.length;
     const f0 = performance.now();
-    clients = spawn(process.execPath, [join(import.meta.dirname, "ads-clients.ts"), xds, String(lightweight)], { stdio: ["ignore", "pipe", "inherit"] });
+    clients = spawn(process.execPath, [join(import.meta.dirname, "ads-clients.ts"), xds, String(lightweight)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let clientRss = 0;
     await new Promise<void>((done, fail) => {
       let buffer = "";
@@ -201,7 +283,13 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       });
       clients!.once("exit", (code) => fail(new Error(`ADS clients exited with ${code}`)));
     });
-    for (const proxy of proxies) await until(`${proxy.nodeId}'s clusters`, async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1, 300_000, 2_000);
+    for (const proxy of proxies)
+      await until(
+        `${proxy.nodeId}'s clusters`,
+        async () => (await proxy.stat("cluster_manager.active_clusters")) >= expectClusters + 1,
+        300_000,
+        2_000,
+      );
     const fanOutSyncMs = performance.now() - f0;
     await sleep(2_000);
     const fanOut: number[] = [];
@@ -210,13 +298,25 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       const body = `v${++version}`;
       const from = op.logs().length;
       const start = Date.now();
-      await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, body), "application/merge-patch+json");
-      await until("every subscriber's ACK", () => answeredBy(op!.logs().slice(from), "RouteConfiguration") >= o.subscribers, 60_000, 10);
+      await kube.call(
+        "PATCH",
+        `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`,
+        policyOf(ns, p, body),
+        "application/merge-patch+json",
+      );
+      await until(
+        "every subscriber's ACK",
+        () => answeredBy(op!.logs().slice(from), "RouteConfiguration") >= o.subscribers,
+        60_000,
+        10,
+      );
       fanOut.push(lastAnswer(op.logs().slice(from), "RouteConfiguration") - start);
       await sleep(500);
     }
     const withSubscribers = procStatus(op.pid);
-    o.log(`xds bench: fan-out: a change acknowledged by all ${o.subscribers}: p50 ${ms(percentile(fanOut, 50))}; operator VmRSS ${mb(withSubscribers.rss)}`);
+    o.log(
+      `xds bench: fan-out: a change acknowledged by all ${o.subscribers}: p50 ${ms(percentile(fanOut, 50))}; operator VmRSS ${mb(withSubscribers.rss)}`,
+    );
     clients.kill("SIGTERM");
     for (const proxy of proxies.splice(1)) await proxy.stop();
 
@@ -224,7 +324,22 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     writeFileSync(join(repoRoot, ".local", "bench-xds-operator.log"), op.output());
     const configMap = await configMapMode(o, cp.kubeconfigPath, kube);
 
-    return report({ o, readyMs, idle, sync, envoyReadyMs, withEnvoy, changes, endpointSamples, afterChanges, fanOut, fanOutSyncMs, withSubscribers, clientRss, configMap });
+    return report({
+      o,
+      readyMs,
+      idle,
+      sync,
+      envoyReadyMs,
+      withEnvoy,
+      changes,
+      endpointSamples,
+      afterChanges,
+      fanOut,
+      fanOutSyncMs,
+      withSubscribers,
+      clientRss,
+      configMap,
+    });
   } catch (err) {
     if (op) {
       const path = join(repoRoot, ".local", `bench-xds-operator-${process.pid}.log`);
@@ -252,7 +367,15 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
 async function withEndpoints(kube: Kube, ns: string, p: string, backends: Backend[]) {
   const current = await kube.call("GET", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${p}-0`);
   const port = backends[0]?.port ?? PORT;
-  return { ...sliceOf(ns, p, backends.map((b) => b.host), port), metadata: { ...current.metadata } };
+  return {
+    ...sliceOf(
+      ns,
+      p,
+      backends.map((b) => b.host),
+      port,
+    ),
+    metadata: { ...current.metadata },
+  };
 }
 
 // ---- measuring ------------------------------------------------------------------------------
@@ -270,7 +393,10 @@ async function answer(envoy: Proxy, policy: string): Promise<string> {
 type Log = Record<string, unknown>;
 
 /** From the operator's debug log: a stream's first request to its last ACK, and the operator's time building and sending. */
-function initialSync(logs: Log[], node: string): { totalMs: number; operatorMs: number; envoyMs: number; responses: number; bytes: number } {
+function initialSync(
+  logs: Log[],
+  node: string,
+): { totalMs: number; operatorMs: number; envoyMs: number; responses: number; bytes: number } {
   const mine = logs.filter((l) => l["node"] === node);
   const time = (l: Log) => Date.parse(String(l["time"]));
   const connected = mine.find((l) => l["msg"] === "Envoy connected");
@@ -278,11 +404,23 @@ function initialSync(logs: Log[], node: string): { totalMs: number; operatorMs: 
   const answered = mine.filter((l) => l["msg"] === "xDS response answered");
   const totalMs = answered.length && connected ? time(answered.at(-1)!) - time(connected) : NaN;
   const operatorMs = sent.reduce((sum, l) => sum + Number(l["ms"]), 0);
-  return { totalMs, operatorMs, envoyMs: totalMs - operatorMs, responses: sent.length, bytes: sent.reduce((sum, l) => sum + Number(l["bytes"]), 0) };
+  return {
+    totalMs,
+    operatorMs,
+    envoyMs: totalMs - operatorMs,
+    responses: sent.length,
+    bytes: sent.reduce((sum, l) => sum + Number(l["bytes"]), 0),
+  };
 }
 
-const answeredBy = (logs: Log[], type: string) => new Set(logs.filter((l) => l["msg"] === "xDS response answered" && l["type"] === type).map((l) => l["node"])).size;
-const lastAnswer = (logs: Log[], type: string) => Math.max(...logs.filter((l) => l["msg"] === "xDS response answered" && l["type"] === type).map((l) => Date.parse(String(l["time"]))));
+const answeredBy = (logs: Log[], type: string) =>
+  new Set(logs.filter((l) => l["msg"] === "xDS response answered" && l["type"] === type).map((l) => l["node"])).size;
+const lastAnswer = (logs: Log[], type: string) =>
+  Math.max(
+    ...logs
+      .filter((l) => l["msg"] === "xDS response answered" && l["type"] === type)
+      .map((l) => Date.parse(String(l["time"]))),
+  );
 
 // ---- ConfigMap mode --------------------------------------------------------------------------
 
@@ -302,11 +440,27 @@ async function configMapMode(o: Required<XdsBenchOptions>, kubeconfig: string, k
   const listen = await freePort();
   const admin = await freePort();
   const configDir = join(o.dir, "configmap");
-  const op = await startOperator({ kubeconfig, configNamespace: ns, watchNamespace: ns, args: ["--envoy-config-dir", configDir, "--envoy-listen", `127.0.0.1:${listen}`, "--envoy-admin", `127.0.0.1:${admin}`] });
+  const op = await startOperator({
+    kubeconfig,
+    configNamespace: ns,
+    watchNamespace: ns,
+    args: [
+      "--envoy-config-dir",
+      configDir,
+      "--envoy-listen",
+      `127.0.0.1:${listen}`,
+      "--envoy-admin",
+      `127.0.0.1:${admin}`,
+    ],
+  });
   const volume = syncConfigMap({ kubeconfig, namespace: ns, name: "fallback-envoy", dir: configDir });
   try {
     await volume.firstWrite;
-    const envoy = await startEnvoy({ config: join(configDir, "bootstrap.yaml"), admin: { address: "127.0.0.1", port: admin }, drainTimeS: 1 });
+    const envoy = await startEnvoy({
+      config: join(configDir, "bootstrap.yaml"),
+      admin: { address: "127.0.0.1", port: admin },
+      drainTimeS: 1,
+    });
     const url = `http://127.0.0.1:${listen}/`;
     const ask = async (p: string) => {
       const r = await send(url, `${p}.${ns}:${PORT}`, agent, 5_000);
@@ -318,7 +472,12 @@ async function configMapMode(o: Required<XdsBenchOptions>, kubeconfig: string, k
       for (let i = 0; i < 10; i++) {
         const p = names[i]!;
         const start = performance.now();
-        await kube.call("PATCH", `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`, policyOf(ns, p, `w${i}`), "application/merge-patch+json");
+        await kube.call(
+          "PATCH",
+          `${PLURAL_PATH}/${ns}/fallbackpolicies/${p}`,
+          policyOf(ns, p, `w${i}`),
+          "application/merge-patch+json",
+        );
         await until("ConfigMap mode change", async () => (await ask(p)) === `w${i}`, 60_000, 5);
         changes.push(performance.now() - start);
         await sleep(2_200);

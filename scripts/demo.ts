@@ -79,7 +79,9 @@ let liveChangeMs: number | undefined;
 
 async function main(): Promise<number> {
   const started = performance.now();
-  console.log("FallbackPolicy demo: an operator serves FallbackPolicies to Envoy over xDS; watch a live change, then traffic fail over.");
+  console.log(
+    "FallbackPolicy demo: an operator serves FallbackPolicies to Envoy over xDS; watch a live change, then traffic fail over.",
+  );
   try {
     prepareFolder();
     supervisor = new Supervisor(DIR);
@@ -115,7 +117,9 @@ async function main(): Promise<number> {
   tell("Press Ctrl-C to stop (everything the demo started is stopped with it).");
   tell(`kubectl works with KUBECONFIG=${KUBECONFIG}   e.g. kubectl get fbp -A; kubectl describe fbp -n shop products`);
   tell(`Envoy: curl -H 'Host: ${HOST}' ${envoyUrl}   (admin: ${envoyAdminUrl}, e.g. ${envoyAdminUrl}config_dump)`);
-  tell(`A change (kubectl edit fbp -n shop products) is in Envoy within a second; who runs it: kubectl get fbp -n shop products -o jsonpath='{.status.proxies}'`);
+  tell(
+    `A change (kubectl edit fbp -n shop products) is in Envoy within a second; who runs it: kubectl get fbp -n shop products -o jsonpath='{.status.proxies}'`,
+  );
   tell(`Logs: ${rel(OPERATOR_LOG)}, ${rel(join(DIR, "envoy.log"))}`);
   traffic!.printEvery(5_000);
   return await new Promise<never>(() => {}); // until Ctrl-C
@@ -160,13 +164,20 @@ async function startLocalControlPlane(): Promise<void> {
 async function installCrd(): Promise<void> {
   step("Installing the FallbackPolicy CRD from crds/…");
   block(await kube(KUBECONFIG, ["apply", "-f", join(REPO, "crds")]));
-  await kube(KUBECONFIG, ["wait", "--for=condition=Established", "crd/fallbackpolicies.fallback.dev", "--timeout=60s"], undefined, 70_000);
+  await kube(
+    KUBECONFIG,
+    ["wait", "--for=condition=Established", "crd/fallbackpolicies.fallback.dev", "--timeout=60s"],
+    undefined,
+    70_000,
+  );
   tell("Established: the API server now serves kind FallbackPolicy (short name fbp).");
 }
 
 /** The CA, the operator's server certificate and Envoy's client certificate; plaintext xDS without them. */
 function makeCertificates(): void {
-  step(`Making a throwaway CA and two certificates with openssl in ${rel(CERTS_DIR)}, for mTLS between Envoy and the operator…`);
+  step(
+    `Making a throwaway CA and two certificates with openssl in ${rel(CERTS_DIR)}, for mTLS between Envoy and the operator…`,
+  );
   tell("The operator's server.crt names the chart's xDS Service; envoy.crt lets Envoy in. The chart makes the same");
   tell("three when installed (xDS over mTLS is its default), so this is how a cluster runs it too.");
   try {
@@ -191,22 +202,33 @@ async function startOperator(): Promise<void> {
   envoyUrl = `http://127.0.0.1:${listen}/`;
   envoyAdminUrl = `http://127.0.0.1:${admin}/`;
   const flags = [
-    "--kubeconfig", KUBECONFIG,
-    "--config-namespace", "fallback-system",
-    "--xds-addr", xdsServer,
-    ...(certs ? ["--xds-tls-cert", certs.serverCert, "--xds-tls-key", certs.serverKey, "--xds-client-ca", certs.caFile] : ["--xds-plaintext"]),
+    "--kubeconfig",
+    KUBECONFIG,
+    "--config-namespace",
+    "fallback-system",
+    "--xds-addr",
+    xdsServer,
+    ...(certs
+      ? ["--xds-tls-cert", certs.serverCert, "--xds-tls-key", certs.serverKey, "--xds-client-ca", certs.caFile]
+      : ["--xds-plaintext"]),
     // The listener Envoy gets over xDS: where the demo's traffic goes.
-    "--envoy-listen", `127.0.0.1:${listen}`,
-    "--health-addr", "127.0.0.1:0",
-    "--metrics-addr", "127.0.0.1:0",
-    "--log-level", "info",
+    "--envoy-listen",
+    `127.0.0.1:${listen}`,
+    "--health-addr",
+    "127.0.0.1:0",
+    "--metrics-addr",
+    "127.0.0.1:0",
+    "--log-level",
+    "info",
   ];
   tell(`It watches FallbackPolicies, Services and EndpointSlices, serves Envoy's config over gRPC xDS on ${xdsServer}`);
-  tell(certs
-    ? "(mTLS: only an Envoy with a certificate from the demo CA gets it), and reports on each policy in its status."
-    : "(plaintext here), and reports on each policy in its status.");
+  tell(
+    certs
+      ? "(mTLS: only an Envoy with a certificate from the demo CA gets it), and reports on each policy in its status."
+      : "(plaintext here), and reports on each policy in its status.",
+  );
   tell("It writes no ConfigMap: an Envoy on a mounted ConfigMap sees a change after the kubelet's sync, 60-90 s;");
-  tell("over xDS a change is live in under a second (the step \"a live change\" below measures it).");
+  tell('over xDS a change is live in under a second (the step "a live change" below measures it).');
   command([rel(operatorBin), ...flags], `> ${rel(OPERATOR_LOG)} 2>&1 &`);
   operator = startLogged("operator", process.execPath, [operatorBin, ...flags], OPERATOR_LOG);
   supervisor!.track("operator", operator.pid);
@@ -214,11 +236,17 @@ async function startOperator(): Promise<void> {
   void operator.exited.then(() => {
     if (!stopping) check(false, `the operator exited on its own (${operator!.exitInfo()}); see ${rel(OPERATOR_LOG)}`);
   });
-  const listening = await until("the operator's xDS server to listen", async () =>
-    operator!.running() ? operatorLog().find((line) => line.msg === "xDS server listening") : null, 60_000);
+  const listening = await until(
+    "the operator's xDS server to listen",
+    async () => (operator!.running() ? operatorLog().find((line) => line.msg === "xDS server listening") : null),
+    60_000,
+  );
   if (!listening) throw new Error(`the operator exited (${operator.exitInfo()}); see ${rel(OPERATOR_LOG)}`);
   tell(`pid ${operator.pid}; its log says: xDS server listening on ${listening.address} (tls: ${listening.tls}).`);
-  check(listening.tls === (certs ? "mutual" : "none"), `the xDS server's TLS is ${listening.tls}, expected ${certs ? "mutual" : "none"}`);
+  check(
+    listening.tls === (certs ? "mutual" : "none"),
+    `the xDS server's TLS is ${listening.tls}, expected ${certs ? "mutual" : "none"}`,
+  );
 }
 
 type Backends = { products: ChildBackend; cache: ChildBackend; llm: ChildBackend };
@@ -244,32 +272,55 @@ async function startBackends(): Promise<Backends> {
 
 async function applyExamples({ products, cache, llm }: Backends): Promise<void> {
   step("Applying examples/shop.yaml and examples/ai.yaml, unchanged…");
-  block(await kube(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]));
+  block(
+    await kube(KUBECONFIG, ["apply", "-f", join(REPO, "examples/shop.yaml"), "-f", join(REPO, "examples/ai.yaml")]),
+  );
   tell(`shop/products:  products -> products-cache -> static 503 ${staticAnswer().body}`);
-  tell("ai/llm-gateway: llm-gateway -> api.openai.example:443 -> api.second-provider.example:443 -> static 503 \"The assistant is busy…\"");
+  tell(
+    'ai/llm-gateway: llm-gateway -> api.openai.example:443 -> api.second-provider.example:443 -> static 503 "The assistant is busy…"',
+  );
   tell("Each provider gets its own key (from the two labelled Secrets, over SDS) and model, and never the client's");
   tell("Authorization or Cookie. Their hosts are made up and the demo works offline, so those fallbacks cannot");
   tell("answer here. That is fine: the operator programs them all the same, and the traffic below goes to the shop.");
 
   step("Publishing EndpointSlices that point the Services at those backends (a controller-manager would do this)…");
-  block(await apply(KUBECONFIG, [
-    // The slice's port is named like the Service port: shop's products uses the named targetPort "http".
-    endpointSlice("shop", "products", "http", products),
-    endpointSlice("shop", "products-cache", "http", cache),
-    endpointSlice("ai", "llm-gateway", "http", llm),
-  ]));
+  block(
+    await apply(KUBECONFIG, [
+      // The slice's port is named like the Service port: shop's products uses the named targetPort "http".
+      endpointSlice("shop", "products", "http", products),
+      endpointSlice("shop", "products-cache", "http", cache),
+      endpointSlice("ai", "llm-gateway", "http", llm),
+    ]),
+  );
 }
 
 async function startEnvoyOnXds(): Promise<void> {
   step("Printing Envoy's bootstrap with fallbackctl bootstrap…");
   tell("It holds Envoy's admin interface and one cluster, fallback-xds: the operator's xDS server, reached over");
-  tell(certs ? `mTLS (Envoy checks the name ${XDS_SERVER_NAME} and shows envoy.crt). Clusters, endpoints,` : "plaintext. Clusters, endpoints,");
+  tell(
+    certs
+      ? `mTLS (Envoy checks the name ${XDS_SERVER_NAME} and shows envoy.crt). Clusters, endpoints,`
+      : "plaintext. Clusters, endpoints,",
+  );
   tell("the listener and the routes all come from the operator over Delta ADS, and every change after them.");
   const admin = Number(new URL(envoyAdminUrl).port);
   const args = [
-    "--xds-server", xdsServer,
-    "--admin", `127.0.0.1:${admin}`,
-    ...(certs ? ["--xds-ca", certs.caFile, "--xds-cert", certs.clientCert, "--xds-key", certs.clientKey, "--xds-server-name", XDS_SERVER_NAME] : []),
+    "--xds-server",
+    xdsServer,
+    "--admin",
+    `127.0.0.1:${admin}`,
+    ...(certs
+      ? [
+          "--xds-ca",
+          certs.caFile,
+          "--xds-cert",
+          certs.clientCert,
+          "--xds-key",
+          certs.clientKey,
+          "--xds-server-name",
+          XDS_SERVER_NAME,
+        ]
+      : []),
   ];
   command([rel(fallbackctlBin), "bootstrap", ...args], `> ${rel(BOOTSTRAP)}`);
   writeFileSync(BOOTSTRAP, await fallbackctlBootstrap(args));
@@ -282,14 +333,21 @@ async function startEnvoyOnXds(): Promise<void> {
   supervisor!.onCleanup("Envoy", () => envoy!.stop());
   command([rel(ENVOY_BIN), ...envoy.args], `> ${rel(join(DIR, "envoy.log"))} 2>&1 &`);
   const connected = operatorLog().find((line) => line.msg === "Envoy connected");
-  tell(`Ready ${seconds(performance.now() - started)} s after its start, with everything from the operator${connected ? ` (the operator logged: Envoy connected, node ${connected.node}, ${connected.protocol})` : ""}.`);
+  tell(
+    `Ready ${seconds(performance.now() - started)} s after its start, with everything from the operator${connected ? ` (the operator logged: Envoy connected, node ${connected.node}, ${connected.protocol})` : ""}.`,
+  );
   tell(`Listening on ${envoyUrl} (admin ${envoyAdminUrl}); log: ${rel(join(DIR, "envoy.log"))}`);
 }
 
 async function showPolicies(): Promise<void> {
   step("Waiting until both policies are Ready (Ready includes Programmed: every connected Envoy acknowledged them)…");
   try {
-    await kube(KUBECONFIG, ["wait", "--for=condition=Ready", "fallbackpolicies.fallback.dev", "--all", "-A", "--timeout=90s"], undefined, 100_000);
+    await kube(
+      KUBECONFIG,
+      ["wait", "--for=condition=Ready", "fallbackpolicies.fallback.dev", "--all", "-A", "--timeout=90s"],
+      undefined,
+      100_000,
+    );
   } catch (error) {
     block(await policyConditions(KUBECONFIG).catch(() => ""));
     throw new Error(`the policies did not become Ready: ${(error as Error).message}`);
@@ -301,7 +359,10 @@ async function showPolicies(): Promise<void> {
   const result = await kubectl(KUBECONFIG, configMap);
   block((result.stdout + result.stderr).trim());
   tell("No ConfigMap: Envoy got its config over xDS.");
-  check(result.code !== 0 && /NotFound/.test(result.stderr), "the operator wrote a ConfigMap, or kubectl could not say");
+  check(
+    result.code !== 0 && /NotFound/.test(result.stderr),
+    "the operator wrote a ConfigMap, or kubectl could not say",
+  );
 }
 
 async function askTheAiGateway(llm: ChildBackend): Promise<void> {
@@ -325,10 +386,14 @@ async function liveChange({ products, cache }: Backends): Promise<void> {
   tell("So that Envoy's static answer shows without crashing anything, both shop backends shed load for a moment:");
   tell("they answer 429 Too Many Requests, which the policy retries on the next backend and, when every one");
   tell("refuses, replaces with its static answer.");
-  await Promise.all([products.setMode({ kind: "status", status: 429 }), cache.setMode({ kind: "status", status: 429 })]);
+  await Promise.all([
+    products.setMode({ kind: "status", status: 429 }),
+    cache.setMode({ kind: "status", status: 429 }),
+  ]);
   try {
     const expected = staticAnswer();
-    const retryAfter = (r: Answer) => (r.status === expected.status && r.body === expected.body ? r.headers?.["retry-after"] : undefined);
+    const retryAfter = (r: Answer) =>
+      r.status === expected.status && r.body === expected.body ? r.headers?.["retry-after"] : undefined;
     const before = await until("Envoy's static answer for products.shop", async () => {
       const r = await send(envoyUrl, HOST, undefined, 5_000);
       return retryAfter(r) === edit.from ? r : undefined;
@@ -341,26 +406,44 @@ async function liveChange({ products, cache }: Backends): Promise<void> {
     command(["kubectl", "apply", "-f", rel(SHOP_EDITED)]);
     const live = await timeApply(SHOP_EDITED, (r) => retryAfter(r) === edit.to);
     liveChangeMs = live.ms;
-    tell(`kubectl apply -> Envoy serving it: ${seconds(live.ms)} s, with no Envoy restart (the same Envoy process, pid ${envoy!.pid})`);
+    tell(
+      `kubectl apply -> Envoy serving it: ${seconds(live.ms)} s, with no Envoy restart (the same Envoy process, pid ${envoy!.pid})`,
+    );
     tell(`(kubectl's own run, from its start to its exit, took ${seconds(live.kubectlMs)} s of that.)`);
-    tell(`Envoy answers now: HTTP ${live.answer.status}  retry-after: ${live.answer.headers?.["retry-after"]}  ${live.answer.body}`);
-    check(live.ms < LIVE_CHANGE_LIMIT_MS, `the live change took ${seconds(live.ms)} s to reach Envoy, over the ${seconds(LIVE_CHANGE_LIMIT_MS)} s expected`);
+    tell(
+      `Envoy answers now: HTTP ${live.answer.status}  retry-after: ${live.answer.headers?.["retry-after"]}  ${live.answer.body}`,
+    );
+    check(
+      live.ms < LIVE_CHANGE_LIMIT_MS,
+      `the live change took ${seconds(live.ms)} s to reach Envoy, over the ${seconds(LIVE_CHANGE_LIMIT_MS)} s expected`,
+    );
     check(envoy!.running(), "Envoy is not running after the live change");
 
-    const status = await until("shop/products Ready for its new generation, acknowledged by Envoy", async () => {
-      const p = JSON.parse(await kube(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "json"]));
-      const ready = p.status?.conditions?.find((c: { type: string }) => c.type === "Ready");
-      const proxies = p.status?.proxies;
-      const current = p.status?.observedGeneration === p.metadata.generation && ready?.observedGeneration === p.metadata.generation;
-      return current && ready.status === "True" && proxies?.connected >= 1 && proxies.acked === proxies.connected ? p.status : undefined;
-    }, 15_000).catch((error: Error) => void check(false, error.message));
+    const status = await until(
+      "shop/products Ready for its new generation, acknowledged by Envoy",
+      async () => {
+        const p = JSON.parse(await kube(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "json"]));
+        const ready = p.status?.conditions?.find((c: { type: string }) => c.type === "Ready");
+        const proxies = p.status?.proxies;
+        const current =
+          p.status?.observedGeneration === p.metadata.generation && ready?.observedGeneration === p.metadata.generation;
+        return current && ready.status === "True" && proxies?.connected >= 1 && proxies.acked === proxies.connected
+          ? p.status
+          : undefined;
+      },
+      15_000,
+    ).catch((error: Error) => void check(false, error.message));
     tell("The status follows: Ready again once every connected Envoy acknowledged the new config.");
     command(["kubectl", "get", "fbp", "-A"]);
     block(await kube(KUBECONFIG, ["get", "fbp", "-A"]));
     command(["kubectl", "get", "fbp", "-n", "shop", "products", "-o", "jsonpath={.status.proxies}"]);
     block(`${await kube(KUBECONFIG, ["get", "fbp", "-n", "shop", "products", "-o", "jsonpath={.status.proxies}"])}`);
     tell("connected: Envoys streaming from the operator; acked: those running this policy's current config.");
-    if (status) check(status.proxies.connected === 1, `status.proxies says ${JSON.stringify(status.proxies)}, expected the demo's one Envoy`);
+    if (status)
+      check(
+        status.proxies.connected === 1,
+        `status.proxies says ${JSON.stringify(status.proxies)}, expected the demo's one Envoy`,
+      );
 
     step("Restoring examples/shop.yaml…");
     command(["kubectl", "apply", "-f", rel(SHOP_EXAMPLE)]);
@@ -378,15 +461,21 @@ type Answer = Awaited<ReturnType<typeof send>>;
  * kubectl apply -f `file` (its output shown), while probing Envoy every 25 ms: the time
  * from the apply's start to the first answer that `isNew`, and kubectl's own share.
  */
-async function timeApply(file: string, isNew: (answer: Answer) => boolean): Promise<{ ms: number; kubectlMs: number; answer: Answer }> {
+async function timeApply(
+  file: string,
+  isNew: (answer: Answer) => boolean,
+): Promise<{ ms: number; kubectlMs: number; answer: Answer }> {
   const started = performance.now();
   let first: { at: number; answer: Answer } | undefined;
   const probes = new Set<Promise<void>>();
   const prober = setInterval(() => {
     if (first || probes.size >= 20) return;
-    const probe = send(envoyUrl, HOST, undefined, 5_000).then((answer) => {
-      if (!first && isNew(answer)) first = { at: performance.now(), answer };
-    }, () => {});
+    const probe = send(envoyUrl, HOST, undefined, 5_000).then(
+      (answer) => {
+        if (!first && isNew(answer)) first = { at: performance.now(), answer };
+      },
+      () => {},
+    );
     probes.add(probe);
     void probe.finally(() => probes.delete(probe));
   }, 25);
@@ -411,7 +500,10 @@ function editShopExample(): { from: string; to: string; diff: string } {
   const policy = parseAllDocuments(text).find((d) => !("empty" in d) && d.get("kind") === "FallbackPolicy");
   if (!policy || "empty" in policy) throw new Error(`${rel(SHOP_EXAMPLE)} holds no FallbackPolicy`);
   const fallbacks = policy.toJS().spec.fallbacks as unknown[];
-  const node = policy.getIn(["spec", "fallbacks", fallbacks.length - 1, "staticResponse", "headers", "retry-after"], true) as Scalar | undefined;
+  const node = policy.getIn(
+    ["spec", "fallbacks", fallbacks.length - 1, "staticResponse", "headers", "retry-after"],
+    true,
+  ) as Scalar | undefined;
   if (!node?.range) throw new Error(`${rel(SHOP_EXAMPLE)}: the static answer has no retry-after header to edit`);
   const from = String(node.value);
   const to = from === "10" ? "20" : "10";
@@ -425,16 +517,28 @@ function editShopExample(): { from: string; to: string; diff: string } {
 
 /** Returns the tally of the time the primary was down. */
 async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tally> {
-  await until("Envoy to route products.shop to products", async () => (await send(envoyUrl, HOST, undefined, 5_000)).backend === "products" || undefined);
+  await until(
+    "Envoy to route products.shop to products",
+    async () => (await send(envoyUrl, HOST, undefined, 5_000)).backend === "products" || undefined,
+  );
   step(`Sending live traffic: ${RATE} requests/s to Envoy with Host: ${HOST}. One line per second:`);
   tell("requests answered in that second, client-visible errors, and who answered.");
   const answer = staticAnswer();
-  traffic = new Traffic({ url: envoyUrl, host: HOST, rate: RATE, staticAnswer: { ...answer, label: STATIC }, print: tell });
+  traffic = new Traffic({
+    url: envoyUrl,
+    host: HOST,
+    rate: RATE,
+    staticAnswer: { ...answer, label: STATIC },
+    print: tell,
+  });
   traffic.start();
   traffic.printEvery(1_000);
   await sleep(3_000);
   const steady = traffic.newPhase();
-  check(steady.errors === 0 && steady.count("products") === steady.requests, `steady state: expected every answer from products, got ${steady.line()}`);
+  check(
+    steady.errors === 0 && steady.count("products") === steady.requests,
+    `steady state: expected every answer from products, got ${steady.line()}`,
+  );
 
   step("Crashing the primary: SIGKILL to products (open connections reset, new ones refused)…");
   await products.kill();
@@ -452,8 +556,12 @@ async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tall
   await sleep(2_000);
   const sample = await send(envoyUrl, HOST, undefined, 5_000);
   const dark = traffic.newPhase();
-  tell(`Clients get the policy's static answer instead of an error page: ${dark.count(STATIC)} of ${dark.requests}, e.g.`);
-  tell(`HTTP ${sample.status}  content-type: ${sample.headers?.["content-type"]}  retry-after: ${sample.headers?.["retry-after"]}  ${sample.body ?? sample.backend}`);
+  tell(
+    `Clients get the policy's static answer instead of an error page: ${dark.count(STATIC)} of ${dark.requests}, e.g.`,
+  );
+  tell(
+    `HTTP ${sample.status}  content-type: ${sample.headers?.["content-type"]}  retry-after: ${sample.headers?.["retry-after"]}  ${sample.body ?? sample.backend}`,
+  );
   check(dark.errors === 0, `other errors while every backend was down: ${dark.line()}`);
   await showLiveState("static", "AllBackendsDown");
 
@@ -475,15 +583,22 @@ async function failoverUnderTraffic({ products, cache }: Backends): Promise<Tall
  */
 async function showLiveState(active: string, reason: string): Promise<void> {
   const started = performance.now();
-  const get = async () => JSON.parse((await kubectl(KUBECONFIG, ["get", "fallbackpolicy", "-n", "shop", "products", "-o", "json"])).stdout);
+  const get = async () =>
+    JSON.parse((await kubectl(KUBECONFIG, ["get", "fallbackpolicy", "-n", "shop", "products", "-o", "json"])).stdout);
   try {
-    const policy = await until(`the policy to say ${active} serves`, async () => {
-      const p = await get();
-      const c = p.status?.conditions?.find((c: { type: string }) => c.type === "FallbackActive");
-      return p.status?.activeBackend === active && c?.reason === reason ? p : undefined;
-    }, 30_000);
+    const policy = await until(
+      `the policy to say ${active} serves`,
+      async () => {
+        const p = await get();
+        const c = p.status?.conditions?.find((c: { type: string }) => c.type === "FallbackActive");
+        return p.status?.activeBackend === active && c?.reason === reason ? p : undefined;
+      },
+      30_000,
+    );
     const c = policy.status.conditions.find((c: { type: string }) => c.type === "FallbackActive");
-    tell(`The policy says so too, ${seconds(performance.now() - started)} s later, from the Envoy's own stats (kubectl get fbp -n shop products):`);
+    tell(
+      `The policy says so too, ${seconds(performance.now() - started)} s later, from the Envoy's own stats (kubectl get fbp -n shop products):`,
+    );
     block((await kubectl(KUBECONFIG, ["get", "fallbackpolicy", "-n", "shop", "products"])).stdout);
     tell(`FallbackActive=${c.status} ${c.reason}: ${c.message}`);
   } catch (error) {
@@ -501,9 +616,11 @@ async function bringBack(backend: ChildBackend, cluster: string): Promise<void> 
   supervisor!.track(`backend ${backend.name}`, backend.pid);
   const restarted = performance.now();
   const ejected = await envoyStat(`cluster.${cluster}.outlier_detection.ejections_active`);
-  tell(ejected
-    ? `${backend.name} is up, but Envoy still holds it ejected (it failed earlier); it gets traffic again when the ejection ends.`
-    : `${backend.name} is up, and Envoy does not hold it ejected: it gets traffic again at once.`);
+  tell(
+    ejected
+      ? `${backend.name} is up, but Envoy still holds it ejected (it failed earlier); it gets traffic again when the ejection ends.`
+      : `${backend.name} is up, and Envoy does not hold it ejected: it gets traffic again at once.`,
+  );
   await waitOrNote(traffic!.waitForStreak(backend.name, STREAK, 60_000));
   tell(`${backend.name} answers again, ${seconds(performance.now() - restarted)} s after its restart.`);
 }
@@ -527,7 +644,10 @@ function summary(elapsedMs: number, whilePrimaryDown: Tally): void {
   tell(`static degraded answers:       ${total.count(STATIC)}   (intended: both backends were down)`);
   tell(`client-visible errors:         ${total.errors}   (anything else than a 2xx or the intended static answer)`);
   tell(`client-visible errors while the primary was down: ${whilePrimaryDown.errors}`);
-  if (liveChangeMs !== undefined) tell(`live change, apply to Envoy:   ${seconds(liveChangeMs)} s   (kubectl apply to Envoy's first new answer, over xDS)`);
+  if (liveChangeMs !== undefined)
+    tell(
+      `live change, apply to Envoy:   ${seconds(liveChangeMs)} s   (kubectl apply to Envoy's first new answer, over xDS)`,
+    );
   tell(`walkthrough took ${seconds(elapsedMs)} s`);
 }
 
@@ -545,7 +665,8 @@ function command(argv: string[], after = "", note = ""): void {
   // A flag and its value stay on one line.
   const units: string[] = [];
   for (const word of words) {
-    if (units.length && units.at(-1)!.startsWith("-") && !units.at(-1)!.includes(" ") && !word.startsWith("-")) units[units.length - 1] += ` ${word}`;
+    if (units.length && units.at(-1)!.startsWith("-") && !units.at(-1)!.includes(" ") && !word.startsWith("-"))
+      units[units.length - 1] += ` ${word}`;
     else units.push(word);
   }
   if (after) units.push(after);

@@ -14,7 +14,14 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ScalarType, createFileRegistry, fromBinary, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import {
+  ScalarType,
+  createFileRegistry,
+  fromBinary,
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+} from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { TYPE } from "../operator/src/compile/envoy/types.ts";
 
@@ -111,11 +118,17 @@ export function generateEnvoyTypes(descriptors: Uint8Array): string {
       case "message":
         return ref(field.message.typeName);
       case "list": {
-        const item = field.listKind === "scalar" ? scalarType(field.scalar) : ref((field.listKind === "enum" ? field.enum : field.message).typeName);
+        const item =
+          field.listKind === "scalar"
+            ? scalarType(field.scalar)
+            : ref((field.listKind === "enum" ? field.enum : field.message).typeName);
         return /[ |{]/.test(item) ? `(${item})[]` : `${item}[]`;
       }
       case "map": {
-        const value = field.mapKind === "scalar" ? scalarType(field.scalar) : ref((field.mapKind === "enum" ? field.enum : field.message).typeName);
+        const value =
+          field.mapKind === "scalar"
+            ? scalarType(field.scalar)
+            : ref((field.mapKind === "enum" ? field.enum : field.message).typeName);
         return `{ [key: string]: ${value} }`;
       }
     }
@@ -132,7 +145,7 @@ export function generateEnvoyTypes(descriptors: Uint8Array): string {
     `export type ${JSON_VALUE} = string | number | boolean | null | ${JSON_VALUE}[] | { [key: string]: ${JSON_VALUE} };`,
     "",
     "/**",
-    " * google.protobuf.Any in proto3 JSON: \"@type\" and the fields of the message it names, one",
+    ' * google.protobuf.Any in proto3 JSON: "@type" and the fields of the message it names, one',
     " * of those whose type URL the compiler uses (compile/envoy/types.ts TYPE).",
     " */",
     `export type Any =\n${anyOf.map((member) => `  | ${member}`).join("\n")};`,
@@ -141,14 +154,25 @@ export function generateEnvoyTypes(descriptors: Uint8Array): string {
   for (const message of [...messages.values()].sort(byName)) {
     out.push(`/** ${message.typeName}${message.deprecated ? " @deprecated" : ""} */`);
     const body = message.fields.map((field) => {
-      const tags = [field.oneof ? `oneof ${field.oneof.name}` : "", field.deprecated ? "@deprecated" : ""].filter(Boolean).join(" ");
+      const tags = [field.oneof ? `oneof ${field.oneof.name}` : "", field.deprecated ? "@deprecated" : ""]
+        .filter(Boolean)
+        .join(" ");
       return `${tags ? `  /** ${tags} */\n` : ""}  ${field.name}?: ${fieldType(field)};`;
     });
     // A message without fields takes none: an empty interface would take anything.
-    out.push(body.length ? `export interface ${ref(message.typeName)} {\n${body.join("\n")}\n}` : `export type ${ref(message.typeName)} = ${NO_FIELDS};`, "");
+    out.push(
+      body.length
+        ? `export interface ${ref(message.typeName)} {\n${body.join("\n")}\n}`
+        : `export type ${ref(message.typeName)} = ${NO_FIELDS};`,
+      "",
+    );
   }
   for (const e of [...enums.values()].sort(byName)) {
-    out.push(`/** ${e.typeName} */`, `export type ${ref(e.typeName)} = ${e.values.map((v) => JSON.stringify(v.name)).join(" | ")};`, "");
+    out.push(
+      `/** ${e.typeName} */`,
+      `export type ${ref(e.typeName)} = ${e.values.map((v) => JSON.stringify(v.name)).join(" | ")};`,
+      "",
+    );
   }
   return out.join("\n");
 }
@@ -175,15 +199,24 @@ function fieldTarget(field: DescField): Target {
     case "enum":
       return { kind: "enum", desc: field.enum };
     case "list":
-      return field.listKind === "message" ? { kind: "message", desc: field.message } : field.listKind === "enum" ? { kind: "enum", desc: field.enum } : undefined;
+      return field.listKind === "message"
+        ? { kind: "message", desc: field.message }
+        : field.listKind === "enum"
+          ? { kind: "enum", desc: field.enum }
+          : undefined;
     case "map":
-      return field.mapKind === "message" ? { kind: "message", desc: field.message } : field.mapKind === "enum" ? { kind: "enum", desc: field.enum } : undefined;
+      return field.mapKind === "message"
+        ? { kind: "message", desc: field.message }
+        : field.mapKind === "enum"
+          ? { kind: "enum", desc: field.enum }
+          : undefined;
     default:
       return undefined;
   }
 }
 
-const byName = (a: { typeName: string }, b: { typeName: string }) => (a.typeName < b.typeName ? -1 : a.typeName > b.typeName ? 1 : 0);
+const byName = (a: { typeName: string }, b: { typeName: string }) =>
+  a.typeName < b.typeName ? -1 : a.typeName > b.typeName ? 1 : 0;
 
 /**
  * TypeScript names for full proto names: the name within its package, nesting joined by _
@@ -211,7 +244,12 @@ function tsNames(typeNames: string[]): Map<string, string> {
       }
       const pkg = packageOf(typeName)
         .pkg.filter((s, i) => !(i === 0 && s === "envoy") && !/^v\d+(alpha\d*|beta\d*)?$/.test(s))
-        .map((s) => s.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(""))
+        .map((s) =>
+          s
+            .split("_")
+            .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+            .join(""),
+        )
         .join("");
       local.set(typeName, `${pkg}_${name}`);
     }

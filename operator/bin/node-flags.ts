@@ -10,7 +10,11 @@
  * ~170 MB instead of ~225 MB with 1,000 policies, at the same latency. The heap has no cap,
  * as a larger install needs more (docs/benchmarks.md).
  */
-export const OPERATOR_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=20", "--v8-pool-size=2"];
+export const OPERATOR_NODE_FLAGS: readonly string[] = [
+  "--max-semi-space-size=4",
+  "--heap-growing-percent=20",
+  "--v8-pool-size=2",
+];
 
 /** A smaller young generation keeps a large render's peak RSS ~90 MB lower (10,000 policies) at no measurable cost in time. */
 export const FALLBACKCTL_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
@@ -22,7 +26,11 @@ const flagName = (flag: string) => flag.split("=", 1)[0]!.replaceAll("_", "-");
  * The flags of `wanted` whose name this process was not started with, on its command line or
  * in NODE_OPTIONS: a value given there is the caller's choice.
  */
-export function missingNodeFlags(wanted: readonly string[], execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ""): string[] {
+export function missingNodeFlags(
+  wanted: readonly string[],
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions = process.env.NODE_OPTIONS ?? "",
+): string[] {
   const given = new Set([...execArgv, ...nodeOptions.split(/\s+/).filter(Boolean)].map(flagName));
   return wanted.filter((flag) => !given.has(flagName(flag)));
 }
@@ -40,5 +48,9 @@ export function runWithNodeFlags(flags: readonly string[]): void {
   const missing = missingNodeFlags(flags);
   if (missing.length === 0 || typeof process.execve !== "function") return;
   const [node, script, ...args] = process.argv;
-  process.execve(process.execPath, [node ?? process.execPath, ...missing, ...process.execArgv, script!, ...args], process.env);
+  process.execve(
+    process.execPath,
+    [node ?? process.execPath, ...missing, ...process.execArgv, script!, ...args],
+    process.env,
+  );
 }

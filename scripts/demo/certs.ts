@@ -26,19 +26,76 @@ const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes
 export function makeDemoCerts(dir: string, serverName: string, clientName: string): DemoCerts {
   mkdirSync(dir, { recursive: true });
   const commands = [
-    ["req", "-x509", ...EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=fallback demo CA",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    ["req", "-x509", "-CA", "ca.crt", "-CAkey", "ca.key", ...EC, "-keyout", "server.key", "-out", "server.crt", "-days", "1",
-      "-subj", `/CN=${serverName}`, "-addext", `subjectAltName=DNS:${serverName}`, "-addext", "basicConstraints=CA:FALSE",
-      "-addext", "extendedKeyUsage=serverAuth"],
-    ["req", "-x509", "-CA", "ca.crt", "-CAkey", "ca.key", ...EC, "-keyout", "envoy.key", "-out", "envoy.crt", "-days", "1",
-      "-subj", `/CN=${clientName}`, "-addext", "basicConstraints=CA:FALSE", "-addext", "extendedKeyUsage=clientAuth"],
+    [
+      "req",
+      "-x509",
+      ...EC,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=fallback demo CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    [
+      "req",
+      "-x509",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      ...EC,
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.crt",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${serverName}`,
+      "-addext",
+      `subjectAltName=DNS:${serverName}`,
+      "-addext",
+      "basicConstraints=CA:FALSE",
+      "-addext",
+      "extendedKeyUsage=serverAuth",
+    ],
+    [
+      "req",
+      "-x509",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      ...EC,
+      "-keyout",
+      "envoy.key",
+      "-out",
+      "envoy.crt",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${clientName}`,
+      "-addext",
+      "basicConstraints=CA:FALSE",
+      "-addext",
+      "extendedKeyUsage=clientAuth",
+    ],
   ];
   for (const args of commands) {
     try {
       execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
     } catch (error) {
-      const stderr = String((error as { stderr?: Buffer }).stderr ?? "").trim().split("\n").pop();
+      const stderr = String((error as { stderr?: Buffer }).stderr ?? "")
+        .trim()
+        .split("\n")
+        .pop();
       throw new Error(`openssl ${args.slice(0, 2).join(" ")}…: ${stderr || (error as Error).message}`);
     }
   }

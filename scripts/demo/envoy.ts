@@ -16,16 +16,28 @@ export function fallbackctlBootstrap(args: string[]): Promise<string> {
   });
 }
 
-export type DemoEnvoy = Managed & { readonly adminUrl: string; /** Envoy's arguments, for showing. */ readonly args: string[] };
+export type DemoEnvoy = Managed & {
+  readonly adminUrl: string;
+  /** Envoy's arguments, for showing. */ readonly args: string[];
+};
 
-export async function startDemoEnvoy(options: { bootstrap: string; adminPort: number; logFile: string; readyTimeoutMs?: number }): Promise<DemoEnvoy> {
+export async function startDemoEnvoy(options: {
+  bootstrap: string;
+  adminPort: number;
+  logFile: string;
+  readyTimeoutMs?: number;
+}): Promise<DemoEnvoy> {
   const args = [
-    "-c", options.bootstrap,
+    "-c",
+    options.bootstrap,
     // Several Envoys may run on one machine (tests, benchmarks): no shared memory, own base id.
     "--disable-hot-restart",
-    "--base-id", String(20_000 + (process.pid % 10_000)),
-    "--concurrency", "2",
-    "--log-level", "warn",
+    "--base-id",
+    String(20_000 + (process.pid % 10_000)),
+    "--concurrency",
+    "2",
+    "--log-level",
+    "warn",
   ];
   const envoy = startLogged("envoy", ENVOY_BIN, args, options.logFile);
   const adminUrl = `http://127.0.0.1:${options.adminPort}`;

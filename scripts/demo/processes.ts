@@ -23,7 +23,13 @@ export type Managed = {
 };
 
 /** Starts a long-running process whose stdout and stderr go to `logFile`. */
-export function startLogged(name: string, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Managed {
+export function startLogged(
+  name: string,
+  command: string,
+  args: string[],
+  logFile: string,
+  env?: NodeJS.ProcessEnv,
+): Managed {
   const log = openSync(logFile, "a");
   let child: ChildProcess;
   try {

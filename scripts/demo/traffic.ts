@@ -23,7 +23,10 @@ export class Tally {
 
   /** "50 requests, 0 errors | products 30, products-cache 20" */
   line(): string {
-    const by = [...this.by].sort((a, b) => b[1] - a[1]).map(([who, n]) => `${who} ${n}`).join(", ");
+    const by = [...this.by]
+      .sort((a, b) => b[1] - a[1])
+      .map(([who, n]) => `${who} ${n}`)
+      .join(", ");
     return `${String(this.requests).padStart(3)} requests, ${this.errors} errors${by ? `  | ${by}` : ""}`;
   }
 }
@@ -103,7 +106,11 @@ export class Traffic {
       };
       const timer = setTimeout(() => {
         this.streakWaiters.delete(check);
-        fail(new Error(`no run of ${count} answers in a row from ${who} within ${timeoutMs / 1000} s (last: ${this.streak.count} × ${this.streak.who || "nothing"})`));
+        fail(
+          new Error(
+            `no run of ${count} answers in a row from ${who} within ${timeoutMs / 1000} s (last: ${this.streak.count} × ${this.streak.who || "nothing"})`,
+          ),
+        );
       }, timeoutMs);
       this.streakWaiters.add(check);
       check();

@@ -42,22 +42,39 @@ const aiPolicy = () =>
     fallbacks: [
       {
         external: {
-          host: "127.0.0.1", port: a.port, tls: true, sni: "provider-a.example",
+          host: "127.0.0.1",
+          port: a.port,
+          tls: true,
+          sni: "provider-a.example",
           auth: { secretRef: { name: "provider-a", key: "api-key" } },
           rewrite: { model: "a-model" },
         },
       },
       {
         external: {
-          host: "localhost", port: b.port, tls: true, sni: "provider-b.example",
+          host: "localhost",
+          port: b.port,
+          tls: true,
+          sni: "provider-b.example",
           auth: { secretRef: { name: "provider-b", key: "api-key" }, header: "x-api-key" },
           rewrite: { pathPrefix: { from: "/v1", to: "/openai/v1" }, model: "b-model" },
         },
       },
-      { staticResponse: { status: 503, body: '{"error":{"message":"busy"}}', headers: { "content-type": "application/json" } } },
+      {
+        staticResponse: {
+          status: 503,
+          body: '{"error":{"message":"busy"}}',
+          headers: { "content-type": "application/json" },
+        },
+      },
     ],
     // A per-try timeout shorter than a streamed answer: the stream must not be cut by it.
-    retry: { attempts: 2, perTryTimeout: "1s", retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] },
+    retry: {
+      attempts: 2,
+      perTryTimeout: "1s",
+      retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"],
+      retriableStatusCodes: [429],
+    },
     timeouts: { request: "30s" },
   });
 /**
@@ -69,11 +86,17 @@ function withHost(hostHeader: string): typeof fetch {
     const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
     const headers = new Headers(init?.headers);
     headers.set("host", hostHeader);
-    const body = typeof init?.body === "string" ? init.body : init?.body ? Buffer.from(await new Response(init.body).arrayBuffer()) : undefined;
+    const body =
+      typeof init?.body === "string"
+        ? init.body
+        : init?.body
+          ? Buffer.from(await new Response(init.body).arrayBuffer())
+          : undefined;
     return new Promise<Response>((done, fail) => {
       const req = request(url, { method: init?.method ?? "GET", headers: Object.fromEntries(headers) }, (res) => {
         const out = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
+        for (const [k, v] of Object.entries(res.headers))
+          if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
         done(new Response(Readable.toWeb(res) as ReadableStream, { status: res.statusCode ?? 0, headers: out }));
       });
       req.on("error", fail);
@@ -82,14 +105,30 @@ function withHost(hostHeader: string): typeof fetch {
   }) as typeof fetch;
 }
 const statusOf = () => getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "llm-gateway"]);
-const ask = () => client.chat.completions.create({ model: "self-hosted", messages: [{ role: "user", content: "hello" }] });
+const ask = () =>
+  client.chat.completions.create({ model: "self-hosted", messages: [{ role: "user", content: "hello" }] });
 const last = (p: Provider) => p.received.at(-1)!;
 
 beforeAll(async () => {
   const { address } = backendAddress();
   gateway = await startBackend({ name: "llm-gateway", host: address, mode: { kind: "status", status: 429 } });
-  a = await startProvider({ name: "provider-a", header: "authorization", prefix: "Bearer ", keys: [KEY_A], path: "/v1/chat/completions", tls: certs, extraChunks: 5 });
-  b = await startProvider({ name: "provider-b", header: "x-api-key", prefix: "", keys: [KEY_B], path: "/openai/v1/chat/completions", tls: certs });
+  a = await startProvider({
+    name: "provider-a",
+    header: "authorization",
+    prefix: "Bearer ",
+    keys: [KEY_A],
+    path: "/v1/chat/completions",
+    tls: certs,
+    extraChunks: 5,
+  });
+  b = await startProvider({
+    name: "provider-b",
+    header: "x-api-key",
+    prefix: "",
+    keys: [KEY_B],
+    path: "/openai/v1/chat/completions",
+    tls: certs,
+  });
   stack = await startStack({
     name: "ai",
     namespaces: [NS],
@@ -166,7 +205,11 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
 
   it("stream: true through a fallback arrives as a stream, chunk by chunk", async () => {
     const started = performance.now();
-    const stream = await client.chat.completions.create({ model: "self-hosted", messages: [{ role: "user", content: "hello" }], stream: true });
+    const stream = await client.chat.completions.create({
+      model: "self-hosted",
+      messages: [{ role: "user", content: "hello" }],
+      stream: true,
+    });
     const arrivals: number[] = [];
     let text = "";
     for await (const chunk of stream) {
@@ -196,7 +239,11 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
   it("a rotated Secret: the next requests carry the new key, with no Envoy restart", async () => {
     a.acceptKeys([KEY_A2]);
     await stack.kubectl(["apply", "-f", "-"], JSON.stringify(secret("provider-a", KEY_A2)));
-    await until("A accepting the rotated key", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a", 15_000);
+    await until(
+      "A accepting the rotated key",
+      async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a",
+      15_000,
+    );
     expect(last(a).headers.authorization).toBe(`Bearer ${KEY_A2}`);
   });
 
@@ -207,7 +254,11 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
       return conditionOf(p, "ResolvedRefs")?.reason === "SecretNotFound" && p;
     });
     expect(conditionOf(status, "ResolvedRefs")?.status).toBe("False");
-    await until("B answering", async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-b", 15_000);
+    await until(
+      "B answering",
+      async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-b",
+      15_000,
+    );
   });
 
   it("the keys appear nowhere: statuses, Events, operator logs, Envoy's config_dump", async () => {
@@ -216,7 +267,7 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
       events: await stack.kubectl(["get", "events", "-A", "-o", "json"]),
       configMaps: await stack.kubectl(["get", "configmaps", "-A", "-o", "json"]),
       "operator logs": stack.operator.output(),
-      "config_dump": JSON.stringify(await stack.proxy.configDump()),
+      config_dump: JSON.stringify(await stack.proxy.configDump()),
     };
     for (const [where, text] of Object.entries(places)) {
       for (const key of [KEY_A, KEY_A2, KEY_B]) expect(text.includes(key), `${key} in ${where}`).toBe(false);

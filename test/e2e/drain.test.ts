@@ -17,8 +17,19 @@ let cache: Backend;
 
 const host = () => `products.${NS}:${products.port}`;
 const patch = (patch: object[] | object) =>
-  stack.kubectl(["patch", "fallbackpolicy", "-n", NS, "products", "--type", Array.isArray(patch) ? "json" : "merge", "-p", JSON.stringify(patch)]);
-const backendsStatus = async () => (await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.status?.backends;
+  stack.kubectl([
+    "patch",
+    "fallbackpolicy",
+    "-n",
+    NS,
+    "products",
+    "--type",
+    Array.isArray(patch) ? "json" : "merge",
+    "-p",
+    JSON.stringify(patch),
+  ]);
+const backendsStatus = async () =>
+  (await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.status?.backends;
 
 beforeAll(async () => {
   // EndpointSlices may not hold loopback addresses: the backends listen on the machine's own.
@@ -36,7 +47,10 @@ beforeAll(async () => {
       endpointSlice(NS, "cache", [cache.host], cache.port),
       policy(NS, "products", {
         targetRef: { name: "products", port: products.port },
-        fallbacks: [{ service: { name: "cache", port: products.port } }, { staticResponse: { status: 503, body: "degraded" } }],
+        fallbacks: [
+          { service: { name: "cache", port: products.port } },
+          { staticResponse: { status: 503, body: "degraded" } },
+        ],
       }),
     ],
   });
@@ -49,7 +63,12 @@ afterAll(async () => {
 
 /** When the traffic settled on `backend` after `from`: the sending time of the last request after `from` that went elsewhere (or `from`). */
 const settledOn = (results: Result[], backend: string, from: number, to: number) =>
-  Math.max(from, ...between(results, from, to).filter((r) => r.backend !== backend).map((r) => r.sentAt));
+  Math.max(
+    from,
+    ...between(results, from, to)
+      .filter((r) => r.backend !== backend)
+      .map((r) => r.sentAt),
+  );
 
 describe("spec.drain through the operator and a real Envoy", () => {
   it("kubectl patch of a drain under 200 req/s: no client error, the fallback within a second, and back after undrain", async () => {
@@ -65,27 +84,44 @@ describe("spec.drain through the operator and a real Envoy", () => {
       // From here the API server has the change: what follows is the operator's and Envoy's part.
       drained = load.now();
       console.log(`[drain] kubectl patch took ${Math.round(drained - drain)} ms`);
-      await load.waitFor("the cache after the drain", (r) => r.backend === "cache", { sinceMs: drained, timeoutMs: 10_000 });
+      await load.waitFor("the cache after the drain", (r) => r.backend === "cache", {
+        sinceMs: drained,
+        timeoutMs: 10_000,
+      });
       const status = await until("status says drained", async () => {
         const backends = await backendsStatus();
         return backends?.[0]?.drained === true && backends;
       });
-      expect(status.map((b: any) => [b.name, b.drained])).toEqual([["products", true], ["cache", false], ["static", false]]);
+      expect(status.map((b: any) => [b.name, b.drained])).toEqual([
+        ["products", true],
+        ["cache", false],
+        ["static", false],
+      ]);
       const primary = `cluster.${NS}/products/primary`;
       // The primary's host is still there, draining: not healthy, yet not removed.
-      await until("the primary's host draining in Envoy", async () =>
-        (await stack.proxy.stat(`${primary}.membership_total`)) === 1 && (await stack.proxy.stat(`${primary}.membership_healthy`)) === 0,
+      await until(
+        "the primary's host draining in Envoy",
+        async () =>
+          (await stack.proxy.stat(`${primary}.membership_total`)) === 1 &&
+          (await stack.proxy.stat(`${primary}.membership_healthy`)) === 0,
       );
       // The Envoy's next stats report tells the operator: the policy says why the cache serves.
-      await until("FallbackActive PrimaryDrained", async () => {
-        const p = await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]);
-        const c = p?.status?.conditions?.find((c: any) => c.type === "FallbackActive");
-        return c?.status === "True" && c.reason === "PrimaryDrained" && p.status.activeBackend === "cache";
-      }, 20_000);
+      await until(
+        "FallbackActive PrimaryDrained",
+        async () => {
+          const p = await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]);
+          const c = p?.status?.conditions?.find((c: any) => c.type === "FallbackActive");
+          return c?.status === "True" && c.reason === "PrimaryDrained" && p.status.activeBackend === "cache";
+        },
+        20_000,
+      );
       undrain = load.now();
       await patch([{ op: "remove", path: "/spec/drain" }]);
       undrained = load.now();
-      await load.waitFor("products after the undrain", (r) => r.backend === "products", { sinceMs: undrained, timeoutMs: 10_000 });
+      await load.waitFor("products after the undrain", (r) => r.backend === "products", {
+        sinceMs: undrained,
+        timeoutMs: 10_000,
+      });
       await sleep(2_000);
     } finally {
       results = await load.stop();
@@ -93,7 +129,9 @@ describe("spec.drain through the operator and a real Envoy", () => {
     const summary = summarize(results);
     const toCache = settledOn(results, "cache", drained, undrain) - drained;
     const toProducts = settledOn(results, "products", undrained, Infinity) - undrained;
-    console.log(`[drain] ${summary.total} requests, ${summary.errors} errors, ${JSON.stringify(summary.byBackend)}; all on the cache ${Math.round(toCache)} ms after the patch, back on products ${Math.round(toProducts)} ms after the undrain`);
+    console.log(
+      `[drain] ${summary.total} requests, ${summary.errors} errors, ${JSON.stringify(summary.byBackend)}; all on the cache ${Math.round(toCache)} ms after the patch, back on products ${Math.round(toProducts)} ms after the undrain`,
+    );
     expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
     expect(toCache).toBeLessThan(1_000);
     expect(toProducts).toBeLessThan(1_000);

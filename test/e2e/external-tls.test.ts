@@ -53,7 +53,12 @@ const deadAddress = async (host: string): Promise<Addr> => ({ host, port: await 
 describe.skipIf(!envoyAvailable())("external TLS fallback (real Envoy, local HTTPS backend)", () => {
   it("host localhost, sni api.backup.example: TLS verified by that name, Host header is the host field", async () => {
     const backup = await tlsBackend("127.0.0.1");
-    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), { host: "localhost", port: backup.port, tls: true, sni: SNI });
+    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), {
+      host: "localhost",
+      port: backup.port,
+      tls: true,
+      sni: SNI,
+    });
     const r = await send(gateway.url, HOST);
     expect(r.status, JSON.stringify(r)).toBe(200);
     expect(r.backend).toBe("backup");
@@ -64,14 +69,30 @@ describe.skipIf(!envoyAvailable())("external TLS fallback (real Envoy, local HTT
 
   it("host given as an IP address: the same, with the address as Host", async () => {
     const backup = await tlsBackend("127.0.0.7");
-    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), { host: "127.0.0.7", port: backup.port, tls: true, sni: SNI });
+    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), {
+      host: "127.0.0.7",
+      port: backup.port,
+      tls: true,
+      sni: SNI,
+    });
     const r = await send(gateway.url, HOST);
-    expect([r.status, r.backend, r.backendSni, r.backendHost], JSON.stringify(r)).toEqual([200, "backup", SNI, "127.0.0.7"]);
+    expect([r.status, r.backend, r.backendSni, r.backendHost], JSON.stringify(r)).toEqual([
+      200,
+      "backup",
+      SNI,
+      "127.0.0.7",
+    ]);
   });
 
   it("hostRewrite: false keeps the client's Host", async () => {
     const backup = await tlsBackend("127.0.0.1");
-    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), { host: "localhost", port: backup.port, tls: true, sni: SNI, hostRewrite: false });
+    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), {
+      host: "localhost",
+      port: backup.port,
+      tls: true,
+      sni: SNI,
+      hostRewrite: false,
+    });
     const r = await send(gateway.url, HOST);
     expect([r.status, r.backend, r.backendSni, r.backendHost], JSON.stringify(r)).toEqual([200, "backup", SNI, HOST]);
   });
@@ -79,14 +100,20 @@ describe.skipIf(!envoyAvailable())("external TLS fallback (real Envoy, local HTT
   it("the certificate is really checked: an sni the certificate does not name never reaches the backend", async () => {
     const backup = await tlsBackend("127.0.0.1");
     // No sni: it defaults to the host, "localhost", which the certificate does not name.
-    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), { host: "localhost", port: backup.port, tls: true });
+    const gateway = await gatewayFor(await deadAddress("127.0.0.4"), {
+      host: "localhost",
+      port: backup.port,
+      tls: true,
+    });
     for (let i = 0; i < 3; i++) {
       const r = await send(gateway.url, HOST);
       expect([r.status, r.body], JSON.stringify(r)).toEqual([STATIC.status, STATIC.body]);
     }
     expect(await backup.hits()).toBe(0);
     // TLS is spoken by the cluster behind the backend's internal listener (compile/envoy/mediated.ts).
-    expect(await gateway.envoy.stat("cluster.shop/products/fallback-1/upstream.ssl.fail_verify_san")).toBeGreaterThan(0);
+    expect(await gateway.envoy.stat("cluster.shop/products/fallback-1/upstream.ssl.fail_verify_san")).toBeGreaterThan(
+      0,
+    );
   });
 
   it("primary killed under 200 req/s: zero errors, traffic moves to the TLS fallback; the primary keeps the client's Host", async () => {
@@ -105,7 +132,9 @@ describe.skipIf(!envoyAvailable())("external TLS fallback (real Envoy, local HTT
     const results = await load.stop();
 
     const summary = summarize(results);
-    console.log(`kill with TLS fallback: ${summary.total} requests, ${summary.errors} errors, p99 ${summary.p99.toFixed(1)}ms, ${JSON.stringify(summary.byBackend)}`);
+    console.log(
+      `kill with TLS fallback: ${summary.total} requests, ${summary.errors} errors, p99 ${summary.p99.toFixed(1)}ms, ${JSON.stringify(summary.byBackend)}`,
+    );
     expect(summary.errors, JSON.stringify({ byStatus: summary.byStatus, sample: summary.sampleErrors })).toBe(0);
     const hosts = (backend: string) => new Set(results.filter((r) => r.backend === backend).map((r) => r.backendHost));
     // The route has auto_host_rewrite (for the external backend), yet the in-cluster primary,

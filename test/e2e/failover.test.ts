@@ -56,13 +56,19 @@ const load = (s: Setup) => (s.load = startLoad({ url: s.gateway.url, host: HOST,
 /** Fails with the first few bad answers spelled out. */
 function expectNoErrors(results: Result[], what: string) {
   const summary = summarize(results);
-  console.log(`${what}: ${summary.total} requests, ${summary.errors} errors, p50 ${summary.p50.toFixed(1)}ms, p99 ${summary.p99.toFixed(1)}ms, max ${summary.max.toFixed(0)}ms, by backend ${JSON.stringify(summary.byBackend)}`);
+  console.log(
+    `${what}: ${summary.total} requests, ${summary.errors} errors, p50 ${summary.p50.toFixed(1)}ms, p99 ${summary.p99.toFixed(1)}ms, max ${summary.max.toFixed(0)}ms, by backend ${JSON.stringify(summary.byBackend)}`,
+  );
   expect(summary.total, `${what}: requests sent`).toBeGreaterThan(0);
-  expect(summary.errors, `${what}: ${JSON.stringify({ byStatus: summary.byStatus, sample: summary.sampleErrors })}`).toBe(0);
+  expect(
+    summary.errors,
+    `${what}: ${JSON.stringify({ byStatus: summary.byStatus, sample: summary.sampleErrors })}`,
+  ).toBe(0);
   return summary;
 }
 
-const ejected = async (g: Gateway, cluster = "shop/products/primary") => g.envoy.stat(`cluster.${cluster}.outlier_detection.ejections_active`);
+const ejected = async (g: Gateway, cluster = "shop/products/primary") =>
+  g.envoy.stat(`cluster.${cluster}.outlier_detection.ejections_active`);
 
 describe.skipIf(!envoyAvailable())("failover under load (real Envoy, generated config, 200 req/s)", () => {
   it("serves everything from the primary in steady state, keeping the client's Host", async () => {
@@ -108,7 +114,11 @@ describe.skipIf(!envoyAvailable())("failover under load (real Envoy, generated c
     expectNoErrors(results, "primary answering 503");
     const after = summarize(between(results, brokenAt + 100));
     expect(after.byBackend.cache, JSON.stringify(after.byBackend)).toBe(after.total);
-    expect(await s.gateway.envoy.stat("cluster.shop/products/primary.outlier_detection.ejections_enforced_consecutive_gateway_failure")).toBeGreaterThan(0);
+    expect(
+      await s.gateway.envoy.stat(
+        "cluster.shop/products/primary.outlier_detection.ejections_enforced_consecutive_gateway_failure",
+      ),
+    ).toBeGreaterThan(0);
   });
 
   it("a primary answering 429 with retriable-status-codes: zero errors, every request lands on the fallback", async () => {
@@ -165,13 +175,18 @@ describe.skipIf(!envoyAvailable())("failover under load (real Envoy, generated c
     const ejectedAt = l.now();
     await s.primary.restart();
     const restartedAt = l.now();
-    const back = await l.waitFor("the primary to answer again", (r) => r.backend === "primary", { sinceMs: restartedAt, timeoutMs: 30_000 });
+    const back = await l.waitFor("the primary to answer again", (r) => r.backend === "primary", {
+      sinceMs: restartedAt,
+      timeoutMs: 30_000,
+    });
     const recoveryMs = back.sentAt - restartedAt;
     await sleep(1_000);
     const results = await l.stop();
 
     expectNoErrors(results, "kill and come back");
-    console.log(`primary back ${Math.round(recoveryMs)}ms after its restart, ${Math.round(back.sentAt - ejectedAt)}ms after its ejection`);
+    console.log(
+      `primary back ${Math.round(recoveryMs)}ms after its restart, ${Math.round(back.sentAt - ejectedAt)}ms after its ejection`,
+    );
     // The ejection lasts baseEjectionTime and is lifted at the next interval tick; the
     // extra second is for a busy two-core machine.
     expect(back.sentAt - ejectedAt).toBeLessThan(BASE_EJECTION_MS + INTERVAL_MS + 1_000);

@@ -20,7 +20,10 @@ const host = () => `products.${NS}:${products.port}`;
 const productsPolicy = (spec: Record<string, unknown> = {}) =>
   policy(NS, "products", {
     targetRef: { name: "products", port: products.port },
-    fallbacks: [{ service: { name: "cache", port: products.port } }, { staticResponse: { status: 503, body: "degraded" } }],
+    fallbacks: [
+      { service: { name: "cache", port: products.port } },
+      { staticResponse: { status: 503, body: "degraded" } },
+    ],
     ...spec,
   });
 const answer = async () => (await send(stack.proxy.url, host())).backend;
@@ -72,7 +75,9 @@ describe("spec.healthCheck through the operator and a real Envoy", () => {
       all = await load.stop();
     }
     const settled = summarize(all.filter((r) => r.sentAt >= from));
-    console.log(`[health check] ${all.length} requests, ${summarize(all).errors} errors; settled: ${settled.total}, ${JSON.stringify(settled.byBackend)}`);
+    console.log(
+      `[health check] ${all.length} requests, ${summarize(all).errors} errors; settled: ${settled.total}, ${JSON.stringify(settled.byBackend)}`,
+    );
     expect(summarize(all).errors, JSON.stringify(summarize(all).sampleErrors)).toBe(0);
     expect(settled.total).toBeGreaterThan(200);
     expect(settled.byBackend).toEqual({ cache: settled.total });

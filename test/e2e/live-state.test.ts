@@ -22,10 +22,23 @@ let load: Load | undefined;
 const statusOf = async () => (await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))!;
 const fallbackActive = async () => {
   const p = await statusOf();
-  return { ...conditionOf(p, "FallbackActive"), active: p.status?.activeBackend, rv: p.metadata.resourceVersion, backends: p.status?.backends };
+  return {
+    ...conditionOf(p, "FallbackActive"),
+    active: p.status?.activeBackend,
+    rv: p.metadata.resourceVersion,
+    backends: p.status?.backends,
+  };
 };
 const events = async (reason: string) =>
-  ((await getJson(stack.kubeconfig, ["events", "-n", NS, "--field-selector", `involvedObject.name=products,reason=${reason}`]))?.items ?? []) as { message: string }[];
+  ((
+    await getJson(stack.kubeconfig, [
+      "events",
+      "-n",
+      NS,
+      "--field-selector",
+      `involvedObject.name=products,reason=${reason}`,
+    ])
+  )?.items ?? []) as { message: string }[];
 
 // A killed backend is ejected after a few failures, a restarted one back within seconds.
 const QUICK_EJECTION = { consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "2s", maxEjectionTime: "2s" };
@@ -39,10 +52,14 @@ const productsPolicy = (outlierDetection: object = QUICK_EJECTION) =>
 /** Waits for FallbackActive to say `reason` with `active` serving; returns how long it took (ms). */
 async function until(reason: string, active: string | undefined, timeoutMs = 20_000): Promise<number> {
   const start = performance.now();
-  await eventually(`FallbackActive ${reason}, ${active} active`, async () => {
-    const f = await fallbackActive();
-    return f.reason === reason && f.active === active;
-  }, timeoutMs);
+  await eventually(
+    `FallbackActive ${reason}, ${active} active`,
+    async () => {
+      const f = await fallbackActive();
+      return f.reason === reason && f.active === active;
+    },
+    timeoutMs,
+  );
   return performance.now() - start;
 }
 
@@ -79,7 +96,11 @@ describe("who serves, from the Envoys' own stats", () => {
     await until("PrimaryServing", "products", 60_000);
     const f = await fallbackActive();
     expect(f.status).toBe("False");
-    expect(f.backends.map((b: any) => [b.name, b.healthy])).toEqual([["products", 1], ["cache", 1], ["static", undefined]]);
+    expect(f.backends.map((b: any) => [b.name, b.healthy])).toEqual([
+      ["products", 1],
+      ["cache", 1],
+      ["static", undefined],
+    ]);
   });
 
   it("primary killed under load: FallbackActive=True within 10 s, the cache active, a FailedOver Event and the metrics", async () => {
@@ -92,10 +113,16 @@ describe("who serves, from the Envoys' own stats", () => {
     expect(failedOver.message).toMatch(/^products -> cache \(PrimaryUnavailable\)/);
     const labels = { namespace: NS, policy: "products" };
     expect(await metric(stack.operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "cache" })).toBe(1);
-    expect(await metric(stack.operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "products" })).toBe(0);
+    expect(await metric(stack.operator.metricsUrl, "fallback_active_backend", { ...labels, backend: "products" })).toBe(
+      0,
+    );
     expect(await metric(stack.operator.metricsUrl, "fallback_failovers_total", labels)).toBe(1);
-    expect(await metric(stack.operator.metricsUrl, "fallback_backend_healthy_endpoints", { ...labels, backend: "products" })).toBe(0);
-    expect(await metric(stack.operator.metricsUrl, "fallback_backend_requests_total", { ...labels, backend: "cache" })).toBeGreaterThan(0);
+    expect(
+      await metric(stack.operator.metricsUrl, "fallback_backend_healthy_endpoints", { ...labels, backend: "products" }),
+    ).toBe(0);
+    expect(
+      await metric(stack.operator.metricsUrl, "fallback_backend_requests_total", { ...labels, backend: "cache" }),
+    ).toBeGreaterThan(0);
   });
 
   it("primary back: Recovered", async () => {
@@ -117,21 +144,33 @@ describe("who serves, from the Envoys' own stats", () => {
     // A second primary endpoint, dead: once ejected the primary is half healthy, and
     // Envoy sends it 50% x 1.4 = 70% of new requests, the cache the rest.
     // Ejected for long enough that the dead endpoint does not come back in mid-measure.
-    await apply(stack.kubeconfig, [productsPolicy({ consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "60s", maxEjectionTime: "60s" })]);
+    await apply(stack.kubeconfig, [
+      productsPolicy({ consecutiveGatewayErrors: 3, interval: "1s", baseEjectionTime: "60s", maxEjectionTime: "60s" }),
+    ]);
     await productsB.kill();
     await apply(stack.kubeconfig, [endpointSlice(NS, "products", [productsB.host], productsB.port, "b")]);
-    await eventually("the status says 70/30", async () => (await fallbackActive()).message?.includes("products 70%, cache 30%"), 30_000);
+    await eventually(
+      "the status says 70/30",
+      async () => (await fallbackActive()).message?.includes("products 70%, cache 30%"),
+      30_000,
+    );
     await sleep(1_000);
     const from = load!.now();
     await sleep(10_000);
     const seen = load!.results.filter((r) => r.sentAt >= from);
     const share = seen.filter((r) => r.backend === "products").length / seen.length;
-    console.log(`[live state] half-healthy primary: ${Math.round(share * 100)}% of ${seen.length} requests to it (derived 70%)`);
+    console.log(
+      `[live state] half-healthy primary: ${Math.round(share * 100)}% of ${seen.length} requests to it (derived 70%)`,
+    );
     expect(share).toBeGreaterThan(0.65);
     expect(share).toBeLessThan(0.75);
     await kube(stack.kubeconfig, ["delete", "endpointslice", "-n", NS, "products-b"]);
     await until("PrimaryServing", "products");
-    await eventually("the primary takes everything again", async () => (await fallbackActive()).message?.includes("(new requests: products 100%)"), 30_000);
+    await eventually(
+      "the primary takes everything again",
+      async () => (await fallbackActive()).message?.includes("(new requests: products 100%)"),
+      30_000,
+    );
   });
 
   it("writes no status while traffic is steady for 60 s", async () => {

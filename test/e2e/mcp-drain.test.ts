@@ -37,7 +37,10 @@ beforeAll(async () => {
       endpointSlice(NS, "cache", [cache.host], cache.port),
       policy(NS, "products", {
         targetRef: { name: "products", port: products.port },
-        fallbacks: [{ service: { name: "cache", port: products.port } }, { staticResponse: { status: 503, body: "degraded" } }],
+        fallbacks: [
+          { service: { name: "cache", port: products.port } },
+          { staticResponse: { status: 503, body: "degraded" } },
+        ],
       }),
     ],
   });
@@ -50,7 +53,12 @@ afterAll(async () => {
 
 /** The last request after `from` that went elsewhere than `backend`: when the traffic settled there. */
 const settledOn = (results: Result[], backend: string, from: number, to: number) =>
-  Math.max(from, ...between(results, from, to).filter((r) => r.backend !== backend).map((r) => r.sentAt));
+  Math.max(
+    from,
+    ...between(results, from, to)
+      .filter((r) => r.backend !== backend)
+      .map((r) => r.sentAt),
+  );
 
 const fallbackActive = (p: any) => p?.status?.conditions?.find((c: any) => c.type === "FallbackActive");
 
@@ -58,7 +66,8 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
   for (const transport of ["stdio", "Streamable HTTP"] as const) {
     it(`over ${transport}: the drain moves the traffic within a second with no client error, the status says why, undrain brings it back`, async () => {
       const args = ["--kubeconfig", stack.kubeconfig, "--allow-writes"];
-      const session: Session = transport === "stdio" ? await stdioSession({ args }) : await httpSession({ args, negotiation: "auto" });
+      const session: Session =
+        transport === "stdio" ? await stdioSession({ args }) : await httpSession({ args, negotiation: "auto" });
       const load = startLoad({ url: stack.proxy.url, host: host(), rate: 200 });
       let results: Result[] = [];
       let [drainCalled, drained, undrain, undrained] = [0, 0, 0, 0];
@@ -66,15 +75,33 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
         await until("products through Envoy", async () => (await send(stack.proxy.url, host())).backend === "products");
         await load.waitFor("products under load", (r) => r.backend === "products");
         // The Envoy's reports say the primary serves (and a previous run's drain is over).
-        await until("FallbackActive False (PrimaryServing)", async () => fallbackActive(await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.reason === "PrimaryServing", 30_000);
+        await until(
+          "FallbackActive False (PrimaryServing)",
+          async () =>
+            fallbackActive(await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "products"]))?.reason ===
+            "PrimaryServing",
+          30_000,
+        );
         await sleep(1_000);
 
         drainCalled = load.now();
-        const drain = await call(session, "set_drain", { namespace: NS, name: "products", backends: ["products"], reason: `game day (${transport})` });
+        const drain = await call(session, "set_drain", {
+          namespace: NS,
+          name: "products",
+          backends: ["products"],
+          reason: `game day (${transport})`,
+        });
         drained = load.now();
         expect(drain.isError, drain.text).toBe(false);
-        expect(drain.data).toMatchObject({ after: ["products"], dryRun: { drain: ["products"] }, event: { recorded: true } });
-        await load.waitFor("the cache after the drain", (r) => r.backend === "cache", { sinceMs: drained, timeoutMs: 10_000 });
+        expect(drain.data).toMatchObject({
+          after: ["products"],
+          dryRun: { drain: ["products"] },
+          event: { recorded: true },
+        });
+        await load.waitFor("the cache after the drain", (r) => r.backend === "cache", {
+          sinceMs: drained,
+          timeoutMs: 10_000,
+        });
 
         // The Envoy's next stats report reaches the operator: the tools say who serves, and why.
         const detail = await until(
@@ -90,13 +117,26 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
         expect(detail.text).toContain("FallbackActive=True (PrimaryDrained), cache serves");
         expect(detail.data.events.map((e: any) => e.reason)).toContain("DrainChanged");
         const listed = await call(session, "list_policies", { namespace: NS });
-        expect(listed.data.policies[0]).toMatchObject({ name: "products", activeBackend: "cache", fallbackActive: { status: "True", reason: "PrimaryDrained" }, drained: ["products"] });
+        expect(listed.data.policies[0]).toMatchObject({
+          name: "products",
+          activeBackend: "cache",
+          fallbackActive: { status: "True", reason: "PrimaryDrained" },
+          drained: ["products"],
+        });
 
         undrain = load.now();
-        const back = await call(session, "set_drain", { namespace: NS, name: "products", backends: [], reason: `game day over (${transport})` });
+        const back = await call(session, "set_drain", {
+          namespace: NS,
+          name: "products",
+          backends: [],
+          reason: `game day over (${transport})`,
+        });
         undrained = load.now();
         expect(back.isError, back.text).toBe(false);
-        await load.waitFor("products after the undrain", (r) => r.backend === "products", { sinceMs: undrained, timeoutMs: 10_000 });
+        await load.waitFor("products after the undrain", (r) => r.backend === "products", {
+          sinceMs: undrained,
+          timeoutMs: 10_000,
+        });
         await sleep(2_000);
       } finally {
         results = await load.stop();
@@ -106,7 +146,9 @@ describe.skipIf(!envoyAvailable())("set_drain through fallbackctl mcp, the opera
       // From the moment the tool was called: its dry run, write and Event, then the operator and Envoy.
       const toCache = settledOn(results, "cache", drainCalled, undrain) - drainCalled;
       const toProducts = settledOn(results, "products", undrain, Infinity) - undrain;
-      console.log(`[mcp-drain] ${transport}: ${summary.total} requests, ${summary.errors} errors, ${JSON.stringify(summary.byBackend)}; set_drain took ${Math.round(drained - drainCalled)} ms, all on the cache ${Math.round(toCache)} ms after it was called; the undrain took ${Math.round(undrained - undrain)} ms, back on products ${Math.round(toProducts)} ms after it was called`);
+      console.log(
+        `[mcp-drain] ${transport}: ${summary.total} requests, ${summary.errors} errors, ${JSON.stringify(summary.byBackend)}; set_drain took ${Math.round(drained - drainCalled)} ms, all on the cache ${Math.round(toCache)} ms after it was called; the undrain took ${Math.round(undrained - undrain)} ms, back on products ${Math.round(toProducts)} ms after it was called`,
+      );
       expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
       expect(toCache).toBeLessThan(1_500);
       expect(toProducts).toBeLessThan(1_500);

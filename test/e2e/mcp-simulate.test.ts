@@ -33,7 +33,11 @@ type Case = {
 
 const cases: Case[] = [
   { name: "a dead primary", behave: { products: "down" }, scenario: { down: ["products"] } },
-  { name: "a primary answering 503", behave: { products: { kind: "status", status: 503 } }, scenario: { status: { products: 503 } } },
+  {
+    name: "a primary answering 503",
+    behave: { products: { kind: "status", status: 503 } },
+    scenario: { status: { products: 503 } },
+  },
   {
     name: "a primary answering 500, which gateway-error does not retry: the client gets the 500 until the primary is ejected",
     behave: { products: { kind: "status", status: 500 } },
@@ -41,11 +45,21 @@ const cases: Case[] = [
   },
   {
     name: "a primary answering 429, retried",
-    spec: { retry: { retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } },
+    spec: {
+      retry: {
+        retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"],
+        retriableStatusCodes: [429],
+      },
+    },
     behave: { products: { kind: "status", status: 429 } },
     scenario: { status: { products: 429 } },
   },
-  { name: "a primary slower than the per-try timeout", spec: { retry: { perTryTimeout: "300ms" } }, behave: { products: { kind: "delay", ms: 3_000 } }, scenario: { slow: ["products"] } },
+  {
+    name: "a primary slower than the per-try timeout",
+    spec: { retry: { perTryTimeout: "300ms" } },
+    behave: { products: { kind: "delay", ms: 3_000 } },
+    scenario: { slow: ["products"] },
+  },
   {
     name: "a dead primary without fallbackOnRetry: the static answer until the primary is ejected",
     spec: { retry: { fallbackOnRetry: false } },
@@ -109,15 +123,20 @@ describe.skipIf(!envoyAvailable())("simulate_failure agrees with a real Envoy", 
     ];
 
     // What the tool says.
-    const simulated = await call(session, "simulate_failure", { yaml: objects.map((o) => JSON.stringify(o)).join("\n---\n"), scenario: c.scenario });
+    const simulated = await call(session, "simulate_failure", {
+      yaml: objects.map((o) => JSON.stringify(o)).join("\n---\n"),
+      scenario: c.scenario,
+    });
     expect(simulated.isError, simulated.text).toBe(false);
     const s = simulated.data;
 
     // What Envoy does, request after request.
     running.gateway = await startGateway({ objects });
     try {
-      const ejectionOf = (backend: string) => s.ejections.find((e: any) => e.backend === backend && e.by === "outlier detection" && !e.hosts);
-      const cluster = (svc: string) => `cluster.shop/products/${svc === "products" ? "primary" : "fallback-1"}.outlier_detection.ejections_active`;
+      const ejectionOf = (backend: string) =>
+        s.ejections.find((e: any) => e.backend === backend && e.by === "outlier detection" && !e.hosts);
+      const cluster = (svc: string) =>
+        `cluster.shop/products/${svc === "products" ? "primary" : "fallback-1"}.outlier_detection.ejections_active`;
       let sent = 0;
       for (const phase of s.phases) {
         const expected = phase.outcome;
@@ -125,7 +144,11 @@ describe.skipIf(!envoyAvailable())("simulate_failure agrees with a real Envoy", 
         for (let i = 0; i < count; i++) {
           const seen = await request(running.gateway, names);
           sent++;
-          expect({ request: sent, answeredBy: seen.answeredBy, status: seen.status }, simulated.text).toEqual({ request: sent, answeredBy: expected.answeredBy, status: expected.status });
+          expect({ request: sent, answeredBy: seen.answeredBy, status: seen.status }, simulated.text).toEqual({
+            request: sent,
+            answeredBy: expected.answeredBy,
+            status: expected.status,
+          });
           // Within what the simulator says, give or take the machine's own time (a busy machine
           // adds some; it never takes a per-try timeout away).
           expect(seen.ms, `request ${sent}`).toBeGreaterThanOrEqual(expected.waitMs.min - 5);
@@ -135,15 +158,24 @@ describe.skipIf(!envoyAvailable())("simulate_failure agrees with a real Envoy", 
         for (const backend of ["products", "products-cache"]) {
           const ejection = ejectionOf(backend);
           if (ejection?.afterRequests === sent) {
-            await until(`${backend} ejected after request ${sent}`, async () => ((await running.gateway!.envoy.stat(cluster(backend))) === 1 ? true : undefined), 5_000);
+            await until(
+              `${backend} ejected after request ${sent}`,
+              async () => ((await running.gateway!.envoy.stat(cluster(backend))) === 1 ? true : undefined),
+              5_000,
+            );
             // An ejection reaches Envoy's workers a moment after the main thread makes it.
             await sleep(300);
           } else if (!ejection || ejection.afterRequests > sent) {
-            expect(await running.gateway.envoy.stat(cluster(backend)), `${backend} not yet ejected after request ${sent}`).toBe(0);
+            expect(
+              await running.gateway.envoy.stat(cluster(backend)),
+              `${backend} not yet ejected after request ${sent}`,
+            ).toBe(0);
           }
         }
       }
-      console.log(`[mcp-simulate] ${c.name}: ${sent} requests as simulated; ${s.ejections.map((e: any) => `${e.backend} ejected after ${e.afterRequests}`).join(", ") || "no ejection"}`);
+      console.log(
+        `[mcp-simulate] ${c.name}: ${sent} requests as simulated; ${s.ejections.map((e: any) => `${e.backend} ejected after ${e.afterRequests}`).join(", ") || "no ejection"}`,
+      );
     } finally {
       await running.gateway.stop();
       running.gateway = undefined;

@@ -30,11 +30,14 @@ const backends: Backend[] = [];
 function ask(host: string): Promise<{ status: number; body: string }> {
   // node:http, not fetch: fetch does not let a caller set Host.
   return new Promise((done, fail) => {
-    const req = request({ host: "127.0.0.1", port: listen, path: "/", headers: { host }, agent: false, timeout: 5_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (s: string) => (body += s));
-      res.on("end", () => done({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      { host: "127.0.0.1", port: listen, path: "/", headers: { host }, agent: false, timeout: 5_000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (s: string) => (body += s));
+        res.on("end", () => done({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", fail);
     req.end();
@@ -61,19 +64,33 @@ beforeAll(async () => {
   operator = await startOperator({
     kubeconfig: kc,
     configNamespace: "fallback-system",
-    args: ["--envoy-config-dir", configDir, "--envoy-listen", `127.0.0.1:${listen}`, "--envoy-admin", `127.0.0.1:${admin}`],
+    args: [
+      "--envoy-config-dir",
+      configDir,
+      "--envoy-listen",
+      `127.0.0.1:${listen}`,
+      "--envoy-admin",
+      `127.0.0.1:${admin}`,
+    ],
   });
   const [products, reviews] = backends as [Backend, Backend];
   await apply(kc, [
     service(NS, "products", products.port),
     endpointSlice(NS, "products", [products.host], products.port),
-    policy(NS, "products", { targetRef: { name: "products", port: products.port }, fallbacks: [{ staticResponse: { status: 503, body: "v1" } }] }),
+    policy(NS, "products", {
+      targetRef: { name: "products", port: products.port },
+      fallbacks: [{ staticResponse: { status: 503, body: "v1" } }],
+    }),
     service(NS, "reviews", reviews.port),
     endpointSlice(NS, "reviews", [reviews.host], reviews.port),
   ]);
   sync = syncConfigMap({ kubeconfig: kc, namespace: "fallback-system", name: "fallback-envoy", dir: configDir });
   await sync.firstWrite;
-  envoy = await startEnvoy({ config: join(configDir, "bootstrap.yaml"), admin: { address: "127.0.0.1", port: admin }, drainTimeS: 1 });
+  envoy = await startEnvoy({
+    config: join(configDir, "bootstrap.yaml"),
+    admin: { address: "127.0.0.1", port: admin },
+    drainTimeS: 1,
+  });
 });
 
 afterAll(async () => {
@@ -105,14 +122,23 @@ describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
     for (const version of ["v2", "v3", "v4"]) {
       const start = performance.now();
       await apply(cp.kubeconfigPath, [
-        policy(NS, "products", { targetRef: { name: "products", port: products.port }, fallbacks: [{ staticResponse: { status: 503, body: version } }] }),
+        policy(NS, "products", {
+          targetRef: { name: "products", port: products.port },
+          fallbacks: [{ staticResponse: { status: 503, body: version } }],
+        }),
       ]);
-      await until(`static ${version}`, async () => (await ask(`products.${NS}:${products.port}`)).body === version, 30_000);
+      await until(
+        `static ${version}`,
+        async () => (await ask(`products.${NS}:${products.port}`)).body === version,
+        30_000,
+      );
       delays.push(performance.now() - start);
     }
     expect(envoy.pid).toBe(pid);
     expect(envoy.running()).toBe(true);
-    console.log(`[operator->envoy] kubectl apply to new answer: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")}`);
+    console.log(
+      `[operator->envoy] kubectl apply to new answer: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")}`,
+    );
   });
 
   it("a new policy makes a new Service reachable through Envoy", async () => {

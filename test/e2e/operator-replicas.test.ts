@@ -38,16 +38,25 @@ type Replica = { name: "A" | "B"; port: number; operator?: RunningOperator };
 const replicas: Replica[] = [];
 
 const launch = (replica: Replica) =>
-  startOperator({ kubeconfig: cp.kubeconfigPath, configNamespace: "fallback-system", leaderElect: true, args: ["--xds-addr", `127.0.0.1:${replica.port}`, "--xds-plaintext"] });
+  startOperator({
+    kubeconfig: cp.kubeconfigPath,
+    configNamespace: "fallback-system",
+    leaderElect: true,
+    args: ["--xds-addr", `127.0.0.1:${replica.port}`, "--xds-plaintext"],
+  });
 
 const productsHost = () => `products.${NS}:${backend.port}`;
 const outageHost = () => `outage.${NS}:${backend.port}`;
 /** A policy whose Service has no endpoints: every request gets its static response. */
 const outagePolicy = (body: string) =>
-  policy(NS, "outage", { targetRef: { name: "outage", port: backend.port }, fallbacks: [{ staticResponse: { status: 503, body } }] });
+  policy(NS, "outage", {
+    targetRef: { name: "outage", port: backend.port },
+    fallbacks: [{ staticResponse: { status: 503, body } }],
+  });
 const getPolicy = (name: string) => getJson(cp.kubeconfigPath, ["fallbackpolicy", "-n", NS, name]);
 
-const logged = (replica: Replica, msg: string, node?: string) => (replica.operator?.logs() ?? []).filter((l) => l.msg === msg && (node === undefined || l.node === node));
+const logged = (replica: Replica, msg: string, node?: string) =>
+  (replica.operator?.logs() ?? []).filter((l) => l.msg === msg && (node === undefined || l.node === node));
 /** The sum of every sample of a Prometheus counter or gauge (0 when it has none). */
 async function total(replica: Replica, name: string): Promise<number> {
   const text = await (await fetch(`${replica.operator!.metricsUrl}/metrics`)).text();
@@ -57,8 +66,16 @@ async function total(replica: Replica, name: string): Promise<number> {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
 }
 
-const COUNTERS = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "cluster_manager.cluster_removed", "listener_manager.listener_added", "listener_manager.listener_modified", "listener_manager.listener_removed"];
-const counters = async () => Object.fromEntries(await Promise.all(COUNTERS.map(async (c) => [c, await proxy.stat(c)] as const)));
+const COUNTERS = [
+  "cluster_manager.cluster_added",
+  "cluster_manager.cluster_modified",
+  "cluster_manager.cluster_removed",
+  "listener_manager.listener_added",
+  "listener_manager.listener_modified",
+  "listener_manager.listener_removed",
+];
+const counters = async () =>
+  Object.fromEntries(await Promise.all(COUNTERS.map(async (c) => [c, await proxy.stat(c)] as const)));
 
 beforeAll(async () => {
   rmSync(dir, { recursive: true, force: true });
@@ -90,7 +107,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.DEBUG_E2E) for (const r of replicas) console.log(`--- replica ${r.name}\n${r.operator?.output().slice(-5000)}`);
+  if (process.env.DEBUG_E2E)
+    for (const r of replicas) console.log(`--- replica ${r.name}\n${r.operator?.output().slice(-5000)}`);
   await load?.stop();
   await proxy?.stop();
   await Promise.all(replicas.map((r) => r.operator?.stop()));
@@ -102,7 +120,10 @@ afterAll(async () => {
 describe("two operator replicas serving xDS, one Envoy on both", () => {
   it("serves the Envoy from the leader; both policies Ready with the one Envoy counted", async () => {
     await until("products through Envoy", async () => (await send(proxy.url, productsHost())).backend === "products");
-    await until("the static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v1");
+    await until(
+      "the static response through Envoy",
+      async () => (await send(proxy.url, outageHost())).body === "outage v1",
+    );
     for (const name of ["products", "outage"]) {
       const p = await until(`${name} Ready and acknowledged`, async () => {
         const p = await getPolicy(name);
@@ -131,7 +152,11 @@ describe("two operator replicas serving xDS, one Envoy on both", () => {
     await victim.operator!.kill();
 
     // The Envoy finds the survivor by itself.
-    await until(`Envoy connected to ${survivor.name}`, () => logged(survivor, "Envoy connected", NODE).length > 0, 30_000);
+    await until(
+      `Envoy connected to ${survivor.name}`,
+      () => logged(survivor, "Envoy connected", NODE).length > 0,
+      30_000,
+    );
     await until("Envoy's ADS stream up again", async () => (await proxy.stat("control_plane.connected_state")) === 1);
     const reconnectMs = performance.now() - killedAt;
     // The survivor takes the Lease over (after it expires, when the victim held it).
@@ -145,14 +170,23 @@ describe("two operator replicas serving xDS, one Envoy on both", () => {
     // Live config from the survivor: a change after the kill reaches Envoy.
     const applyAt = performance.now();
     await apply(cp.kubeconfigPath, [outagePolicy("outage v2")]);
-    await until("the new static response through Envoy", async () => (await send(proxy.url, outageHost())).body === "outage v2", 10_000);
+    await until(
+      "the new static response through Envoy",
+      async () => (await send(proxy.url, outageHost())).body === "outage v2",
+      10_000,
+    );
     const liveMs = performance.now() - applyAt;
     expect(await total(survivor, "fallback_xds_responses_total")).toBeGreaterThan(0);
     // ...and the survivor, leading now, writes the status of the new generation.
     const outage = await until("outage Ready for its new generation", async () => {
       const p = await getPolicy("outage");
       const ready = conditionOf(p, "Ready");
-      return ready?.status === "True" && ready.observedGeneration === p.metadata.generation && p.status?.observedGeneration === p.metadata.generation && p;
+      return (
+        ready?.status === "True" &&
+        ready.observedGeneration === p.metadata.generation &&
+        p.status?.observedGeneration === p.metadata.generation &&
+        p
+      );
     });
     expect(outage.metadata.generation).toBeGreaterThan(1);
     // It counts the Envoy it never sent the first config to as running it all: what Envoy

@@ -41,7 +41,9 @@ const hostOf = (i: number) => `${nameOf(i)}.${NS}:${backend.port}`;
 /** The operator's count of xDS responses, by type. */
 async function xdsResponses(): Promise<Record<string, number>> {
   const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
-  return Object.fromEntries([...text.matchAll(/^fallback_xds_responses_total\{type="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return Object.fromEntries(
+    [...text.matchAll(/^fallback_xds_responses_total\{type="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]),
+  );
 }
 
 beforeAll(async () => {
@@ -56,7 +58,11 @@ beforeAll(async () => {
   // EndpointSlices may not hold loopback addresses: the backend listens on the machine's own.
   backend = await startBackend({ name: "backend", host: backendAddress().address });
   const xdsPort = await freePort();
-  operator = await startOperator({ kubeconfig: kc, configNamespace: "fallback-system", args: ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext"] });
+  operator = await startOperator({
+    kubeconfig: kc,
+    configNamespace: "fallback-system",
+    args: ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext"],
+  });
   // The Envoy first: with no policy yet it has the listener and empty routes, and is ready.
   proxy = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId: "gateway" });
 }, 120_000);
@@ -97,7 +103,12 @@ describe(`${POLICIES} policies over xDS`, () => {
         polls++;
         const list = await getJson(kc, ["fallbackpolicies.fallback.dev", "-A"]);
         const items: any[] = list?.items ?? [];
-        const done = items.filter((p) => conditionOf(p, "Ready")?.status === "True" && p.status?.proxies?.connected === 1 && p.status?.proxies?.acked === 1);
+        const done = items.filter(
+          (p) =>
+            conditionOf(p, "Ready")?.status === "True" &&
+            p.status?.proxies?.connected === 1 &&
+            p.status?.proxies?.acked === 1,
+        );
         last = `${items.length} policies, ${done.length} Ready and acknowledged; first not: ${JSON.stringify(items.find((p) => !done.includes(p))?.status ?? null)}`;
         return items.length === POLICIES && done.length === POLICIES && items;
       },
@@ -110,7 +121,9 @@ describe(`${POLICIES} policies over xDS`, () => {
 
     const dump = await proxy.configDump();
     const { active, warming } = clustersOf(dump);
-    const aggregates = active.filter((c: any) => c.cluster_type?.name === "envoy.clusters.aggregate").map((c: any) => c.name);
+    const aggregates = active
+      .filter((c: any) => c.cluster_type?.name === "envoy.clusters.aggregate")
+      .map((c: any) => c.name);
     expect(aggregates).toHaveLength(POLICIES);
     expect(new Set(aggregates)).toEqual(new Set(Array.from({ length: POLICIES }, (_, i) => `${NS}/${nameOf(i)}`)));
     expect(warming).toEqual([]);
@@ -128,7 +141,8 @@ describe(`${POLICIES} policies over xDS`, () => {
       expect(r.backend, `${hostOf(i)}: ${JSON.stringify(r)}`).toBe("backend");
       expect(r.backendHost).toBe(hostOf(i));
     }
-    for (const i of sample) expect(await proxy.stat(`cluster.${NS}/${nameOf(i)}/primary.upstream_rq_total`), nameOf(i)).toBeGreaterThan(0);
+    for (const i of sample)
+      expect(await proxy.stat(`cluster.${NS}/${nameOf(i)}/primary.upstream_rq_total`), nameOf(i)).toBeGreaterThan(0);
 
     console.log(
       `[xds scale] ${POLICIES} policies (${3 * POLICIES} objects in ${APPLIES} kubectl applies): applied in ${(appliedMs / 1000).toFixed(1)} s, ` +

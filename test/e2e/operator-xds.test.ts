@@ -25,7 +25,13 @@ let listenPort: number;
 let proxies: Proxy[] = [];
 const backends: Record<string, Backend> = {};
 
-const operatorArgs = () => ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${listenPort}`];
+const operatorArgs = () => [
+  "--xds-addr",
+  `127.0.0.1:${xdsPort}`,
+  "--xds-plaintext",
+  "--envoy-listen",
+  `127.0.0.1:${listenPort}`,
+];
 const launch = () =>
   startOperator({
     kubeconfig: cp.kubeconfigPath,
@@ -38,7 +44,10 @@ const host = (b: Backend) => `products.${NS}:${b.port}`;
 const productsPolicy = (spec: Record<string, unknown> = {}) =>
   policy(NS, "products", {
     targetRef: { name: "products", port: backends.products!.port },
-    fallbacks: [{ service: { name: "cache", port: backends.products!.port } }, { staticResponse: { status: 503, body: "degraded" } }],
+    fallbacks: [
+      { service: { name: "cache", port: backends.products!.port } },
+      { staticResponse: { status: 503, body: "degraded" } },
+    ],
     ...spec,
   });
 const statusOf = (name: string) => getJson(cp.kubeconfigPath, ["fallbackpolicy", "-n", NS, name]);
@@ -93,7 +102,8 @@ const answer = async (proxy: Proxy) => {
 
 describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", () => {
   it("gives both Envoys everything, and the policy says both run it", async () => {
-    for (const proxy of proxies) await until(`products through ${proxy.nodeId}`, async () => (await answer(proxy)) === "products");
+    for (const proxy of proxies)
+      await until(`products through ${proxy.nodeId}`, async () => (await answer(proxy)) === "products");
     const status = await until("Programmed by both Envoys", async () => {
       const p = await statusOf("products");
       return p?.status?.proxies?.acked === 2 && conditionOf(p, "Ready")?.status === "True" && p.status;
@@ -110,14 +120,23 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     try {
       for (const proxy of proxies) await until("429 passed through", async () => (await answer(proxy)) === "products");
       const start = performance.now();
-      await apply(cp.kubeconfigPath, [productsPolicy({ retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } })]);
+      await apply(cp.kubeconfigPath, [
+        productsPolicy({
+          retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] },
+        }),
+      ]);
       const delays: number[] = [];
       for (const proxy of proxies) {
         await until(`the cache through ${proxy.nodeId}`, async () => (await answer(proxy)) === "cache", 10_000);
         delays.push(performance.now() - start);
-        expect(routeOf(await proxy.configDump(), `${NS}/products`).retry_policy).toMatchObject({ num_retries: 3, retriable_status_codes: [429] });
+        expect(routeOf(await proxy.configDump(), `${NS}/products`).retry_policy).toMatchObject({
+          num_retries: 3,
+          retriable_status_codes: [429],
+        });
       }
-      console.log(`[operator->xds->envoy] kubectl apply to new behaviour: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")} (includes kubectl's own start-up)`);
+      console.log(
+        `[operator->xds->envoy] kubectl apply to new behaviour: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")} (includes kubectl's own start-up)`,
+      );
       expect(Math.max(...delays)).toBeLessThan(5_000);
     } finally {
       await backends.products!.setMode({ kind: "ok" });
@@ -129,9 +148,16 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     const more = await startBackend({ name: "cache-2", host: backends.cache!.host });
     try {
       const before = await Promise.all(proxies.map((p) => p.stat("cluster_manager.cds.update_success")));
-      await apply(cp.kubeconfigPath, [endpointSlice(NS, "cache", [backends.cache!.host], backends.cache!.port), endpointSlice(NS, "cache", [more.host], more.port, "b")]);
+      await apply(cp.kubeconfigPath, [
+        endpointSlice(NS, "cache", [backends.cache!.host], backends.cache!.port),
+        endpointSlice(NS, "cache", [more.host], more.port, "b"),
+      ]);
       for (const proxy of proxies) {
-        await until("two endpoints in the cache cluster", async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_total`)) === 2, 10_000);
+        await until(
+          "two endpoints in the cache cluster",
+          async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_total`)) === 2,
+          10_000,
+        );
       }
       expect(await Promise.all(proxies.map((p) => p.stat("cluster_manager.cds.update_success")))).toEqual(before);
     } finally {
@@ -150,25 +176,47 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
       const p = await statusOf("broken");
       return conditionOf(p, "Programmed")?.reason === "Rejected" && p;
     });
-    expect(conditionOf(broken, "Programmed")!.message).toMatch(new RegExp(`^Envoy gateway-(delta|sotw) rejected cluster ${NS}/broken/primary: .*positive duration`));
+    expect(conditionOf(broken, "Programmed")!.message).toMatch(
+      new RegExp(`^Envoy gateway-(delta|sotw) rejected cluster ${NS}/broken/primary: .*positive duration`),
+    );
     expect(conditionOf(broken, "Ready")).toMatchObject({ status: "False", reason: "Rejected" });
     const events = await until("a Warning Event", async () => {
-      const list = await getJson(cp.kubeconfigPath, ["events", "-n", NS, "--field-selector", "involvedObject.name=broken"]);
+      const list = await getJson(cp.kubeconfigPath, [
+        "events",
+        "-n",
+        NS,
+        "--field-selector",
+        "involvedObject.name=broken",
+      ]);
       return list?.items?.find((e: any) => e.type === "Warning" && e.reason === "Rejected");
     });
     expect(events.message).toMatch(/rejected cluster/);
     const products = await statusOf("products");
     expect(conditionOf(products, "Programmed")).toMatchObject({ status: "True" });
     expect(products.status.proxies).toEqual({ connected: 2, acked: 2 });
-    for (const proxy of proxies) expect((await answer(proxy))).toBe("products");
+    for (const proxy of proxies) expect(await answer(proxy)).toBe("products");
     await kube(cp.kubeconfigPath, ["delete", "fallbackpolicy", "-n", NS, "broken"]);
   });
 
   it("kill -9 of the operator under 200 req/s: no client error; the restarted operator changes nothing in Envoy", async () => {
-    const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "cluster_manager.cluster_removed", "listener_manager.listener_modified", "listener_manager.listener_added"];
+    const counters = [
+      "cluster_manager.cluster_added",
+      "cluster_manager.cluster_modified",
+      "cluster_manager.cluster_removed",
+      "listener_manager.listener_modified",
+      "listener_manager.listener_added",
+    ];
     const products = [`${NS}/products`, `${NS}/products/fallback-1`, `${NS}/products/primary`];
     for (const proxy of proxies) {
-      await until("the broken policy gone from Envoy", async () => JSON.stringify(clustersOf(await proxy.configDump()).active.map((c: any) => c.name).sort()) === JSON.stringify(products));
+      await until(
+        "the broken policy gone from Envoy",
+        async () =>
+          JSON.stringify(
+            clustersOf(await proxy.configDump())
+              .active.map((c: any) => c.name)
+              .sort(),
+          ) === JSON.stringify(products),
+      );
     }
     const before = await Promise.all(proxies.map((p) => Promise.all(counters.map((c) => p.stat(c)))));
     const load = startLoad({ url: proxies[0]!.url, host: host(backends.products!), rate: 200 });
@@ -176,7 +224,11 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     await operator.kill();
     await sleep(2_000);
     operator = await launch();
-    await until("both Envoys back on the operator", async () => (await statusOf("products"))?.status?.proxies?.connected === 2 || undefined, 30_000);
+    await until(
+      "both Envoys back on the operator",
+      async () => (await statusOf("products"))?.status?.proxies?.connected === 2 || undefined,
+      30_000,
+    );
     await sleep(1_000);
     const results = await load.stop();
     const summary = summarize(results);
@@ -194,7 +246,9 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
     await until("products through the new Envoy", async () => (await answer(proxies[1]!)) === "products", 10_000);
     const ms = performance.now() - start;
     console.log(`[envoy restart] start to first answer: ${Math.round(ms)} ms`);
-    expect(clustersOf(await proxies[1]!.configDump()).active.map((c: any) => c.name)).toContain(`${NS}/products/primary`);
+    expect(clustersOf(await proxies[1]!.configDump()).active.map((c: any) => c.name)).toContain(
+      `${NS}/products/primary`,
+    );
     expect(ms).toBeLessThan(10_000);
   });
 });

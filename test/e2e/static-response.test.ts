@@ -11,7 +11,11 @@ import { sleep } from "../support/poll.ts";
 import { send, startLoad, summarize, type Result } from "../support/load.ts";
 
 const HOST = "products.shop:8080";
-const STATIC = { status: 418, body: '{"degraded":true,"items":[]}', headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" } };
+const STATIC = {
+  status: 418,
+  body: '{"degraded":true,"items":[]}',
+  headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" },
+};
 
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -28,7 +32,11 @@ async function backend(name: string, host: string, mode: Mode): Promise<Backend>
 }
 
 /** products -> each of `fallbackServices` in order -> static response. */
-async function gatewayFor(addresses: Addr[], spec: Record<string, unknown>, staticResponse: object = STATIC): Promise<Gateway> {
+async function gatewayFor(
+  addresses: Addr[],
+  spec: Record<string, unknown>,
+  staticResponse: object = STATIC,
+): Promise<Gateway> {
   const [primary, ...rest] = addresses;
   const objects = [
     ...service("shop", "products", 8080, [primary!]),
@@ -53,13 +61,17 @@ const isStatic = (r: Result) =>
   r.headers?.["x-degraded"] === STATIC.headers["x-degraded"] &&
   r.backend === undefined;
 
-const describeStatic = (r: Result) => JSON.stringify({ status: r.status, backend: r.backend, body: r.body, error: r.error, headers: r.headers });
+const describeStatic = (r: Result) =>
+  JSON.stringify({ status: r.status, backend: r.backend, body: r.body, error: r.error, headers: r.headers });
 
 /** Single requests first (nothing ejected yet), then 3 s at 200 req/s (ejections come and go). */
 async function expectOnlyStatic(gateway: Gateway, label: string) {
   for (let i = 0; i < 5; i++) {
     const r = await send(gateway.url, HOST);
-    expect(isStatic({ seq: i, sentAt: 0, ...r }), `${label}, request ${i}: ${describeStatic({ seq: i, sentAt: 0, ...r })}`).toBe(true);
+    expect(
+      isStatic({ seq: i, sentAt: 0, ...r }),
+      `${label}, request ${i}: ${describeStatic({ seq: i, sentAt: 0, ...r })}`,
+    ).toBe(true);
   }
   const load = startLoad({ url: gateway.url, host: HOST, rate: 200 });
   cleanup.push(async () => void (await load.stop()));
@@ -119,7 +131,11 @@ describe.skipIf(!envoyAvailable())("staticResponse when every backend fails (rea
 
   // Envoy reads YAML 1.1, where a bare yes/no/on/off is a boolean; the emitter quotes them.
   it("a static header value or body of yes/no stays a string for Envoy", async () => {
-    const gateway = await gatewayFor([await deadAddress("127.0.0.4")], {}, { status: 503, body: "no", headers: { "x-degraded": "yes" } });
+    const gateway = await gatewayFor(
+      [await deadAddress("127.0.0.4")],
+      {},
+      { status: 503, body: "no", headers: { "x-degraded": "yes" } },
+    );
     const r = await send(gateway.url, HOST);
     expect([r.status, r.body, r.headers?.["x-degraded"]]).toEqual([503, "no", "yes"]);
   });

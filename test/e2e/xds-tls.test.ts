@@ -49,7 +49,13 @@ const launch = (extra: string[]) =>
 
 /** An Envoy on fallbackctl bootstrap with these TLS flags; `refused` ones are not waited for (they never get a config). */
 async function envoy(nodeId: string, tlsArgs: string[], refused = false): Promise<Proxy> {
-  const proxy = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId, args: tlsArgs, ...(refused ? { waitFor: "admin" as const } : {}) });
+  const proxy = await startProxy({
+    dir,
+    xdsServers: [`127.0.0.1:${xdsPort}`],
+    nodeId,
+    args: tlsArgs,
+    ...(refused ? { waitFor: "admin" as const } : {}),
+  });
   proxies.push(proxy);
   return proxy;
 }
@@ -76,7 +82,10 @@ async function failedTries(proxy: Proxy): Promise<number> {
   // A refused TLS handshake ends the connection before Envoy calls it connected: connect_fail.
   // Where the handshake seemed done to Envoy (TLS 1.3 sends the server's verdict on the
   // client certificate afterwards), the server ends it at once: destroy_remote.
-  return Math.max(stats.get("cluster.fallback-xds.upstream_cx_connect_fail") ?? 0, stats.get("cluster.fallback-xds.upstream_cx_destroy_remote") ?? 0);
+  return Math.max(
+    stats.get("cluster.fallback-xds.upstream_cx_connect_fail") ?? 0,
+    stats.get("cluster.fallback-xds.upstream_cx_destroy_remote") ?? 0,
+  );
 }
 
 /** A refused Envoy: several tries refused, never connected, no listener, no answer. */
@@ -87,17 +96,25 @@ async function expectRefused(proxy: Proxy, label: string): Promise<void> {
   expect(await dynamicListeners(proxy), label).toEqual([]);
   // Nothing listens where the operator's listener would be.
   expect(await answer(proxy), label).toMatch(/^error /);
-  expect(operator!.logs().filter((l) => l.msg === "Envoy connected" && l.node === proxy.nodeId), label).toEqual([]);
+  expect(
+    operator!.logs().filter((l) => l.msg === "Envoy connected" && l.node === proxy.nodeId),
+    label,
+  ).toEqual([]);
 }
 
 /** Log lines at warn or worse, and anything printed that is not a log line (gRPC's own complaints, say). */
 const alarming = (op: RunningOperator) => [
   ...op.logs().filter((l) => ["warn", "error", "fatal"].includes(String(l.level))),
-  ...op.output().split("\n").filter((l) => l.trim() && !l.startsWith("{")),
+  ...op
+    .output()
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("{")),
 ];
 
 const nonZeroXdsStats = async (proxy: Proxy) =>
-  Object.fromEntries([...(await proxy.stats("^cluster\\.fallback-xds\\.(upstream_cx|ssl)"))].filter(([, v]) => v !== 0));
+  Object.fromEntries(
+    [...(await proxy.stats("^cluster\\.fallback-xds\\.(upstream_cx|ssl)"))].filter(([, v]) => v !== 0),
+  );
 
 beforeAll(async () => {
   rmSync(dir, { recursive: true, force: true });
@@ -113,7 +130,11 @@ beforeAll(async () => {
   await kube(kc, ["create", "namespace", "fallback-system"]);
   // EndpointSlices may not hold loopback addresses: the backend listens on the machine's own.
   backend = await startBackend({ name: "products", host: backendAddress().address });
-  await apply(kc, [service(NS, "products", backend.port), endpointSlice(NS, "products", [backend.host], backend.port), policy(NS, "products", { targetRef: { name: "products", port: backend.port } })]);
+  await apply(kc, [
+    service(NS, "products", backend.port),
+    endpointSlice(NS, "products", [backend.host], backend.port),
+    policy(NS, "products", { targetRef: { name: "products", port: backend.port } }),
+  ]);
   xdsPort = await freePort();
 });
 
@@ -150,7 +171,9 @@ describe("server TLS on the xDS port (--xds-tls-cert, --xds-tls-key)", () => {
     const wrongName = await envoy("tls-wrong-name", trustCa("someone-else.test"), true);
     await expectRefused(plain, "plaintext");
     await expectRefused(wrongName, "wrong server name");
-    console.log(`[xds tls] plaintext Envoy: ${JSON.stringify(await nonZeroXdsStats(plain))}; wrong name: ${JSON.stringify(await nonZeroXdsStats(wrongName))}`);
+    console.log(
+      `[xds tls] plaintext Envoy: ${JSON.stringify(await nonZeroXdsStats(plain))}; wrong name: ${JSON.stringify(await nonZeroXdsStats(wrongName))}`,
+    );
     // Envoy's TLS stack says why it refused: the name.
     expect(await wrongName.stat("cluster.fallback-xds.ssl.fail_verify_san")).toBeGreaterThan(0);
     expect((await productsStatus())?.proxies).toEqual({ connected: 1, acked: 1 });
@@ -169,13 +192,24 @@ describe("mTLS on the xDS port (--xds-client-ca as well), after a restart", () =
   });
 
   it("an Envoy with a client certificate the CA signed works", async () => {
-    const good = await envoy("mtls-good", [...trustCa(), "--xds-cert", makeClientCert(ca, "envoy-good").certFile, "--xds-key", join(ca.dir, "envoy-good.key")]);
+    const good = await envoy("mtls-good", [
+      ...trustCa(),
+      "--xds-cert",
+      makeClientCert(ca, "envoy-good").certFile,
+      "--xds-key",
+      join(ca.dir, "envoy-good.key"),
+    ]);
     await until("products through the mTLS Envoy", async () => (await answer(good)) === "products");
     expect(await good.stat("control_plane.connected_state")).toBe(1);
     expect(operator!.logs().find((l) => l.msg === "xDS server listening")).toMatchObject({ tls: "mutual" });
     const status = await until("products acknowledged by the mTLS Envoy", async () => {
       const s = await productsStatus();
-      return s?.proxies?.connected === 1 && s?.proxies?.acked === 1 && conditionOf({ status: s }, "Ready")?.status === "True" && s;
+      return (
+        s?.proxies?.connected === 1 &&
+        s?.proxies?.acked === 1 &&
+        conditionOf({ status: s }, "Ready")?.status === "True" &&
+        s
+      );
     });
     expect(status.proxies).toEqual({ connected: 1, acked: 1 });
   });
@@ -183,10 +217,16 @@ describe("mTLS on the xDS port (--xds-client-ca as well), after a restart", () =
   it("Envoys without a client certificate, or with one another CA signed, are refused; status.proxies counts only the good one", async () => {
     const noCert = await envoy("mtls-no-cert", trustCa(), true);
     const stranger = makeClientCert(otherCa, "envoy-stranger");
-    const otherSigned = await envoy("mtls-other-ca", [...trustCa(), "--xds-cert", stranger.certFile, "--xds-key", stranger.keyFile], true);
+    const otherSigned = await envoy(
+      "mtls-other-ca",
+      [...trustCa(), "--xds-cert", stranger.certFile, "--xds-key", stranger.keyFile],
+      true,
+    );
     await expectRefused(noCert, "no client certificate");
     await expectRefused(otherSigned, "client certificate from another CA");
-    console.log(`[xds mtls] no client cert: ${JSON.stringify(await nonZeroXdsStats(noCert))}; other CA: ${JSON.stringify(await nonZeroXdsStats(otherSigned))}`);
+    console.log(
+      `[xds mtls] no client cert: ${JSON.stringify(await nonZeroXdsStats(noCert))}; other CA: ${JSON.stringify(await nonZeroXdsStats(otherSigned))}`,
+    );
     expect((await productsStatus())?.proxies).toEqual({ connected: 1, acked: 1 });
     expect(await metric(operator!.metricsUrl, "fallback_xds_connections", { protocol: "delta" })).toBe(1);
     expect(alarming(operator!)).toEqual([]);

@@ -21,7 +21,10 @@ const objects = (spec: Record<string, unknown> = {}, cacheEndpoints = [cache]) =
   ...service("shop", "products-cache", 8080, cacheEndpoints),
   fallbackPolicy("shop", "products", {
     targetRef: { kind: "Service", name: "products", port: 8080 },
-    fallbacks: [{ service: { name: "products-cache", port: 8080 } }, { staticResponse: { status: 503, body: "degraded" } }],
+    fallbacks: [
+      { service: { name: "products-cache", port: 8080 } },
+      { staticResponse: { status: 503, body: "degraded" } },
+    ],
     ...spec,
   }),
 ];
@@ -51,10 +54,15 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       });
       expect(r.status).toBe(200);
       const dump = await envoy.configDump();
-      const dynamicClusters = dump.configs.find((c: any) => c["@type"].endsWith("ClustersConfigDump")).dynamic_active_clusters.map((c: any) => c.cluster.name);
+      const dynamicClusters = dump.configs
+        .find((c: any) => c["@type"].endsWith("ClustersConfigDump"))
+        .dynamic_active_clusters.map((c: any) => c.cluster.name);
       expect(dynamicClusters.sort()).toEqual(["shop/products", "shop/products/fallback-1", "shop/products/primary"]);
       const states = gateway.server.policyStates();
-      await until("the policy acknowledged", () => (gateway.server.policyStates().get("shop/products")?.acked ?? 0) >= 1 || undefined);
+      await until(
+        "the policy acknowledged",
+        () => (gateway.server.policyStates().get("shop/products")?.acked ?? 0) >= 1 || undefined,
+      );
       expect(states.get("shop/products")?.rejected).toBeUndefined();
     });
   }
@@ -67,9 +75,17 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       expect((await answer(delta)).status).toBe(429);
       const clustersBefore = await gateway.sent("cluster");
       const routesBefore = await gateway.sent("route");
-      gateway.publish(objects({ retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } }));
+      gateway.publish(
+        objects({
+          retry: { attempts: 3, retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] },
+        }),
+      );
       for (const envoy of [delta, sotw]) {
-        await until(`the fallback through ${envoy.bootstrapFile}`, async () => ((await answer(envoy)).backend === "cache" ? true : undefined), 5_000);
+        await until(
+          `the fallback through ${envoy.bootstrapFile}`,
+          async () => ((await answer(envoy)).backend === "cache" ? true : undefined),
+          5_000,
+        );
         const route = routeOf(await envoy.configDump(), "shop/products");
         expect(route.retry_policy.num_retries).toBe(3);
         expect(route.retry_policy.retriable_status_codes).toEqual([429]);
@@ -90,12 +106,20 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       const sent = await gateway.sent("endpoint");
       gateway.publish(objects({}, [cache, more]));
       for (const envoy of [delta, sotw]) {
-        await until("two endpoints in the fallback", async () => ((await envoy.stat("cluster.shop/products/fallback-1.membership_total")) === 2 ? true : undefined), 5_000);
+        await until(
+          "two endpoints in the fallback",
+          async () =>
+            (await envoy.stat("cluster.shop/products/fallback-1.membership_total")) === 2 ? true : undefined,
+          5_000,
+        );
       }
-      expect(await Promise.all([delta, sotw].map((e) => e.stat("cluster_manager.cds.update_success")))).toEqual(updates);
+      expect(await Promise.all([delta, sotw].map((e) => e.stat("cluster_manager.cds.update_success")))).toEqual(
+        updates,
+      );
       // To each Delta Envoy the one that changed; to each state-of-the-world one every endpoints resource it asked for (two).
       const proxies = gateway.server.proxies();
-      const expected = proxies.filter((p) => p.protocol === "delta").length + 2 * proxies.filter((p) => p.protocol === "sotw").length;
+      const expected =
+        proxies.filter((p) => p.protocol === "delta").length + 2 * proxies.filter((p) => p.protocol === "sotw").length;
       expect(await gateway.sent("endpoint")).toBe(sent + expected);
     } finally {
       gateway.publish(objects());
@@ -108,11 +132,17 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
     gateway.publish(objects({ outlierDetection: { interval: "3s" } }));
     try {
       for (const envoy of [delta, sotw]) {
-        await until("the new clusters active", async () => {
-          const clusters = clustersOf(await envoy.configDump());
-          const primaryCluster = clusters.active.find((c: any) => c.name === "shop/products/primary");
-          return primaryCluster?.outlier_detection?.interval === "3s" && clusters.warming.length === 0 ? true : undefined;
-        }, 3_000);
+        await until(
+          "the new clusters active",
+          async () => {
+            const clusters = clustersOf(await envoy.configDump());
+            const primaryCluster = clusters.active.find((c: any) => c.name === "shop/products/primary");
+            return primaryCluster?.outlier_detection?.interval === "3s" && clusters.warming.length === 0
+              ? true
+              : undefined;
+          },
+          3_000,
+        );
         expect((await answer(envoy)).backend).toBe("primary");
       }
     } finally {
@@ -122,16 +152,31 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
 
   it("a restarted server sends nothing an Envoy has: no cluster or listener is touched, and traffic flows on", async () => {
     const [delta, sotw] = await envoys();
-    const counters = ["cluster_manager.cluster_added", "cluster_manager.cluster_modified", "listener_manager.listener_modified", "http.fallback.scoped_rds.fallback-scopes.config_reload", "http.fallback.rds.shop/products.config_reload"];
+    const counters = [
+      "cluster_manager.cluster_added",
+      "cluster_manager.cluster_modified",
+      "listener_manager.listener_modified",
+      "http.fallback.scoped_rds.fallback-scopes.config_reload",
+      "http.fallback.rds.shop/products.config_reload",
+    ];
     const before = await Promise.all([delta, sotw].map((e) => Promise.all(counters.map((c) => e.stat(c)))));
     const load = startLoad({ url: delta.url, host: HOST, rate: 200 });
     await gateway.stopServer();
     await sleep(500);
     await gateway.restartServer();
-    await until("both Envoys back", () => (gateway.server.proxies().filter((p) => p.serving).length >= 2 ? true : undefined), 10_000);
+    await until(
+      "both Envoys back",
+      () => (gateway.server.proxies().filter((p) => p.serving).length >= 2 ? true : undefined),
+      10_000,
+    );
     await sleep(500);
     const results = await load.stop();
-    expect(await gateway.sent("cluster") + (await gateway.sent("endpoint")) + (await gateway.sent("listener")) + (await gateway.sent("route"))).toBe(0);
+    expect(
+      (await gateway.sent("cluster")) +
+        (await gateway.sent("endpoint")) +
+        (await gateway.sent("listener")) +
+        (await gateway.sent("route")),
+    ).toBe(0);
     expect(await Promise.all([delta, sotw].map((e) => Promise.all(counters.map((c) => e.stat(c)))))).toEqual(before);
     const summary = summarize(results);
     expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
@@ -147,7 +192,10 @@ describe.skipIf(!envoyAvailable())("a resource an Envoy rejects", () => {
   };
   const both = () => [
     ...objects(),
-    fallbackPolicy("shop", "broken", { targetRef: { kind: "Service", name: "products-cache", port: 8080 }, fallbacks: [{ staticResponse: { status: 503 } }] }),
+    fallbackPolicy("shop", "broken", {
+      targetRef: { kind: "Service", name: "products-cache", port: 8080 },
+      fallbacks: [{ staticResponse: { status: 503 } }],
+    }),
   ];
 
   beforeAll(async () => {
@@ -158,18 +206,26 @@ describe.skipIf(!envoyAvailable())("a resource an Envoy rejects", () => {
 
   it("makes that policy Rejected with Envoy's words, leaves the others acknowledged, and is not sent again", async () => {
     const envoy = await rejecting.startEnvoy();
-    await until("the primary through Envoy", async () => ((await answer(envoy)).backend === "primary" ? true : undefined));
+    await until("the primary through Envoy", async () =>
+      (await answer(envoy)).backend === "primary" ? true : undefined,
+    );
     const states = await until("both policies settled", () => {
       const s = rejecting.server.policyStates();
       return s.get("shop/broken")?.rejected && s.get("shop/products")?.acked === 1 ? s : undefined;
     });
     // Envoy rejected the whole response in words that name no cluster: the server found it by halves.
-    expect(states.get("shop/broken")!.rejected).toMatchObject({ node: "envoy-1", resource: "cluster shop/broken/primary", message: expect.stringMatching(/positive duration/) });
+    expect(states.get("shop/broken")!.rejected).toMatchObject({
+      node: "envoy-1",
+      resource: "cluster shop/broken/primary",
+      message: expect.stringMatching(/positive duration/),
+    });
     expect(states.get("shop/broken")!.acked).toBe(0);
     expect(states.get("shop/products")!.rejected).toBeUndefined();
     // A second Envoy gets what the first accepted, and nothing it rejected.
     const second = await rejecting.startEnvoy();
-    await until("the primary through the second Envoy", async () => ((await answer(second)).backend === "primary" ? true : undefined));
+    await until("the primary through the second Envoy", async () =>
+      (await answer(second)).backend === "primary" ? true : undefined,
+    );
     const names = clustersOf(await second.configDump()).active.map((c: any) => c.name);
     expect(names).not.toContain("shop/broken/primary");
     expect(names).toContain("shop/broken");
@@ -180,7 +236,13 @@ describe.skipIf(!envoyAvailable())("a resource an Envoy rejects", () => {
 let started: [XdsEnvoy, XdsEnvoy] | undefined;
 /** A Delta and a state-of-the-world Envoy, started once. */
 async function envoys(): Promise<[XdsEnvoy, XdsEnvoy]> {
-  started ??= [await gateway.startEnvoy({ nodeId: "delta-2" }), await gateway.startEnvoy({ sotw: true, nodeId: "sotw-2" })];
-  for (const envoy of started) await until("the primary through Envoy", async () => ((await answer(envoy)).backend === "primary" ? true : undefined));
+  started ??= [
+    await gateway.startEnvoy({ nodeId: "delta-2" }),
+    await gateway.startEnvoy({ sotw: true, nodeId: "sotw-2" }),
+  ];
+  for (const envoy of started)
+    await until("the primary through Envoy", async () =>
+      (await answer(envoy)).backend === "primary" ? true : undefined,
+    );
   return started;
 }

@@ -19,11 +19,16 @@ function golden(name: string, stage: OutputStage, text: string | undefined) {
     else writeFileSync(file, text);
   }
   if (text === undefined) {
-    if (existsSync(file)) throw new Error(`${basename(file)} is stale: case ${name} makes nothing for stage ${stage} now; ${HOW} (it removes the file)`);
+    if (existsSync(file))
+      throw new Error(
+        `${basename(file)} is stale: case ${name} makes nothing for stage ${stage} now; ${HOW} (it removes the file)`,
+      );
     return;
   }
   if (!existsSync(file)) throw new Error(`${basename(file)} is missing: ${HOW}`);
-  expect(text, `${basename(file)} differs from what the compiler makes now; if that is intended, ${HOW}`).toBe(readCase(name, stage));
+  expect(text, `${basename(file)} differs from what the compiler makes now; if that is intended, ${HOW}`).toBe(
+    readCase(name, stage),
+  );
 }
 
 describe.each(caseNames())("golden %s", (name) => {
@@ -33,7 +38,8 @@ describe.each(caseNames())("golden %s", (name) => {
 
   it("has every resource encode with Envoy's own descriptors", () => {
     for (const type of RESOURCE_TYPES) {
-      for (const resource of rendered.resources[type]) expect(() => encodeResource(TYPE_URL[type], resource.value()), resource.name).not.toThrow();
+      for (const resource of rendered.resources[type])
+        expect(() => encodeResource(TYPE_URL[type], resource.value()), resource.name).not.toThrow();
     }
   });
 
@@ -50,7 +56,12 @@ describe("golden cases directory", () => {
   // A file no case and stage writes (a case renamed or removed, a typo) would otherwise sit
   // there unchecked, looking like an expectation.
   it("holds only the files of its cases' stages", () => {
-    const known = new Set(caseNames().flatMap((name) => ["in" as const, ...STAGES].map((stage) => basename(casePath(name, stage)))));
-    expect(readdirSync(CASES_DIR).filter((f) => !known.has(f)), "files no golden case writes: remove them by hand").toEqual([]);
+    const known = new Set(
+      caseNames().flatMap((name) => ["in" as const, ...STAGES].map((stage) => basename(casePath(name, stage)))),
+    );
+    expect(
+      readdirSync(CASES_DIR).filter((f) => !known.has(f)),
+      "files no golden case writes: remove them by hand",
+    ).toEqual([]);
   });
 });

@@ -21,7 +21,13 @@ import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 import { Compiler } from "../../operator/src/compile/compile.ts";
 import { renderBootstrap } from "../../operator/src/compile/config-files.ts";
-import { RESOURCE_TYPES, TYPE_URL, type Resource, type ResourceType, type Resources } from "../../operator/src/compile/envoy/types.ts";
+import {
+  RESOURCE_TYPES,
+  TYPE_URL,
+  type Resource,
+  type ResourceType,
+  type Resources,
+} from "../../operator/src/compile/envoy/types.ts";
 import { defaultOptions, snapshotFromObjects, type CompileOptions } from "../../operator/src/compile/snapshot.ts";
 import { toYaml } from "../../operator/src/compile/yaml.ts";
 
@@ -56,7 +62,10 @@ export const caseNames = () =>
     .map((f) => f.slice(0, -".in.yaml".length))
     .sort();
 
-export const readManifests = (text: string) => parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean);
+export const readManifests = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS())
+    .filter(Boolean);
 
 export const casePath = (name: string, stage: Stage) => join(CASES_DIR, `${name}.${stage}.yaml`);
 export const readCase = (name: string, stage: Stage) => readFileSync(casePath(name, stage), "utf8");
@@ -80,7 +89,8 @@ export function renderCase(inputYaml: string): RenderedCase {
     out: `${HEADER}${toYaml({ results })}---\n${bootstrap}`,
     xds: `${HEADER}${toYaml(xdsResources(resources))}`,
   } as Record<OutputStage, string | undefined>;
-  for (const type of RESOURCE_TYPES) files[TYPE_STAGE[type]] = resources[type].length ? stageText(resources[type].map(typedResource)) : undefined;
+  for (const type of RESOURCE_TYPES)
+    files[TYPE_STAGE[type]] = resources[type].length ? stageText(resources[type].map(typedResource)) : undefined;
   return { files, bootstrap, resources };
 }
 
@@ -92,7 +102,8 @@ function typedResource(r: Resource): object {
 
 // The `yaml` package rather than the product's emitter: these files are about what a stage
 // makes, and should not move when the emitter does (.out.yaml and .xds.yaml show that).
-const stageText = (document: unknown) => `${HEADER}${stringify(stableKeys(document), { lineWidth: 0, aliasDuplicateObjects: false })}`;
+const stageText = (document: unknown) =>
+  `${HEADER}${stringify(stableKeys(document), { lineWidth: 0, aliasDuplicateObjects: false })}`;
 
 // What says which object this is reads first; the rest is sorted.
 const FIRST_KEYS = ["key", "kind", "name"];

@@ -18,7 +18,11 @@ describe("control plane", () => {
   it("reports a Kubernetes 1.35 version", async () => {
     const r = await kubectl(kubeconfig, ["get", "--raw", "/version"]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ major: "1", minor: "35", gitVersion: expect.stringMatching(/^v1\.35\./) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      major: "1",
+      minor: "35",
+      gitVersion: expect.stringMatching(/^v1\.35\./),
+    });
   });
 
   it("has the default namespace", async () => {
@@ -39,12 +43,17 @@ describe("control plane", () => {
     const view = await kubectl(kubeconfig, ["config", "view", "--raw", "-o", "json"]);
     const cluster = JSON.parse(view.stdout).clusters[0].cluster;
     const saKubeconfig = join(mkdtempSync(join(tmpdir(), "sa-kubeconfig-")), "config");
-    writeFileSync(saKubeconfig, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "sa",
-      clusters: [{ name: "local", cluster }],
-      users: [{ name: "nobody", user: { token: token.stdout.trim() } }],
-      contexts: [{ name: "sa", context: { cluster: "local", user: "nobody" } }],
-    }));
+    writeFileSync(
+      saKubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "sa",
+        clusters: [{ name: "local", cluster }],
+        users: [{ name: "nobody", user: { token: token.stdout.trim() } }],
+        contexts: [{ name: "sa", context: { cluster: "local", user: "nobody" } }],
+      }),
+    );
 
     const whoami = await kubectl(saKubeconfig, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
     expect(whoami.code, whoami.stderr).toBe(0);
@@ -54,7 +63,15 @@ describe("control plane", () => {
     expect(denied.stderr).toContain(`User "system:serviceaccount:${ns}:nobody" cannot list resource "secrets"`);
     rmSync(dirname(saKubeconfig), { recursive: true, force: true });
 
-    const canI = await kubectl(kubeconfig, ["auth", "can-i", "list", "secrets", "-A", "--as", `system:serviceaccount:${ns}:nobody`]);
+    const canI = await kubectl(kubeconfig, [
+      "auth",
+      "can-i",
+      "list",
+      "secrets",
+      "-A",
+      "--as",
+      `system:serviceaccount:${ns}:nobody`,
+    ]);
     expect(canI.stdout.trim()).toBe("no");
   });
 

@@ -19,19 +19,27 @@ beforeAll(async () => {
 
 describe("FallbackPolicy CRD on the real API server", () => {
   it("becomes Established", async () => {
-    const wait = await kubectl(kubeconfig, ["wait", "--for=condition=Established", "crd/fallbackpolicies.fallback.dev", "--timeout=60s"]);
+    const wait = await kubectl(kubeconfig, [
+      "wait",
+      "--for=condition=Established",
+      "crd/fallbackpolicies.fallback.dev",
+      "--timeout=60s",
+    ]);
     expect(wait.code, wait.stderr).toBe(0);
   });
 
-  it.each(invalidFixtures().map((f) => [f.name, f] as const))("rejects %s on its field, as fallbackctl does", async (_, fixture) => {
-    const offline = validatePolicy(fixture.object);
-    expect(offline.ok ? [] : offline.errors.map((e) => e.path)).toContain(fixture.field);
+  it.each(invalidFixtures().map((f) => [f.name, f] as const))(
+    "rejects %s on its field, as fallbackctl does",
+    async (_, fixture) => {
+      const offline = validatePolicy(fixture.object);
+      expect(offline.ok ? [] : offline.errors.map((e) => e.path)).toContain(fixture.field);
 
-    const applied = await kubectl(kubeconfig, ["apply", "-n", ns, "-f", "-"], { input: fixture.text });
-    expect(applied.code).not.toBe(0);
-    // Server messages name the field as `spec.x.y:` or, for unknown fields, "spec.x.y".
-    expect(applied.stderr).toMatch(new RegExp(`(${escape(fixture.field)}:|"${escape(fixture.field)}")`));
-  });
+      const applied = await kubectl(kubeconfig, ["apply", "-n", ns, "-f", "-"], { input: fixture.text });
+      expect(applied.code).not.toBe(0);
+      // Server messages name the field as `spec.x.y:` or, for unknown fields, "spec.x.y".
+      expect(applied.stderr).toMatch(new RegExp(`(${escape(fixture.field)}:|"${escape(fixture.field)}")`));
+    },
+  );
 
   it("accepts the examples", async () => {
     for (const namespace of ["shop", "ai"]) await kubectl(kubeconfig, ["create", "namespace", namespace]);
@@ -44,7 +52,10 @@ describe("FallbackPolicy CRD on the real API server", () => {
       apiVersion: "fallback.dev/v1alpha1",
       kind: "FallbackPolicy",
       metadata: { name: "minimal", namespace: ns },
-      spec: { targetRef: { name: "products", port: 8080 }, fallbacks: [{ external: { host: "api.example", port: 443 } }, { staticResponse: {} }] },
+      spec: {
+        targetRef: { name: "products", port: 8080 },
+        fallbacks: [{ external: { host: "api.example", port: 443 } }, { staticResponse: {} }],
+      },
     };
     const created = await kubectl(kubeconfig, ["create", "-o", "json", "-f", "-"], { input: stringify(minimal) });
     expect(created.code, created.stderr).toBe(0);
@@ -63,7 +74,15 @@ describe("FallbackPolicy CRD on the real API server", () => {
   it("shows the printer columns in kubectl get", async () => {
     const get = await kubectl(kubeconfig, ["get", "fbp", "-n", ns]);
     expect(get.code, get.stderr).toBe(0);
-    expect(get.stdout.split("\n")[0]!.split(/\s+/)).toEqual(["NAME", "TARGET", "FALLBACKS", "READY", "REASON", "ACTIVE", "AGE"]);
+    expect(get.stdout.split("\n")[0]!.split(/\s+/)).toEqual([
+      "NAME",
+      "TARGET",
+      "FALLBACKS",
+      "READY",
+      "REASON",
+      "ACTIVE",
+      "AGE",
+    ]);
     expect(get.stdout).toMatch(/minimal\s+products/);
   });
 

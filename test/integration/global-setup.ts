@@ -22,7 +22,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const cp = await startControlPlane({ dir });
   console.log(`[integration] control plane on ${cp.server} ready in ${(cp.startupMs / 1000).toFixed(1)} s (${dir})`);
   // The CRD is cluster-wide: install it once, for every file (crd.test.ts checks it in detail).
-  for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
+  for (const args of [
+    ["apply", "-f", join(repoRoot, "crds")],
+    ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"],
+  ]) {
     const r = await kubectl(cp.kubeconfigPath, args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
   }

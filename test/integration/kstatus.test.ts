@@ -23,7 +23,14 @@ import { policy, service } from "../support/objects.ts";
 const kstatusBinary = join(repoRoot, ".local/bin/kstatus");
 const dir = join(repoRoot, ".local", `test-kstatus-${process.pid}`);
 
-type Verdict = { kind: string; namespace: string; name: string; status: string; message: string; conditions: { type: string; status: string; reason: string; message: string }[] };
+type Verdict = {
+  kind: string;
+  namespace: string;
+  name: string;
+  status: string;
+  message: string;
+  conditions: { type: string; status: string; reason: string; message: string }[];
+};
 
 /** kstatus's verdict on each object of a JSON document (an object or a List), by name. */
 function kstatus(document: unknown): Promise<Record<string, Verdict>> {
@@ -36,7 +43,11 @@ function kstatus(document: unknown): Promise<Record<string, Verdict>> {
     proc.once("error", fail);
     proc.once("close", (code) => {
       if (code !== 0) return fail(new Error(`kstatus exited ${code}: ${stderr}`));
-      const verdicts = stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Verdict);
+      const verdicts = stdout
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Verdict);
       done(Object.fromEntries(verdicts.map((v) => [v.name, v])));
     });
     proc.stdin.end(JSON.stringify(document));
@@ -45,7 +56,9 @@ function kstatus(document: unknown): Promise<Record<string, Verdict>> {
 
 /** The CRD without any CEL rule: what an earlier, laxer release could have installed. */
 const laxCrd = () =>
-  JSON.parse(JSON.stringify(customResourceDefinition()), (key, value) => (key === "x-kubernetes-validations" ? undefined : value));
+  JSON.parse(JSON.stringify(customResourceDefinition()), (key, value) =>
+    key === "x-kubernetes-validations" ? undefined : value,
+  );
 
 let cp: ControlPlane;
 let kubeconfig: string;
@@ -53,18 +66,31 @@ let apps: string;
 let operator: RunningOperator;
 
 const crdReady = async () => {
-  await kube(kubeconfig, ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]);
+  await kube(kubeconfig, [
+    "wait",
+    "--for",
+    "condition=Established",
+    "--timeout",
+    "60s",
+    "crd/fallbackpolicies.fallback.dev",
+  ]);
 };
 const getPolicy = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name, "-n", apps]);
 const listPolicies = () => getJson(kubeconfig, ["fallbackpolicies", "-n", apps]);
 /** The policy once the operator wrote a status for its current generation that passes `check`. */
 const settled = (name: string, what: string, check: (p: any) => boolean) =>
-  until(`${name}: ${what}`, async () => {
-    const p = await getPolicy(name);
-    const generation = p?.metadata?.generation;
-    const current = p?.status?.observedGeneration === generation && (p?.status?.conditions ?? []).every((c: any) => c.observedGeneration === generation);
-    return current && check(p) && p;
-  }, 60_000);
+  until(
+    `${name}: ${what}`,
+    async () => {
+      const p = await getPolicy(name);
+      const generation = p?.metadata?.generation;
+      const current =
+        p?.status?.observedGeneration === generation &&
+        (p?.status?.conditions ?? []).every((c: any) => c.observedGeneration === generation);
+      return current && check(p) && p;
+    },
+    60_000,
+  );
 
 // Its staticResponse comes before another fallback: the CRD's CEL rule, and the operator, refuse it.
 const invalidSpec = { fallbacks: [{ staticResponse: { status: 503 } }, { service: { name: "cart", port: 8080 } }] };
@@ -85,7 +111,9 @@ beforeAll(async () => {
   await crdReady();
   // The API server now refuses such a policy: the stored one only got in under the old CRD.
   await until("the real CRD in force", async () => {
-    const r = await kubectl(kubeconfig, ["apply", "--dry-run=server", "-f", "-"], { input: JSON.stringify(policy(apps, "probe", invalidSpec)) });
+    const r = await kubectl(kubeconfig, ["apply", "--dry-run=server", "-f", "-"], {
+      input: JSON.stringify(policy(apps, "probe", invalidSpec)),
+    });
     return r.code !== 0 && /staticResponse is only allowed as the last fallback/.test(r.stderr);
   });
 
@@ -107,7 +135,9 @@ describe("kstatus on the operator's statuses", () => {
       policy(apps, "shop"),
       service(apps, "cart"),
       // Its fallback Service does not exist (yet).
-      policy(apps, "cart", { fallbacks: [{ service: { name: "cart-cache", port: 8080 } }, { staticResponse: { status: 503 } }] }),
+      policy(apps, "cart", {
+        fallbacks: [{ service: { name: "cart-cache", port: 8080 } }, { staticResponse: { status: 503 } }],
+      }),
     ]);
     await settled("shop", "Ready", (p) => conditionOf(p, "Ready")?.status === "True");
     // Two policies on one Service port: the younger loses.
@@ -116,18 +146,31 @@ describe("kstatus on the operator's statuses", () => {
     await settled("cart", "ResolvedRefs=False", (p) => conditionOf(p, "ResolvedRefs")?.reason === "ServiceNotFound");
     const legacy = await settled("legacy", "Invalid", (p) => conditionOf(p, "Accepted")?.reason === "Invalid");
     const again = await settled("shop-again", "Conflicted", (p) => conditionOf(p, "Accepted")?.reason === "Conflicted");
-    expect(conditionOf(legacy, "Stalled")).toMatchObject({ status: "True", reason: "Invalid", message: conditionOf(legacy, "Accepted")!.message });
-    expect(conditionOf(again, "Stalled")).toMatchObject({ status: "True", reason: "Conflicted", message: conditionOf(again, "Accepted")!.message });
+    expect(conditionOf(legacy, "Stalled")).toMatchObject({
+      status: "True",
+      reason: "Invalid",
+      message: conditionOf(legacy, "Accepted")!.message,
+    });
+    expect(conditionOf(again, "Stalled")).toMatchObject({
+      status: "True",
+      reason: "Conflicted",
+      message: conditionOf(again, "Accepted")!.message,
+    });
     expect(conditionOf(again, "Ready")).toMatchObject({ status: "False", reason: "Conflicted" }); // Ready keeps its meaning
 
     const verdicts = await kstatus(await listPolicies());
     expect(Object.keys(verdicts).sort()).toEqual(["cart", "legacy", "shop", "shop-again"]);
     expect(verdicts["shop"]).toMatchObject({ kind: "FallbackPolicy", namespace: apps, status: "Current" });
-    expect(verdicts["cart"]).toMatchObject({ status: "InProgress", message: expect.stringContaining(`Service ${apps}/cart-cache not found`) });
+    expect(verdicts["cart"]).toMatchObject({
+      status: "InProgress",
+      message: expect.stringContaining(`Service ${apps}/cart-cache not found`),
+    });
     expect(verdicts["legacy"]).toMatchObject({
       status: "Failed",
       message: expect.stringContaining("staticResponse is only allowed as the last fallback"),
-      conditions: [{ type: "Stalled", status: "True", reason: "Invalid", message: conditionOf(legacy, "Accepted")!.message }],
+      conditions: [
+        { type: "Stalled", status: "True", reason: "Invalid", message: conditionOf(legacy, "Accepted")!.message },
+      ],
     });
     expect(verdicts["shop-again"]).toMatchObject({
       status: "Failed",
@@ -136,28 +179,53 @@ describe("kstatus on the operator's statuses", () => {
     });
 
     // Without Stalled, kstatus goes by Ready=False alone: InProgress, and Flux would wait out its timeout.
-    const withoutStalled = { ...again, status: { ...again.status, conditions: again.status.conditions.filter((c: any) => c.type !== "Stalled") } };
-    expect((await kstatus(withoutStalled))["shop-again"]).toMatchObject({ status: "InProgress", message: expect.stringContaining("already governs") });
+    const withoutStalled = {
+      ...again,
+      status: { ...again.status, conditions: again.status.conditions.filter((c: any) => c.type !== "Stalled") },
+    };
+    expect((await kstatus(withoutStalled))["shop-again"]).toMatchObject({
+      status: "InProgress",
+      message: expect.stringContaining("already governs"),
+    });
   });
 
   it("each goes Current once put right, and Stalled goes with what stalled it", async () => {
     await apply(kubeconfig, [service(apps, "cart-cache")]);
-    await kube(kubeconfig, ["patch", "fallbackpolicy", "legacy", "-n", apps, "--type", "merge", "-p", JSON.stringify({ spec: { fallbacks: [{ staticResponse: { status: 503 } }] } })]);
+    await kube(kubeconfig, [
+      "patch",
+      "fallbackpolicy",
+      "legacy",
+      "-n",
+      apps,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { fallbacks: [{ staticResponse: { status: 503 } }] } }),
+    ]);
     await kube(kubeconfig, ["delete", "fallbackpolicy", "shop", "-n", apps]);
 
     for (const name of ["cart", "legacy", "shop-again"]) {
       const p = await settled(name, "Ready", (p) => conditionOf(p, "Ready")?.status === "True");
       expect(conditionOf(p, "Stalled")).toBeUndefined();
-      expect(p.status.conditions.slice(0, 4).map((c: any) => [c.type, c.status])).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True"]));
+      expect(p.status.conditions.slice(0, 4).map((c: any) => [c.type, c.status])).toEqual(
+        ["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True"]),
+      );
     }
     expect((await getPolicy("legacy")).metadata.generation).toBe(2);
     const verdicts = await kstatus(await listPolicies());
-    expect(Object.fromEntries(Object.entries(verdicts).map(([name, v]) => [name, v.status]))).toEqual({ cart: "Current", legacy: "Current", "shop-again": "Current" });
+    expect(Object.fromEntries(Object.entries(verdicts).map(([name, v]) => [name, v.status]))).toEqual({
+      cart: "Current",
+      legacy: "Current",
+      "shop-again": "Current",
+    });
   });
 
   it("a spec change the operator has not seen yet is InProgress, whatever the conditions say", async () => {
     const p = await getPolicy("cart");
     const ahead = { ...p, metadata: { ...p.metadata, generation: p.metadata.generation + 1 } };
-    expect((await kstatus(ahead))["cart"]).toMatchObject({ status: "InProgress", message: expect.stringContaining("latest observed generation") });
+    expect((await kstatus(ahead))["cart"]).toMatchObject({
+      status: "InProgress",
+      message: expect.stringContaining("latest observed generation"),
+    });
   });
 });

@@ -80,7 +80,14 @@ export type ChildBackend = Backend & {
   readonly alive: boolean;
 };
 
-type Running = { server: Server; port: number; setMode(mode: Mode): void; setHealthz(status: number): void; hits(): number; close(): Promise<void> };
+type Running = {
+  server: Server;
+  port: number;
+  setMode(mode: Mode): void;
+  setHealthz(status: number): void;
+  hits(): number;
+  close(): Promise<void>;
+};
 
 async function listen(options: BackendOptions): Promise<Running> {
   const host = options.host ?? "127.0.0.1";
@@ -110,7 +117,11 @@ async function listen(options: BackendOptions): Promise<Running> {
         ...(options.tls ? { sni: (req.socket as TLSSocket).servername } : {}),
       };
       const text = JSON.stringify(body);
-      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "x-backend": options.name });
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(text),
+        "x-backend": options.name,
+      });
       res.end(text);
     };
     switch (current.kind) {
@@ -191,7 +202,10 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
 
 // ---- child-process backends -------------------------------------------------------------
 
-type ToChild = { type: "mode"; id: number; mode: Mode } | { type: "healthz"; id: number; status: number } | { type: "hits"; id: number };
+type ToChild =
+  | { type: "mode"; id: number; mode: Mode }
+  | { type: "healthz"; id: number; status: number }
+  | { type: "hits"; id: number };
 type FromChild = { type: "ready"; port: number } | { type: "reply"; id: number; hits: number };
 
 const SELF = import.meta.filename;
@@ -211,7 +225,10 @@ export async function spawnBackend(options: BackendOptions): Promise<ChildBacken
   const start = async () => {
     const config: BackendOptions = { ...options, host, port, mode, ...(healthz === undefined ? {} : { healthz }) };
     // Node runs the .ts file itself; no loader flags from the parent (vitest's) are wanted.
-    const proc = fork(SELF, ["--child", JSON.stringify(config)], { execArgv: [], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const proc = fork(SELF, ["--child", JSON.stringify(config)], {
+      execArgv: [],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     child = proc;
     exited = new Promise((ok) => proc.once("exit", () => ok()));
     proc.on("message", (message: FromChild) => {

@@ -53,8 +53,19 @@ export function syncConfigMap(options: SyncOptions): ConfigMapSync {
 
   const watch = () => {
     // A field selector, not a name: `get -w NAME` fails while the ConfigMap does not exist yet.
-    const args = ["--kubeconfig", options.kubeconfig, "get", "configmaps", "-n", options.namespace,
-      "--field-selector", `metadata.name=${options.name}`, "--watch", "--output", "json"];
+    const args = [
+      "--kubeconfig",
+      options.kubeconfig,
+      "get",
+      "configmaps",
+      "-n",
+      options.namespace,
+      "--field-selector",
+      `metadata.name=${options.name}`,
+      "--watch",
+      "--output",
+      "json",
+    ];
     const proc = guardedSpawn(kubectlBinary, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     const splitter = jsonStream((object) => apply(object as { data?: Record<string, string> }));

@@ -18,7 +18,19 @@
 //   // start envoy -c /tmp/x/etc/envoy/fallback/bootstrap.yaml, then later:
 //   const { swappedAt } = volume.write(newFiles);   // performance.now() of the rename
 import { randomInt } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 export const DATA_DIR = "..data";
@@ -140,7 +152,11 @@ function isLink(path: string): boolean {
 }
 
 /** Create a volume at `dir` holding `files`: the state the kubelet leaves at pod start. */
-export function mountConfigMap(dir: string, files: Record<string, string>, options?: { mode?: number }): ConfigMapVolume {
+export function mountConfigMap(
+  dir: string,
+  files: Record<string, string>,
+  options?: { mode?: number },
+): ConfigMapVolume {
   mkdirSync(dirname(dir), { recursive: true });
   const volume = new ConfigMapVolume(dir, options);
   volume.write(files);

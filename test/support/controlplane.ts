@@ -73,10 +73,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     try {
       proc = spawn(
         controlPlaneBinary,
-        [`--dir=${dir}`, `--port=${port}`, `--kubeconfig=${kubeconfigPath}`, `--v=${verbosity}`,
+        [
+          `--dir=${dir}`,
+          `--port=${port}`,
+          `--kubeconfig=${kubeconfigPath}`,
+          `--v=${verbosity}`,
           // stdin is a pipe we hold: if this process dies, even by SIGKILL, the pipe
           // closes and the control plane shuts itself down instead of lingering.
-          "--exit-on-stdin-eof"],
+          "--exit-on-stdin-eof",
+        ],
         { stdio: ["pipe", log, log] },
       );
     } finally {
@@ -177,7 +182,16 @@ export function readyz(kubeconfigPath: string, port: number, timeoutMs = 2_000):
   if (!creds) return Promise.resolve(0);
   return new Promise((done) => {
     const req = request(
-      { host: "127.0.0.1", port, path: "/readyz", method: "GET", ...creds, servername: "localhost", timeout: timeoutMs, agent: false },
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/readyz",
+        method: "GET",
+        ...creds,
+        servername: "localhost",
+        timeout: timeoutMs,
+        agent: false,
+      },
       (res) => {
         res.resume();
         res.once("end", () => done(res.statusCode ?? 0));
@@ -198,10 +212,15 @@ async function waitReady(
 ): Promise<void> {
   // An exit ends the wait at once: the throw escapes the probe as its own message.
   let gone: string | undefined;
-  await until(`/readyz on port ${port}`, async () => {
-    gone = exitInfo();
-    return gone !== undefined || (await readyz(kubeconfigPath, port)) === 200;
-  }, timeoutMs, 100);
+  await until(
+    `/readyz on port ${port}`,
+    async () => {
+      gone = exitInfo();
+      return gone !== undefined || (await readyz(kubeconfigPath, port)) === 200;
+    },
+    timeoutMs,
+    100,
+  );
   if (gone) throw new Error(`control plane exited (${gone}) before /readyz answered`);
 }
 

@@ -18,7 +18,9 @@ export function envoyValidate(bootstrapYaml: string): string {
   const dir = mkdtempSync(join(tmpdir(), "envoy-validate-"));
   const file = join(dir, "bootstrap.yaml");
   writeFileSync(file, bootstrapYaml);
-  const run = spawnSync(ENVOY_BIN, ["--mode", "validate", "-c", file, "-l", "error", "--disable-hot-restart"], { encoding: "utf8" });
+  const run = spawnSync(ENVOY_BIN, ["--mode", "validate", "-c", file, "-l", "error", "--disable-hot-restart"], {
+    encoding: "utf8",
+  });
   return run.status === 0 ? "" : `${run.stdout}\n${run.stderr}`.trim();
 }
 
@@ -62,11 +64,15 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
   const adminHost = options.admin.address === "0.0.0.0" ? "127.0.0.1" : options.admin.address;
   const adminUrl = `http://${adminHost}:${options.admin.port}`;
   const args = [
-    "-c", options.config,
-    "--base-id", String(nextBaseId++),
+    "-c",
+    options.config,
+    "--base-id",
+    String(nextBaseId++),
     "--disable-hot-restart",
-    "--concurrency", String(options.concurrency ?? 2),
-    "--log-level", options.logLevel ?? "warn",
+    "--concurrency",
+    String(options.concurrency ?? 2),
+    "--log-level",
+    options.logLevel ?? "warn",
     ...(options.drainTimeS !== undefined ? ["--drain-time-s", String(options.drainTimeS)] : []),
   ];
   const proc: ChildProcess = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -82,7 +88,9 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
       const url = `${adminUrl}/stats?format=json${filter ? `&filter=${encodeURIComponent(filter)}` : ""}`;
       const res = await fetch(url);
       const body = (await res.json()) as { stats: Array<{ name?: string; value?: number }> };
-      return new Map(body.stats.filter((s) => s.name !== undefined && typeof s.value === "number").map((s) => [s.name!, s.value!]));
+      return new Map(
+        body.stats.filter((s) => s.name !== undefined && typeof s.value === "number").map((s) => [s.name!, s.value!]),
+      );
     },
     async stat(name) {
       const stats = await envoy.stats(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
@@ -124,12 +132,20 @@ export async function waitForEnvoyReady(options: {
   const timeoutMs = options.timeoutMs ?? 60_000;
   let gone: string | undefined;
   try {
-    await until("envoy", async () => {
-      gone = options.exited();
-      if (gone) return true;
-      // A refused connection (not listening yet) throws, which is "not yet" too.
-      return (await fetch(`${options.adminUrl}${options.path ?? "/ready"}`, { signal: AbortSignal.timeout(2_000) })).status === 200;
-    }, timeoutMs, 100);
+    await until(
+      "envoy",
+      async () => {
+        gone = options.exited();
+        if (gone) return true;
+        // A refused connection (not listening yet) throws, which is "not yet" too.
+        return (
+          (await fetch(`${options.adminUrl}${options.path ?? "/ready"}`, { signal: AbortSignal.timeout(2_000) }))
+            .status === 200
+        );
+      },
+      timeoutMs,
+      100,
+    );
   } catch {
     await options.stop();
     throw new Error(`envoy was not ready within ${timeoutMs} ms${options.details()}`);

@@ -21,7 +21,13 @@ export type Addr = { host: string; port: number };
  * endpoint so that each endpoint can have a port of its own. The slice's port name equals
  * the Service port's name, as the EndpointSlice controller writes it.
  */
-export function service(namespace: string, name: string, port: number, endpoints?: Addr[], portName = "http"): object[] {
+export function service(
+  namespace: string,
+  name: string,
+  port: number,
+  endpoints?: Addr[],
+  portName = "http",
+): object[] {
   const svc = {
     apiVersion: "v1",
     kind: "Service",

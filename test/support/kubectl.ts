@@ -16,7 +16,11 @@ export function kubectl(
   args: string[],
   options: { input?: string; timeoutMs?: number } = {},
 ): Promise<KubectlResult> {
-  return runCommand(existsSync(kubectlBinary) ? kubectlBinary : "kubectl", ["--kubeconfig", kubeconfig, ...args], options);
+  return runCommand(
+    existsSync(kubectlBinary) ? kubectlBinary : "kubectl",
+    ["--kubeconfig", kubeconfig, ...args],
+    options,
+  );
 }
 
 /**
@@ -25,7 +29,12 @@ export function kubectl(
  * so tests isolate by namespace and the whole control plane goes at teardown.
  */
 export async function createTestNamespace(kubeconfig: string, prefix: string): Promise<string> {
-  const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50) || "test";
+  const base =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 50) || "test";
   const name = `${base}-${randomBytes(4).toString("hex")}`;
   const result = await kubectl(kubeconfig, ["create", "namespace", name]);
   if (result.code !== 0) throw new Error(`kubectl create namespace ${name}: ${result.stderr.trim()}`);
@@ -34,7 +43,10 @@ export async function createTestNamespace(kubeconfig: string, prefix: string): P
 
 /** kubectl that returns its stdout, and throws with its stderr (or stdout) on a non-zero exit. */
 export async function kube(kubeconfig: string, args: string[], input?: string, timeoutMs?: number): Promise<string> {
-  const r = await kubectl(kubeconfig, args, { ...(input !== undefined ? { input } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+  const r = await kubectl(kubeconfig, args, {
+    ...(input !== undefined ? { input } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }

@@ -51,22 +51,37 @@ export type Load = {
   /** ms since the load started. */
   now(): number;
   /** Waits until `predicate` holds for a result sent after `sinceMs` (defaults to now); returns it. */
-  waitFor(what: string, predicate: (r: Result) => boolean, options?: { sinceMs?: number; timeoutMs?: number }): Promise<Result>;
+  waitFor(
+    what: string,
+    predicate: (r: Result) => boolean,
+    options?: { sinceMs?: number; timeoutMs?: number },
+  ): Promise<Result>;
   /** Stops sending, waits for requests in flight, returns every result in sending order. */
   stop(): Promise<Result[]>;
 };
 
 /** One request outside of any load. */
-export function send(url: string, host: string, agent?: Agent, timeoutMs = 20_000): Promise<Omit<Result, "seq" | "sentAt">> {
+export function send(
+  url: string,
+  host: string,
+  agent?: Agent,
+  timeoutMs = 20_000,
+): Promise<Omit<Result, "seq" | "sentAt">> {
   const started = performance.now();
   return new Promise((ok) => {
     const req = request(url, { method: "GET", headers: { host }, agent, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("error", (e) => ok({ latencyMs: performance.now() - started, status: 0, error: `response: ${e.message}` }));
+      res.on("error", (e) =>
+        ok({ latencyMs: performance.now() - started, status: 0, error: `response: ${e.message}` }),
+      );
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString();
-        const result: Omit<Result, "seq" | "sentAt"> = { latencyMs: performance.now() - started, status: res.statusCode ?? 0, headers: res.headers };
+        const result: Omit<Result, "seq" | "sentAt"> = {
+          latencyMs: performance.now() - started,
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+        };
         try {
           const json = JSON.parse(text);
           if (json && typeof json.backend === "string") {
@@ -81,7 +96,9 @@ export function send(url: string, host: string, agent?: Agent, timeoutMs = 20_00
       });
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
-    req.on("error", (e: NodeJS.ErrnoException) => ok({ latencyMs: performance.now() - started, status: 0, error: e.code ?? e.message }));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      ok({ latencyMs: performance.now() - started, status: 0, error: e.code ?? e.message }),
+    );
     req.end();
   });
 }
@@ -111,17 +128,20 @@ export function startLoad(options: LoadOptions): Load {
   };
 
   // Catch up to rate*elapsed on every tick: timers on a busy machine are late, the rate is not.
-  const timer = setInterval(() => {
-    const elapsed = now();
-    if (elapsed >= maxDuration) {
-      clearInterval(timer);
-      return;
-    }
-    const due = Math.floor((elapsed / 1000) * rate) + 1;
-    // Never burst more than 100 ms worth after a long stall.
-    const burst = Math.min(due - sent, Math.max(1, rate / 10));
-    for (let i = 0; i < burst; i++) fire();
-  }, Math.max(1, Math.floor(1000 / rate / 2)));
+  const timer = setInterval(
+    () => {
+      const elapsed = now();
+      if (elapsed >= maxDuration) {
+        clearInterval(timer);
+        return;
+      }
+      const due = Math.floor((elapsed / 1000) * rate) + 1;
+      // Never burst more than 100 ms worth after a long stall.
+      const burst = Math.min(due - sent, Math.max(1, rate / 10));
+      for (let i = 0; i < burst; i++) fire();
+    },
+    Math.max(1, Math.floor(1000 / rate / 2)),
+  );
 
   return {
     results,
@@ -133,7 +153,11 @@ export function startLoad(options: LoadOptions): Load {
         if (existing) return ok(existing);
         const timeout = setTimeout(() => {
           waiters.delete(waiter);
-          fail(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; last results: ${JSON.stringify(results.slice(-3))}`));
+          fail(
+            new Error(
+              `timed out after ${timeoutMs}ms waiting for ${what}; last results: ${JSON.stringify(results.slice(-3))}`,
+            ),
+          );
         }, timeoutMs);
         const waiter = {
           check: (r: Result) => {
@@ -179,7 +203,10 @@ export function percentile(values: number[], p: number): number {
 }
 
 /** `isOk` decides what counts as a good answer; default: any 2xx. */
-export function summarize(results: Result[], isOk: (r: Result) => boolean = (r) => r.status >= 200 && r.status < 300): Summary {
+export function summarize(
+  results: Result[],
+  isOk: (r: Result) => boolean = (r) => r.status >= 200 && r.status < 300,
+): Summary {
   const byStatus: Record<string, number> = {};
   const byBackend: Record<string, number> = {};
   const bad: Result[] = [];
@@ -205,4 +232,5 @@ export function summarize(results: Result[], isOk: (r: Result) => boolean = (r) 
 }
 
 /** Results sent within [fromMs, toMs). */
-export const between = (results: Result[], fromMs: number, toMs = Infinity) => results.filter((r) => r.sentAt >= fromMs && r.sentAt < toMs);
+export const between = (results: Result[], fromMs: number, toMs = Infinity) =>
+  results.filter((r) => r.sentAt >= fromMs && r.sentAt < toMs);

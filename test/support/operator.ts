@@ -39,17 +39,27 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const [health, metrics] = [await freePort(), await freePort()];
   const args = [
     operatorBin,
-    "--kubeconfig", options.kubeconfig,
-    "--config-namespace", options.configNamespace,
-    "--config-name", options.configName ?? "fallback-envoy",
-    "--health-addr", `127.0.0.1:${health}`,
-    "--metrics-addr", `127.0.0.1:${metrics}`,
-    "--log-level", "debug",
+    "--kubeconfig",
+    options.kubeconfig,
+    "--config-namespace",
+    options.configNamespace,
+    "--config-name",
+    options.configName ?? "fallback-envoy",
+    "--health-addr",
+    `127.0.0.1:${health}`,
+    "--metrics-addr",
+    `127.0.0.1:${metrics}`,
+    "--log-level",
+    "debug",
     ...(options.watchNamespace ? ["--watch-namespace", options.watchNamespace] : []),
     ...(options.leaderElect ? ["--leader-elect"] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...options.env },
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
   // All of it: benchmarks read the log from an offset on, which a cap would shift.
   const output = collectOutput(child, Infinity);
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
@@ -78,7 +88,14 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 /** The condition of `type` in a policy's status. */
 export const conditionOf = (policy: any, type: string) =>
   (policy?.status?.conditions ?? []).find((c: { type: string }) => c.type === type) as
-    | { type: string; status: string; reason: string; message: string; observedGeneration?: number; lastTransitionTime: string }
+    | {
+        type: string;
+        status: string;
+        reason: string;
+        message: string;
+        observedGeneration?: number;
+        lastTransitionTime: string;
+      }
     | undefined;
 
 /** The ConfigMap's files, parsed. */
@@ -86,7 +103,11 @@ export const configFiles = (configMap: any): Record<string, any> =>
   Object.fromEntries(Object.entries<string>(configMap?.data ?? {}).map(([k, v]) => [k, parse(v)]));
 
 /** A Prometheus text value: the first sample of `name` whose labels include `labels`. */
-export async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+export async function metric(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
   const text = await (await fetch(`${url}/metrics`)).text();
   for (const line of text.split("\n")) {
     if (!line.startsWith(name)) continue;

@@ -21,9 +21,17 @@ export interface CommandResult {
  * Runs a command to its end, `input` on its stdin, and resolves with its exit code (128 when a
  * signal or the timeout ended it) and output; a non-zero exit is the caller's to judge.
  */
-export function runCommand(command: string, args: string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandResult> {
   return new Promise((done, fail) => {
-    const proc = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], timeout: options.timeoutMs ?? 60_000, ...(options.env ? { env: options.env } : {}) });
+    const proc = spawn(command, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      timeout: options.timeoutMs ?? 60_000,
+      ...(options.env ? { env: options.env } : {}),
+    });
     let stdout = "";
     let stderr = "";
     proc.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
@@ -41,7 +49,10 @@ export const isRunning = (child: ChildProcess) => child.exitCode === null && chi
  * Sends `signal` (SIGTERM: a graceful stop), then SIGKILL if the child still runs after
  * `killAfterMs`; resolves once it has exited. Does nothing for a child that is gone.
  */
-export async function stopChild(child: ChildProcess, options: { signal?: NodeJS.Signals; killAfterMs?: number } = {}): Promise<void> {
+export async function stopChild(
+  child: ChildProcess,
+  options: { signal?: NodeJS.Signals; killAfterMs?: number } = {},
+): Promise<void> {
   if (!isRunning(child)) return;
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
   // A child unref'd while it runs would otherwise let a shutting-down parent exit before
@@ -82,4 +93,3 @@ export function guardedSpawn(command: string, args: string[], options: SpawnOpti
   const [cmd, argv] = SETPRIV ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", command, ...args]] : [command, args];
   return spawn(cmd, argv, { ...options, detached: true });
 }
-

@@ -32,9 +32,12 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   const args = [
     "bootstrap",
     ...options.xdsServers.flatMap((s) => ["--xds-server", s]),
-    "--listen", `127.0.0.1:${listen}`,
-    "--admin", `${admin.address}:${admin.port}`,
-    "--node-id", options.nodeId,
+    "--listen",
+    `127.0.0.1:${listen}`,
+    "--admin",
+    `${admin.address}:${admin.port}`,
+    "--node-id",
+    options.nodeId,
     ...(options.sotw ? ["--sotw"] : []),
     ...(options.args ?? []),
   ];
@@ -42,14 +45,23 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   if (run.status !== 0) throw new Error(`fallbackctl ${args.join(" ")}: ${run.stderr}`);
   const file = join(options.dir, `${options.nodeId}.yaml`);
   writeFileSync(file, run.stdout);
-  const envoy = await startEnvoy({ config: file, admin, drainTimeS: 1, ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}), ...(options.waitFor ? { waitFor: options.waitFor } : {}) });
+  const envoy = await startEnvoy({
+    config: file,
+    admin,
+    drainTimeS: 1,
+    ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
+    ...(options.waitFor ? { waitFor: options.waitFor } : {}),
+  });
   return Object.assign(envoy, { url: `http://127.0.0.1:${listen}/`, listen, nodeId: options.nodeId });
 }
 
 /** The dynamic clusters of an Envoy's config dump: active and warming. */
 export function clustersOf(dump: any): { active: any[]; warming: any[] } {
   const clusters = dump.configs.find((c: any) => c["@type"].endsWith(".ClustersConfigDump"));
-  return { active: (clusters.dynamic_active_clusters ?? []).map((c: any) => c.cluster), warming: (clusters.dynamic_warming_clusters ?? []).map((c: any) => c.cluster) };
+  return {
+    active: (clusters.dynamic_active_clusters ?? []).map((c: any) => c.cluster),
+    warming: (clusters.dynamic_warming_clusters ?? []).map((c: any) => c.cluster),
+  };
 }
 
 /** A virtual host's route in an Envoy's config dump (in whichever route configuration holds it). */

@@ -21,7 +21,15 @@ const tempDir = () => mkdtempSync(join(tmpdir(), "fallbackctl-"));
 
 describe("fallbackctl", () => {
   it("renders the examples into a bootstrap the real Envoy accepts", () => {
-    const { code, stdout } = run("render", "-f", EXAMPLES_DIR, "--listen", "127.0.0.1:18000", "--admin", "127.0.0.1:18001");
+    const { code, stdout } = run(
+      "render",
+      "-f",
+      EXAMPLES_DIR,
+      "--listen",
+      "127.0.0.1:18000",
+      "--admin",
+      "127.0.0.1:18001",
+    );
     expect(code).toBe(0);
     expect(stdout).toContain("port_value: 18000");
     expect(envoyValidate(stdout)).toBe("");
@@ -39,11 +47,20 @@ describe("fallbackctl", () => {
   });
 
   it("validates good input with exit 0", () => {
-    expect(run("validate", "-f", EXAMPLES_DIR)).toMatchObject({ code: 0, stdout: "2 valid, 0 invalid FallbackPolicies\n" });
+    expect(run("validate", "-f", EXAMPLES_DIR)).toMatchObject({
+      code: 0,
+      stdout: "2 valid, 0 invalid FallbackPolicies\n",
+    });
   });
 
   it("reports each problem on one line naming object and field, exit 1", () => {
-    const { code, stderr } = run("validate", "-f", join(INVALID, "attempts-negative.yaml"), "-f", join(INVALID, "static-not-last.yaml"));
+    const { code, stderr } = run(
+      "validate",
+      "-f",
+      join(INVALID, "attempts-negative.yaml"),
+      "-f",
+      join(INVALID, "static-not-last.yaml"),
+    );
     expect(code).toBe(1);
     expect(stderr).toBe(
       "FallbackPolicy default/attempts-negative: spec.retry.attempts: must be >= 0\n" +
@@ -53,7 +70,17 @@ describe("fallbackctl", () => {
 
   it("writes nothing when any policy is invalid", () => {
     const dir = join(tempDir(), "out");
-    const { code } = run("render", "-f", EXAMPLES_DIR, "-f", join(INVALID, "unknown-field.yaml"), "--format", "xds", "-o", dir);
+    const { code } = run(
+      "render",
+      "-f",
+      EXAMPLES_DIR,
+      "-f",
+      join(INVALID, "unknown-field.yaml"),
+      "--format",
+      "xds",
+      "-o",
+      dir,
+    );
     expect(code).toBe(1);
     expect(existsSync(dir)).toBe(false);
   });
@@ -61,7 +88,9 @@ describe("fallbackctl", () => {
   it("warns about unresolved references but still renders", () => {
     const { code, stderr } = run("render", "-f", join(ROOT, "test/golden/cases/missing-fallback-service.in.yaml"));
     expect(code).toBe(0);
-    expect(stderr).toContain("warning: FallbackPolicy shop/products: ResolvedRefs: Service shop/products-replica not found");
+    expect(stderr).toContain(
+      "warning: FallbackPolicy shop/products: ResolvedRefs: Service shop/products-replica not found",
+    );
   });
 
   it("names the file and line of broken YAML, without a stack trace", () => {
@@ -74,7 +103,10 @@ describe("fallbackctl", () => {
   });
 
   it("fails with exit 1 on a missing file", () => {
-    expect(run("validate", "-f", "/nonexistent.yaml")).toMatchObject({ code: 1, stderr: "fallbackctl: /nonexistent.yaml: no such file or directory\n" });
+    expect(run("validate", "-f", "/nonexistent.yaml")).toMatchObject({
+      code: 1,
+      stderr: "fallbackctl: /nonexistent.yaml: no such file or directory\n",
+    });
   });
 
   it.each([

@@ -2,7 +2,13 @@
 // it owns. The live behaviour is in test/integration/operator.
 import { describe, expect, it } from "vitest";
 import { policyConditions, readyFrom, type PolicyResult } from "../../operator/src/compile/results.ts";
-import { configMapUpdate, configSize, holds, configMapObject, HASH_ANNOTATION } from "../../operator/src/controller/configmap.ts";
+import {
+  configMapUpdate,
+  configSize,
+  holds,
+  configMapObject,
+  HASH_ANNOTATION,
+} from "../../operator/src/controller/configmap.ts";
 import { desiredStatus } from "../../operator/src/controller/status.ts";
 
 const ref = { namespace: "fallback-system", name: "fallback-envoy" };
@@ -17,7 +23,12 @@ const result = (ok: boolean, configHash = "sha256:aaa"): PolicyResult => ({
   backends: [{ name: "products", kind: "Service", endpoints: 2, resolution: "EndpointSlices", drained: false }],
   conditions: [
     { type: "Accepted", status: "True", reason: "Accepted", message: "a" },
-    { type: "ResolvedRefs", status: ok ? "True" : "False", reason: ok ? "ResolvedRefs" : "ServiceNotFound", message: "r" },
+    {
+      type: "ResolvedRefs",
+      status: ok ? "True" : "False",
+      reason: ok ? "ResolvedRefs" : "ServiceNotFound",
+      message: "r",
+    },
     { type: "Programmed", status: ok ? "True" : "False", reason: ok ? "Programmed" : "NotProgrammed", message: "p" },
     { type: "Ready", status: ok ? "True" : "False", reason: ok ? "Ready" : "ServiceNotFound", message: "ready" },
   ],
@@ -45,7 +56,11 @@ describe("desiredStatus", () => {
     const same: any = desiredStatus(policy(first), result(true), { configMap: ref, xdsServer: false }, t1);
     expect(same).toEqual(first);
     const broken: any = desiredStatus(policy(first), result(false), { configMap: ref, xdsServer: false }, t1);
-    expect(ready(broken)).toMatchObject({ status: "False", reason: "ServiceNotFound", lastTransitionTime: "2026-11-01T11:00:00Z" });
+    expect(ready(broken)).toMatchObject({
+      status: "False",
+      reason: "ServiceNotFound",
+      lastTransitionTime: "2026-11-01T11:00:00Z",
+    });
     expect(broken.conditions[0].lastTransitionTime).toBe("2026-11-01T10:00:00Z");
     expect(broken.configRef).toBeNull();
   });
@@ -53,10 +68,24 @@ describe("desiredStatus", () => {
   it("when the config is too large: a policy whose part changed is not programmed; an unchanged one is", () => {
     const notWritten = { reason: "ConfigTooLarge" as const, message: "too big" };
     const live: any = desiredStatus(policy(), result(true, "sha256:old"), { configMap: ref, xdsServer: false }, t0);
-    const unchanged: any = desiredStatus(policy(live), result(true, "sha256:old"), { configMap: ref, notWritten, xdsServer: false }, t1);
+    const unchanged: any = desiredStatus(
+      policy(live),
+      result(true, "sha256:old"),
+      { configMap: ref, notWritten, xdsServer: false },
+      t1,
+    );
     expect(ready(unchanged).status).toBe("True");
-    const changed: any = desiredStatus(policy(live), result(true, "sha256:new"), { configMap: ref, notWritten, xdsServer: false }, t1);
-    expect(changed.conditions.find((c: any) => c.type === "Programmed")).toMatchObject({ status: "False", reason: "ConfigTooLarge", message: "too big" });
+    const changed: any = desiredStatus(
+      policy(live),
+      result(true, "sha256:new"),
+      { configMap: ref, notWritten, xdsServer: false },
+      t1,
+    );
+    expect(changed.conditions.find((c: any) => c.type === "Programmed")).toMatchObject({
+      status: "False",
+      reason: "ConfigTooLarge",
+      message: "too big",
+    });
     expect(ready(changed)).toMatchObject({ status: "False", reason: "ConfigTooLarge" });
     expect(changed.configRef.hash).toBe("sha256:old"); // still what Envoy runs
   });
@@ -82,30 +111,66 @@ describe("desiredStatus", () => {
       ["Ready", "False", "Conflicted"],
       ["Stalled", "True", "Conflicted"],
     ]);
-    expect(stalledOf(stalled)).toEqual({ type: "Stalled", status: "True", observedGeneration: 2, lastTransitionTime: "2026-11-01T10:00:00Z", reason: "Conflicted", message });
+    expect(stalledOf(stalled)).toEqual({
+      type: "Stalled",
+      status: "True",
+      observedGeneration: 2,
+      lastTransitionTime: "2026-11-01T10:00:00Z",
+      reason: "Conflicted",
+      message,
+    });
 
     const delivery = { configMap: ref, xdsServer: true, xds: { connected: 1, acked: 1, pending: 0 } };
     const accepted: any = desiredStatus(policy(stalled), result(true), delivery, t1);
-    expect(ours(accepted).map((c: any) => [c.type, c.status])).toEqual(["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True"]));
+    expect(ours(accepted).map((c: any) => [c.type, c.status])).toEqual(
+      ["Accepted", "ResolvedRefs", "Programmed", "Ready"].map((t) => [t, "True"]),
+    );
     expect(stalledOf(accepted)).toBeUndefined();
     // Unchanged once settled: no write.
     expect(desiredStatus(policy(accepted), result(true), delivery, t1)).toEqual(accepted);
   });
 
   it("keeps conditions it does not own where they are, and Ready from Accepted, ResolvedRefs and Programmed only", () => {
-    const other = { type: "Other", status: "False" as const, observedGeneration: 2, lastTransitionTime: "2026-11-01T09:00:00Z", reason: "R", message: "m" };
-    const s: any = desiredStatus(policy({ conditions: [other] }), result(true), { xdsServer: true, xds: { connected: 2, acked: 1, pending: 0 } }, t0);
+    const other = {
+      type: "Other",
+      status: "False" as const,
+      observedGeneration: 2,
+      lastTransitionTime: "2026-11-01T09:00:00Z",
+      reason: "R",
+      message: "m",
+    };
+    const s: any = desiredStatus(
+      policy({ conditions: [other] }),
+      result(true),
+      { xdsServer: true, xds: { connected: 2, acked: 1, pending: 0 } },
+      t0,
+    );
     expect(ours(s).map((c: any) => c.type)).toEqual(["Other", "Accepted", "ResolvedRefs", "Programmed", "Ready"]);
     expect(s.conditions[0]).toEqual(other);
     expect(ready(s)).toMatchObject({ status: "False", reason: "NotAcknowledged" });
-    expect(readyFrom([...result(true).conditions.slice(0, 3), { type: "Stalled", status: "False", reason: "x", message: "y" }]).status).toBe("True");
+    expect(
+      readyFrom([
+        ...result(true).conditions.slice(0, 3),
+        { type: "Stalled", status: "False", reason: "x", message: "y" },
+      ]).status,
+    ).toBe("True");
   });
 });
 
 describe("desiredStatus with the xDS server", () => {
   const programmed = (s: any) => s.conditions.find((c: any) => c.type === "Programmed");
-  const over = (xds?: { connected: number; acked: number; pending?: number; rejected?: { node: string; resource: string; message: string } }) =>
-    desiredStatus(policy(), result(true), { xdsServer: true, ...(xds ? { xds: { pending: 0, ...xds } } : {}) }, t0) as any;
+  const over = (xds?: {
+    connected: number;
+    acked: number;
+    pending?: number;
+    rejected?: { node: string; resource: string; message: string };
+  }) =>
+    desiredStatus(
+      policy(),
+      result(true),
+      { xdsServer: true, ...(xds ? { xds: { pending: 0, ...xds } } : {}) },
+      t0,
+    ) as any;
 
   it("is Programmed when every connected Envoy runs the policy, and says how many do", () => {
     const s = over({ connected: 2, acked: 2 });
@@ -123,13 +188,25 @@ describe("desiredStatus with the xDS server", () => {
 
   it("is not Programmed (nor Ready) while an Envoy does not run the policy's current config", () => {
     const s = over({ connected: 2, acked: 1 });
-    expect(programmed(s)).toMatchObject({ status: "False", reason: "NotAcknowledged", message: "1 of 2 connected Envoys run this policy's current config." });
+    expect(programmed(s)).toMatchObject({
+      status: "False",
+      reason: "NotAcknowledged",
+      message: "1 of 2 connected Envoys run this policy's current config.",
+    });
     expect(ready(s)).toMatchObject({ status: "False", reason: "NotAcknowledged" });
   });
 
   it("is Rejected with Envoy's words when an Envoy rejected the policy's resources", () => {
-    const s = over({ connected: 1, acked: 0, rejected: { node: "gw-1", resource: "cluster shop/products/primary", message: "bad duration\n" } });
-    expect(programmed(s)).toMatchObject({ status: "False", reason: "Rejected", message: "Envoy gw-1 rejected cluster shop/products/primary: bad duration" });
+    const s = over({
+      connected: 1,
+      acked: 0,
+      rejected: { node: "gw-1", resource: "cluster shop/products/primary", message: "bad duration\n" },
+    });
+    expect(programmed(s)).toMatchObject({
+      status: "False",
+      reason: "Rejected",
+      message: "Envoy gw-1 rejected cluster shop/products/primary: bad duration",
+    });
     expect(ready(s)).toMatchObject({ status: "False", reason: "Rejected" });
   });
 
@@ -160,14 +237,17 @@ describe("the operator's ConfigMap", () => {
     const edited = {
       metadata: { name: "fallback-envoy", resourceVersion: "7", labels: { team: "edge" }, managedFields: [{}] },
       data: { "cds.yaml": "hacked", "extra.yaml": "x" },
-      binaryData: { "blob": "AA==" },
+      binaryData: { blob: "AA==" },
     };
     const update = configMapUpdate(edited, files, "h1");
     expect(update["data"]).toEqual(files);
     expect(update["binaryData"]).toBeUndefined();
-    expect(update.metadata).toMatchObject({ resourceVersion: "7", labels: { team: "edge", "app.kubernetes.io/managed-by": "fallback-operator" }, annotations: { [HASH_ANNOTATION]: "h1" } });
+    expect(update.metadata).toMatchObject({
+      resourceVersion: "7",
+      labels: { team: "edge", "app.kubernetes.io/managed-by": "fallback-operator" },
+      annotations: { [HASH_ANNOTATION]: "h1" },
+    });
     expect(update.metadata.managedFields).toBeUndefined();
     expect(holds({ ...update, metadata: { ...update.metadata } }, files, "h1")).toBe(true);
   });
-
 });

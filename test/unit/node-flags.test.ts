@@ -16,9 +16,19 @@ const REPORT = "REPORT ";
 const reporter = `--import=data:text/javascript,process.on("exit",()=>process.stderr.write("\\n${REPORT}"+JSON.stringify({pid:process.pid,execArgv:process.execArgv})+"\\n"))`;
 
 function run(bin: string, args: string[], options: { nodeFlags?: string[]; input?: string } = {}) {
-  const child = spawnSync(process.execPath, [...(options.nodeFlags ?? []), reporter, bin, ...args], { encoding: "utf8", timeout: 30_000, input: options.input ?? "" });
-  const reports = child.stderr.split("\n").filter((l) => l.startsWith(REPORT)).map((l) => JSON.parse(l.slice(REPORT.length)) as { pid: number; execArgv: string[] });
-  const stderr = child.stderr.split("\n").filter((l) => !l.startsWith(REPORT)).join("\n");
+  const child = spawnSync(process.execPath, [...(options.nodeFlags ?? []), reporter, bin, ...args], {
+    encoding: "utf8",
+    timeout: 30_000,
+    input: options.input ?? "",
+  });
+  const reports = child.stderr
+    .split("\n")
+    .filter((l) => l.startsWith(REPORT))
+    .map((l) => JSON.parse(l.slice(REPORT.length)) as { pid: number; execArgv: string[] });
+  const stderr = child.stderr
+    .split("\n")
+    .filter((l) => !l.startsWith(REPORT))
+    .join("\n");
   return { status: child.status, stdout: child.stdout, stderr, reports, pid: child.pid };
 }
 
@@ -40,7 +50,9 @@ describe("the bins' Node.js flags", () => {
     expect(crd.status).toBe(0);
     expect(parse(crd.stdout).kind).toBe("CustomResourceDefinition");
     expect(crd.stderr.trim()).toBe("");
-    const piped = run(fallbackctlBin, ["validate", "-f", "-"], { input: readFileSync(join(repoRoot, "examples/shop.yaml"), "utf8") });
+    const piped = run(fallbackctlBin, ["validate", "-f", "-"], {
+      input: readFileSync(join(repoRoot, "examples/shop.yaml"), "utf8"),
+    });
     expect(piped.status).toBe(0);
     expect(piped.stdout).toContain("1 valid, 0 invalid FallbackPolicies");
     expect(run(fallbackctlBin, ["frobnicate"]).status).toBe(2);
@@ -49,7 +61,11 @@ describe("the bins' Node.js flags", () => {
   it("a flag given by name keeps the caller's value and needs no relaunch", () => {
     const result = run(fallbackctlBin, ["--help"], { nodeFlags: ["--max-semi-space-size=8"] });
     expect(result.status).toBe(0);
-    expect(result.reports[0]!.execArgv.filter((f) => f.startsWith("--max-semi-space-size"))).toEqual(["--max-semi-space-size=8"]);
-    expect(missingNodeFlags(OPERATOR_NODE_FLAGS, ["--v8_pool_size=1"], "--heap-growing-percent=50")).toEqual(["--max-semi-space-size=4"]);
+    expect(result.reports[0]!.execArgv.filter((f) => f.startsWith("--max-semi-space-size"))).toEqual([
+      "--max-semi-space-size=8",
+    ]);
+    expect(missingNodeFlags(OPERATOR_NODE_FLAGS, ["--v8_pool_size=1"], "--heap-growing-percent=50")).toEqual([
+      "--max-semi-space-size=4",
+    ]);
   });
 });

@@ -17,12 +17,38 @@ describe("fallback-operator flags", () => {
   });
 
   it("reads every flag", () => {
-    const f = parseFlags([
-      "--kubeconfig", "/k", "--config-namespace", "edge", "--config-name", "gw", "--watch-namespace", "apps",
-      "--metrics-addr", "127.0.0.1:0", "--health-addr", "[::1]:9000", "--leader-elect", "--log-level", "debug",
-      "--envoy-config-dir", "/cfg", "--envoy-listen", "127.0.0.1:10001", "--envoy-admin", "127.0.0.1:9902",
-      "--cluster-domain", "corp.local", "--trusted-ca", "/ca.pem", "--config-limit-bytes", "5000",
-    ], {});
+    const f = parseFlags(
+      [
+        "--kubeconfig",
+        "/k",
+        "--config-namespace",
+        "edge",
+        "--config-name",
+        "gw",
+        "--watch-namespace",
+        "apps",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--health-addr",
+        "[::1]:9000",
+        "--leader-elect",
+        "--log-level",
+        "debug",
+        "--envoy-config-dir",
+        "/cfg",
+        "--envoy-listen",
+        "127.0.0.1:10001",
+        "--envoy-admin",
+        "127.0.0.1:9902",
+        "--cluster-domain",
+        "corp.local",
+        "--trusted-ca",
+        "/ca.pem",
+        "--config-limit-bytes",
+        "5000",
+      ],
+      {},
+    );
     expect(f).toMatchObject({
       kubeconfig: ["/k"],
       configMap: { namespace: "edge", name: "gw" },
@@ -31,7 +57,13 @@ describe("fallback-operator flags", () => {
       health: { address: "::1", port: 9000 },
       leaderElect: true,
       logLevel: "debug",
-      compile: { configDir: "/cfg", listen: { address: "127.0.0.1", port: 10001 }, admin: { port: 9902 }, clusterDomain: "corp.local", trustedCA: "/ca.pem" },
+      compile: {
+        configDir: "/cfg",
+        listen: { address: "127.0.0.1", port: 10001 },
+        admin: { port: 9902 },
+        clusterDomain: "corp.local",
+        trustedCA: "/ca.pem",
+      },
       configLimitBytes: 5000,
     });
   });
@@ -44,7 +76,10 @@ describe("fallback-operator flags", () => {
 
   it("runs the xDS server when any --xds flag is given: TLS from files, or plaintext when asked, and then no ConfigMap", () => {
     const tls = parseFlags(["--xds-tls-cert", "/c.pem", "--xds-tls-key", "/k.pem", "--xds-client-ca", "/ca.pem"], {});
-    expect(tls.xds).toEqual({ listen: { address: "0.0.0.0", port: 18000 }, tls: { cert: "/c.pem", key: "/k.pem", clientCA: "/ca.pem" } });
+    expect(tls.xds).toEqual({
+      listen: { address: "0.0.0.0", port: 18000 },
+      tls: { cert: "/c.pem", key: "/k.pem", clientCA: "/ca.pem" },
+    });
     expect(tls.configMapOutput).toBe(false);
     const plain = parseFlags(["--xds-addr", "127.0.0.1:0", "--xds-plaintext"], {});
     expect(plain.xds).toEqual({ listen: { address: "127.0.0.1", port: 0 } });
@@ -53,8 +88,9 @@ describe("fallback-operator flags", () => {
 
   it("reads $KUBECONFIG as a list, as kubectl does, and merges the files", () => {
     const fixtures = "test/unit/fixtures";
-    expect(parseFlags([], { KUBECONFIG: `${fixtures}/unreachable.kubeconfig:${fixtures}/second.kubeconfig` }).kubeconfig)
-      .toEqual([`${fixtures}/unreachable.kubeconfig`, `${fixtures}/second.kubeconfig`]);
+    expect(
+      parseFlags([], { KUBECONFIG: `${fixtures}/unreachable.kubeconfig:${fixtures}/second.kubeconfig` }).kubeconfig,
+    ).toEqual([`${fixtures}/unreachable.kubeconfig`, `${fixtures}/second.kubeconfig`]);
     expect(parseFlags(["--kubeconfig", "/k"], { KUBECONFIG: "/a:/b" }).kubeconfig).toEqual(["/k"]);
     expect(parseFlags([], {}).kubeconfig).toBeUndefined();
 
@@ -93,15 +129,47 @@ describe("fallback-operator flags", () => {
       const kubeconfig = "test/unit/fixtures/unreachable.kubeconfig";
       const bin = "operator/bin/fallback-operator.ts";
       // The health port is taken: the framework's start fails.
-      const busy = spawnSync(process.execPath, [bin, "--kubeconfig", kubeconfig, "--config-namespace", "x", "--health-addr", `127.0.0.1:${port}`, "--metrics-addr", "127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
+      const busy = spawnSync(
+        process.execPath,
+        [
+          bin,
+          "--kubeconfig",
+          kubeconfig,
+          "--config-namespace",
+          "x",
+          "--health-addr",
+          `127.0.0.1:${port}`,
+          "--metrics-addr",
+          "127.0.0.1:0",
+        ],
+        { encoding: "utf8", timeout: 20_000 },
+      );
       expect(busy.status).toBe(1);
       expect(busy.stdout).toContain("operator failed to start");
       // The metrics port is taken.
-      const metrics = spawnSync(process.execPath, [bin, "--kubeconfig", kubeconfig, "--config-namespace", "x", "--health-addr", "127.0.0.1:0", "--metrics-addr", `127.0.0.1:${port}`], { encoding: "utf8", timeout: 20_000 });
+      const metrics = spawnSync(
+        process.execPath,
+        [
+          bin,
+          "--kubeconfig",
+          kubeconfig,
+          "--config-namespace",
+          "x",
+          "--health-addr",
+          "127.0.0.1:0",
+          "--metrics-addr",
+          `127.0.0.1:${port}`,
+        ],
+        { encoding: "utf8", timeout: 20_000 },
+      );
       expect(metrics.status).toBe(1);
       expect(metrics.stdout).toContain("metrics server failed to start");
       // No kubeconfig where it says.
-      const missing = spawnSync(process.execPath, [bin, "--kubeconfig", "/nonexistent/kubeconfig", "--config-namespace", "x"], { encoding: "utf8", timeout: 20_000 });
+      const missing = spawnSync(
+        process.execPath,
+        [bin, "--kubeconfig", "/nonexistent/kubeconfig", "--config-namespace", "x"],
+        { encoding: "utf8", timeout: 20_000 },
+      );
       expect(missing.status).toBe(1);
       expect(missing.stdout).toContain("cannot load the kubeconfig");
       for (const run of [busy, metrics, missing]) expect(run.stdout + run.stderr).not.toMatch(/at .*\.ts:\d+/);

@@ -19,7 +19,10 @@ describe("offline validator", () => {
       apiVersion: "fallback.dev/v1alpha1",
       kind: "FallbackPolicy",
       metadata: { name: "p", namespace: "shop" },
-      spec: { targetRef: { name: "products", port: 8080 }, fallbacks: [{ external: { host: "api.example", port: 443 } }] },
+      spec: {
+        targetRef: { name: "products", port: 8080 },
+        fallbacks: [{ external: { host: "api.example", port: 443 } }],
+      },
     });
     expect(result.ok && result.policy.spec).toEqual({
       targetRef: { kind: "Service", name: "products", port: 8080 },
@@ -47,7 +50,14 @@ describe("offline validator", () => {
   });
 
   describe("drain", () => {
-    const withDrain = (drain: string[], fallbacks: object[] = [{ service: { name: "cache", port: 8080 } }, { external: { host: "api.backup.example", port: 443 } }, { staticResponse: {} }]) =>
+    const withDrain = (
+      drain: string[],
+      fallbacks: object[] = [
+        { service: { name: "cache", port: 8080 } },
+        { external: { host: "api.backup.example", port: 443 } },
+        { staticResponse: {} },
+      ],
+    ) =>
       validatePolicy({
         apiVersion: "fallback.dev/v1alpha1",
         kind: "FallbackPolicy",
@@ -63,23 +73,35 @@ describe("offline validator", () => {
 
     it("rejects a name that is no backend of the policy, saying which names are", () => {
       expect(errorsOf(withDrain(["products", "cahce"]))).toEqual([
-        { path: "spec.drain", message: "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host" },
+        {
+          path: "spec.drain",
+          message:
+            "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host",
+        },
       ]);
     });
 
     it("rejects draining the static response, and says why", () => {
       expect(errorsOf(withDrain(["static"]))).toEqual([
-        { path: "spec.drain", message: "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained" },
+        {
+          path: "spec.drain",
+          message:
+            "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained",
+        },
       ]);
     });
 
     it("lets a Service that is called static be drained", () => {
-      expect(withDrain(["static"], [{ service: { name: "static", port: 80 } }, { staticResponse: {} }])).toMatchObject({ ok: true });
+      expect(withDrain(["static"], [{ service: { name: "static", port: 80 } }, { staticResponse: {} }])).toMatchObject({
+        ok: true,
+      });
     });
 
     it("rejects a name given twice, and more names than a policy has backends", () => {
       expect(errorsOf(withDrain(["cache", "cache"])).map((e) => e.path)).toEqual(["spec.drain[1]"]);
-      expect(errorsOf(withDrain(Array.from({ length: 10 }, (_, i) => `b${i}`)))[0]).toMatchObject({ path: "spec.drain" });
+      expect(errorsOf(withDrain(Array.from({ length: 10 }, (_, i) => `b${i}`)))[0]).toMatchObject({
+        path: "spec.drain",
+      });
     });
   });
 
@@ -90,11 +112,22 @@ describe("offline validator", () => {
       metadata: { name: "p", namespace: "shop" },
       spec: { targetRef: { name: "products", port: 8080 }, fallbacks: [{ staticResponse: {} }], healthCheck: {} },
     });
-    expect(result.ok && result.policy.spec.healthCheck).toEqual({ path: "/healthz", interval: "5s", timeout: "1s", unhealthyThreshold: 2, healthyThreshold: 1 });
+    expect(result.ok && result.policy.spec.healthCheck).toEqual({
+      path: "/healthz",
+      interval: "5s",
+      timeout: "1s",
+      unhealthyThreshold: 2,
+      healthyThreshold: 1,
+    });
   });
 
   it("never modifies its input", () => {
-    const input = { apiVersion: "fallback.dev/v1alpha1", kind: "FallbackPolicy", metadata: { name: "p" }, spec: { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] } };
+    const input = {
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name: "p" },
+      spec: { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] },
+    };
     const copy = structuredClone(input);
     validatePolicy(input);
     expect(input).toEqual(copy);
@@ -102,9 +135,15 @@ describe("offline validator", () => {
 
   it("copies input that is not plain data, and sees a __proto__ key as the field it is", () => {
     const spec = { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] };
-    const base = { apiVersion: "fallback.dev/v1alpha1", kind: "FallbackPolicy", metadata: { name: "p", creationTimestamp: new Date(0) } };
+    const base = {
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name: "p", creationTimestamp: new Date(0) },
+    };
     expect(validatePolicy({ ...base, spec })).toMatchObject({ ok: true });
-    const sneaky = JSON.parse(JSON.stringify({ ...base, spec }).replace('"targetRef"', '"__proto__":{"x":1},"targetRef"'));
+    const sneaky = JSON.parse(
+      JSON.stringify({ ...base, spec }).replace('"targetRef"', '"__proto__":{"x":1},"targetRef"'),
+    );
     const result = validatePolicy(sneaky);
     expect(result.ok ? [] : result.errors).toEqual([{ path: "spec.__proto__", message: "unknown field" }]);
   });

@@ -18,28 +18,158 @@ const roundTrips = (value: unknown) => expect(read(toYaml(value as object))).toE
 // or as a different string, or not at all.
 const TRICKY = [
   // booleans and null of YAML 1.1, in every case
-  ...["y", "n", "yes", "no", "on", "off", "true", "false", "null"].flatMap((w) => [w, w.toUpperCase(), w[0]!.toUpperCase() + w.slice(1)]),
-  "~", "", " ", "  ", "=", "<<",
+  ...["y", "n", "yes", "no", "on", "off", "true", "false", "null"].flatMap((w) => [
+    w,
+    w.toUpperCase(),
+    w[0]!.toUpperCase() + w.slice(1),
+  ]),
+  "~",
+  "",
+  " ",
+  "  ",
+  "=",
+  "<<",
   // numbers: ints, octal, hex, binary, base 60, floats, exponents, infinities
-  "0", "7", "012", "0o12", "0x1F", "0b101", "1_000", "-1", "+1", "190:20:30", "1:30", "-1:30",
-  "1.5", "1.", ".5", "+.5", "1e5", "1E+5", "1.5e-3", "6.8523015e+5", "685.230_15e+03", "190:20:30.15",
-  ".inf", "-.Inf", "+.INF", ".nan", ".NaN", "inf", "nan", "Infinity", "-Infinity", "NaN",
+  "0",
+  "7",
+  "012",
+  "0o12",
+  "0x1F",
+  "0b101",
+  "1_000",
+  "-1",
+  "+1",
+  "190:20:30",
+  "1:30",
+  "-1:30",
+  "1.5",
+  "1.",
+  ".5",
+  "+.5",
+  "1e5",
+  "1E+5",
+  "1.5e-3",
+  "6.8523015e+5",
+  "685.230_15e+03",
+  "190:20:30.15",
+  ".inf",
+  "-.Inf",
+  "+.INF",
+  ".nan",
+  ".NaN",
+  "inf",
+  "nan",
+  "Infinity",
+  "-Infinity",
+  "NaN",
   // timestamps
-  "2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "2026-01-01T00:00:00Z",
+  "2001-12-14",
+  "2001-12-14t21:59:43.10-05:00",
+  "2001-12-14 21:59:43.10 -5",
+  "2026-01-01T00:00:00Z",
   // indicators, comments, mappings
-  "a: b", "a:b", "a:", ":a", "a :b", "#a", "a #b", "a#b", "- a", "-", "-a", "--", "---", "--- a", "...", "... a",
-  "?", "? a", "?a", "[a]", "{a}", "a, b", "a,b", ",a", "*a", "&a", "!a", "!!str", "|", "|-", ">", ">-", "%a", "@a", "`a",
-  "E5", "e012", "E+5", "e", "E", "_", "_1",
-  "'a'", '"a"', "a'b", 'a"b', `a"b'c`, "'", '"', "''", "a\\b", "\\", "\\n",
+  "a: b",
+  "a:b",
+  "a:",
+  ":a",
+  "a :b",
+  "#a",
+  "a #b",
+  "a#b",
+  "- a",
+  "-",
+  "-a",
+  "--",
+  "---",
+  "--- a",
+  "...",
+  "... a",
+  "?",
+  "? a",
+  "?a",
+  "[a]",
+  "{a}",
+  "a, b",
+  "a,b",
+  ",a",
+  "*a",
+  "&a",
+  "!a",
+  "!!str",
+  "|",
+  "|-",
+  ">",
+  ">-",
+  "%a",
+  "@a",
+  "`a",
+  "E5",
+  "e012",
+  "E+5",
+  "e",
+  "E",
+  "_",
+  "_1",
+  "'a'",
+  '"a"',
+  "a'b",
+  'a"b',
+  `a"b'c`,
+  "'",
+  '"',
+  "''",
+  "a\\b",
+  "\\",
+  "\\n",
   // whitespace and line breaks
-  " a", "a ", "a  b", "a\tb", "\t", "a\nb", "a\n", "\n", "\na", "a\n\nb", "a\r\nb", "\r", "a \n b",
+  " a",
+  "a ",
+  "a  b",
+  "a\tb",
+  "\t",
+  "a\nb",
+  "a\n",
+  "\n",
+  "\na",
+  "a\n\nb",
+  "a\r\nb",
+  "\r",
+  "a \n b",
   // characters YAML must not see raw, line breaks it knows, and plain Unicode
-  "\u0000", "\u0007", "\u001b", "\u007f", "\u0080", "\u0085", "\u009f", "\u00a0", "\u2028", "\u2029", "\ufeff", "\ufffe", "\uffff",
-  "\ud800", "\udfff", "a\ud800b", "😀", "é", "日本語", "a é b",
+  "\u0000",
+  "\u0007",
+  "\u001b",
+  "\u007f",
+  "\u0080",
+  "\u0085",
+  "\u009f",
+  "\u00a0",
+  "\u2028",
+  "\u2029",
+  "\ufeff",
+  "\ufffe",
+  "\uffff",
+  "\ud800",
+  "\udfff",
+  "a\ud800b",
+  "😀",
+  "é",
+  "日本語",
+  "a é b",
   // what the compiler writes: these should stay plain
-  "10.0.0.1", "5xx", "1s", "0.25s", "3600s", "products.shop:8080", "shop/products/fallback-1",
-  "type.googleapis.com/envoy.config.cluster.v3.Cluster", "5xx,gateway-error,reset", "The policy is valid and owns its target.",
-  '{"degraded":true}', "application/json", "@type",
+  "10.0.0.1",
+  "5xx",
+  "1s",
+  "0.25s",
+  "3600s",
+  "products.shop:8080",
+  "shop/products/fallback-1",
+  "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+  "5xx,gateway-error,reset",
+  "The policy is valid and owns its target.",
+  '{"degraded":true}',
+  "application/json",
+  "@type",
 ];
 
 describe("toYaml", () => {
@@ -61,9 +191,9 @@ describe("toYaml", () => {
     expect(toYaml({ a: "10.0.0.1", b: "5xx", c: "1s", d: "products.shop:8080", e: "The policy is valid." })).toBe(
       "a: 10.0.0.1\nb: 5xx\nc: 1s\nd: products.shop:8080\ne: The policy is valid.\n",
     );
-    expect(toYaml({ a: "yes", b: "Off", c: "503", d: "1:30", e: "0x1F", f: "", g: "a: b", h: "#x", i: '{"x":1}' })).toBe(
-      'a: "yes"\nb: "Off"\nc: "503"\nd: "1:30"\ne: "0x1F"\nf: ""\ng: "a: b"\nh: "#x"\ni: \'{"x":1}\'\n',
-    );
+    expect(
+      toYaml({ a: "yes", b: "Off", c: "503", d: "1:30", e: "0x1F", f: "", g: "a: b", h: "#x", i: '{"x":1}' }),
+    ).toBe('a: "yes"\nb: "Off"\nc: "503"\nd: "1:30"\ne: "0x1F"\nf: ""\ng: "a: b"\nh: "#x"\ni: \'{"x":1}\'\n');
   });
 
   it("lays out collections as the yaml package does", () => {
@@ -81,12 +211,28 @@ describe("toYaml", () => {
   });
 
   it("leaves out undefined values, and writes them as null in sequences, like JSON", () => {
-    expect(read(toYaml({ a: undefined, b: 1, c: [undefined, 2] }))).toEqual(JSON.parse(JSON.stringify({ a: undefined, b: 1, c: [undefined, 2] })));
+    expect(read(toYaml({ a: undefined, b: 1, c: [undefined, 2] }))).toEqual(
+      JSON.parse(JSON.stringify({ a: undefined, b: 1, c: [undefined, 2] })),
+    );
     expect(toYaml({ a: undefined })).toBe("{}\n");
   });
 
   it("writes numbers as the yaml package does, and reads them back", () => {
-    for (const n of [0, -0, 1, -1, 0.1, 1e21, 1e-7, 5e-324, Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, Infinity, -Infinity, NaN]) {
+    for (const n of [
+      0,
+      -0,
+      1,
+      -1,
+      0.1,
+      1e21,
+      1e-7,
+      5e-324,
+      Number.MAX_SAFE_INTEGER,
+      Number.MAX_VALUE,
+      Infinity,
+      -Infinity,
+      NaN,
+    ]) {
       expect(toYaml({ n })).toBe(stringify({ n }, { version: "1.1" }));
       expect(read(toYaml({ n }))).toEqual({ n });
     }
@@ -103,7 +249,12 @@ describe("toYaml", () => {
   // surrogates included) and any code point.
   const tricky = fc.constantFrom(..."yYnNtTfFoO0123456789.+-_eExXbB:# ?'\"\\\n\r\t{}[],&*!|>%@`~=<");
   const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
-  const unit = fc.oneof(tricky, codeUnit, fc.string({ unit: "binary", minLength: 1, maxLength: 1 }), fc.constantFrom(...TRICKY));
+  const unit = fc.oneof(
+    tricky,
+    codeUnit,
+    fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
+    fc.constantFrom(...TRICKY),
+  );
   const text = fc.oneof(fc.string({ unit, maxLength: 12 }), fc.constantFrom(...TRICKY));
   const scalar = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.constant(null));
   const { value } = fc.letrec((tie) => ({
@@ -133,18 +284,52 @@ describe("toYaml", () => {
 
 describe("Envoy reads the emitter's strings", () => {
   it("accepts a static response whose body and headers are tricky strings", () => {
-    const values = ["yes", "No", "on", "~", "null", "0x1F", "1:30", "1e5", ".inf", "", "a: b", "#x", '{"x":1}', "a'b", "a\nb", "é😀", "\u2028"];
+    const values = [
+      "yes",
+      "No",
+      "on",
+      "~",
+      "null",
+      "0x1F",
+      "1:30",
+      "1e5",
+      ".inf",
+      "",
+      "a: b",
+      "#x",
+      '{"x":1}',
+      "a'b",
+      "a\nb",
+      "é😀",
+      "\u2028",
+    ];
     const policy = {
       apiVersion: "fallback.dev/v1alpha1",
       kind: "FallbackPolicy",
       metadata: { name: "products", namespace: "shop" },
       spec: {
         targetRef: { name: "products", port: 8080 },
-        fallbacks: [{ staticResponse: { status: 503, body: values.join(" | "), headers: Object.fromEntries(values.slice(0, 16).map((v, i) => [`x-h${i}`, v.replace(/\n/g, " ")])) } }],
+        fallbacks: [
+          {
+            staticResponse: {
+              status: 503,
+              body: values.join(" | "),
+              headers: Object.fromEntries(values.slice(0, 16).map((v, i) => [`x-h${i}`, v.replace(/\n/g, " ")])),
+            },
+          },
+        ],
       },
     };
-    const service = { apiVersion: "v1", kind: "Service", metadata: { name: "products", namespace: "shop" }, spec: { ports: [{ port: 8080 }] } };
-    const { resources, results } = compile({ policies: [policy], services: [service], endpointSlices: [] }, defaultOptions);
+    const service = {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "products", namespace: "shop" },
+      spec: { ports: [{ port: 8080 }] },
+    };
+    const { resources, results } = compile(
+      { policies: [policy], services: [service], endpointSlices: [] },
+      defaultOptions,
+    );
     expect(results[0]!.errors).toEqual([]);
     const bootstrap = renderBootstrap(resources, defaultOptions);
     expect(envoyValidate(bootstrap)).toBe("");

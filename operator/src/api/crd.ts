@@ -9,7 +9,8 @@ function structural(schema: unknown): any {
   return JSON.parse(JSON.stringify(schema), (key, value) => {
     if (value && typeof value === "object" && !Array.isArray(value)) {
       const { additionalProperties, uniqueItems, ...rest } = value;
-      if (additionalProperties !== undefined && additionalProperties !== false) rest.additionalProperties = additionalProperties;
+      if (additionalProperties !== undefined && additionalProperties !== false)
+        rest.additionalProperties = additionalProperties;
       if (uniqueItems === true) rest["x-kubernetes-list-type"] = "set";
       return rest;
     }
@@ -56,7 +57,8 @@ export function customResourceDefinition() {
           schema: {
             openAPIV3Schema: {
               type: "object",
-              description: "FallbackPolicy sends a Service's traffic to ordered fallback backends when it fails, through Envoy.",
+              description:
+                "FallbackPolicy sends a Service's traffic to ordered fallback backends when it fails, through Envoy.",
               required: ["spec"],
               properties: {
                 apiVersion: { type: "string", description: "Versioned schema of this object: fallback.dev/v1alpha1." },

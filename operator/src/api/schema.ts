@@ -23,8 +23,7 @@ const Duration = (description: string, def?: string) =>
     ...(def === undefined ? {} : { default: def }),
   });
 
-const Port = (description: string) =>
-  Type.Integer({ description, minimum: 1, maximum: 65535 });
+const Port = (description: string) => Type.Integer({ description, minimum: 1, maximum: 65535 });
 
 // DNS-1035 label, as Kubernetes requires of Service names.
 const ServiceName = (description: string) =>
@@ -40,7 +39,10 @@ const TargetRef = Type.Object(
     name: ServiceName("Name of the Service, in the policy's namespace."),
     port: Port("The Service port (spec.ports[].port) whose traffic this policy governs."),
   },
-  { description: "The Service port whose traffic falls back. One policy per Service port; the oldest policy wins a tie." },
+  {
+    description:
+      "The Service port whose traffic falls back. One policy per Service port; the oldest policy wins a tie.",
+  },
 );
 
 const ServiceFallback = Type.Object(
@@ -64,7 +66,11 @@ const ExternalFallback = Type.Object(
       Type.Boolean({ description: "Speak TLS to the backend. Defaults to true when port is 443, else false." }),
     ),
     sni: Type.Optional(
-      Type.String({ description: "TLS server name sent to the backend. Defaults to host.", minLength: 1, maxLength: 253 }),
+      Type.String({
+        description: "TLS server name sent to the backend. Defaults to host.",
+        minLength: 1,
+        maxLength: 253,
+      }),
     ),
     hostRewrite: Type.Boolean({
       description:
@@ -76,8 +82,17 @@ const ExternalFallback = Type.Object(
         {
           secretRef: Type.Object(
             {
-              name: Type.String({ description: "Secret in the policy's namespace, labelled fallback.dev/credential: \"true\" (the operator watches only those).", minLength: 1, maxLength: 253 }),
-              key: Type.String({ description: "Key in the Secret's data holding the credential.", minLength: 1, maxLength: 253 }),
+              name: Type.String({
+                description:
+                  'Secret in the policy\'s namespace, labelled fallback.dev/credential: "true" (the operator watches only those).',
+                minLength: 1,
+                maxLength: 253,
+              }),
+              key: Type.String({
+                description: "Key in the Secret's data holding the credential.",
+                minLength: 1,
+                maxLength: 253,
+              }),
             },
             { description: "Where the credential is." },
           ),
@@ -89,10 +104,17 @@ const ExternalFallback = Type.Object(
             pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
           }),
           prefix: Type.Optional(
-            Type.String({ description: "Text before the credential in the header. Default \"Bearer \" for Authorization, none for any other header.", maxLength: 64 }),
+            Type.String({
+              description:
+                'Text before the credential in the header. Default "Bearer " for Authorization, none for any other header.',
+              maxLength: 64,
+            }),
           ),
         },
-        { description: "This backend's own credential, sent to Envoy over SDS only: never in a ConfigMap, a status, an Event or a log line." },
+        {
+          description:
+            "This backend's own credential, sent to Envoy over SDS only: never in a ConfigMap, a status, an Event or a log line.",
+        },
       ),
     ),
     rewrite: Type.Optional(
@@ -101,14 +123,28 @@ const ExternalFallback = Type.Object(
           pathPrefix: Type.Optional(
             Type.Object(
               {
-                from: Type.String({ description: "Leading path segment(s) to replace, e.g. /v1.", pattern: "^/[!-~]*$", maxLength: 1024 }),
-                to: Type.String({ description: "What replaces them, e.g. /v1beta/openai.", pattern: "^/[!-~]*$", maxLength: 1024 }),
+                from: Type.String({
+                  description: "Leading path segment(s) to replace, e.g. /v1.",
+                  pattern: "^/[!-~]*$",
+                  maxLength: 1024,
+                }),
+                to: Type.String({
+                  description: "What replaces them, e.g. /v1beta/openai.",
+                  pattern: "^/[!-~]*$",
+                  maxLength: 1024,
+                }),
               },
-              { description: "Replaces a leading path prefix (whole segments: /v1 matches /v1 and /v1/..., not /v10)." },
+              {
+                description: "Replaces a leading path prefix (whole segments: /v1 matches /v1 and /v1/..., not /v10).",
+              },
             ),
           ),
           model: Type.Optional(
-            Type.String({ description: "JSON request bodies: the top-level \"model\" becomes this; other bodies pass untouched.", minLength: 1, maxLength: 256 }),
+            Type.String({
+              description: 'JSON request bodies: the top-level "model" becomes this; other bodies pass untouched.',
+              minLength: 1,
+              maxLength: 256,
+            }),
           ),
         },
         { description: "How requests are changed for this backend." },
@@ -141,7 +177,10 @@ const StaticResponse = Type.Object(
       }),
     ),
   },
-  { description: "A fixed degraded answer from Envoy itself, served when every backend before it fails. Only allowed last." },
+  {
+    description:
+      "A fixed degraded answer from Envoy itself, served when every backend before it fails. Only allowed last.",
+  },
 );
 
 const Fallback = Type.Object(
@@ -173,7 +212,8 @@ export const RETRY_ON = [
 const Retry = Type.Object(
   {
     attempts: Type.Integer({
-      description: "Retries after the first try; 0 disables retries. Default 2: with fallbackOnRetry, reaches two fallbacks in one request.",
+      description:
+        "Retries after the first try; 0 disables retries. Default 2: with fallbackOnRetry, reaches two fallbacks in one request.",
       minimum: 0,
       maximum: 10,
       default: 2,
@@ -198,7 +238,10 @@ const Retry = Type.Object(
     ),
     backoff: Type.Object(
       {
-        baseInterval: Duration("First retry delay, doubled each retry. Default 25ms: quick enough to be invisible.", "25ms"),
+        baseInterval: Duration(
+          "First retry delay, doubled each retry. Default 25ms: quick enough to be invisible.",
+          "25ms",
+        ),
         maxInterval: Duration("Upper bound of the retry delay. Default 250ms.", "250ms"),
       },
       {
@@ -226,7 +269,10 @@ const Retry = Type.Object(
             default: 3,
           }),
         },
-        { description: "Retry budget: bounds retries to a share of traffic. When set, it replaces circuitBreaker.maxRetries." },
+        {
+          description:
+            "Retry budget: bounds retries to a share of traffic. When set, it replaces circuitBreaker.maxRetries.",
+        },
       ),
     ),
     fallbackOnRetry: Type.Boolean({
@@ -248,7 +294,8 @@ const Retry = Type.Object(
 const OutlierDetection = Type.Object(
   {
     consecutive5xx: Type.Integer({
-      description: "5xx answers (and, unless split, connection failures) in a row that eject a host. Default 3: quick, yet not on one blip.",
+      description:
+        "5xx answers (and, unless split, connection failures) in a row that eject a host. Default 3: quick, yet not on one blip.",
       minimum: 1,
       default: 3,
     }),
@@ -258,12 +305,14 @@ const OutlierDetection = Type.Object(
       default: 3,
     }),
     consecutiveLocalOriginFailures: Type.Integer({
-      description: "Connection failures, timeouts and resets in a row that eject a host (used when splitExternalLocalOriginErrors). Default 3.",
+      description:
+        "Connection failures, timeouts and resets in a row that eject a host (used when splitExternalLocalOriginErrors). Default 3.",
       minimum: 1,
       default: 3,
     }),
     splitExternalLocalOriginErrors: Type.Boolean({
-      description: "Count connection failures apart from answers from the backend. Default false: both count as errors.",
+      description:
+        "Count connection failures apart from answers from the backend. Default false: both count as errors.",
       default: false,
     }),
     interval: Duration("How often ejections are reconsidered. Default 1s: a recovered host returns promptly.", "1s"),
@@ -273,7 +322,8 @@ const OutlierDetection = Type.Object(
     ),
     maxEjectionTime: Duration("Upper bound of the ejection time. Default 300s.", "300s"),
     maxEjectionPercent: Type.Integer({
-      description: "Share of a backend's hosts that may be ejected. Default 100: a fully failed backend must be skippable.",
+      description:
+        "Share of a backend's hosts that may be ejected. Default 100: a fully failed backend must be skippable.",
       minimum: 0,
       maximum: 100,
       default: 100,
@@ -281,16 +331,30 @@ const OutlierDetection = Type.Object(
     failurePercentage: Type.Optional(
       Type.Object(
         {
-          threshold: Type.Integer({ description: "Failure percentage that ejects a host. Default 85.", minimum: 0, maximum: 100, default: 85 }),
-          minimumHosts: Type.Integer({ description: "Hosts needed before this applies. Default 5.", minimum: 0, default: 5 }),
-          requestVolume: Type.Integer({ description: "Requests per interval a host needs before this applies. Default 50.", minimum: 0, default: 50 }),
+          threshold: Type.Integer({
+            description: "Failure percentage that ejects a host. Default 85.",
+            minimum: 0,
+            maximum: 100,
+            default: 85,
+          }),
+          minimumHosts: Type.Integer({
+            description: "Hosts needed before this applies. Default 5.",
+            minimum: 0,
+            default: 5,
+          }),
+          requestVolume: Type.Integer({
+            description: "Requests per interval a host needs before this applies. Default 50.",
+            minimum: 0,
+            default: 50,
+          }),
         },
         { description: "Eject hosts whose failure rate passes a threshold." },
       ),
     ),
   },
   {
-    description: "How failing hosts are detected and taken out of rotation (Envoy outlier detection), on every backend.",
+    description:
+      "How failing hosts are detected and taken out of rotation (Envoy outlier detection), on every backend.",
     default: {},
     ...rules({
       rule: "duration(self.maxEjectionTime) >= duration(self.baseEjectionTime)",
@@ -313,7 +377,10 @@ const CircuitBreaker = Type.Object(
       64,
     ),
   },
-  { description: "Limits that protect each backend from overload, on every backend and the fallback chain.", default: {} },
+  {
+    description: "Limits that protect each backend from overload, on every backend and the fallback chain.",
+    default: {},
+  },
 );
 
 const Timeouts = Type.Object(
@@ -328,21 +395,27 @@ const Timeouts = Type.Object(
 const HealthCheck = Type.Object(
   {
     path: Type.String({
-      description: "Path of the HTTP GET each check sends. Default /healthz. An answer from 200 to 399 is healthy, as for a kubelet probe, so the check a Deployment already has works here.",
+      description:
+        "Path of the HTTP GET each check sends. Default /healthz. An answer from 200 to 399 is healthy, as for a kubelet probe, so the check a Deployment already has works here.",
       pattern: "^/[!-~]*$",
       maxLength: 1024,
       default: "/healthz",
     }),
-    interval: Duration("Time between two checks of a host, also while the backend gets no traffic (an idle fallback must be known good). Default 5s.", "5s"),
+    interval: Duration(
+      "Time between two checks of a host, also while the backend gets no traffic (an idle fallback must be known good). Default 5s.",
+      "5s",
+    ),
     timeout: Duration("Time a check waits for its answer before it counts as failed. Default 1s.", "1s"),
     unhealthyThreshold: Type.Integer({
-      description: "Failed checks in a row that take a host out of rotation. Default 2: one lost check is not an outage.",
+      description:
+        "Failed checks in a row that take a host out of rotation. Default 2: one lost check is not an outage.",
       minimum: 1,
       maximum: 100,
       default: 2,
     }),
     healthyThreshold: Type.Integer({
-      description: "Passed checks in a row that bring a host back. Default 1: a host that answers again serves again at once.",
+      description:
+        "Passed checks in a row that bring a host back. Default 1: a host that answers again serves again at once.",
       minimum: 1,
       maximum: 100,
       default: 1,
@@ -352,8 +425,16 @@ const HealthCheck = Type.Object(
     description:
       "Active HTTP health checks on every Service backend (primary and service fallbacks; not external ones): a host whose check fails gets no traffic, even while it accepts connections. Absent: hosts are judged by outlier detection only.",
     ...rules(
-      { rule: "duration(self.interval) > duration('0s')", message: "interval must be longer than 0s", fieldPath: ".interval" },
-      { rule: "duration(self.timeout) > duration('0s')", message: "timeout must be longer than 0s", fieldPath: ".timeout" },
+      {
+        rule: "duration(self.interval) > duration('0s')",
+        message: "interval must be longer than 0s",
+        fieldPath: ".interval",
+      },
+      {
+        rule: "duration(self.timeout) > duration('0s')",
+        message: "timeout must be longer than 0s",
+        fieldPath: ".timeout",
+      },
     ),
   },
 );
@@ -370,13 +451,10 @@ export const FallbackPolicySpec = Type.Object(
       description: "Ordered fallback backends: traffic moves to the next when all before it fail. 1 to 8 entries.",
       minItems: 1,
       maxItems: 8,
-      ...rules(
-        {
-          rule:
-            "self.filter(f, has(f.staticResponse)).size() == 0 || (self.filter(f, has(f.staticResponse)).size() == 1 && self.map(f, has(f.staticResponse))[size(self) - 1])",
-          message: "staticResponse is only allowed as the last fallback",
-        },
-      ),
+      ...rules({
+        rule: "self.filter(f, has(f.staticResponse)).size() == 0 || (self.filter(f, has(f.staticResponse)).size() == 1 && self.map(f, has(f.staticResponse))[size(self) - 1])",
+        message: "staticResponse is only allowed as the last fallback",
+      }),
     }),
     retry: Retry,
     outlierDetection: OutlierDetection,
@@ -406,12 +484,14 @@ export const FallbackPolicySpec = Type.Object(
       {
         // "static" gets its own rule and message (below), unless a backend is called so.
         rule: `!has(self.drain) || self.drain.all(d, d == 'static' || ${isBackendName("d")})`,
-        message: "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host",
+        message:
+          "each drain name must be a backend of this policy: targetRef.name, a fallback's service.name or an external fallback's host",
         fieldPath: ".drain",
       },
       {
         rule: `!has(self.drain) || !('static' in self.drain) || ${isBackendName("'static'")}`,
-        message: "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained",
+        message:
+          "the static response cannot be drained: it is the answer of last resort when every backend before it is down or drained",
         fieldPath: ".drain",
       },
     ),
@@ -422,7 +502,9 @@ const Condition = Type.Object(
   {
     type: Type.String({ description: "Accepted, ResolvedRefs, Programmed, Ready or Stalled.", maxLength: 316 }),
     status: Type.String({ description: "True, False or Unknown.", enum: ["True", "False", "Unknown"] }),
-    observedGeneration: Type.Optional(Type.Integer({ description: "The generation this condition was set for.", minimum: 0 })),
+    observedGeneration: Type.Optional(
+      Type.Integer({ description: "The generation this condition was set for.", minimum: 0 }),
+    ),
     lastTransitionTime: Type.String({ description: "When status last changed.", format: "date-time" }),
     reason: Type.String({ description: "CamelCase reason.", maxLength: 1024 }),
     message: Type.String({ description: "Human-readable detail.", maxLength: 32768 }),
@@ -433,15 +515,27 @@ const Condition = Type.Object(
 const BackendStatus = Type.Object(
   {
     name: Type.String({ description: "Service name, external host, or static for the degraded answer." }),
-    kind: Type.String({ description: "Service, External or StaticResponse.", enum: ["Service", "External", "StaticResponse"] }),
+    kind: Type.String({
+      description: "Service, External or StaticResponse.",
+      enum: ["Service", "External", "StaticResponse"],
+    }),
     endpoints: Type.Optional(
-      Type.Integer({ description: "Ready endpoints found in EndpointSlices; absent when resolved by DNS.", minimum: 0 }),
+      Type.Integer({
+        description: "Ready endpoints found in EndpointSlices; absent when resolved by DNS.",
+        minimum: 0,
+      }),
     ),
-    resolution: Type.Optional(Type.String({ description: "EndpointSlices, DNS or Static.", enum: ["EndpointSlices", "DNS", "Static"] })),
-    drained: Type.Boolean({ description: "Whether spec.drain takes this backend out of rotation; always false for the static response.", default: false }),
+    resolution: Type.Optional(
+      Type.String({ description: "EndpointSlices, DNS or Static.", enum: ["EndpointSlices", "DNS", "Static"] }),
+    ),
+    drained: Type.Boolean({
+      description: "Whether spec.drain takes this backend out of rotation; always false for the static response.",
+      default: false,
+    }),
     healthy: Type.Optional(
       Type.Integer({
-        description: "Healthy endpoints as the Envoys report them (the most any one Envoy sees: neither ejected by outlier detection, failing health checks nor drained); absent without reports.",
+        description:
+          "Healthy endpoints as the Envoys report them (the most any one Envoy sees: neither ejected by outlier detection, failing health checks nor drained); absent without reports.",
         minimum: 0,
       }),
     ),
@@ -451,7 +545,9 @@ const BackendStatus = Type.Object(
 
 export const FallbackPolicyStatus = Type.Object(
   {
-    observedGeneration: Type.Optional(Type.Integer({ description: "The generation the operator last acted on.", minimum: 0 })),
+    observedGeneration: Type.Optional(
+      Type.Integer({ description: "The generation the operator last acted on.", minimum: 0 }),
+    ),
     conditions: Type.Optional(
       Type.Array(Condition, {
         description:
@@ -461,19 +557,29 @@ export const FallbackPolicyStatus = Type.Object(
         "x-kubernetes-list-map-keys": ["type"],
       }),
     ),
-    backends: Type.Optional(Type.Array(BackendStatus, { description: "What each backend resolved to, primary first.", maxItems: 9 })),
+    backends: Type.Optional(
+      Type.Array(BackendStatus, { description: "What each backend resolved to, primary first.", maxItems: 9 }),
+    ),
     fallbackCount: Type.Optional(Type.Integer({ description: "Number of fallbacks in the spec.", minimum: 0 })),
     activeBackend: Type.Optional(
       Type.String({
-        description: "The backend that serves new requests now (status.backends name), from the Envoys' own stats; absent without reports. FallbackActive says why.",
+        description:
+          "The backend that serves new requests now (status.backends name), from the Envoys' own stats; absent without reports. FallbackActive says why.",
       }),
     ),
     configRef: Type.Optional(
       Type.Object(
         {
-          namespace: Type.Optional(Type.String({ description: "Namespace of the ConfigMap holding the Envoy config, when the operator writes one." })),
+          namespace: Type.Optional(
+            Type.String({
+              description: "Namespace of the ConfigMap holding the Envoy config, when the operator writes one.",
+            }),
+          ),
           name: Type.Optional(Type.String({ description: "Name of that ConfigMap." })),
-          hash: Type.String({ description: "sha256 of this policy's part of the Envoy config (its route and clusters); it changes exactly when what Envoy does for this policy changes." }),
+          hash: Type.String({
+            description:
+              "sha256 of this policy's part of the Envoy config (its route and clusters); it changes exactly when what Envoy does for this policy changes.",
+          }),
         },
         { description: "The compiled Envoy config this policy is part of." },
       ),
@@ -482,9 +588,15 @@ export const FallbackPolicyStatus = Type.Object(
       Type.Object(
         {
           connected: Type.Integer({ description: "Envoys connected to the operator over xDS.", minimum: 0 }),
-          acked: Type.Integer({ description: "Of those, how many acknowledged this policy's current resources.", minimum: 0 }),
+          acked: Type.Integer({
+            description: "Of those, how many acknowledged this policy's current resources.",
+            minimum: 0,
+          }),
         },
-        { description: "The Envoys the operator serves over xDS, and how many run this policy's current config; absent without the xDS server." },
+        {
+          description:
+            "The Envoys the operator serves over xDS, and how many run this policy's current config; absent without the xDS server.",
+        },
       ),
     ),
   },
@@ -502,7 +614,8 @@ function finalize<T extends TSchema>(schema: T): T {
       Object.values(node.properties).forEach(visit);
       if (node.default && typeof node.default === "object") {
         for (const [key, child] of Object.entries<any>(node.properties)) {
-          if (child.default !== undefined && node.default[key] === undefined) node.default[key] = structuredClone(child.default);
+          if (child.default !== undefined && node.default[key] === undefined)
+            node.default[key] = structuredClone(child.default);
         }
       }
       if (Array.isArray(node.required)) {

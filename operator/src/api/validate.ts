@@ -18,9 +18,7 @@ const validateSpec = ajv.compile(specSchema);
 // DNS-1123 subdomain, the rule for most object names.
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-export type Validated =
-  | { ok: true; policy: FallbackPolicy }
-  | { ok: false; errors: FieldError[] };
+export type Validated = { ok: true; policy: FallbackPolicy } | { ok: false; errors: FieldError[] };
 
 /**
  * Validates a FallbackPolicy object as the API server would and returns it with defaults
@@ -86,8 +84,14 @@ function describe(error: ErrorObject, root: string): FieldError {
       return { path: joinPath(path, p.additionalProperty), message: "unknown field" };
     case "enum":
       return { path, message: `must be one of: ${p.allowedValues.join(", ")}` };
-    case "uniqueItems": // ajv: item i repeats item j (j < i); the API server names item i.
-      { const later = Math.max(p.i, p.j); return { path: `${path}[${later}]`, message: `Duplicate value: ${JSON.stringify((error.data as unknown[])[later])}` }; }
+    case "uniqueItems": {
+      // ajv: item i repeats item j (j < i); the API server names item i.
+      const later = Math.max(p.i, p.j);
+      return {
+        path: `${path}[${later}]`,
+        message: `Duplicate value: ${JSON.stringify((error.data as unknown[])[later])}`,
+      };
+    }
     case "pattern":
       return { path, message: `must match ${p.pattern}` };
     default:

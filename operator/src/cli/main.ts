@@ -82,7 +82,10 @@ export function main(argv: string[], io: Io = processIo): number {
   }
 }
 
-function parse(args: string[], options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>) {
+function parse(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
+) {
   try {
     return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<string, any>;
   } catch (error) {
@@ -108,7 +111,9 @@ function compileFiles(files: string[] | undefined, options: CompileOptions, io: 
     for (const line of result.errors) io.stderr(line + "\n");
     if (result.errors.length) invalid++;
     // A valid policy can still be in conflict or point at Services not in the input.
-    const notes = result.errors.length ? [] : result.conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
+    const notes = result.errors.length
+      ? []
+      : result.conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
     for (const c of notes) io.stderr(`warning: FallbackPolicy ${result.key}: ${c.type}: ${c.message}\n`);
   }
   return { output, invalid, problems: problems.length };
@@ -133,7 +138,8 @@ function bootstrap(args: string[], io: Io): number {
   if (!servers.length) throw new UsageError("--xds-server HOST:PORT is required");
   const ca = flags["xds-ca"];
   const [cert, key] = [flags["xds-cert"], flags["xds-key"]];
-  if (!ca && (cert || key || flags["xds-server-name"])) throw new UsageError("--xds-cert, --xds-key and --xds-server-name need --xds-ca");
+  if (!ca && (cert || key || flags["xds-server-name"]))
+    throw new UsageError("--xds-cert, --xds-key and --xds-server-name need --xds-ca");
   if (Boolean(cert) !== Boolean(key)) throw new UsageError("--xds-cert and --xds-key go together");
   const options: AdsBootstrapOptions = {
     xdsServers: servers.map((s) => hostPort("xds-server", s, defaultOptions.admin)),
@@ -144,7 +150,15 @@ function bootstrap(args: string[], io: Io): number {
     ...(flags["all-stats"] ? { allStats: true } : {}),
     ...(flags["stats-interval"] ? { statsIntervalMs: statsInterval(flags["stats-interval"]) } : {}),
     ...(flags.listen ? { listen: hostPort("listen", flags.listen, defaultOptions.listen) } : {}),
-    ...(ca ? { tls: { caFile: ca, ...(cert ? { certFile: cert, keyFile: key } : {}), ...(flags["xds-server-name"] ? { serverName: flags["xds-server-name"] } : {}) } } : {}),
+    ...(ca
+      ? {
+          tls: {
+            caFile: ca,
+            ...(cert ? { certFile: cert, keyFile: key } : {}),
+            ...(flags["xds-server-name"] ? { serverName: flags["xds-server-name"] } : {}),
+          },
+        }
+      : {}),
   };
   io.stdout(toYaml(adsBootstrap(options)));
   return 0;
@@ -152,7 +166,8 @@ function bootstrap(args: string[], io: Io): number {
 
 function statsInterval(value: string): number {
   const ms = /^\d+(\.\d+)?(ms|s|m)$/.test(value) ? toMs(value) : NaN;
-  if (!(ms >= 1000 && ms <= 60_000)) throw new UsageError(`--stats-interval ${value}: must be a duration from 1s to 1m, such as 5s`);
+  if (!(ms >= 1000 && ms <= 60_000))
+    throw new UsageError(`--stats-interval ${value}: must be a duration from 1s to 1m, such as 5s`);
   return ms;
 }
 
@@ -161,8 +176,13 @@ function statsInterval(value: string): number {
  * for this command: the MCP SDK and the Kubernetes client are no cost to the others.
  */
 function mcp(args: string[], io: Io): number {
-  const flags = parse(args, { kubeconfig: { type: "string" }, "allow-writes": { type: "boolean" }, http: { type: "string" } });
-  if (flags["allow-writes"] && !flags.kubeconfig) throw new UsageError("--allow-writes needs --kubeconfig: the write tools change a cluster");
+  const flags = parse(args, {
+    kubeconfig: { type: "string" },
+    "allow-writes": { type: "boolean" },
+    http: { type: "string" },
+  });
+  if (flags["allow-writes"] && !flags.kubeconfig)
+    throw new UsageError("--allow-writes needs --kubeconfig: the write tools change a cluster");
   let http: { address: string; port: number } | undefined;
   if (flags.http !== undefined) {
     // Loopback unless an address is given: the endpoint has no authentication of its own.
@@ -170,7 +190,11 @@ function mcp(args: string[], io: Io): number {
     http = parseHostPort(value, { allowZero: true });
     if (!http) throw new UsageError(`--http must be HOST:PORT or PORT, got "${flags.http}"`);
   }
-  const options = { ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig as string } : {}), allowWrites: Boolean(flags["allow-writes"]), ...(http ? { http } : {}) };
+  const options = {
+    ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig as string } : {}),
+    allowWrites: Boolean(flags["allow-writes"]),
+    ...(http ? { http } : {}),
+  };
   import("../mcp/main.ts")
     .then(({ runMcp }) => runMcp(options, io))
     .catch((error: unknown) => {
@@ -183,7 +207,9 @@ function mcp(args: string[], io: Io): number {
 function validate(args: string[], io: Io): number {
   const flags = parse(args, { filename: { type: "string", short: "f", multiple: true } });
   const { output, invalid, problems } = compileFiles(flags.filename, defaultOptions, io);
-  io.stdout(`${output.results.length - invalid} valid, ${invalid} invalid FallbackPolicies${problems ? `; ${problems} problem(s) in other objects` : ""}\n`);
+  io.stdout(
+    `${output.results.length - invalid} valid, ${invalid} invalid FallbackPolicies${problems ? `; ${problems} problem(s) in other objects` : ""}\n`,
+  );
   return invalid || problems ? 1 : 0;
 }
 
@@ -199,7 +225,8 @@ function render(args: string[], io: Io): number {
     "trusted-ca": { type: "string" },
   });
   const format = flags.format ?? "bootstrap";
-  if (format !== "bootstrap" && format !== "xds") throw new UsageError(`--format must be bootstrap or xds, got "${format}"`);
+  if (format !== "bootstrap" && format !== "xds")
+    throw new UsageError(`--format must be bootstrap or xds, got "${format}"`);
   if (format === "xds" && !flags.output) throw new UsageError("--format xds writes several files: -o DIR is required");
   const options: CompileOptions = {
     clusterDomain: flags["cluster-domain"] ?? defaultOptions.clusterDomain,

@@ -11,7 +11,16 @@ import type { Resources } from "./envoy/types.ts";
 import type { PolicyIR } from "./ir.ts";
 import { indexSnapshot, resolvePolicy, type Credential, type Resolution, type SnapshotIndex } from "./resolve.ts";
 import { policyConditions, type PolicyResult } from "./results.ts";
-import { SERVICE_NAME_LABEL, defaultOptions, keyOf, namespaceOf, type CompileOptions, type EndpointSlice, type Service, type Snapshot } from "./snapshot.ts";
+import {
+  SERVICE_NAME_LABEL,
+  defaultOptions,
+  keyOf,
+  namespaceOf,
+  type CompileOptions,
+  type EndpointSlice,
+  type Service,
+  type Snapshot,
+} from "./snapshot.ts";
 
 export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 
@@ -19,7 +28,8 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** One compile, with nothing remembered (fallbackctl: every object is new anyway). */
-export const compile = (snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput => new Compiler(options).compile(snapshot);
+export const compile = (snapshot: Snapshot, options: CompileOptions = defaultOptions): CompileOutput =>
+  new Compiler(options).compile(snapshot);
 
 /**
  * Compiles snapshots with the same options, remembering per input object what it made of
@@ -35,7 +45,10 @@ export class Compiler {
   private readonly configHashes = new WeakMap<PolicyIR, string>();
   private readonly made = new ResourceMemo();
   private readonly facts = new WeakMap<FallbackPolicy, PolicyFacts>();
-  private readonly domainsMade = new WeakMap<FallbackPolicy, { ownsBareNames: boolean; unique: boolean; domains: string[] }>();
+  private readonly domainsMade = new WeakMap<
+    FallbackPolicy,
+    { ownsBareNames: boolean; unique: boolean; domains: string[] }
+  >();
   /** The last compile done the whole way, and what it needs to be done again in place. */
   private last:
     | {
@@ -55,7 +68,8 @@ export class Compiler {
         output: CompileOutput;
       }
     | undefined;
-  private lastIndex: { services: unknown[]; endpointSlices: unknown[]; secrets: unknown[]; index: SnapshotIndex } | undefined;
+  private lastIndex:
+    { services: unknown[]; endpointSlices: unknown[]; secrets: unknown[]; index: SnapshotIndex } | undefined;
 
   constructor(options: CompileOptions = defaultOptions) {
     this.options = options;
@@ -100,7 +114,12 @@ export class Compiler {
     for (const policy of valid) {
       const facts = this.factsOf(policy);
       const owner = owners.get(facts.target)!;
-      const base = () => ({ key: facts.key, generation: policy.metadata.generation, fallbackCount: policy.spec.fallbacks.length, errors: [] });
+      const base = () => ({
+        key: facts.key,
+        generation: policy.metadata.generation,
+        fallbackCount: policy.spec.fallbacks.length,
+        errors: [],
+      });
       if (owner !== policy) {
         const message = `FallbackPolicy ${this.factsOf(owner).key} already governs Service ${facts.target}; the oldest policy wins.`;
         const conditions = policyConditions({ accepted: false, reason: "Conflicted", message }, [], false);
@@ -111,12 +130,17 @@ export class Compiler {
       const { ir, backends, problems, targetResolved } = resolution;
       if (targetResolved) programmed.push({ ir, policy, resolution, at: results.length });
       // A programmed policy's result is mostly the one of last time (programmedResult).
-      results.push(targetResolved ? (null as unknown as PolicyResult) : { ...base(), conditions: policyConditions({ accepted: true }, problems, false), backends });
+      results.push(
+        targetResolved
+          ? (null as unknown as PolicyResult)
+          : { ...base(), conditions: policyConditions({ accepted: true }, problems, false), backends },
+      );
     }
 
     programmed.sort((a, b) => byString(a.ir.key, b.ir.key));
     this.assignDomains(programmed);
-    for (const { ir, policy, resolution, at } of programmed) results[at] = this.programmedResult(policy, resolution, ir);
+    for (const { ir, policy, resolution, at } of programmed)
+      results[at] = this.programmedResult(policy, resolution, ir);
     results.sort((a, b) => byString(a.key, b.key));
     const irs = programmed.map((p) => p.ir);
     const credentials = programmed.flatMap((p) => p.resolution.credentials);
@@ -155,7 +179,8 @@ export class Compiler {
     const touched = this.touchedServices(last, snapshot);
     if (!touched) return undefined;
     const redo = new Map<string, FallbackPolicy | undefined>(); // by key; undefined: read from the snapshot below
-    for (const service of touched) for (const key of last.readers.get(service) ?? []) redo.set(key, last.programmed.get(key));
+    for (const service of touched)
+      for (const key of last.readers.get(service) ?? []) redo.set(key, last.programmed.get(key));
     for (let i = 0; i < snapshot.policies.length; i++) {
       if (snapshot.policies[i] === last.policies[i]) continue;
       const validated = this.validate(snapshot.policies[i]);
@@ -189,8 +214,23 @@ export class Compiler {
       read(readers, key, entry.resolution);
     }
     const output = { resources: envoyResources(irs, this.options, this.made, last.credentials), results };
-    this.last = { ...last, policies: snapshot.policies, services: snapshot.services, endpointSlices: snapshot.endpointSlices, results, irs, programmed, readers, output };
-    this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, secrets: last.secrets, index: last.index };
+    this.last = {
+      ...last,
+      policies: snapshot.policies,
+      services: snapshot.services,
+      endpointSlices: snapshot.endpointSlices,
+      results,
+      irs,
+      programmed,
+      readers,
+      output,
+    };
+    this.lastIndex = {
+      services: snapshot.services,
+      endpointSlices: snapshot.endpointSlices,
+      secrets: last.secrets,
+      index: last.index,
+    };
     return output;
   }
 
@@ -201,7 +241,11 @@ export class Compiler {
   private touchedServices(last: NonNullable<Compiler["last"]>, snapshot: Snapshot): Set<string> | undefined {
     const touched = new Set<string>();
     const { services, slicesByService } = last.index;
-    if (snapshot.services.length !== last.services.length || snapshot.endpointSlices.length !== last.endpointSlices.length) return undefined;
+    if (
+      snapshot.services.length !== last.services.length ||
+      snapshot.endpointSlices.length !== last.endpointSlices.length
+    )
+      return undefined;
     for (let i = 0; i < snapshot.services.length; i++) {
       const [was, now] = [last.services[i] as Service, snapshot.services[i]!];
       if (was === now) continue;
@@ -217,7 +261,10 @@ export class Compiler {
       if (keyOf(now) !== keyOf(was) || before !== after || touched.size > 64) return undefined;
       if (!after) continue;
       // A new list for the Service: resolutions compare lists by identity.
-      slicesByService.set(after, (slicesByService.get(after) ?? []).map((s) => (s === was ? now : s)));
+      slicesByService.set(
+        after,
+        (slicesByService.get(after) ?? []).map((s) => (s === was ? now : s)),
+      );
       touched.add(after);
     }
     return touched;
@@ -244,7 +291,13 @@ export class Compiler {
   private index(snapshot: Snapshot): SnapshotIndex {
     const last = this.lastIndex;
     const secrets = snapshot.secrets ?? [];
-    if (last && sameItems(last.services, snapshot.services) && sameItems(last.endpointSlices, snapshot.endpointSlices) && sameItems(last.secrets, secrets)) return last.index;
+    if (
+      last &&
+      sameItems(last.services, snapshot.services) &&
+      sameItems(last.endpointSlices, snapshot.endpointSlices) &&
+      sameItems(last.secrets, secrets)
+    )
+      return last.index;
     const index = indexSnapshot(snapshot);
     this.lastIndex = { services: snapshot.services, endpointSlices: snapshot.endpointSlices, secrets, index };
     return index;
@@ -261,7 +314,8 @@ export class Compiler {
         continue;
       }
       const theirs = this.factsOf(owner);
-      if (facts.created < theirs.created || (facts.created === theirs.created && facts.key < theirs.key)) owners.set(facts.target, policy);
+      if (facts.created < theirs.created || (facts.created === theirs.created && facts.key < theirs.key))
+        owners.set(facts.target, policy);
     }
     return owners;
   }
@@ -349,7 +403,8 @@ export class Compiler {
 
   private giveDomains(entry: Programmed, domains: string[]): void {
     const { ir, policy } = entry;
-    if (ir.domains.length === 0) ir.domains = domains; // a new IR
+    if (ir.domains.length === 0)
+      ir.domains = domains; // a new IR
     else if (domains !== ir.domains) {
       // A reused IR is never changed (what was made from it would go stale): replace it.
       entry.ir = { ...ir, domains };
@@ -364,8 +419,15 @@ export class Compiler {
     if (last?.ownsBareNames === ownsBareNames && last.unique === unique) return last.domains;
     const namespace = namespaceOf(policy);
     const { name, port } = policy.spec.targetRef;
-    const names = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.${this.options.clusterDomain}`];
-    const domains = names.flatMap((n, i) => (i === 0 && !unique ? [] : ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+    const names = [
+      name,
+      `${name}.${namespace}`,
+      `${name}.${namespace}.svc`,
+      `${name}.${namespace}.svc.${this.options.clusterDomain}`,
+    ];
+    const domains = names.flatMap((n, i) =>
+      i === 0 && !unique ? [] : ownsBareNames ? [n, `${n}:${port}`] : [`${n}:${port}`],
+    );
     this.domainsMade.set(policy, { ownsBareNames, unique, domains });
     return domains;
   }
@@ -378,7 +440,10 @@ function sameInputs({ inputs }: Resolution, index: SnapshotIndex): boolean {
   return inputs.every(({ key, service, slices, secret, isSecret }) => {
     if (isSecret) return index.secrets.get(key.slice("Secret ".length)) === secret;
     const now = index.slicesByService.get(key);
-    return index.services.get(key) === service && (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])));
+    return (
+      index.services.get(key) === service &&
+      (now === slices || (!!now && !!slices && now.length === slices.length && now.every((s, i) => s === slices[i])))
+    );
   });
 }
 

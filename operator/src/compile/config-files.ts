@@ -46,7 +46,11 @@ export class TextCache {
  * The hash covers every file's name and text but the version_info lines, which are its
  * first 16 digits: it changes exactly when the content does.
  */
-export function renderConfigFiles(resources: Resources, options: CompileOptions, cache?: TextCache): { files: Record<string, string>; hash: string } {
+export function renderConfigFiles(
+  resources: Resources,
+  options: CompileOptions,
+  cache?: TextCache,
+): { files: Record<string, string>; hash: string } {
   const bootstrap = toYaml(fileBootstrap(options));
   const sha = createHash("sha256").update(`${CONFIG_FILES.bootstrap}\n${bootstrap}\n`);
   const config = inlinedConfig(resources, options.listen);
@@ -58,7 +62,8 @@ export function renderConfigFiles(resources: Resources, options: CompileOptions,
   const listenerValue = typed(TYPE.listener);
 
   const clusters = new FileBody(sha, CONFIG_FILES.clusters);
-  for (const cluster of config.clusters) clusters.add("- ", textOf(cluster, `cluster ${cluster.name}`, clusterValue), "\n");
+  for (const cluster of config.clusters)
+    clusters.add("- ", textOf(cluster, `cluster ${cluster.name}`, clusterValue), "\n");
   clusters.finish();
 
   // The HTTP listener first, then the internal listeners of external backends.
@@ -67,7 +72,8 @@ export function renderConfigFiles(resources: Resources, options: CompileOptions,
   listeners.add("- ");
   writeHttpListener(listeners, (virtualHosts) => ({ "@type": TYPE.listener, ...config.listener(virtualHosts) }), hosts);
   listeners.add("\n");
-  for (const internal of config.internalListeners) listeners.add("- ", textOf(internal, `listener ${internal.name}`, listenerValue), "\n");
+  for (const internal of config.internalListeners)
+    listeners.add("- ", textOf(internal, `listener ${internal.name}`, listenerValue), "\n");
   listeners.finish();
 
   const hash = sha.digest("hex");
@@ -75,7 +81,8 @@ export function renderConfigFiles(resources: Resources, options: CompileOptions,
   // Each file is joined once, head and all: at 10,000 policies lds.yaml is ~35 MB, and a
   // body joined first and prefixed after would be copied twice.
   const files: Record<string, string> = { [CONFIG_FILES.bootstrap]: bootstrap };
-  for (const body of [clusters, listeners]) files[body.file] = body.done.length ? [head, "\n", ...body.done].join("") : `${head} []\n`;
+  for (const body of [clusters, listeners])
+    files[body.file] = body.done.length ? [head, "\n", ...body.done].join("") : `${head} []\n`;
   return { files, hash: `sha256:${hash}` };
 }
 

@@ -3,9 +3,22 @@
 import type { BackendStatus, FallbackPolicy } from "../api/schema.ts";
 import { toMs } from "./duration.ts";
 import type { Backend, Endpoint, PolicyIR, ServiceBackend } from "./ir.ts";
-import { SERVICE_NAME_LABEL, keyOf, namespaceOf, secretValue, type CompileOptions, type EndpointSlice, type Secret, type Service, type Snapshot } from "./snapshot.ts";
+import {
+  SERVICE_NAME_LABEL,
+  keyOf,
+  namespaceOf,
+  secretValue,
+  type CompileOptions,
+  type EndpointSlice,
+  type Secret,
+  type Service,
+  type Snapshot,
+} from "./snapshot.ts";
 
-export type RefProblem = { reason: "ServiceNotFound" | "PortNotFound" | "SecretNotFound" | "SecretKeyNotFound"; message: string };
+export type RefProblem = {
+  reason: "ServiceNotFound" | "PortNotFound" | "SecretNotFound" | "SecretKeyNotFound";
+  message: string;
+};
 
 /** An SDS secret a backend's credential goes to Envoy in: its name, the Secret it is read from, and the value. */
 export type Credential = { name: string; source: Secret; value: string };
@@ -22,7 +35,13 @@ export type Resolution = {
   credentials: Credential[];
 };
 
-export type ResolutionInput = { key: string; service?: Service; slices?: EndpointSlice[]; secret?: Secret | undefined; isSecret?: true };
+export type ResolutionInput = {
+  key: string;
+  service?: Service;
+  slices?: EndpointSlice[];
+  secret?: Secret | undefined;
+  isSecret?: true;
+};
 
 export type SnapshotIndex = {
   services: Map<string, Service>;
@@ -56,7 +75,9 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
   const { name: targetName, port: targetPort } = spec.targetRef;
   const target = resolveService(namespace, targetName, targetPort, drain.includes(targetName), index, options, inputs);
   if ("reason" in target) problems.push(target);
-  const backends: Backend[] = ["reason" in target ? unresolvedService(namespace, targetName, targetPort, drain.includes(targetName)) : target];
+  const backends: Backend[] = [
+    "reason" in target ? unresolvedService(namespace, targetName, targetPort, drain.includes(targetName)) : target,
+  ];
 
   for (const fallback of spec.fallbacks) {
     if (fallback.service) {
@@ -76,7 +97,14 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
         hostRewrite,
         drained: drain.includes(host),
         ...(auth ? { auth: credentialOf(namespace, host, auth, index, inputs, problems, credentials) } : {}),
-        ...(rewrite && (rewrite.pathPrefix || rewrite.model) ? { rewrite: { ...(rewrite.pathPrefix ? { pathPrefix: rewrite.pathPrefix } : {}), ...(rewrite.model ? { model: rewrite.model } : {}) } } : {}),
+        ...(rewrite && (rewrite.pathPrefix || rewrite.model)
+          ? {
+              rewrite: {
+                ...(rewrite.pathPrefix ? { pathPrefix: rewrite.pathPrefix } : {}),
+                ...(rewrite.model ? { model: rewrite.model } : {}),
+              },
+            }
+          : {}),
         forwardClientCredentials,
       });
     } else if (fallback.staticResponse) {
@@ -125,7 +153,14 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
         }
       : {}),
   };
-  return { ir, backends: backends.map(backendStatus), problems, targetResolved: !("reason" in target), inputs, credentials };
+  return {
+    ir,
+    backends: backends.map(backendStatus),
+    problems,
+    targetResolved: !("reason" in target),
+    inputs,
+    credentials,
+  };
 }
 
 /** The SDS name of a credential: namespace, Secret and key (Secret names hold no "/"). */
@@ -146,12 +181,18 @@ function credentialOf(
   const secret = index.secrets.get(ref);
   inputs.push({ key: `Secret ${ref}`, secret, isSecret: true });
   if (!secret) {
-    problems.push({ reason: "SecretNotFound", message: `Secret ${ref} (of external backend ${host}) not found, or not labelled fallback.dev/credential: "true"` });
+    problems.push({
+      reason: "SecretNotFound",
+      message: `Secret ${ref} (of external backend ${host}) not found, or not labelled fallback.dev/credential: "true"`,
+    });
     return "missing";
   }
   const value = secretValue(secret, key);
   if (value === undefined) {
-    problems.push({ reason: "SecretKeyNotFound", message: `Secret ${ref} (of external backend ${host}) has no key ${key}` });
+    problems.push({
+      reason: "SecretKeyNotFound",
+      message: `Secret ${ref} (of external backend ${host}) has no key ${key}`,
+    });
     return "missing";
   }
   const sds = credentialName(namespace, name, key);
@@ -176,7 +217,16 @@ function resolveService(
   if (!service) return { reason: "ServiceNotFound", message: `Service ${key} not found` };
 
   if (service.spec?.type === "ExternalName" && service.spec.externalName) {
-    return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host: service.spec.externalName, port, drained };
+    return {
+      kind: "Service",
+      name,
+      namespace,
+      resolution: "DNS",
+      endpoints: [],
+      host: service.spec.externalName,
+      port,
+      drained,
+    };
   }
   const servicePort = service.spec?.ports?.find((p) => p.port === port && (p.protocol ?? "TCP") === "TCP");
   if (!servicePort) return { reason: "PortNotFound", message: `Service ${key} has no TCP port ${port}` };
@@ -184,11 +234,21 @@ function resolveService(
   if (!slices) {
     // No EndpointSlices known (offline, or not yet observed): let Envoy resolve the Service.
     // A headless Service resolves to pods, which listen on the target port.
-    const headlessPort = service.spec?.clusterIP === "None" && typeof servicePort.targetPort === "number" ? servicePort.targetPort : port;
+    const headlessPort =
+      service.spec?.clusterIP === "None" && typeof servicePort.targetPort === "number" ? servicePort.targetPort : port;
     const host = `${name}.${namespace}.svc.${options.clusterDomain}`;
     return { kind: "Service", name, namespace, resolution: "DNS", endpoints: [], host, port: headlessPort, drained };
   }
-  return { kind: "Service", name, namespace, resolution: "EndpointSlices", endpoints: readyEndpoints(slices, servicePort.name ?? ""), host: "", port, drained };
+  return {
+    kind: "Service",
+    name,
+    namespace,
+    resolution: "EndpointSlices",
+    endpoints: readyEndpoints(slices, servicePort.name ?? ""),
+    host: "",
+    port,
+    drained,
+  };
 }
 
 /**
@@ -212,7 +272,8 @@ function readyEndpoints(slices: EndpointSlice[], portName: string): Endpoint[] {
   return endpoints.filter((e, i) => i === 0 || byEndpoint(endpoints[i - 1]!, e) !== 0);
 }
 
-const byEndpoint = (a: Endpoint, b: Endpoint) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port);
+const byEndpoint = (a: Endpoint, b: Endpoint) =>
+  a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port;
 
 const unresolvedService = (namespace: string, name: string, port: number, drained: boolean): ServiceBackend => ({
   kind: "Service",
@@ -230,7 +291,13 @@ function backendStatus(backend: Backend): BackendStatus {
     case "Service":
       return backend.resolution === "DNS"
         ? { name: backend.name, kind: "Service", resolution: "DNS", drained: backend.drained }
-        : { name: backend.name, kind: "Service", resolution: "EndpointSlices", endpoints: backend.endpoints.length, drained: backend.drained };
+        : {
+            name: backend.name,
+            kind: "Service",
+            resolution: "EndpointSlices",
+            endpoints: backend.endpoints.length,
+            drained: backend.drained,
+          };
     case "External":
       return { name: backend.host, kind: "External", resolution: "DNS", drained: backend.drained };
     case "StaticResponse":

@@ -5,7 +5,12 @@ import type { BackendStatus } from "../api/schema.ts";
 import type { RefProblem } from "./resolve.ts";
 
 export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready" | "Stalled";
-export type ConditionResult = { type: ConditionType; status: "True" | "False" | "Unknown"; reason: string; message: string };
+export type ConditionResult = {
+  type: ConditionType;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+};
 
 export type PolicyResult = {
   /** namespace/name */
@@ -31,20 +36,50 @@ type Acceptance = { accepted: true } | { accepted: false; reason: "Invalid" | "C
  * that may yet appear; Stalled=True makes it Failed. Stalled follows the "abnormality-true"
  * convention of kstatus and Flux: it is there only while True (the operator removes it).
  */
-export function policyConditions(acceptance: Acceptance, problems: RefProblem[], programmed: boolean): ConditionResult[] {
+export function policyConditions(
+  acceptance: Acceptance,
+  problems: RefProblem[],
+  programmed: boolean,
+): ConditionResult[] {
   const accepted: ConditionResult = acceptance.accepted
     ? { type: "Accepted", status: "True", reason: "Accepted", message: "The policy is valid and owns its target." }
     : { type: "Accepted", status: "False", reason: acceptance.reason, message: acceptance.message };
   const refs: ConditionResult = !acceptance.accepted
-    ? { type: "ResolvedRefs", status: "Unknown", reason: "NotAccepted", message: "References are resolved once the policy is accepted." }
+    ? {
+        type: "ResolvedRefs",
+        status: "Unknown",
+        reason: "NotAccepted",
+        message: "References are resolved once the policy is accepted.",
+      }
     : problems.length
-    ? { type: "ResolvedRefs", status: "False", reason: problems[0]!.reason, message: problems.map((p) => p.message).join("; ") }
-    : { type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "Every referenced Service and port exists." };
+      ? {
+          type: "ResolvedRefs",
+          status: "False",
+          reason: problems[0]!.reason,
+          message: problems.map((p) => p.message).join("; "),
+        }
+      : {
+          type: "ResolvedRefs",
+          status: "True",
+          reason: "ResolvedRefs",
+          message: "Every referenced Service and port exists.",
+        };
   const programmedCondition: ConditionResult = programmed
-    ? { type: "Programmed", status: "True", reason: "Programmed", message: "The policy is part of the Envoy configuration." }
-    : { type: "Programmed", status: "False", reason: "NotProgrammed", message: notProgrammedMessage(acceptance, problems) };
+    ? {
+        type: "Programmed",
+        status: "True",
+        reason: "Programmed",
+        message: "The policy is part of the Envoy configuration.",
+      }
+    : {
+        type: "Programmed",
+        status: "False",
+        reason: "NotProgrammed",
+        message: notProgrammedMessage(acceptance, problems),
+      };
   const conditions = [accepted, refs, programmedCondition, readyFrom([accepted, refs, programmedCondition])];
-  if (!acceptance.accepted) conditions.push({ type: "Stalled", status: "True", reason: acceptance.reason, message: acceptance.message });
+  if (!acceptance.accepted)
+    conditions.push({ type: "Stalled", status: "True", reason: acceptance.reason, message: acceptance.message });
   return conditions;
 }
 
@@ -62,10 +97,17 @@ export function readyFrom(others: ConditionResult[]): ConditionResult {
   const failing = others.find((c) => READY_INPUTS.includes(c.type) && c.status !== "True");
   return failing
     ? { type: "Ready", status: "False", reason: failing.reason, message: failing.message }
-    : { type: "Ready", status: "True", reason: "Ready", message: "Traffic to the target falls back as the policy says." };
+    : {
+        type: "Ready",
+        status: "True",
+        reason: "Ready",
+        message: "Traffic to the target falls back as the policy says.",
+      };
 }
 
 function notProgrammedMessage(acceptance: Acceptance, problems: RefProblem[]): string {
   if (!acceptance.accepted) return "The policy is not accepted.";
-  return problems.length ? `The target cannot be resolved: ${problems[0]!.message}.` : "The policy is not part of the Envoy configuration.";
+  return problems.length
+    ? `The target cannot be resolved: ${problems[0]!.message}.`
+    : "The policy is not part of the Envoy configuration.";
 }

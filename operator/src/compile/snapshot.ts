@@ -2,7 +2,9 @@
 // from YAML files. Policies stay raw objects; the compiler validates and defaults them.
 import { inputProblems, type InputProblem } from "./inputs.ts";
 
-export type ObjectRef = { metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> } };
+export type ObjectRef = {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+};
 
 export type ServicePort = { name?: string; port: number; targetPort?: number | string; protocol?: string };
 export type Service = ObjectRef & {
@@ -66,7 +68,10 @@ export const defaultOptions: CompileOptions = {
 };
 
 /** "HOST:PORT" (IPv6 in brackets; ":PORT" is every IPv4 address) -> address and port; undefined when malformed. */
-export function parseHostPort(value: string, { allowZero = false } = {}): { address: string; port: number } | undefined {
+export function parseHostPort(
+  value: string,
+  { allowZero = false } = {},
+): { address: string; port: number } | undefined {
   const match = /^(.*):(\d+)$/.exec(value);
   const port = Number(match?.[2]);
   if (!match || port < (allowZero ? 0 : 1) || port > 65535) return undefined;
@@ -89,7 +94,14 @@ export function serviceInput(object: any): Service {
     kind: object.kind,
     metadata: { name, namespace, resourceVersion },
     spec: {
-      ports: Array.isArray(spec.ports) ? spec.ports.map((p: ServicePort) => ({ name: p?.name, port: p?.port, targetPort: p?.targetPort, protocol: p?.protocol })) : spec.ports,
+      ports: Array.isArray(spec.ports)
+        ? spec.ports.map((p: ServicePort) => ({
+            name: p?.name,
+            port: p?.port,
+            targetPort: p?.targetPort,
+            protocol: p?.protocol,
+          }))
+        : spec.ports,
       clusterIP: spec.clusterIP,
       type: spec.type,
       externalName: spec.externalName,
@@ -106,13 +118,22 @@ export function endpointSliceInput(object: any): EndpointSlice {
   return {
     apiVersion: object.apiVersion,
     kind: object.kind,
-    metadata: { name, namespace, resourceVersion, ...(service !== undefined ? { labels: { [SERVICE_NAME_LABEL]: service } } : {}) },
+    metadata: {
+      name,
+      namespace,
+      resourceVersion,
+      ...(service !== undefined ? { labels: { [SERVICE_NAME_LABEL]: service } } : {}),
+    },
     addressType: object.addressType,
     ports: object.ports,
     // A missing ready condition means ready, so only a not-ready endpoint keeps one: the
     // conditions of every endpoint would be a large share of the cache.
     endpoints: Array.isArray(object.endpoints)
-      ? object.endpoints.map((e: any) => (e?.conditions?.ready === false ? { addresses: e.addresses, conditions: NOT_READY } : { addresses: e?.addresses }))
+      ? object.endpoints.map((e: any) =>
+          e?.conditions?.ready === false
+            ? { addresses: e.addresses, conditions: NOT_READY }
+            : { addresses: e?.addresses },
+        )
       : object.endpoints,
   } as EndpointSlice;
 }
@@ -125,7 +146,11 @@ export const keyOf = (o: ObjectRef) => `${namespaceOf(o)}/${o.metadata.name}`;
  * Service, EndpointSlice or Secret the compiler cannot use (inputs.ts) is left out, with its
  * problems. Policies are checked by the compiler itself.
  */
-export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; ignored: unknown[]; problems: InputProblem[] } {
+export function snapshotFromObjects(objects: unknown[]): {
+  snapshot: Snapshot;
+  ignored: unknown[];
+  problems: InputProblem[];
+} {
   const snapshot: Snapshot = { policies: [], services: [], endpointSlices: [], secrets: [] };
   const ignored: unknown[] = [];
   const problems: InputProblem[] = [];
@@ -135,10 +160,14 @@ export function snapshotFromObjects(objects: unknown[]): { snapshot: Snapshot; i
     else into.push(object as T);
   };
   for (const object of objects) {
-    const { apiVersion, kind } = (typeof object === "object" && object !== null ? object : {}) as { apiVersion?: unknown; kind?: unknown };
+    const { apiVersion, kind } = (typeof object === "object" && object !== null ? object : {}) as {
+      apiVersion?: unknown;
+      kind?: unknown;
+    };
     if (kind === "FallbackPolicy") snapshot.policies.push(object);
     else if (kind === "Service" && apiVersion === "v1") take("Service", object, snapshot.services);
-    else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1") take("EndpointSlice", object, snapshot.endpointSlices);
+    else if (kind === "EndpointSlice" && apiVersion === "discovery.k8s.io/v1")
+      take("EndpointSlice", object, snapshot.endpointSlices);
     else if (kind === "Secret" && apiVersion === "v1") take("Secret", object, snapshot.secrets!);
     else ignored.push(object);
   }

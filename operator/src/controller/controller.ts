@@ -37,7 +37,15 @@ import {
   type Store,
 } from "../kopf/index.ts";
 import { SETTLE_MS, type PolicyState, type XdsServer } from "../xds/server.ts";
-import { CONFIGMAP_LIMIT_BYTES, OPERATOR_NAME, configMapObject, configMapUpdate, configSize, holds, type ConfigMapRef } from "./configmap.ts";
+import {
+  CONFIGMAP_LIMIT_BYTES,
+  OPERATOR_NAME,
+  configMapObject,
+  configMapUpdate,
+  configSize,
+  holds,
+  type ConfigMapRef,
+} from "./configmap.ts";
 import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SECRETS, SERVICES, inNamespace } from "./resources.ts";
 import { DAMPING_MS, LiveStates, liveView, viewKey, type LiveBackend } from "./live.ts";
 import { LiveMetrics } from "./live-metrics.ts";
@@ -91,7 +99,10 @@ export class FallbackController {
    * the delivery is too, its status still matches (desiredStatus depends on nothing else),
    * so a sync at 1,000 policies works out only the statuses that may have changed.
    */
-  private readonly statusMatched = new WeakMap<KubeObject, { result: PolicyResult; delivery: string; ready: boolean }>();
+  private readonly statusMatched = new WeakMap<
+    KubeObject,
+    { result: PolicyResult; delivery: string; ready: boolean }
+  >();
   /** The last compile, with what it was made from. */
   private lastCompile: { input: CompileInput; results: PolicyResult[]; resources: Resources } | undefined;
   /** The last render of the ConfigMap's files, and the resources it was made from. */
@@ -123,7 +134,9 @@ export class FallbackController {
       inNamespace(SERVICES, ns),
       inNamespace(ENDPOINT_SLICES, ns),
       ...(options.credentials === false ? [] : [inNamespace(SECRETS, ns)]),
-      ...(configMap ? [{ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }] : []),
+      ...(configMap
+        ? [{ ...CONFIG_MAPS, namespace: configMap.namespace, fieldSelector: `metadata.name=${configMap.name}` }]
+        : []),
     ];
     const [policies, services, endpointSlices, ...rest] = watches.map((r) => op.watch(r));
     this.policies = policies!;
@@ -134,7 +147,12 @@ export class FallbackController {
     const retryBackoff = { baseMs: 200, maxMs: 30_000, jitter: 0.1 };
     // Sync right away on the first change; the framework coalesces whatever arrives meanwhile.
     // With an xDS server every replica compiles, so that each can serve its Envoys.
-    this.syncs = op.handler("fallbackpolicy-sync", () => this.sync(), { watches, debounceMs: 5, leaderOnly: !options.xds, retryBackoff });
+    this.syncs = op.handler("fallbackpolicy-sync", () => this.sync(), {
+      watches,
+      debounceMs: 5,
+      leaderOnly: !options.xds,
+      retryBackoff,
+    });
     // A status pass can take long (an Envoy connecting changes every policy's
     // status.proxies: 10,000 writes), hence a handler of its own beside the sync.
     this.statuses = op.handler("fallbackpolicy-status", () => this.writeAllStatuses(), { retryBackoff });
@@ -146,7 +164,11 @@ export class FallbackController {
       help: "ConfigMap writes with a new Envoy config.",
       registers,
     });
-    this.configBytes = new Gauge({ name: "fallback_config_bytes", help: "Size of the last compiled Envoy config.", registers });
+    this.configBytes = new Gauge({
+      name: "fallback_config_bytes",
+      help: "Size of the last compiled Envoy config.",
+      registers,
+    });
     this.policyGauge = new Gauge({
       name: "fallback_policies",
       help: "FallbackPolicies by their Ready condition's status.",
@@ -196,7 +218,8 @@ export class FallbackController {
     if (this.options.configMap) {
       const outcome = await this.writeConfigMap(this.options.configMap, resources);
       // A deferred write defers the statuses too: Programmed must not claim a config not yet written.
-      this.delivered = outcome === "deferred" ? "deferred" : outcome.notWritten ? { notWritten: outcome.notWritten } : {};
+      this.delivered =
+        outcome === "deferred" ? "deferred" : outcome.notWritten ? { notWritten: outcome.notWritten } : {};
       if (outcome !== "deferred") configWrite = outcome.ms;
     }
     const done = performance.now();
@@ -233,7 +256,10 @@ export class FallbackController {
       ...(states?.has(key) ? { xds: states.get(key)! } : {}),
       ...(xds ? { live: this.live.get(key)?.view } : {}),
     }));
-    this.op.logger.debug({ policies: policies.length, statusWrites: written, ms: Math.round(performance.now() - started) }, "statuses written");
+    this.op.logger.debug(
+      { policies: policies.length, statusWrites: written, ms: Math.round(performance.now() - started) },
+      "statuses written",
+    );
   }
 
   /**
@@ -251,7 +277,10 @@ export class FallbackController {
       if (!result.configHash) continue;
       live.add(result.key);
       const backends = this.backendsOf(result);
-      const view = liveView(backends, backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)));
+      const view = liveView(
+        backends,
+        backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)),
+      );
       const outcome = this.live.offer(result.key, view, now);
       if (outcome === "adopted") changed++;
       else if (outcome === "later") this.liveDue = Math.min(this.liveDue, this.live.get(result.key)!.at + DAMPING_MS);
@@ -287,13 +316,24 @@ export class FallbackController {
     for (const result of this.lastCompile.results) {
       if (!result.configHash) continue;
       const backends = this.backendsOf(result);
-      yield { key: result.key, backends, adopted: this.live.get(result.key)?.view, observed: backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)), stats };
+      yield {
+        key: result.key,
+        backends,
+        adopted: this.live.get(result.key)?.view,
+        observed: backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)),
+        stats,
+      };
     }
   }
 
   /** The compile of the caches as they are now: the last one again if nothing it reads changed. */
   private compiled(policies: KubeObject[]): { results: PolicyResult[]; resources: Resources; reused: boolean } {
-    const input: CompileInput = { policies, services: this.services.list(), endpointSlices: this.endpointSlices.list(), secrets: this.secrets?.list() ?? [] };
+    const input: CompileInput = {
+      policies,
+      services: this.services.list(),
+      endpointSlices: this.endpointSlices.list(),
+      secrets: this.secrets?.list() ?? [],
+    };
     if (this.lastCompile && sameInput(this.lastCompile.input, input)) return { ...this.lastCompile, reused: true };
     const { services, endpointSlices, secrets } = input;
     const snapshot: Snapshot = {
@@ -311,7 +351,10 @@ export class FallbackController {
    * Writes the config into the ConfigMap if it differs and fits; tells why not when it does
    * not fit, or that the write waits (too soon after the last), when statuses wait too.
    */
-  private async writeConfigMap(ref: ConfigMapRef, resources: Resources): Promise<{ notWritten?: NotWritten; ms: number } | "deferred"> {
+  private async writeConfigMap(
+    ref: ConfigMapRef,
+    resources: Resources,
+  ): Promise<{ notWritten?: NotWritten; ms: number } | "deferred"> {
     if (this.lastRender?.resources !== resources) {
       const { files, hash } = renderConfigFiles(resources, this.options.compile, this.texts);
       this.lastRender = { resources, files, hash, size: configSize(files) };
@@ -321,7 +364,8 @@ export class FallbackController {
     const limit = this.options.configLimitBytes ?? CONFIGMAP_LIMIT_BYTES;
     if (size > limit) {
       // Once per spell, not on every sync (each status write sets one off).
-      if (!this.tooLarge) this.op.logger.error({ bytes: size, limit }, "config too large; keeping the last good config");
+      if (!this.tooLarge)
+        this.op.logger.error({ bytes: size, limit }, "config too large; keeping the last good config");
       this.tooLarge = true;
       return {
         notWritten: {
@@ -350,7 +394,12 @@ export class FallbackController {
     return { ms: performance.now() - started };
   }
 
-  private async writeConfig(ref: ConfigMapRef, existing: KubeObject | undefined, files: Record<string, string>, hash: string): Promise<void> {
+  private async writeConfig(
+    ref: ConfigMapRef,
+    existing: KubeObject | undefined,
+    files: Record<string, string>,
+    hash: string,
+  ): Promise<void> {
     const { namespace, name } = ref;
     const client = this.op.client;
     let written: KubeObject;
@@ -375,7 +424,11 @@ export class FallbackController {
    * many were written. It gives way to other work now and then: an Envoy connecting to
    * 10,000 policies changes every one's status, and a sync must not wait for all of that.
    */
-  private async writeStatuses(policies: KubeObject[], results: PolicyResult[], deliveryOf: (key: string) => Delivery): Promise<number> {
+  private async writeStatuses(
+    policies: KubeObject[],
+    results: PolicyResult[],
+    deliveryOf: (key: string) => Delivery,
+  ): Promise<number> {
     const byKey = new Map(results.map((r) => [r.key, r]));
     const now = new Date();
     const limit = this.options.statusConcurrency ?? 16;
@@ -449,7 +502,8 @@ export class FallbackController {
     }
     const move = trafficMove(before, after);
     if (!move) return;
-    if (move.reason === "FailedOver") this.liveMetrics?.failovers.inc({ namespace: policy.metadata.namespace ?? "", policy: policy.metadata.name });
+    if (move.reason === "FailedOver")
+      this.liveMetrics?.failovers.inc({ namespace: policy.metadata.namespace ?? "", policy: policy.metadata.name });
     await this.op.events.normal(policy, move.reason, move.message);
   }
 }
@@ -459,12 +513,21 @@ export class FallbackController {
  * and why), Recovered when it is the primary again; nothing while the Envoys do not
  * report, or when the first report finds the primary serving.
  */
-function trafficMove(before: unknown, after: unknown): { reason: "FailedOver" | "Recovered"; message: string } | undefined {
+function trafficMove(
+  before: unknown,
+  after: unknown,
+): { reason: "FailedOver" | "Recovered"; message: string } | undefined {
   const from = fallbackActiveOf(before);
   const to = fallbackActiveOf(after);
-  if (!to || to.status === "Unknown" || (from?.activeBackend === to.activeBackend && from?.reason === to.reason)) return undefined;
+  if (!to || to.status === "Unknown" || (from?.activeBackend === to.activeBackend && from?.reason === to.reason))
+    return undefined;
   if (to.status === "False") {
-    return from?.status === "True" ? { reason: "Recovered", message: `${to.activeBackend} serves again (was ${from.activeBackend ?? "nothing"}): ${to.message}` } : undefined;
+    return from?.status === "True"
+      ? {
+          reason: "Recovered",
+          message: `${to.activeBackend} serves again (was ${from.activeBackend ?? "nothing"}): ${to.message}`,
+        }
+      : undefined;
   }
   const was = from?.status === "True" ? (from.activeBackend ?? "nothing") : to.primary;
   return { reason: "FailedOver", message: `${was} -> ${to.activeBackend ?? "nothing"} (${to.reason}): ${to.message}` };
@@ -478,7 +541,12 @@ function deliveryKey({ notWritten, xdsServer, xds, live }: Delivery): string {
   return `${notWritten?.message ?? ""}|${xdsServer}|${xds ? `${xds.connected}/${xds.acked}` : ""}|${rejected ? `${rejected.node} ${rejected.resource} ${rejected.message}` : ""}|${live ? viewKey(live) : ""}`;
 }
 
-type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSlices: KubeObject[]; secrets: KubeObject[] };
+type CompileInput = {
+  policies: KubeObject[];
+  services: KubeObject[];
+  endpointSlices: KubeObject[];
+  secrets: KubeObject[];
+};
 
 /**
  * Whether a compile of `now` would read what the last one read: the same Services and
@@ -488,11 +556,18 @@ type CompileInput = { policies: KubeObject[]; services: KubeObject[]; endpointSl
  * the compile. Lists come in the caches' order, which an update keeps.
  */
 function sameInput(last: CompileInput, now: CompileInput): boolean {
-  const same = (a: KubeObject[], b: KubeObject[], equal: (x: KubeObject, y: KubeObject) => boolean) => a.length === b.length && a.every((x, i) => x === b[i] || equal(x, b[i]!));
+  const same = (a: KubeObject[], b: KubeObject[], equal: (x: KubeObject, y: KubeObject) => boolean) =>
+    a.length === b.length && a.every((x, i) => x === b[i] || equal(x, b[i]!));
   const samePolicy = (a: KubeObject, b: KubeObject) => {
     const [m, n] = [a.metadata, b.metadata];
     // generation is always set on custom resources; the resourceVersion stands in otherwise.
-    return m.uid === n.uid && m.name === n.name && m.namespace === n.namespace && m.creationTimestamp === n.creationTimestamp && (m.generation ?? m.resourceVersion) === (n.generation ?? n.resourceVersion);
+    return (
+      m.uid === n.uid &&
+      m.name === n.name &&
+      m.namespace === n.namespace &&
+      m.creationTimestamp === n.creationTimestamp &&
+      (m.generation ?? m.resourceVersion) === (n.generation ?? n.resourceVersion)
+    );
   };
   const never = () => false;
   return (
@@ -527,7 +602,12 @@ class CompileViews {
     const { name, namespace, uid, generation, creationTimestamp } = policy.metadata;
     const last = uid === undefined ? undefined : this.views.get(uid);
     if (last && generation !== undefined && last.generation === generation) return last.view;
-    const view = { apiVersion: policy.apiVersion, kind: policy.kind, metadata: { name, namespace, uid, generation, creationTimestamp }, spec: policy["spec"] };
+    const view = {
+      apiVersion: policy.apiVersion,
+      kind: policy.kind,
+      metadata: { name, namespace, uid, generation, creationTimestamp },
+      spec: policy["spec"],
+    };
     if (uid !== undefined) this.views.set(uid, { generation, view });
     return view;
   }

@@ -39,7 +39,9 @@ export class LiveMetrics {
   constructor(registry: Registry, readings: () => Iterable<LiveReading>) {
     const registers = [registry];
     const backendLabels = [...LIVE_METRICS.fallback_backend_requests_total];
-    const each = (visit: (labels: Record<BackendLabel, string>, backend: LiveBackend, i: number, r: LiveReading) => void) => {
+    const each = (
+      visit: (labels: Record<BackendLabel, string>, backend: LiveBackend, i: number, r: LiveReading) => void,
+    ) => {
       for (const r of readings()) {
         const [namespace, policy] = splitKey(r.key);
         r.backends.forEach((b, i) => visit({ namespace, policy, backend: b.name }, b, i, r));
@@ -65,7 +67,10 @@ export class LiveMetrics {
       registers,
       collect() {
         this.reset();
-        each((labels, b, _i, r) => r.adopted?.activeBackend !== undefined && this.set(labels, r.adopted.activeBackend === b.name ? 1 : 0));
+        each(
+          (labels, b, _i, r) =>
+            r.adopted?.activeBackend !== undefined && this.set(labels, r.adopted.activeBackend === b.name ? 1 : 0),
+        );
       },
     });
     this.failovers = new Counter({

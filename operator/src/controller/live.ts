@@ -40,12 +40,19 @@ const OVERPROVISIONING = 140;
 
 /** The view of one policy, from what the Envoys report of each of its backends' clusters (undefined: none reports it). */
 export function liveView(backends: LiveBackend[], observed: (ClusterView | undefined)[]): LiveView {
-  const members = backends.map((b, i) => ({ ...b, index: i, seen: b.cluster ? observed[i] : undefined })).filter((b) => b.cluster);
+  const members = backends
+    .map((b, i) => ({ ...b, index: i, seen: b.cluster ? observed[i] : undefined }))
+    .filter((b) => b.cluster);
   const healthy = backends.map((b, i) => (b.cluster ? observed[i]?.healthy : undefined));
   if (!members.length || members.every((m) => !m.seen)) {
-    return { condition: { status: "Unknown", reason: "NoReports", message: "No Envoy reports this policy's backends yet." }, healthy };
+    return {
+      condition: { status: "Unknown", reason: "NoReports", message: "No Envoy reports this policy's backends yet." },
+      healthy,
+    };
   }
-  const health = members.map((m) => (m.seen && m.seen.total > 0 ? Math.min(100, (OVERPROVISIONING * m.seen.healthy) / m.seen.total) : 0));
+  const health = members.map((m) =>
+    m.seen && m.seen.total > 0 ? Math.min(100, (OVERPROVISIONING * m.seen.healthy) / m.seen.total) : 0,
+  );
   const shares = loadShares(health);
   const primary = backends[0]!;
   const staticAnswer = backends.find((b) => b.kind === "StaticResponse");
@@ -69,7 +76,11 @@ export function liveView(backends: LiveBackend[], observed: (ClusterView | undef
     .map((s) => `${s.name} ${Math.round(s.share)}%`)
     .join(", ");
   if (active.index === 0) {
-    return { activeBackend: primary.name, condition: { status: "False", reason: "PrimaryServing", message: `The primary serves (new requests: ${split}).` }, healthy };
+    return {
+      activeBackend: primary.name,
+      condition: { status: "False", reason: "PrimaryServing", message: `The primary serves (new requests: ${split}).` },
+      healthy,
+    };
   }
   // No counts here: they move with every ejection, and each move would be a status write.
   const why = primary.drained ? "is drained" : "has no healthy endpoint";
@@ -131,4 +142,5 @@ export class LiveStates {
   }
 }
 
-export const viewKey = (view: LiveView) => `${view.activeBackend ?? ""}|${view.condition.reason}|${view.condition.message}|${view.healthy.join(",")}`;
+export const viewKey = (view: LiveView) =>
+  `${view.activeBackend ?? ""}|${view.condition.reason}|${view.condition.message}|${view.healthy.join(",")}`;

@@ -42,7 +42,6 @@ const USAGE = `Usage: fallback-operator [flags]
                              port gets the config)
 `;
 
-
 class UsageError extends Error {}
 
 export type XdsFlags = {
@@ -111,14 +110,16 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
   };
   const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
   const logLevel = values["log-level"] ?? env["LOG_LEVEL"] ?? "info";
-  if (!levels.includes(logLevel)) throw new UsageError(`--log-level must be one of ${levels.join(", ")}, got "${logLevel}"`);
+  if (!levels.includes(logLevel))
+    throw new UsageError(`--log-level must be one of ${levels.join(", ")}, got "${logLevel}"`);
   const limit = Number(values["config-limit-bytes"] ?? CONFIGMAP_LIMIT_BYTES);
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError(`--config-limit-bytes must be a positive integer`);
   const envoy = (flag: string, value: string | undefined, fallback: { address: string; port: number }) =>
     value === undefined ? fallback : addr(flag, value, "", false);
   const xds = xdsFlags(values, addr);
   const output = values["config-output"] ?? (xds ? "none" : "configmap");
-  if (output !== "configmap" && output !== "none") throw new UsageError(`--config-output must be configmap or none, got "${output}"`);
+  if (output !== "configmap" && output !== "none")
+    throw new UsageError(`--config-output must be configmap or none, got "${output}"`);
   return {
     kubeconfig: values.kubeconfig ? [values.kubeconfig] : env["KUBECONFIG"]?.split(delimiter).filter(Boolean),
     configMap: {
@@ -147,19 +148,33 @@ export function parseFlags(args: string[], env: NodeJS.ProcessEnv = process.env)
 /** The xDS server's flags, when any is given; TLS unless plaintext is asked for. */
 function xdsFlags(
   values: Record<string, string | boolean | undefined>,
-  addr: (flag: string, value: string | undefined, fallback: string, allowZero: boolean) => { address: string; port: number },
+  addr: (
+    flag: string,
+    value: string | undefined,
+    fallback: string,
+    allowZero: boolean,
+  ) => { address: string; port: number },
 ): XdsFlags | undefined {
-  const [address, cert, key, clientCA, plaintext] = (["xds-addr", "xds-tls-cert", "xds-tls-key", "xds-client-ca", "xds-plaintext"] as const).map((f) => values[f]);
-  if (address === undefined && cert === undefined && key === undefined && clientCA === undefined && !plaintext) return undefined;
+  const [address, cert, key, clientCA, plaintext] = (
+    ["xds-addr", "xds-tls-cert", "xds-tls-key", "xds-client-ca", "xds-plaintext"] as const
+  ).map((f) => values[f]);
+  if (address === undefined && cert === undefined && key === undefined && clientCA === undefined && !plaintext)
+    return undefined;
   const listen = addr("xds-addr", address as string | undefined, `0.0.0.0:${XDS_PORT}`, true);
   if (plaintext) {
-    if (cert || key || clientCA) throw new UsageError("--xds-plaintext cannot go with --xds-tls-cert, --xds-tls-key or --xds-client-ca");
+    if (cert || key || clientCA)
+      throw new UsageError("--xds-plaintext cannot go with --xds-tls-cert, --xds-tls-key or --xds-client-ca");
     return { listen };
   }
   if (!cert || !key) {
-    throw new UsageError("the xDS server needs --xds-tls-cert and --xds-tls-key (TLS), or --xds-plaintext to serve without TLS");
+    throw new UsageError(
+      "the xDS server needs --xds-tls-cert and --xds-tls-key (TLS), or --xds-plaintext to serve without TLS",
+    );
   }
-  return { listen, tls: { cert: cert as string, key: key as string, ...(clientCA ? { clientCA: clientCA as string } : {}) } };
+  return {
+    listen,
+    tls: { cert: cert as string, key: key as string, ...(clientCA ? { clientCA: clientCA as string } : {}) },
+  };
 }
 
 /** Runs the operator until a signal; resolves with the exit code. */
@@ -179,7 +194,10 @@ export async function main(args: string[]): Promise<number> {
     if (flags.kubeconfig?.length) loadKubeconfigs(kubeConfig, flags.kubeconfig);
     else kubeConfig.loadFromCluster();
   } catch (err) {
-    logger.error({ err: { message: (err as Error).message }, kubeconfig: flags.kubeconfig?.join(delimiter) || "in-cluster" }, "cannot load the kubeconfig");
+    logger.error(
+      { err: { message: (err as Error).message }, kubeconfig: flags.kubeconfig?.join(delimiter) || "in-cluster" },
+      "cannot load the kubeconfig",
+    );
     return 1;
   }
 
@@ -194,7 +212,15 @@ export async function main(args: string[]): Promise<number> {
   let xds: XdsServer | undefined;
   if (flags.xds) {
     try {
-      xds = new XdsServer({ host: flags.xds.listen.address, port: flags.xds.listen.port, ...readTls(flags.xds.tls), logger, metrics: op.metrics, identifier: `${OPERATOR_NAME} ${hostname()}`, ...testSeams() });
+      xds = new XdsServer({
+        host: flags.xds.listen.address,
+        port: flags.xds.listen.port,
+        ...readTls(flags.xds.tls),
+        logger,
+        metrics: op.metrics,
+        identifier: `${OPERATOR_NAME} ${hostname()}`,
+        ...testSeams(),
+      });
     } catch (err) {
       logger.error({ err: { message: (err as Error).message } }, "cannot set up the xDS server");
       return 1;
@@ -258,7 +284,13 @@ export async function main(args: string[]): Promise<number> {
 /** The xDS server's TLS files, read. */
 function readTls(tls: XdsFlags["tls"]): { tls?: XdsTls } {
   if (!tls) return {};
-  return { tls: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...(tls.clientCA ? { clientCA: readFileSync(tls.clientCA) } : {}) } };
+  return {
+    tls: {
+      cert: readFileSync(tls.cert),
+      key: readFileSync(tls.key),
+      ...(tls.clientCA ? { clientCA: readFileSync(tls.clientCA) } : {}),
+    },
+  };
 }
 
 /**
@@ -268,7 +300,9 @@ function readTls(tls: XdsFlags["tls"]): { tls?: XdsTls } {
 function testSeams(): { corrupt?: Corrupt } {
   const cluster = process.env["FALLBACK_TEST_REJECTED_CLUSTER"];
   if (!cluster) return {};
-  return { corrupt: (type, name, json) => void (type === "cluster" && name === cluster && (json["connect_timeout"] = "-1s")) };
+  return {
+    corrupt: (type, name, json) => void (type === "cluster" && name === cluster && (json["connect_timeout"] = "-1s")),
+  };
 }
 
 /**

@@ -4,7 +4,13 @@ import { GROUP, KIND, PLURAL, VERSION } from "../api/schema.ts";
 import { CREDENTIAL_LABEL, endpointSliceInput, secretInput, serviceInput } from "../compile/snapshot.ts";
 import type { KubeObject, ResourceSpec } from "../kopf/index.ts";
 
-export const POLICIES: ResourceSpec = { group: GROUP, version: VERSION, plural: PLURAL, kind: KIND, transform: withoutLastApplied };
+export const POLICIES: ResourceSpec = {
+  group: GROUP,
+  version: VERSION,
+  plural: PLURAL,
+  kind: KIND,
+  transform: withoutLastApplied,
+};
 export const SERVICES: ResourceSpec = {
   group: "",
   version: "v1",

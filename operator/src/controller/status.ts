@@ -29,7 +29,12 @@ export type Delivery = {
 
 type CurrentStatus = Omit<FallbackPolicyStatus, "conditions"> & { conditions?: Condition[] };
 
-export function desiredStatus(policy: KubeObject, result: PolicyResult, delivery: Delivery, now: Date): Record<string, unknown> {
+export function desiredStatus(
+  policy: KubeObject,
+  result: PolicyResult,
+  delivery: Delivery,
+  now: Date,
+): Record<string, unknown> {
   const current = (policy["status"] ?? {}) as CurrentStatus;
   const generation = policy.metadata.generation;
   let conditions: ConditionResult[] = result.conditions;
@@ -39,7 +44,11 @@ export function desiredStatus(policy: KubeObject, result: PolicyResult, delivery
   if (notWritten && configHash && configHash !== current.configRef?.hash) {
     // The last good config stays in Envoy. A policy whose own part is unchanged is still
     // served by it; the others are not programmed until the config fits again.
-    conditions = withProgrammed(conditions, { status: "False", reason: notWritten.reason, message: notWritten.message });
+    conditions = withProgrammed(conditions, {
+      status: "False",
+      reason: notWritten.reason,
+      message: notWritten.message,
+    });
     configHash = current.configRef?.hash;
   } else if (delivery.xdsServer && configHash) {
     conditions = withProgrammed(conditions, programmedOverXds(delivery.xds));
@@ -54,11 +63,17 @@ export function desiredStatus(policy: KubeObject, result: PolicyResult, delivery
     if (removed.changed) list = removed.conditions;
   }
 
-  list = setCondition(list, { type: "FallbackActive", ...fallbackActive(result, delivery), observedGeneration: generation }, now).conditions;
+  list = setCondition(
+    list,
+    { type: "FallbackActive", ...fallbackActive(result, delivery), observedGeneration: generation },
+    now,
+  ).conditions;
 
   const xds = delivery.xds ?? { connected: 0, acked: 0 };
   const live = result.configHash ? delivery.live : undefined;
-  const backends = live ? result.backends.map((b, i) => (live.healthy[i] === undefined ? b : { ...b, healthy: live.healthy[i] })) : result.backends;
+  const backends = live
+    ? result.backends.map((b, i) => (live.healthy[i] === undefined ? b : { ...b, healthy: live.healthy[i] }))
+    : result.backends;
   return {
     observedGeneration: generation ?? null,
     conditions: list,
@@ -74,32 +89,66 @@ type Outcome = Pick<ConditionResult, "status" | "reason" | "message">;
 
 /** FallbackActive: what the Envoys' stats say of the traffic; Unknown (NoReports) where they say nothing. */
 function fallbackActive(result: PolicyResult, delivery: Delivery): Outcome {
-  if (!result.configHash) return { status: "Unknown", reason: "NoReports", message: "The policy is not programmed, so no Envoy serves it." };
-  if (!delivery.xdsServer) return { status: "Unknown", reason: "NoReports", message: "Envoys report their stats to the operator only when it serves them over xDS." };
-  return delivery.live?.condition ?? { status: "Unknown", reason: "NoReports", message: "No Envoy reports this policy's backends yet." };
+  if (!result.configHash)
+    return { status: "Unknown", reason: "NoReports", message: "The policy is not programmed, so no Envoy serves it." };
+  if (!delivery.xdsServer)
+    return {
+      status: "Unknown",
+      reason: "NoReports",
+      message: "Envoys report their stats to the operator only when it serves them over xDS.",
+    };
+  return (
+    delivery.live?.condition ?? {
+      status: "Unknown",
+      reason: "NoReports",
+      message: "No Envoy reports this policy's backends yet.",
+    }
+  );
 }
 
 /** FallbackActive of a status, with who serves and the primary's name: for Events on traffic moving. */
-export function fallbackActiveOf(status: unknown): (Condition & { activeBackend?: string; primary?: string }) | undefined {
+export function fallbackActiveOf(
+  status: unknown,
+): (Condition & { activeBackend?: string; primary?: string }) | undefined {
   const s = status as CurrentStatus | undefined;
   const condition = s?.conditions?.find((c) => c.type === "FallbackActive");
   if (!condition) return undefined;
-  return { ...condition, ...(s?.activeBackend ? { activeBackend: s.activeBackend } : {}), ...(s?.backends?.[0] ? { primary: s.backends[0].name } : {}) };
+  return {
+    ...condition,
+    ...(s?.activeBackend ? { activeBackend: s.activeBackend } : {}),
+    ...(s?.backends?.[0] ? { primary: s.backends[0].name } : {}),
+  };
 }
 
 /** Programmed as the Envoys served over xDS have it: every connected one runs the policy's current resources. */
 function programmedOverXds(state: PolicyState | undefined): Outcome {
   const { connected, acked, rejected } = state ?? { connected: 0, acked: 0 };
   if (rejected) {
-    return { status: "False", reason: "Rejected", message: `Envoy ${rejected.node} rejected ${rejected.resource}: ${rejected.message.trim()}` };
+    return {
+      status: "False",
+      reason: "Rejected",
+      message: `Envoy ${rejected.node} rejected ${rejected.resource}: ${rejected.message.trim()}`,
+    };
   }
   if (connected === 0) {
-    return { status: "True", reason: "Programmed", message: "No Envoy is connected to the operator; each that connects gets this policy's config." };
+    return {
+      status: "True",
+      reason: "Programmed",
+      message: "No Envoy is connected to the operator; each that connects gets this policy's config.",
+    };
   }
   if (acked < connected) {
-    return { status: "False", reason: "NotAcknowledged", message: `${acked} of ${connected} connected Envoys run this policy's current config.` };
+    return {
+      status: "False",
+      reason: "NotAcknowledged",
+      message: `${acked} of ${connected} connected Envoys run this policy's current config.`,
+    };
   }
-  return { status: "True", reason: "Programmed", message: `Every connected Envoy (${connected}) runs this policy's current config.` };
+  return {
+    status: "True",
+    reason: "Programmed",
+    message: `Every connected Envoy (${connected}) runs this policy's current config.`,
+  };
 }
 
 /** The conditions with Programmed as given, and Ready worked out again from the other three; the rest as they were. */

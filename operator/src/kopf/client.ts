@@ -51,8 +51,7 @@ export interface ObjectList<T extends KubeObject = KubeObject> {
   resourceVersion: string;
 }
 
-export const apiVersionOf = (ref: ResourceRef): string =>
-  ref.group ? `${ref.group}/${ref.version}` : ref.version;
+export const apiVersionOf = (ref: ResourceRef): string => (ref.group ? `${ref.group}/${ref.version}` : ref.version);
 
 /** A readable name for logs and metrics: "configmaps" or "fallbackpolicies.fallback.dev". */
 export const resourceName = (ref: ResourceRef): string => (ref.group ? `${ref.plural}.${ref.group}` : ref.plural);
@@ -116,7 +115,9 @@ export class KubeClient {
       method,
       path,
       query: options.query,
-      ...(options.body !== undefined ? { body: JSON.stringify(options.body), contentType: options.contentType ?? "application/json" } : {}),
+      ...(options.body !== undefined
+        ? { body: JSON.stringify(options.body), contentType: options.contentType ?? "application/json" }
+        : {}),
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const data: unknown = response.text ? safeParse(response.text) : undefined;
@@ -176,18 +177,14 @@ export class KubeClient {
         kind?: string;
         items?: T[];
         metadata?: { resourceVersion?: string; continue?: string };
-      }>(
-        HttpMethod.GET,
-        resourcePath(ref, options.namespace),
-        {
-          query: {
-            labelSelector: options.labelSelector,
-            fieldSelector: options.fieldSelector,
-            limit: options.limit ?? 500,
-            continue: cont,
-          },
+      }>(HttpMethod.GET, resourcePath(ref, options.namespace), {
+        query: {
+          labelSelector: options.labelSelector,
+          fieldSelector: options.fieldSelector,
+          limit: options.limit ?? 500,
+          continue: cont,
         },
-      );
+      });
       // List responses leave out apiVersion/kind on items; watch events carry them.
       // Fill them in so the cache holds one shape whichever way an object arrived.
       const kind = ref.kind ?? page.kind?.replace(/List$/, "");
@@ -233,7 +230,9 @@ export class KubeClient {
 
 function apiError(status: number, data: unknown, headers: Record<string, string | string[] | undefined>): KubeApiError {
   const message = (data as { message?: string } | undefined)?.message ?? `HTTP ${status}`;
-  const flat = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]));
+  const flat = Object.fromEntries(
+    Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]),
+  );
   return new KubeApiError(status, message, data, flat);
 }
 

@@ -57,8 +57,7 @@ export function setCondition(
     type: input.type,
     status: input.status,
     ...(input.observedGeneration !== undefined ? { observedGeneration: input.observedGeneration } : {}),
-    lastTransitionTime:
-      previous && previous.status === input.status ? previous.lastTransitionTime : formatTime(now),
+    lastTransitionTime: previous && previous.status === input.status ? previous.lastTransitionTime : formatTime(now),
     reason: input.reason,
     message: input.message ?? "",
   };

@@ -62,7 +62,13 @@ export class EventRecorder {
   }
 
   async record(obj: KubeObject, type: EventType, reason: string, message: string, action = reason): Promise<void> {
-    const key = [obj.metadata.uid ?? `${obj.metadata.namespace}/${obj.metadata.name}`, type, reason, action, message].join("\u0000");
+    const key = [
+      obj.metadata.uid ?? `${obj.metadata.namespace}/${obj.metadata.name}`,
+      type,
+      reason,
+      action,
+      message,
+    ].join("\u0000");
     const now = Date.now();
     const known = this.series.get(key);
     try {
@@ -70,7 +76,11 @@ export class EventRecorder {
         known.count++;
         known.lastObserved = now;
         if (now - known.lastWritten >= this.options.seriesFlushMs) await this.writeSeries(key, known);
-        else known.timer ??= setTimeout(() => void this.writeSeries(key, known), known.lastWritten + this.options.seriesFlushMs - now).unref();
+        else
+          known.timer ??= setTimeout(
+            () => void this.writeSeries(key, known),
+            known.lastWritten + this.options.seriesFlushMs - now,
+          ).unref();
         return;
       }
       await this.create(key, obj, type, reason, message, action);
@@ -89,22 +99,22 @@ export class EventRecorder {
     const namespace = obj.metadata.namespace || "default";
     const name = `${obj.metadata.name}.${randomBytes(8).toString("hex")}`;
     await this.client.create(EVENTS, {
-        metadata: { name, namespace },
-        eventTime: new V1MicroTime(), // serialises with the microseconds MicroTime needs
-        type,
-        reason,
-        action,
-        note: message.length > 1024 ? `${message.slice(0, 1021)}...` : message,
-        reportingController: this.options.reportingController,
-        reportingInstance: this.options.reportingInstance,
-        regarding: {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
-          name: obj.metadata.name,
-          namespace: obj.metadata.namespace,
-          uid: obj.metadata.uid,
-          resourceVersion: obj.metadata.resourceVersion,
-        },
+      metadata: { name, namespace },
+      eventTime: new V1MicroTime(), // serialises with the microseconds MicroTime needs
+      type,
+      reason,
+      action,
+      note: message.length > 1024 ? `${message.slice(0, 1021)}...` : message,
+      reportingController: this.options.reportingController,
+      reportingInstance: this.options.reportingInstance,
+      regarding: {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: obj.metadata.name,
+        namespace: obj.metadata.namespace,
+        uid: obj.metadata.uid,
+        resourceVersion: obj.metadata.resourceVersion,
+      },
     });
     const now = Date.now();
     this.series.delete(key);
@@ -122,7 +132,9 @@ export class EventRecorder {
     s.timer = undefined;
     s.lastWritten = Date.now();
     try {
-      await this.client.patch(EVENTS, s.namespace, s.name, { series: { count: s.count, lastObservedTime: new V1MicroTime(s.lastObserved) } });
+      await this.client.patch(EVENTS, s.namespace, s.name, {
+        series: { count: s.count, lastObservedTime: new V1MicroTime(s.lastObserved) },
+      });
     } catch (err) {
       // Events expire (1 h by default); the next occurrence starts a new one.
       if (isNotFound(err)) this.series.delete(key);

@@ -19,14 +19,7 @@ export {
   type PatchType,
   type ResourceRef,
 } from "./client.ts";
-export {
-  describe as describeError,
-  isConflict,
-  isGone,
-  isNotFound,
-  isRetryable,
-  statusCode,
-} from "./errors.ts";
+export { describe as describeError, isConflict, isGone, isNotFound, isRetryable, statusCode } from "./errors.ts";
 export { Store, type StoreOptions } from "./store.ts";
 export { Informer, type InformerEvent, type InformerEventType, type InformerOptions } from "./informer.ts";
 export { WorkQueue, type WorkQueueOptions } from "./workqueue.ts";

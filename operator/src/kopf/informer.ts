@@ -61,7 +61,9 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** The cache; objects we write are kept in it as the watch would deliver them. */
   readonly store = new Store<T>({ prepare: (obj) => this.cached(obj) });
   private readonly client: KubeClient;
-  private readonly options: Required<Omit<InformerOptions, "namespace" | "labelSelector" | "fieldSelector" | "transform">> &
+  private readonly options: Required<
+    Omit<InformerOptions, "namespace" | "labelSelector" | "fieldSelector" | "transform">
+  > &
     InformerOptions;
   private readonly log: Logger;
   private readonly listeners = new Set<InformerListener<T>>();
@@ -215,7 +217,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       let settled = false;
       const request = new AbortController();
       let inactivity: NodeJS.Timeout | undefined;
-      const resync = resyncInMs === undefined ? undefined : setTimeout(() => finish({ kind: "resync" }), Math.max(0, resyncInMs));
+      const resync =
+        resyncInMs === undefined ? undefined : setTimeout(() => finish({ kind: "resync" }), Math.max(0, resyncInMs));
       const signal = this.abort.signal;
       const onStop = () => finish({ kind: "stopped" });
 

@@ -63,7 +63,11 @@ async function handle(req: HelperRequest): Promise<unknown> {
           kc.loadFromCluster(req.args[0] as string | undefined);
           break;
         case "loadFromDefault":
-          kc.loadFromDefault(req.args[0] as object | undefined, req.args[1] as boolean | undefined, req.args[2] as string | undefined);
+          kc.loadFromDefault(
+            req.args[0] as object | undefined,
+            req.args[1] as boolean | undefined,
+            req.args[2] as string | undefined,
+          );
           break;
       }
       return snapshot(kc);
@@ -84,7 +88,10 @@ let response: HelperResponse;
 try {
   response = { ok: true, value: await handle(JSON.parse(Buffer.concat(chunks).toString("utf8")) as HelperRequest) };
 } catch (err) {
-  response = { ok: false, error: { name: (err as Error).name ?? "Error", message: (err as Error).message ?? String(err) } };
+  response = {
+    ok: false,
+    error: { name: (err as Error).name ?? "Error", message: (err as Error).message ?? String(err) },
+  };
 }
 // Exit once answered: an auth provider may leave a timer or a socket behind.
 process.stdout.write(`${JSON.stringify(response)}\n`, () => process.exit(0));

@@ -151,7 +151,10 @@ export class KubeConfig {
 
   /** Adds the other config's clusters, users and contexts (a name defined twice is an error). */
   mergeConfig(config: KubeConfig, preserveContext = false): void {
-    assign(this, runSync({ op: "merge", base: dataOf(this), other: dataOf(config), preserveContext }) as KubeConfigData);
+    assign(
+      this,
+      runSync({ op: "merge", base: dataOf(this), other: dataOf(config), preserveContext }) as KubeConfigData,
+    );
   }
 }
 

@@ -41,7 +41,13 @@ export interface LeaderCallbacks {
 const LEASES: ResourceRef = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease" };
 /** A coordination.k8s.io/v1 Lease, as far as leader election reads and writes it. */
 type Lease = KubeObject & {
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: unknown; acquireTime?: unknown; leaseTransitions?: number };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    renewTime?: unknown;
+    acquireTime?: unknown;
+    leaseTransitions?: number;
+  };
 };
 
 export class LeaderElector {
@@ -205,7 +211,10 @@ export class LeaderElector {
       const lease = await this.read();
       if (lease.spec?.holderIdentity !== this.identity) return;
       const now = new V1MicroTime();
-      await this.replace({ ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } });
+      await this.replace({
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
+      });
       this.log.info("released the lease");
     } catch (err) {
       this.log.warn({ err: describe(err) }, "could not release the lease; it will expire");

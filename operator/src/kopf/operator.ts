@@ -94,7 +94,11 @@ export class Operator {
     if (this.state !== "new") throw new Error("handlers must be declared before start()");
     const informers = (options.watches ?? []).map((r) => this.informerFor(r));
     const retryBackoff = this.options.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
-    const handler = new Handler(name, fn, informers, options, { metrics: this.metrics, logger: this.logger, retryBackoff });
+    const handler = new Handler(name, fn, informers, options, {
+      metrics: this.metrics,
+      logger: this.logger,
+      retryBackoff,
+    });
     this.handlers.push(handler);
     return handler;
   }
@@ -169,7 +173,10 @@ export class Operator {
     } else {
       this.setLeading(true);
     }
-    this.logger.info({ resources: [...this.informers.keys()].length, leaderElection: Boolean(o.leaderElection) }, "operator started");
+    this.logger.info(
+      { resources: [...this.informers.keys()].length, leaderElection: Boolean(o.leaderElection) },
+      "operator started",
+    );
   }
 
   private setLeading(leading: boolean): void {

@@ -42,7 +42,9 @@ export class ProbeServer {
         res.writeHead(status, { "Content-Type": type }).end(body);
       };
       const probe = (check: Check) =>
-        check.ok ? answer(200, "ok\n") : answer(503, `not ok\n${(check.reasons ?? []).map((r) => `- ${r}\n`).join("")}`);
+        check.ok
+          ? answer(200, "ok\n")
+          : answer(503, `not ok\n${(check.reasons ?? []).map((r) => `- ${r}\n`).join("")}`);
       try {
         if (req.method !== "GET" && req.method !== "HEAD") return answer(405, "method not allowed\n");
         if (path === "/healthz" || path === "/livez") return probe(this.options.healthz());

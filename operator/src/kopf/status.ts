@@ -51,12 +51,23 @@ export async function patchStatus<T extends KubeObject>(
       status,
     };
     return client.patch<T>(resource, namespace, name, body, {
-      type: "apply", subresource: "status", fieldManager: options.fieldManager, force: true,
+      type: "apply",
+      subresource: "status",
+      fieldManager: options.fieldManager,
+      force: true,
     });
   }
-  return client.patch<T>(resource, namespace, name, { status }, {
-    type: "merge", subresource: "status", fieldManager: options.fieldManager,
-  });
+  return client.patch<T>(
+    resource,
+    namespace,
+    name,
+    { status },
+    {
+      type: "merge",
+      subresource: "status",
+      fieldManager: options.fieldManager,
+    },
+  );
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -65,7 +65,11 @@ export class Store<T extends KubeObject = KubeObject> {
    * delivers something newer than `before`.
    */
   wrote(object: T, before: string | undefined): void {
-    this.written.set(objectKey(object), { object: this.prepare(object), before, until: Date.now() + this.consistencyMs });
+    this.written.set(objectKey(object), {
+      object: this.prepare(object),
+      before,
+      until: Date.now() + this.consistencyMs,
+    });
   }
 
   /** Stores `obj` (from the watch or a list), returning what it replaced. */

@@ -76,7 +76,8 @@ export class Transport {
     const conn = this.current;
     if (!conn) return this.refresh(undefined);
     // The old settings serve meanwhile; a failed attempt is not repeated at once.
-    if (Date.now() - conn.at > REFRESH_AFTER_MS && Date.now() - this.attemptedAt > RETRY_REFRESH_MS) this.refresh(conn).catch(() => {});
+    if (Date.now() - conn.at > REFRESH_AFTER_MS && Date.now() - this.attemptedAt > RETRY_REFRESH_MS)
+      this.refresh(conn).catch(() => {});
     return conn;
   }
 
@@ -94,7 +95,14 @@ export class Transport {
 
   private install(settings: ConnectionSettings): Connection {
     const base = new URL(settings.server);
-    const tlsKey = JSON.stringify([base.protocol, settings.ca, settings.cert, settings.key, settings.rejectUnauthorized, settings.servername]);
+    const tlsKey = JSON.stringify([
+      base.protocol,
+      settings.ca,
+      settings.cert,
+      settings.key,
+      settings.rejectUnauthorized,
+      settings.servername,
+    ]);
     const previous = this.current;
     let agent = previous?.agent;
     if (!previous || previous.tlsKey !== tlsKey) {
@@ -173,7 +181,8 @@ function readAll(res: IncomingMessage, signal: AbortSignal | undefined): Promise
     res.once("end", () => resolve(text));
     res.on("error", (err) => reject(signal?.aborted ? signal.reason : err));
     res.once("close", () => {
-      if (!res.complete) reject(signal?.aborted ? signal.reason : new Error("the API server closed the connection mid-answer"));
+      if (!res.complete)
+        reject(signal?.aborted ? signal.reason : new Error("the API server closed the connection mid-answer"));
     });
   });
 }

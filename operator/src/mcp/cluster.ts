@@ -13,7 +13,12 @@ import { pickPolicy } from "./model.ts";
 
 export const POLICIES: ResourceRef = { group: GROUP, version: VERSION, plural: PLURAL, kind: KIND };
 const SERVICES: ResourceRef = { group: "", version: "v1", plural: "services", kind: "Service" };
-const SLICES: ResourceRef = { group: "discovery.k8s.io", version: "v1", plural: "endpointslices", kind: "EndpointSlice" };
+const SLICES: ResourceRef = {
+  group: "discovery.k8s.io",
+  version: "v1",
+  plural: "endpointslices",
+  kind: "EndpointSlice",
+};
 export const EVENTS: ResourceRef = { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event" };
 
 /** The caller's cluster: a client on their kubeconfig, and the namespace its context names. */
@@ -28,12 +33,34 @@ export function connect(kubeconfigPath: string): Cluster {
   }
   const context = config.getCurrentContext();
   const cluster = config.getCurrentCluster();
-  if (!cluster) throw new ToolError(`--kubeconfig ${kubeconfigPath}: its current context "${context}" names no cluster`);
-  return { client: new KubeClient(config, { timeoutMs: 20_000 }), namespace: config.getContextObject(context)?.namespace ?? "default", context, server: cluster.server };
+  if (!cluster)
+    throw new ToolError(`--kubeconfig ${kubeconfigPath}: its current context "${context}" names no cluster`);
+  return {
+    client: new KubeClient(config, { timeoutMs: 20_000 }),
+    namespace: config.getContextObject(context)?.namespace ?? "default",
+    context,
+    server: cluster.server,
+  };
 }
 
-type Condition = { type: string; status: string; reason?: string; message?: string; observedGeneration?: number; lastTransitionTime?: string };
-type PolicyObject = KubeObject & { spec?: any; status?: { conditions?: Condition[]; activeBackend?: string; backends?: any[]; observedGeneration?: number; proxies?: { connected: number; acked: number } } };
+type Condition = {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+};
+type PolicyObject = KubeObject & {
+  spec?: any;
+  status?: {
+    conditions?: Condition[];
+    activeBackend?: string;
+    backends?: any[];
+    observedGeneration?: number;
+    proxies?: { connected: number; acked: number };
+  };
+};
 
 export type PolicyRow = {
   namespace: string;
@@ -52,21 +79,27 @@ export type PolicyRow = {
   proxies?: { connected: number; acked: number };
 };
 
-export async function listPolicies(cluster: Cluster, namespace?: string): Promise<{ policies: PolicyRow[]; namespace: string }> {
+export async function listPolicies(
+  cluster: Cluster,
+  namespace?: string,
+): Promise<{ policies: PolicyRow[]; namespace: string }> {
   let items: PolicyObject[];
   try {
     items = (await cluster.client.list<PolicyObject>(POLICIES, namespace ? { namespace } : {})).items;
   } catch (error) {
     throw apiError(`FallbackPolicies in ${namespace ? `namespace ${namespace}` : "all namespaces"}`, error);
   }
-  items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+  items.sort((a, b) =>
+    `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`),
+  );
   return { policies: items.map(row), namespace: namespace ?? "(all)" };
 }
 
 function row(p: PolicyObject): PolicyRow {
   const conditions = p.status?.conditions ?? [];
   const find = (type: string) => conditions.find((c) => c.type === type);
-  const brief = (c: Condition | undefined) => (c ? { status: c.status, reason: c.reason ?? "", message: c.message ?? "" } : null);
+  const brief = (c: Condition | undefined) =>
+    c ? { status: c.status, reason: c.reason ?? "", message: c.message ?? "" } : null;
   const fallbackActive = find("FallbackActive");
   const reasons = conditions
     .filter((c) => (c.type === "Stalled" ? c.status === "True" : c.type !== "FallbackActive" && c.status !== "True"))
@@ -88,10 +121,13 @@ function row(p: PolicyObject): PolicyRow {
 }
 
 export function describeList(l: { policies: PolicyRow[]; namespace: string }): string {
-  if (!l.policies.length) return `No FallbackPolicy in ${l.namespace === "(all)" ? "any namespace" : `namespace ${l.namespace}`}.`;
+  if (!l.policies.length)
+    return `No FallbackPolicy in ${l.namespace === "(all)" ? "any namespace" : `namespace ${l.namespace}`}.`;
   return l.policies
     .map((p) => {
-      const ready = p.ready ? `Ready=${p.ready.status}${p.ready.status === "True" ? "" : ` (${p.ready.reason})`}` : "no status yet";
+      const ready = p.ready
+        ? `Ready=${p.ready.status}${p.ready.status === "True" ? "" : ` (${p.ready.reason})`}`
+        : "no status yet";
       const live = p.fallbackActive
         ? `; FallbackActive=${p.fallbackActive.status} (${p.fallbackActive.reason})${p.activeBackend ? `, ${p.activeBackend} serves` : ""}`
         : p.activeBackend
@@ -104,14 +140,27 @@ export function describeList(l: { policies: PolicyRow[]; namespace: string }): s
     .join("\n");
 }
 
-export type PolicyEvent = { type: string; reason: string; message: string; count: number; lastSeen: string; from: string };
+export type PolicyEvent = {
+  type: string;
+  reason: string;
+  message: string;
+  count: number;
+  lastSeen: string;
+  from: string;
+};
 
 export type PolicyDetail = {
   policy: string;
   summary: PolicyRow;
   spec: unknown;
   status: unknown;
-  metadata: { generation?: number; resourceVersion?: string; uid?: string; creationTimestamp?: string; annotations?: Record<string, string> };
+  metadata: {
+    generation?: number;
+    resourceVersion?: string;
+    uid?: string;
+    creationTimestamp?: string;
+    annotations?: Record<string, string>;
+  };
   events: PolicyEvent[];
   /** Said when the Events could not be read (RBAC, say). */
   eventsError?: string;
@@ -129,7 +178,13 @@ export async function getPolicy(cluster: Cluster, namespace: string, name: strin
     summary: row(object),
     spec: object.spec,
     status: object.status ?? null,
-    metadata: { generation, resourceVersion, uid, creationTimestamp, ...(annotations ? { annotations: withoutLastApplied(annotations) } : {}) },
+    metadata: {
+      generation,
+      resourceVersion,
+      uid,
+      creationTimestamp,
+      ...(annotations ? { annotations: withoutLastApplied(annotations) } : {}),
+    },
     ...events,
     ...explanation,
   };
@@ -137,17 +192,31 @@ export async function getPolicy(cluster: Cluster, namespace: string, name: strin
 
 export async function readPolicy(cluster: Cluster, namespace: string, name: string): Promise<PolicyObject> {
   try {
-    return { apiVersion: API_VERSION, kind: KIND, ...(await cluster.client.get<PolicyObject>(POLICIES, namespace, name)) };
+    return {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      ...(await cluster.client.get<PolicyObject>(POLICIES, namespace, name)),
+    };
   } catch (error) {
-    if (isNotFound(error)) throw new ToolError(`FallbackPolicy ${namespace}/${name} not found (list_policies shows the policies there are)`, [{ object: `FallbackPolicy ${namespace}/${name}`, message: "not found" }]);
+    if (isNotFound(error))
+      throw new ToolError(
+        `FallbackPolicy ${namespace}/${name} not found (list_policies shows the policies there are)`,
+        [{ object: `FallbackPolicy ${namespace}/${name}`, message: "not found" }],
+      );
     throw apiError(`FallbackPolicy ${namespace}/${name}`, error);
   }
 }
 
-async function readEvents(cluster: Cluster, policy: PolicyObject): Promise<{ events: PolicyEvent[]; eventsError?: string }> {
+async function readEvents(
+  cluster: Cluster,
+  policy: PolicyObject,
+): Promise<{ events: PolicyEvent[]; eventsError?: string }> {
   const { namespace = "default", name, uid } = policy.metadata;
   try {
-    const { items } = await cluster.client.list<any>(EVENTS, { namespace, fieldSelector: `regarding.kind=${KIND},regarding.name=${name}` });
+    const { items } = await cluster.client.list<any>(EVENTS, {
+      namespace,
+      fieldSelector: `regarding.kind=${KIND},regarding.name=${name}`,
+    });
     const events = items
       .filter((e) => !uid || !e.regarding?.uid || e.regarding.uid === uid)
       .map((e): PolicyEvent => ({
@@ -155,7 +224,8 @@ async function readEvents(cluster: Cluster, policy: PolicyObject): Promise<{ eve
         reason: e.reason ?? "",
         message: e.note ?? "",
         count: e.series?.count ?? e.deprecatedCount ?? 1,
-        lastSeen: e.series?.lastObservedTime ?? e.eventTime ?? e.deprecatedLastTimestamp ?? e.metadata?.creationTimestamp ?? "",
+        lastSeen:
+          e.series?.lastObservedTime ?? e.eventTime ?? e.deprecatedLastTimestamp ?? e.metadata?.creationTimestamp ?? "",
         from: e.reportingController ?? e.deprecatedSource?.component ?? "",
       }))
       .sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0))
@@ -167,9 +237,16 @@ async function readEvents(cluster: Cluster, policy: PolicyObject): Promise<{ eve
 }
 
 /** The explanation of the live policy, resolved against its Services and their EndpointSlices as they are now. */
-async function explainLive(cluster: Cluster, policy: PolicyObject): Promise<{ explanation: Explanation | null; explanationError?: string }> {
+async function explainLive(
+  cluster: Cluster,
+  policy: PolicyObject,
+): Promise<{ explanation: Explanation | null; explanationError?: string }> {
   const namespace = policy.metadata.namespace ?? "default";
-  const names = new Set<string>([policy.spec?.targetRef?.name, ...(policy.spec?.fallbacks ?? []).map((f: any) => f?.service?.name)].filter((n): n is string => typeof n === "string"));
+  const names = new Set<string>(
+    [policy.spec?.targetRef?.name, ...(policy.spec?.fallbacks ?? []).map((f: any) => f?.service?.name)].filter(
+      (n): n is string => typeof n === "string",
+    ),
+  );
   const objects: unknown[] = [{ ...policy, status: undefined }];
   try {
     for (const name of names) {
@@ -179,24 +256,41 @@ async function explainLive(cluster: Cluster, policy: PolicyObject): Promise<{ ex
         if (!isNotFound(error)) throw error;
         continue;
       }
-      const { items } = await cluster.client.list(SLICES, { namespace, labelSelector: `${SERVICE_NAME_LABEL}=${name}` });
+      const { items } = await cluster.client.list(SLICES, {
+        namespace,
+        labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
+      });
       objects.push(...items);
     }
   } catch (error) {
-    const forbidden = statusCode(error) === 403 ? " (the explanation needs get on services and list on endpointslices in the namespace)" : "";
-    return { explanation: null, explanationError: `reading the Services of FallbackPolicy ${namespace}/${policy.metadata.name}: ${messageOf(error)}${forbidden}` };
+    const forbidden =
+      statusCode(error) === 403
+        ? " (the explanation needs get on services and list on endpointslices in the namespace)"
+        : "";
+    return {
+      explanation: null,
+      explanationError: `reading the Services of FallbackPolicy ${namespace}/${policy.metadata.name}: ${messageOf(error)}${forbidden}`,
+    };
   }
   try {
     // A missing credential Secret shows in the policy's own status; the tools never read Secrets.
-    const secretMissing = (policy.status?.conditions ?? []).some((c) => c.type === "ResolvedRefs" && c.status === "False" && /^Secret/.test(c.reason ?? ""));
-    return { explanation: explain(pickPolicy(objects, `${namespace}/${policy.metadata.name}`, { offline: false, secretsMissing: secretMissing })) };
+    const secretMissing = (policy.status?.conditions ?? []).some(
+      (c) => c.type === "ResolvedRefs" && c.status === "False" && /^Secret/.test(c.reason ?? ""),
+    );
+    return {
+      explanation: explain(
+        pickPolicy(objects, `${namespace}/${policy.metadata.name}`, { offline: false, secretsMissing: secretMissing }),
+      ),
+    };
   } catch (error) {
     return { explanation: null, explanationError: messageOf(error) };
   }
 }
 
 const withoutLastApplied = (annotations: Record<string, string>) =>
-  Object.fromEntries(Object.entries(annotations).filter(([k]) => k !== "kubectl.kubernetes.io/last-applied-configuration"));
+  Object.fromEntries(
+    Object.entries(annotations).filter(([k]) => k !== "kubectl.kubernetes.io/last-applied-configuration"),
+  );
 
 export function describeDetail(d: PolicyDetail): string {
   const lines = [describeList({ policies: [d.summary], namespace: d.policy.split("/")[0]! })];
@@ -206,7 +300,10 @@ export function describeDetail(d: PolicyDetail): string {
       "Backends now:",
       ...backends.map((b) => {
         if (b.kind === "StaticResponse") return `  static: the static answer`;
-        const endpoints = b.endpoints !== undefined ? `${b.endpoints} ready endpoint${b.endpoints === 1 ? "" : "s"}` : "resolved by DNS";
+        const endpoints =
+          b.endpoints !== undefined
+            ? `${b.endpoints} ready endpoint${b.endpoints === 1 ? "" : "s"}`
+            : "resolved by DNS";
         return `  ${b.name} (${b.kind}): ${endpoints}${b.healthy !== undefined ? `, ${b.healthy} healthy as the Envoys see it` : ""}${b.drained ? ", drained" : ""}`;
       }),
     );
@@ -215,7 +312,8 @@ export function describeDetail(d: PolicyDetail): string {
     d.events.length ? "Recent events:" : d.eventsError ? `Events: ${d.eventsError}` : "No recent events.",
     ...d.events.map((e) => `  ${e.lastSeen} ${e.type} ${e.reason}${e.count > 1 ? ` (x${e.count})` : ""}: ${e.message}`),
   );
-  if (d.explanation) lines.push("", ...d.explanation.sections.map((s) => `${s.topic[0]!.toUpperCase()}${s.topic.slice(1)}: ${s.text}`));
+  if (d.explanation)
+    lines.push("", ...d.explanation.sections.map((s) => `${s.topic[0]!.toUpperCase()}${s.topic.slice(1)}: ${s.text}`));
   else if (d.explanationError) lines.push("", `No explanation: ${d.explanationError}`);
   return lines.join("\n");
 }

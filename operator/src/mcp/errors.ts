@@ -34,7 +34,8 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) {
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
     const detail = cause && typeof cause.code === "string" ? ` (${cause.code})` : "";
-    if (error.name === "TimeoutError" || error.name === "AbortError") return `the API server did not answer in time${detail}`;
+    if (error.name === "TimeoutError" || error.name === "AbortError")
+      return `the API server did not answer in time${detail}`;
     return `${firstLine(error.message)}${detail}`;
   }
   return firstLine(String(error));

@@ -12,7 +12,14 @@ import { count, list, ms, ordinal } from "./words.ts";
 export type Explanation = {
   policy: string;
   target: string;
-  order: { position: number; name: string; kind: BackendView["kind"]; description: string; drained: boolean; assumption?: string }[];
+  order: {
+    position: number;
+    name: string;
+    kind: BackendView["kind"];
+    description: string;
+    drained: boolean;
+    assumption?: string;
+  }[];
   sections: { topic: string; text: string }[];
   numbers: {
     triesPerRequest: number;
@@ -22,7 +29,12 @@ export type Explanation = {
     /** Upper bound of the back-off before each retry, in order. */
     backoffMaxMs: number[];
     /** For each fallback, how long the client waits at worst before it answers. */
-    worstCase: { backend: string; whenEarlierSlowMs: number | null; whenEarlierRefuseMs: number | null; note?: string }[];
+    worstCase: {
+      backend: string;
+      whenEarlierSlowMs: number | null;
+      whenEarlierRefuseMs: number | null;
+      note?: string;
+    }[];
     staticAnswer: { whenAllSlowMs: number | null; whenAllRefuseMs: number | null } | null;
     ejection: {
       consecutive5xx: number;
@@ -47,17 +59,24 @@ export function explain(view: PolicyView): Explanation {
   const tries = retry.attempts + 1;
   const perTryMs = retry.attempts > 0 && retry.perTryTimeoutMs > 0 ? retry.perTryTimeoutMs : null;
   const sections: { topic: string; text: string }[] = [];
-  const say = (topic: string, ...sentences: (string | false | undefined)[]) => sections.push({ topic, text: sentences.filter(Boolean).join(" ") });
+  const say = (topic: string, ...sentences: (string | false | undefined)[]) =>
+    sections.push({ topic, text: sentences.filter(Boolean).join(" ") });
 
   // ---- order ----
   const state = (b: BackendView) => [b.state, b.drained ? "drained" : undefined].filter(Boolean).join(", ");
-  const chain = members.slice(1).map((b, i) => `${ordinal(i + 1)} ${b.name} (${b.description}${b.drained ? ", drained" : ""})`);
+  const chain = members
+    .slice(1)
+    .map((b, i) => `${ordinal(i + 1)} ${b.name} (${b.description}${b.drained ? ", drained" : ""})`);
   say(
     "order",
     `Requests to ${primary.description.replace(/, .*$/, "")} go to it first${state(primary) ? ` (${state(primary)})` : ""}${chain.length ? `, then to the fallbacks in order: ${list(chain)}` : ""}.`,
-    staticAnswer ? `When all of them fail, the client gets ${staticAnswer.description}.` : "There is no static answer at the end: when every backend fails, the client sees the failure.",
-    members.some((b) => b.drained) && `Drained now (spec.drain): ${list(members.filter((b) => b.drained).map((b) => b.name))}; they get no new requests until the name leaves spec.drain.`,
-    members.some((b) => b.hosts === 0 && !b.drained) && `Without a ready endpoint, so skipped: ${list(members.filter((b) => b.hosts === 0 && !b.drained).map((b) => b.name))}.`,
+    staticAnswer
+      ? `When all of them fail, the client gets ${staticAnswer.description}.`
+      : "There is no static answer at the end: when every backend fails, the client sees the failure.",
+    members.some((b) => b.drained) &&
+      `Drained now (spec.drain): ${list(members.filter((b) => b.drained).map((b) => b.name))}; they get no new requests until the name leaves spec.drain.`,
+    members.some((b) => b.hosts === 0 && !b.drained) &&
+      `Without a ready endpoint, so skipped: ${list(members.filter((b) => b.hosts === 0 && !b.drained).map((b) => b.name))}.`,
     retry.attempts === 0
       ? "Each request gets 1 try: retries are off (retry.attempts 0), so a failure is not retried and no per-try timeout applies."
       : `Each request gets up to ${count(tries, "try", "tries")}: the first and ${count(retry.attempts, "retry", "retries")} (retry.attempts), each try cut off after ${ms(retry.perTryTimeoutMs)} (perTryTimeout), the whole request after ${timeouts.requestMs ? ms(timeouts.requestMs) : "no limit"} (timeouts.request).`,
@@ -93,7 +112,8 @@ export function explain(view: PolicyView): Explanation {
         : `502, 503 and 504 are retried (gateway-error in retryOn); other 5xx such as 500 are not${retry.retryOn.includes("retriable-status-codes") && retry.retriableStatusCodes.some((c) => c >= 500) ? ` (except ${list(retry.retriableStatusCodes.filter((c) => c >= 500).map(String))}, in retriableStatusCodes)` : ""}.`,
     `If ${primary.name} answers 503, then`,
     phasesInWords(primaryScenario({ status: { [primary.name]: 503 } })),
-    !retry.retryOn.includes("5xx") && `If it answers 500, then ${phasesInWords(primaryScenario({ status: { [primary.name]: 500 } }))}`,
+    !retry.retryOn.includes("5xx") &&
+      `If it answers 500, then ${phasesInWords(primaryScenario({ status: { [primary.name]: 500 } }))}`,
   );
 
   // ---- 429 ----
@@ -123,7 +143,11 @@ export function explain(view: PolicyView): Explanation {
       const slow = simulate(view, { slow: before }).firstRequests;
       const refuse = simulate(view, { down: before }).firstRequests;
       const reached = (o: Outcome) => (o.answeredBy === b.name ? o.waitMs.max : null);
-      const entry: Explanation["numbers"]["worstCase"][number] = { backend: b.name, whenEarlierSlowMs: reached(slow), whenEarlierRefuseMs: reached(refuse) };
+      const entry: Explanation["numbers"]["worstCase"][number] = {
+        backend: b.name,
+        whenEarlierSlowMs: reached(slow),
+        whenEarlierRefuseMs: reached(refuse),
+      };
       if (entry.whenEarlierSlowMs === null || entry.whenEarlierRefuseMs === null) {
         entry.note = `the first requests do not reach ${b.name} while ${list(before)} fail${before.length === 1 ? "s" : ""} (${slow.answeredBy === b.name ? refuse.why : slow.why}); it serves once they are taken out of rotation`;
       }
@@ -132,7 +156,10 @@ export function explain(view: PolicyView): Explanation {
   const allSlow = active.length ? simulate(view, { slow: active.map((b) => b.name) }).firstRequests : undefined;
   const allRefuse = active.length ? simulate(view, { down: active.map((b) => b.name) }).firstRequests : undefined;
   const staticNumbers = staticAnswer
-    ? { whenAllSlowMs: allSlow?.answeredBy === "static" ? allSlow.waitMs.max : null, whenAllRefuseMs: allRefuse?.answeredBy === "static" ? allRefuse.waitMs.max : active.length ? null : 0 }
+    ? {
+        whenAllSlowMs: allSlow?.answeredBy === "static" ? allSlow.waitMs.max : null,
+        whenAllRefuseMs: allRefuse?.answeredBy === "static" ? allRefuse.waitMs.max : active.length ? null : 0,
+      }
     : null;
   say(
     "worst-case wait",
@@ -160,7 +187,10 @@ export function explain(view: PolicyView): Explanation {
       "It is never retried, and it is no backend: it cannot be drained or ejected.",
     );
   } else {
-    say("static answer", "There is no static answer: when every backend fails, the client gets the last failure (Envoy's 503 for a refused connection or no healthy backend, 504 for a timeout, or the backend's own answer).");
+    say(
+      "static answer",
+      "There is no static answer: when every backend fails, the client gets the last failure (Envoy's 503 for a refused connection or no healthy backend, 504 for a timeout, or the backend's own answer).",
+    );
   }
 
   // ---- outlier detection ----
@@ -168,7 +198,8 @@ export function explain(view: PolicyView): Explanation {
   say(
     "outlier detection",
     `On every backend, a host is ejected after ${count(e.consecutive5xx, "5xx answer")} in a row (consecutive5xx)${e.splitExternalLocalOriginErrors ? "" : ", refused connections and timeouts included (splitExternalLocalOriginErrors is false)"}, or ${count(e.consecutiveGatewayErrors, "gateway error")} (502, 503, 504) in a row (consecutiveGatewayErrors).`,
-    e.splitExternalLocalOriginErrors && `Refused connections and timeouts are counted apart: ${e.consecutiveLocalOriginFailures} in a row eject (consecutiveLocalOriginFailures).`,
+    e.splitExternalLocalOriginErrors &&
+      `Refused connections and timeouts are counted apart: ${e.consecutiveLocalOriginFailures} in a row eject (consecutiveLocalOriginFailures).`,
     `An ejected host gets no requests for ${ms(e.baseEjectionMs)} the first time, ${ms(Math.min(2 * e.baseEjectionMs, maxEjection))} the second, and so on up to ${ms(maxEjection)} (baseEjectionTime times the ejections so far, at most maxEjectionTime); ejections are lifted at the next check, every ${ms(e.intervalMs)} (interval), so a backend that recovered gets traffic back within ${ms(e.baseEjectionMs + e.intervalMs)} of its first ejection.`,
     `While a backend is ejected, requests go straight to the next one: no extra try, no wait.`,
     e.maxEjectionPercent >= 100
@@ -202,7 +233,14 @@ export function explain(view: PolicyView): Explanation {
   return {
     policy: view.key,
     target: primary.description,
-    order: view.backends.map((b) => ({ position: b.position, name: b.name, kind: b.kind, description: b.description, drained: b.drained, ...(b.assumption ? { assumption: b.assumption } : {}) })),
+    order: view.backends.map((b) => ({
+      position: b.position,
+      name: b.name,
+      kind: b.kind,
+      description: b.description,
+      drained: b.drained,
+      ...(b.assumption ? { assumption: b.assumption } : {}),
+    })),
     sections,
     numbers: {
       triesPerRequest: tries,
@@ -227,7 +265,10 @@ export function explain(view: PolicyView): Explanation {
 }
 
 export function describeExplanation(x: Explanation): string {
-  return [`FallbackPolicy ${x.policy}`, ...x.sections.map((s) => `${s.topic[0]!.toUpperCase()}${s.topic.slice(1)}: ${s.text}`)].join("\n\n");
+  return [
+    `FallbackPolicy ${x.policy}`,
+    ...x.sections.map((s) => `${s.topic[0]!.toUpperCase()}${s.topic.slice(1)}: ${s.text}`),
+  ].join("\n\n");
 }
 
 /** The upper bound of the back-off before each retry. */
@@ -262,7 +303,9 @@ function failureStatuses(ir: PolicyIR): string[] {
   else if (on.includes("gateway-error")) out.push("502", "503", "504");
   if (on.includes("retriable-4xx")) out.push("409");
   if (on.includes("envoy-ratelimited")) out.push("429");
-  if (on.includes("retriable-status-codes")) for (const c of ir.retry.retriableStatusCodes) if (!out.includes(String(c)) && !(on.includes("5xx") && c >= 500)) out.push(String(c));
+  if (on.includes("retriable-status-codes"))
+    for (const c of ir.retry.retriableStatusCodes)
+      if (!out.includes(String(c)) && !(on.includes("5xx") && c >= 500)) out.push(String(c));
   return [...new Set(out)];
 }
 
@@ -270,15 +313,28 @@ function failureStatuses(ir: PolicyIR): string[] {
 function phasesInWords(s: Simulation): string {
   const parts = s.phases.map((p, i) => {
     const what = outcomeInWords(p.outcome);
-    if (i === 0) return s.phases.length > 1 ? `requests 1 to ${p.requests?.to ?? 1}: ${what}` : `every request: ${what}`;
+    if (i === 0)
+      return s.phases.length > 1 ? `requests 1 to ${p.requests?.to ?? 1}: ${what}` : `every request: ${what}`;
     return `${p.requests ? `from request ${p.requests.from}` : `after about ${ms(p.afterMs ?? 0)}`} (${p.change}): ${what}`;
   });
   return `${parts.join("; ")}.`;
 }
 
 function outcomeInWords(o: Outcome): string {
-  const who = o.answeredBy === "static" ? `the static answer (${o.status})` : o.answeredBy === "envoy" ? `Envoy's own ${o.status}` : o.answeredBy === "nobody" ? "no answer" : `${o.answeredBy} (${o.status})`;
-  const wait = o.waitMs.max === null ? "forever" : o.waitMs.min === o.waitMs.max ? ms(o.waitMs.max) : `${ms(o.waitMs.min ?? 0)} to ${ms(o.waitMs.max)}`;
+  const who =
+    o.answeredBy === "static"
+      ? `the static answer (${o.status})`
+      : o.answeredBy === "envoy"
+        ? `Envoy's own ${o.status}`
+        : o.answeredBy === "nobody"
+          ? "no answer"
+          : `${o.answeredBy} (${o.status})`;
+  const wait =
+    o.waitMs.max === null
+      ? "forever"
+      : o.waitMs.min === o.waitMs.max
+        ? ms(o.waitMs.max)
+        : `${ms(o.waitMs.min ?? 0)} to ${ms(o.waitMs.max)}`;
   const route = o.path.length > 1 ? ` via ${o.path.map((t) => `${t.backend} (${t.result})`).join(", then ")}` : "";
   return `${who} answers after ${count(o.tries, "try", "tries")}${route}, the client waiting ${wait}`;
 }

@@ -22,13 +22,18 @@ export function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" || (isIP(address) === 4 && address.startsWith("127."));
 }
 
-export async function serveHttp(factory: McpServerFactory, listen: { address: string; port: number }, log: (line: string) => void): Promise<HttpServing> {
+export async function serveHttp(
+  factory: McpServerFactory,
+  listen: { address: string; port: number },
+  log: (line: string) => void,
+): Promise<HttpServing> {
   const handler = createMcpHandler(factory, { onerror: (error) => log(`fallbackctl mcp: ${error.message}`) });
   const guard = isLoopback(listen.address);
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((error) => {
       log(`fallbackctl mcp: ${error instanceof Error ? error.message : String(error)}`);
-      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal error" }));
+      if (!res.headersSent)
+        res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal error" }));
       else res.destroy();
     });
   });
@@ -39,7 +44,8 @@ export async function serveHttp(factory: McpServerFactory, listen: { address: st
       res.writeHead(404, { "content-type": "text/plain" }).end(`Not found: the MCP endpoint is ${MCP_PATH}\n`);
       return;
     }
-    const body = req.method === "GET" || req.method === "HEAD" || req.method === "DELETE" ? undefined : await readBody(req);
+    const body =
+      req.method === "GET" || req.method === "HEAD" || req.method === "DELETE" ? undefined : await readBody(req);
     if (body === null) {
       res.writeHead(413, { "content-type": "text/plain" }).end(`Request body over ${MAX_BODY} bytes\n`);
       return;
@@ -57,7 +63,10 @@ export async function serveHttp(factory: McpServerFactory, listen: { address: st
       ...(body ? { body: new Uint8Array(body) } : {}),
       signal: abort.signal,
     });
-    const rejected = guard ? (hostHeaderValidationResponse(request, localhostAllowedHostnames()) ?? originValidationResponse(request, localhostAllowedOrigins())) : undefined;
+    const rejected = guard
+      ? (hostHeaderValidationResponse(request, localhostAllowedHostnames()) ??
+        originValidationResponse(request, localhostAllowedOrigins()))
+      : undefined;
     const response = rejected ?? (await handler.fetch(request));
     res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
     if (!response.body) return void res.end();

@@ -14,13 +14,23 @@ type Io = { stderr: (s: string) => void };
 
 /** Runs until the client goes (stdio) or a signal comes (HTTP). */
 export async function runMcp(options: McpOptions, io: Io): Promise<void> {
-  const [{ createServer, OFFLINE_TOOLS, CLUSTER_TOOLS, WRITE_TOOLS }, { connect }] = await Promise.all([import("./server.ts"), import("./cluster.ts")]);
+  const [{ createServer, OFFLINE_TOOLS, CLUSTER_TOOLS, WRITE_TOOLS }, { connect }] = await Promise.all([
+    import("./server.ts"),
+    import("./cluster.ts"),
+  ]);
   const log = (line: string) => io.stderr(`${line}\n`);
   const cluster = options.kubeconfig ? connect(options.kubeconfig) : undefined;
-  const context = { ...(cluster ? { cluster } : {}), allowWrites: options.allowWrites && !!cluster, version: version(), log };
+  const context = {
+    ...(cluster ? { cluster } : {}),
+    allowWrites: options.allowWrites && !!cluster,
+    version: version(),
+    log,
+  };
   const factory = () => createServer(context);
   const tools = [...OFFLINE_TOOLS, ...(cluster ? CLUSTER_TOOLS : []), ...(context.allowWrites ? WRITE_TOOLS : [])];
-  const where = cluster ? `; cluster ${cluster.server} (context ${cluster.context})${context.allowWrites ? ", writes allowed" : ", read-only"}` : "";
+  const where = cluster
+    ? `; cluster ${cluster.server} (context ${cluster.context})${context.allowWrites ? ", writes allowed" : ", read-only"}`
+    : "";
 
   if (!options.http) {
     const { serveStdio } = await import("@modelcontextprotocol/server/stdio");
@@ -38,7 +48,9 @@ export async function runMcp(options: McpOptions, io: Io): Promise<void> {
   const serving = await serveHttp(factory, options.http, log);
   log(`fallbackctl mcp: serving Streamable HTTP on ${serving.url}; tools: ${tools.join(", ")}${where}`);
   if (!isLoopback(options.http.address)) {
-    log(`fallbackctl mcp: warning: ${options.http.address} is not a loopback address, and the endpoint has no authentication: anyone who reaches it uses ${cluster ? "your kubeconfig" : "these tools"}${context.allowWrites ? ", writes included" : ""}.`);
+    log(
+      `fallbackctl mcp: warning: ${options.http.address} is not a loopback address, and the endpoint has no authentication: anyone who reaches it uses ${cluster ? "your kubeconfig" : "these tools"}${context.allowWrites ? ", writes included" : ""}.`,
+    );
   }
   const stop = () => void serving.close().finally(() => process.exit(0));
   process.once("SIGINT", stop);
@@ -47,7 +59,10 @@ export async function runMcp(options: McpOptions, io: Io): Promise<void> {
 
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0.0.0";
+    return (
+      (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string })
+        .version ?? "0.0.0"
+    );
   } catch {
     return "0.0.0";
   }

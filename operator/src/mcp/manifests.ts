@@ -6,7 +6,10 @@ import { ToolError } from "./errors.ts";
 
 /** The objects of a multi-document YAML text; a List's items are objects of their own. */
 export function parseManifests(text: string, field = "yaml"): unknown[] {
-  if (!text.trim()) throw new ToolError(`${field}: empty; give one or more YAML documents (FallbackPolicy, Service, EndpointSlice)`, [{ field, message: "empty" }]);
+  if (!text.trim())
+    throw new ToolError(`${field}: empty; give one or more YAML documents (FallbackPolicy, Service, EndpointSlice)`, [
+      { field, message: "empty" },
+    ]);
   const objects: unknown[] = [];
   let index = 0;
   for (const doc of parseAllDocuments(text)) {
@@ -33,7 +36,11 @@ export function parseManifests(text: string, field = "yaml"): unknown[] {
 
 /** `FallbackPolicy shop/products`, `v1/ConfigMap default/x`: how an object is named in messages. */
 export function describeObject(object: unknown): string {
-  const { apiVersion, kind, metadata } = (object ?? {}) as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  const { apiVersion, kind, metadata } = (object ?? {}) as {
+    apiVersion?: unknown;
+    kind?: unknown;
+    metadata?: { name?: unknown; namespace?: unknown };
+  };
   const name = `${typeof metadata?.namespace === "string" ? metadata.namespace : "default"}/${typeof metadata?.name === "string" ? metadata.name : "<unnamed>"}`;
   if (kind === "FallbackPolicy") return `FallbackPolicy ${name}`;
   return `${typeof apiVersion === "string" ? `${apiVersion}/` : ""}${typeof kind === "string" ? kind : "<no kind>"} ${name}`;

@@ -54,7 +54,10 @@ export type PolicyView = {
 export type Mode = { offline: true } | { offline: false; secretsMissing: boolean };
 
 /** The view of every policy in `objects` that is valid. */
-export function viewPolicies(objects: unknown[], mode: Mode): { views: PolicyView[]; invalid: { key: string; errors: string[] }[]; snapshot: Snapshot } {
+export function viewPolicies(
+  objects: unknown[],
+  mode: Mode,
+): { views: PolicyView[]; invalid: { key: string; errors: string[] }[]; snapshot: Snapshot } {
   const { snapshot } = snapshotFromObjects(objects);
   const output = compile(snapshot, defaultOptions);
   const index = indexSnapshot(snapshot);
@@ -64,7 +67,12 @@ export function viewPolicies(objects: unknown[], mode: Mode): { views: PolicyVie
     const validated = validatePolicy(object);
     if (!validated.ok) {
       const key = describeObject(object).replace(/^FallbackPolicy /, "");
-      invalid.push({ key, errors: output.results.find((r) => r.key === key && r.errors.length)?.errors ?? validated.errors.map((e) => `${e.path}: ${e.message}`) });
+      invalid.push({
+        key,
+        errors:
+          output.results.find((r) => r.key === key && r.errors.length)?.errors ??
+          validated.errors.map((e) => `${e.path}: ${e.message}`),
+      });
       continue;
     }
     const policy = validated.policy;
@@ -85,17 +93,29 @@ export function pickPolicy(objects: unknown[], ref: string | undefined, mode: Mo
     const view = views.find((v) => v.key === key);
     if (view) return view;
     const bad = invalid.find((i) => i.key === key);
-    if (bad) throw new ToolError(`FallbackPolicy ${key} is invalid: ${bad.errors.join("; ")}`, bad.errors.map((message) => ({ object: `FallbackPolicy ${key}`, message })));
+    if (bad)
+      throw new ToolError(
+        `FallbackPolicy ${key} is invalid: ${bad.errors.join("; ")}`,
+        bad.errors.map((message) => ({ object: `FallbackPolicy ${key}`, message })),
+      );
     throw new ToolError(
       `policy: no FallbackPolicy ${key} in the input${all.length ? `; it holds ${all.join(", ")}` : "; it holds no FallbackPolicy"}`,
       [{ field: "policy", message: `no FallbackPolicy ${key}` }],
     );
   }
-  if (all.length === 0) throw new ToolError("yaml: the input holds no FallbackPolicy", [{ field: "yaml", message: "no FallbackPolicy" }]);
-  if (all.length > 1) throw new ToolError(`policy: the input holds ${all.length} FallbackPolicies (${all.join(", ")}); say which one as namespace/name`, [{ field: "policy", message: "required when the input holds several policies" }]);
+  if (all.length === 0)
+    throw new ToolError("yaml: the input holds no FallbackPolicy", [{ field: "yaml", message: "no FallbackPolicy" }]);
+  if (all.length > 1)
+    throw new ToolError(
+      `policy: the input holds ${all.length} FallbackPolicies (${all.join(", ")}); say which one as namespace/name`,
+      [{ field: "policy", message: "required when the input holds several policies" }],
+    );
   if (invalid.length) {
     const bad = invalid[0]!;
-    throw new ToolError(`FallbackPolicy ${bad.key} is invalid: ${bad.errors.join("; ")}`, bad.errors.map((message) => ({ object: `FallbackPolicy ${bad.key}`, message })));
+    throw new ToolError(
+      `FallbackPolicy ${bad.key} is invalid: ${bad.errors.join("; ")}`,
+      bad.errors.map((message) => ({ object: `FallbackPolicy ${bad.key}`, message })),
+    );
   }
   return views[0]!;
 }
@@ -122,7 +142,10 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
           ...(state ? { state } : {}),
           ...(assumption ? { assumption } : {}),
         });
-        if (!known) return offline ? view(undefined, undefined, `${ref} is not in the input: assumed to exist with ready endpoints`) : view(0, "not found, so no endpoints");
+        if (!known)
+          return offline
+            ? view(undefined, undefined, `${ref} is not in the input: assumed to exist with ready endpoints`)
+            : view(0, "not found, so no endpoints");
         if (backend.resolution === "DNS") return view(undefined, `resolved by DNS as ${backend.host}`);
         const n = backend.endpoints.length;
         return view(n, `${n} ready endpoint${n === 1 ? "" : "s"}`);
@@ -131,16 +154,21 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
         const cluster = backendClusterName(ir.key, member++);
         const ref = `external ${backend.tls ? "https" : "http"}://${backend.host}:${backend.port}`;
         const auth = (backend as { auth?: { secret: string; header: string; prefix: string } | "missing" }).auth;
-        const rewrite = (backend as { rewrite?: { pathPrefix?: { from: string; to: string }; model?: string } }).rewrite;
+        const rewrite = (backend as { rewrite?: { pathPrefix?: { from: string; to: string }; model?: string } })
+          .rewrite;
         const forward = (backend as { forwardClientCredentials?: boolean }).forwardClientCredentials;
         const handling: string[] = [];
         if (auth && auth !== "missing") {
           const [, secret, key] = auth.secret.split("/");
-          handling.push(`sends its own credential (Secret ${secret}, key ${key}) in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}`);
+          handling.push(
+            `sends its own credential (Secret ${secret}, key ${key}) in ${auth.header}${auth.prefix ? ` after "${auth.prefix}"` : ""}`,
+          );
         }
-        if (rewrite?.pathPrefix) handling.push(`rewrites the path prefix ${rewrite.pathPrefix.from} to ${rewrite.pathPrefix.to}`);
+        if (rewrite?.pathPrefix)
+          handling.push(`rewrites the path prefix ${rewrite.pathPrefix.from} to ${rewrite.pathPrefix.to}`);
         if (rewrite?.model) handling.push(`sets the "model" of JSON request bodies to ${rewrite.model}`);
-        if (forward === false) handling.push("never gets the client's Authorization, Proxy-Authorization or Cookie headers");
+        if (forward === false)
+          handling.push("never gets the client's Authorization, Proxy-Authorization or Cookie headers");
         else if (forward === true) handling.push("gets the client's own credentials (forwardClientCredentials)");
         const missing = auth === "missing";
         const left = missing && !offline && mode.secretsMissing;
@@ -154,7 +182,9 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
           description: left ? `${ref}, left out: its credential Secret is missing` : ref,
           ...(left ? { state: "left out: its credential Secret is missing" } : {}),
           ...(handling.length ? { handling } : {}),
-          ...(missing && offline ? { assumption: `the credential Secret of ${backend.host} is not in the input: assumed to exist` } : {}),
+          ...(missing && offline
+            ? { assumption: `the credential Secret of ${backend.host} is not in the input: assumed to exist` }
+            : {}),
         };
       }
       case "StaticResponse":

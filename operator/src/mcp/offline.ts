@@ -48,11 +48,18 @@ export function validateManifests(text: string): Validation {
       invalid++;
       const source = invalidObjects.get(result.key)?.shift();
       const validated = validatePolicy(source);
-      const errors = validated.ok ? result.errors.map((message) => ({ object, message })) : validated.errors.map((e) => ({ object, field: e.path, message: e.message }));
+      const errors = validated.ok
+        ? result.errors.map((message) => ({ object, message }))
+        : validated.errors.map((e) => ({ object, field: e.path, message: e.message }));
       policies.push({ policy: result.key, valid: false, errors, warnings: [] });
       continue;
     }
-    const warnings = notes(result.conditions).map((c) => ({ object, condition: c.type, reason: c.reason, message: c.message }));
+    const warnings = notes(result.conditions).map((c) => ({
+      object,
+      condition: c.type,
+      reason: c.reason,
+      message: c.message,
+    }));
     for (const w of warnings) lines.push(`warning: ${object}: ${w.condition}: ${w.message}`);
     policies.push({ policy: result.key, valid: true, errors: [], warnings });
   }
@@ -61,10 +68,13 @@ export function validateManifests(text: string): Validation {
 }
 
 /** What fallbackctl warns about for a valid policy: in conflict, or pointing at Services not in the input. */
-const notes = (conditions: ConditionResult[]) => conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
+const notes = (conditions: ConditionResult[]) =>
+  conditions.filter((c) => c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs"));
 
 export function describeValidation(v: Validation): string {
-  const ignored = v.ignored.length ? [`Not read (neither FallbackPolicy, Service nor EndpointSlice): ${v.ignored.join(", ")}`] : [];
+  const ignored = v.ignored.length
+    ? [`Not read (neither FallbackPolicy, Service nor EndpointSlice): ${v.ignored.join(", ")}`]
+    : [];
   return [...v.lines, ...ignored].join("\n");
 }
 
@@ -75,7 +85,16 @@ export type PolicySummary = {
   ready: { status: string; reason: string; message: string } | null;
   conditions: ConditionResult[];
   target: string;
-  chain: { position: number; name: string; kind: string; description: string; drained: boolean; cluster?: string; hosts?: number; assumption?: string }[];
+  chain: {
+    position: number;
+    name: string;
+    kind: string;
+    description: string;
+    drained: boolean;
+    cluster?: string;
+    hosts?: number;
+    assumption?: string;
+  }[];
   retry: {
     attempts: number;
     triesPerRequest: number;
@@ -109,11 +128,18 @@ export function renderManifests(text: string, options: { policy?: string; envoy?
     const policies = objects.filter((o) => (o as { kind?: unknown })?.kind === "FallbackPolicy");
     const keep = policies.filter((o) => describeObject(o) === `FallbackPolicy ${key}`);
     if (!keep.length) {
-      throw new ToolError(`policy: no FallbackPolicy ${key} in the input; it holds ${policies.map((o) => describeObject(o).replace(/^FallbackPolicy /, "")).join(", ") || "none"}`, [{ field: "policy", message: `no FallbackPolicy ${key}` }]);
+      throw new ToolError(
+        `policy: no FallbackPolicy ${key} in the input; it holds ${policies.map((o) => describeObject(o).replace(/^FallbackPolicy /, "")).join(", ") || "none"}`,
+        [{ field: "policy", message: `no FallbackPolicy ${key}` }],
+      );
     }
     objects = objects.filter((o) => !policies.includes(o) || keep.includes(o));
   }
-  const keys = new Set(objects.filter((o) => (o as { kind?: unknown })?.kind === "FallbackPolicy").map((o) => describeObject(o).replace(/^FallbackPolicy /, "")));
+  const keys = new Set(
+    objects
+      .filter((o) => (o as { kind?: unknown })?.kind === "FallbackPolicy")
+      .map((o) => describeObject(o).replace(/^FallbackPolicy /, "")),
+  );
   const problems = validation.policies.filter((p) => !p.valid && keys.has(p.policy));
   // As fallbackctl render: input with an invalid policy renders nothing.
   if (problems.length) {
@@ -125,11 +151,23 @@ export function renderManifests(text: string, options: { policy?: string; envoy?
   }
   const { views, snapshot } = viewPolicies(objects, { offline: true });
   const output = compile(snapshot, defaultOptions);
-  const rendering: Rendering = { policies: views.map((v) => summarize(v, output)).sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0)) };
+  const rendering: Rendering = {
+    policies: views
+      .map((v) => summarize(v, output))
+      .sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0)),
+  };
   if (options.envoy) {
     // A credential never leaves through a tool: the SDS secrets are named, their values withheld.
-    const valueOf = (type: string, r: { name: string; value(): object }) => (type === "secret" ? { name: r.name, withheld: "a backend's credential: Envoy gets it over SDS; it is never shown" } : r.value());
-    const resources = Object.fromEntries(RESOURCE_TYPES.map((type) => [type, (output.resources[type] ?? []).map((r) => ({ name: r.name, value: valueOf(type, r) }))]));
+    const valueOf = (type: string, r: { name: string; value(): object }) =>
+      type === "secret"
+        ? { name: r.name, withheld: "a backend's credential: Envoy gets it over SDS; it is never shown" }
+        : r.value();
+    const resources = Object.fromEntries(
+      RESOURCE_TYPES.map((type) => [
+        type,
+        (output.resources[type] ?? []).map((r) => ({ name: r.name, value: valueOf(type, r) })),
+      ]),
+    );
     rendering.envoy = { bootstrap: renderBootstrap(output.resources, defaultOptions), resources };
   }
   return rendering;
@@ -178,21 +216,31 @@ export function describeRendering(r: Rendering): string {
   const lines: string[] = [];
   for (const p of r.policies) {
     lines.push(`FallbackPolicy ${p.policy}${p.ready ? `: Ready=${p.ready.status} (${p.ready.reason})` : ""}`);
-    for (const b of p.chain) lines.push(`  ${b.position === 0 ? "primary " : `fallback ${b.position}`}: ${b.name}: ${b.description}${b.drained ? " (drained)" : ""}${b.cluster ? ` [cluster ${b.cluster}]` : ""}`);
+    for (const b of p.chain)
+      lines.push(
+        `  ${b.position === 0 ? "primary " : `fallback ${b.position}`}: ${b.name}: ${b.description}${b.drained ? " (drained)" : ""}${b.cluster ? ` [cluster ${b.cluster}]` : ""}`,
+      );
     const r = p.retry;
     lines.push(
       `  retry: ${count(r.triesPerRequest, "try", "tries")} per request, ${r.perTryTimeout} each, on ${r.retryOn.join(", ") || "nothing"}${r.retriableStatusCodes.length ? ` (codes ${r.retriableStatusCodes.join(", ")})` : ""}, back-off ${r.backoff.baseInterval}..${r.backoff.maxInterval}, ${r.fallbackOnRetry ? "each retry to the next backend" : "retries to the same backend"}${r.budget ? `, budget ${r.budget.percent}% (min ${r.budget.minConcurrency})` : ""}`,
     );
     lines.push(`  timeouts: request ${p.timeouts.request}, connect ${p.timeouts.connect}, idle ${p.timeouts.idle}`);
     const od = p.outlierDetection as Record<string, string | number | boolean>;
-    lines.push(`  ejection: after ${od.consecutive5xx} 5xx or ${od.consecutiveGatewayErrors} gateway errors in a row, for ${od.baseEjectionTime} (up to ${od.maxEjectionTime}), checked every ${od.interval}, at most ${od.maxEjectionPercent}% of hosts`);
+    lines.push(
+      `  ejection: after ${od.consecutive5xx} 5xx or ${od.consecutiveGatewayErrors} gateway errors in a row, for ${od.baseEjectionTime} (up to ${od.maxEjectionTime}), checked every ${od.interval}, at most ${od.maxEjectionPercent}% of hosts`,
+    );
     if (p.healthCheck) lines.push(`  health checks: GET ${p.healthCheck.path} every ${p.healthCheck.interval}`);
     for (const b of p.chain) if (b.assumption) lines.push(`  note: ${b.assumption}`);
   }
   if (!r.policies.length) lines.push("No FallbackPolicy in the input.");
   if (r.envoy) {
     const counts = Object.entries(r.envoy.resources).map(([type, list]) => `${list.length} ${type}`);
-    lines.push("", `Envoy resources (${counts.join(", ")}); the bootstrap fallbackctl render prints:`, "", r.envoy.bootstrap);
+    lines.push(
+      "",
+      `Envoy resources (${counts.join(", ")}); the bootstrap fallbackctl render prints:`,
+      "",
+      r.envoy.bootstrap,
+    );
   }
   return lines.join("\n");
 }

@@ -27,18 +27,32 @@ export type ServerContext = {
   log?: (line: string) => void;
 };
 
-const READ_ONLY: ToolAnnotations = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
-const WRITES: ToolAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false };
+const READ_ONLY: ToolAnnotations = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false,
+};
+const WRITES: ToolAnnotations = {
+  readOnlyHint: false,
+  destructiveHint: true,
+  idempotentHint: true,
+  openWorldHint: false,
+};
 
 const yamlArg = z
   .string()
   .max(4_000_000)
-  .describe("Multi-document YAML: FallbackPolicy (fallback.dev/v1alpha1), Service (v1) and EndpointSlice (discovery.k8s.io/v1) objects, as a GitOps repository holds them. A kubectl List works too.");
+  .describe(
+    "Multi-document YAML: FallbackPolicy (fallback.dev/v1alpha1), Service (v1) and EndpointSlice (discovery.k8s.io/v1) objects, as a GitOps repository holds them. A kubectl List works too.",
+  );
 const policyArg = z
   .string()
   .regex(/^([a-z0-9][-a-z0-9.]*\/)?[a-z0-9][-a-z0-9.]*$/, "namespace/name")
   .optional()
-  .describe("The policy, as namespace/name (a bare name means namespace default). Optional when the YAML holds one policy.");
+  .describe(
+    "The policy, as namespace/name (a bare name means namespace default). Optional when the YAML holds one policy.",
+  );
 const backendNames = z.array(z.string().min(1)).max(9);
 
 export function createServer(ctx: ServerContext): McpServer {
@@ -46,17 +60,26 @@ export function createServer(ctx: ServerContext): McpServer {
     { name: "fallbackctl", version: ctx.version, title: "fallback-operator" },
     { instructions: instructions(ctx) },
   );
-  const tool = <T>(run: (args: T) => Promise<{ text: string; data: object }> | { text: string; data: object }) => async (args: T): Promise<CallToolResult> => {
-    try {
-      const { text, data } = await run(args);
-      return { content: [{ type: "text", text }], structuredContent: data as Record<string, unknown> };
-    } catch (error) {
-      if (!(error instanceof ToolError)) ctx.log?.(`fallbackctl mcp: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      const message = messageOf(error);
-      const problems = error instanceof ToolError && error.problems.length ? error.problems : [{ message }];
-      return { content: [{ type: "text", text: message }], structuredContent: { error: { message, problems } }, isError: true };
-    }
-  };
+  const tool =
+    <T>(run: (args: T) => Promise<{ text: string; data: object }> | { text: string; data: object }) =>
+    async (args: T): Promise<CallToolResult> => {
+      try {
+        const { text, data } = await run(args);
+        return { content: [{ type: "text", text }], structuredContent: data as Record<string, unknown> };
+      } catch (error) {
+        if (!(error instanceof ToolError))
+          ctx.log?.(
+            `fallbackctl mcp: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          );
+        const message = messageOf(error);
+        const problems = error instanceof ToolError && error.problems.length ? error.problems : [{ message }];
+        return {
+          content: [{ type: "text", text: message }],
+          structuredContent: { error: { message, problems } },
+          isError: true,
+        };
+      }
+    };
 
   // ---- offline: YAML in ----
   server.registerTool(
@@ -82,8 +105,13 @@ export function createServer(ctx: ServerContext): McpServer {
         "Compiles FallbackPolicies as `fallbackctl render` and the operator do, and summarises each: its chain of backends with the Envoy cluster of each, retries (tries per request, per-try timeout, what is retried, back-off), timeouts, outlier ejection, circuit breaker, health checks and drain. With envoy: true, also the Envoy resources (clusters, endpoints, listener, routes) and the bootstrap fallbackctl render prints. Input with an invalid policy renders nothing and returns its errors.",
       inputSchema: z.object({
         yaml: yamlArg,
-        policy: policyArg.describe("Render only this policy (namespace/name), with the Services in the YAML. Optional: all policies."),
-        envoy: z.boolean().optional().describe("Also return the Envoy configuration (large). Default false: the summary only."),
+        policy: policyArg.describe(
+          "Render only this policy (namespace/name), with the Services in the YAML. Optional: all policies.",
+        ),
+        envoy: z
+          .boolean()
+          .optional()
+          .describe("Also return the Envoy configuration (large). Default false: the summary only."),
       }),
       annotations: READ_ONLY,
     },
@@ -121,16 +149,29 @@ export function createServer(ctx: ServerContext): McpServer {
           .object({
             down: backendNames.optional().describe("Backends that refuse connections (crashed, nothing listening)."),
             slow: backendNames.optional().describe("Backends slower than the per-try timeout, or hanging."),
-            status: z.record(z.string(), z.number().int().min(100).max(599)).optional().describe("Backends answering every request with this HTTP status, e.g. {\"products\": 503}."),
+            status: z
+              .record(z.string(), z.number().int().min(100).max(599))
+              .optional()
+              .describe('Backends answering every request with this HTTP status, e.g. {"products": 503}.'),
           })
           .describe("What fails. An empty scenario: every backend works."),
       }),
       annotations: READ_ONLY,
     },
-    tool(({ yaml, policy, scenario }: { yaml: string; policy?: string; scenario: { down?: string[]; slow?: string[]; status?: Record<string, number> } }) => {
-      const simulation = simulate(pickPolicy(parseManifests(yaml), policy, { offline: true }), scenario);
-      return { text: describeSimulation(simulation), data: simulation };
-    }),
+    tool(
+      ({
+        yaml,
+        policy,
+        scenario,
+      }: {
+        yaml: string;
+        policy?: string;
+        scenario: { down?: string[]; slow?: string[]; status?: Record<string, number> };
+      }) => {
+        const simulation = simulate(pickPolicy(parseManifests(yaml), policy, { offline: true }), scenario);
+        return { text: describeSimulation(simulation), data: simulation };
+      },
+    ),
   );
 
   // ---- a cluster: --kubeconfig ----
@@ -142,7 +183,13 @@ export function createServer(ctx: ServerContext): McpServer {
         title: "List FallbackPolicies",
         description:
           "Lists the FallbackPolicies in the cluster (one namespace, or all): target, fallbacks, Ready and its reason, the backend serving now (activeBackend) and FallbackActive where the Envoys report live state, drained backends, and every condition that says something is wrong.",
-        inputSchema: z.object({ namespace: z.string().min(1).optional().describe("Only this namespace. Optional: every namespace the kubeconfig may list.") }),
+        inputSchema: z.object({
+          namespace: z
+            .string()
+            .min(1)
+            .optional()
+            .describe("Only this namespace. Optional: every namespace the kubeconfig may list."),
+        }),
         annotations: READ_ONLY,
       },
       tool(async ({ namespace }: { namespace?: string }) => {
@@ -180,8 +227,16 @@ export function createServer(ctx: ServerContext): McpServer {
           inputSchema: z.object({
             namespace: z.string().min(1).describe("The policy's namespace."),
             name: z.string().min(1).describe("The policy's name."),
-            backends: backendNames.describe("The backends to drain, by name as status.backends has them (a Service's name or an external host); the static answer cannot be drained. [] undrains all."),
-            reason: z.string().min(1).max(1024).describe("Why, in a sentence: recorded on the policy (annotation fallback.dev/change-reason) and in an Event."),
+            backends: backendNames.describe(
+              "The backends to drain, by name as status.backends has them (a Service's name or an external host); the static answer cannot be drained. [] undrains all.",
+            ),
+            reason: z
+              .string()
+              .min(1)
+              .max(1024)
+              .describe(
+                "Why, in a sentence: recorded on the policy (annotation fallback.dev/change-reason) and in an Event.",
+              ),
           }),
           annotations: WRITES,
         },
@@ -197,9 +252,25 @@ export function createServer(ctx: ServerContext): McpServer {
           title: "Apply FallbackPolicies",
           description: `Server-side applies the FallbackPolicies in the YAML (and nothing else: other kinds are refused), with field manager ${FIELD_MANAGER} and your kubeconfig's permissions. Each is validated offline, then dry-run on the API server (the result, with the fields it changes, is returned), and only when every dry run passed applied for real. The reason is recorded as an annotation and an Event.`,
           inputSchema: z.object({
-            yaml: z.string().max(4_000_000).describe("One or more FallbackPolicy objects as YAML; a policy without metadata.namespace goes to the kubeconfig context's namespace."),
-            reason: z.string().min(1).max(1024).describe("Why, in a sentence: recorded on each policy (annotation fallback.dev/change-reason) and in an Event."),
-            force: z.boolean().optional().describe("Take over fields another field manager (kubectl, a GitOps tool) owns. Default false: such a conflict fails the dry run."),
+            yaml: z
+              .string()
+              .max(4_000_000)
+              .describe(
+                "One or more FallbackPolicy objects as YAML; a policy without metadata.namespace goes to the kubeconfig context's namespace.",
+              ),
+            reason: z
+              .string()
+              .min(1)
+              .max(1024)
+              .describe(
+                "Why, in a sentence: recorded on each policy (annotation fallback.dev/change-reason) and in an Event.",
+              ),
+            force: z
+              .boolean()
+              .optional()
+              .describe(
+                "Take over fields another field manager (kubectl, a GitOps tool) owns. Default false: such a conflict fails the dry run.",
+              ),
           }),
           annotations: WRITES,
         },
@@ -218,8 +289,14 @@ function instructions(ctx: ServerContext): string {
     "fallback-operator: FallbackPolicy (fallback.dev/v1alpha1) says, for a Kubernetes Service port, which backends Envoy falls back to, in order, and how it retries and ejects.",
     "Offline tools take YAML: validate_policies, render_policies, explain_policy (what the policy does, in words and numbers) and simulate_failure (what a failure scenario does to requests).",
   ];
-  if (ctx.cluster) parts.push("list_policies and get_policy read the cluster: status, who serves now (activeBackend, FallbackActive), Events.");
-  if (ctx.cluster && ctx.allowWrites) parts.push("set_drain and apply_policy change the cluster: check with simulate_failure or explain_policy first, and give a reason.");
+  if (ctx.cluster)
+    parts.push(
+      "list_policies and get_policy read the cluster: status, who serves now (activeBackend, FallbackActive), Events.",
+    );
+  if (ctx.cluster && ctx.allowWrites)
+    parts.push(
+      "set_drain and apply_policy change the cluster: check with simulate_failure or explain_policy first, and give a reason.",
+    );
   else parts.push("This server is read-only: started without --allow-writes, it has no write tools.");
   return parts.join(" ");
 }

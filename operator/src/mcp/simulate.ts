@@ -108,17 +108,27 @@ export function checkScenario(view: PolicyView, scenario: Scenario): Map<string,
   const behaviours = new Map<string, Behaviour>();
   const set = (field: string, name: unknown, behaviour: Behaviour) => {
     if (typeof name !== "string" || !names.includes(name)) {
-      const what = name === "static" ? "the static answer cannot fail" : `${JSON.stringify(name)} is not a backend of FallbackPolicy ${view.key}`;
-      throw new ToolError(`${field}: ${what}; ${known}`, [{ object: `FallbackPolicy ${view.key}`, field, message: what }]);
+      const what =
+        name === "static"
+          ? "the static answer cannot fail"
+          : `${JSON.stringify(name)} is not a backend of FallbackPolicy ${view.key}`;
+      throw new ToolError(`${field}: ${what}; ${known}`, [
+        { object: `FallbackPolicy ${view.key}`, field, message: what },
+      ]);
     }
-    if (behaviours.has(name)) throw new ToolError(`${field}: ${name} is named twice in the scenario; give each backend one behaviour`, [{ field, message: "named twice" }]);
+    if (behaviours.has(name))
+      throw new ToolError(`${field}: ${name} is named twice in the scenario; give each backend one behaviour`, [
+        { field, message: "named twice" },
+      ]);
     behaviours.set(name, behaviour);
   };
   (scenario.down ?? []).forEach((name, i) => set(`scenario.down[${i}]`, name, { kind: "down" }));
   (scenario.slow ?? []).forEach((name, i) => set(`scenario.slow[${i}]`, name, { kind: "slow" }));
   for (const [name, status] of Object.entries(scenario.status ?? {})) {
     if (!Number.isInteger(status) || status < 100 || status > 599) {
-      throw new ToolError(`scenario.status.${name}: ${JSON.stringify(status)} is not an HTTP status (100 to 599)`, [{ field: `scenario.status.${name}`, message: "not an HTTP status" }]);
+      throw new ToolError(`scenario.status.${name}: ${JSON.stringify(status)} is not an HTTP status (100 to 599)`, [
+        { field: `scenario.status.${name}`, message: "not an HTTP status" },
+      ]);
     }
     set(`scenario.status.${name}`, name, { kind: "status", status });
   }
@@ -138,7 +148,8 @@ export function simulate(view: PolicyView, scenario: Scenario): Simulation {
   for (const m of members) {
     if (m.drained) notes.push(`${m.name} is drained (spec.drain): it gets no new requests.`);
     else if (m.hosts === 0) notes.push(`${m.name} has no ready endpoint: Envoy skips it.`);
-    if (m.hosts === undefined && m.behaviour.kind !== "ok") notes.push(`${m.name} is resolved by name (DNS): counted as one host.`);
+    if (m.hosts === undefined && m.behaviour.kind !== "ok")
+      notes.push(`${m.name} is resolved by name (DNS): counted as one host.`);
   }
 
   const rotation = members.map((m) => m.hosts !== 0 && !m.drained);
@@ -162,7 +173,9 @@ export function simulate(view: PolicyView, scenario: Scenario): Simulation {
       const ejectable = Math.floor((ejection.maxEjectionPercent * hosts) / 100);
       if (ejectable === 0) {
         settled[m.index] = true;
-        notes.push(`${m.name} is never ejected: maxEjectionPercent ${ejection.maxEjectionPercent}% of its ${count(hosts, "host")} is less than one host.`);
+        notes.push(
+          `${m.name} is never ejected: maxEjectionPercent ${ejection.maxEjectionPercent}% of its ${count(hosts, "host")} is less than one host.`,
+        );
         continue;
       }
       failures[m.index]!++;
@@ -171,17 +184,34 @@ export function simulate(view: PolicyView, scenario: Scenario): Simulation {
         settled[m.index] = true;
         const detail = `${threshold.count} ${threshold.what} in a row (${threshold.field})`;
         if (ejectable < hosts) {
-          ejections.push({ backend: m.name, by: "outlier detection", afterRequests: r, forMs: ejection.baseEjectionMs, hosts: `${ejectable} of ${hosts}`, detail: `${detail}; maxEjectionPercent ${ejection.maxEjectionPercent}% lets only ${ejectable} of its ${hosts} hosts go, so it stays in line` });
+          ejections.push({
+            backend: m.name,
+            by: "outlier detection",
+            afterRequests: r,
+            forMs: ejection.baseEjectionMs,
+            hosts: `${ejectable} of ${hosts}`,
+            detail: `${detail}; maxEjectionPercent ${ejection.maxEjectionPercent}% lets only ${ejectable} of its ${hosts} hosts go, so it stays in line`,
+          });
         } else {
           ejectedNow.push(m);
-          ejections.push({ backend: m.name, by: "outlier detection", afterRequests: r, forMs: ejection.baseEjectionMs, detail });
+          ejections.push({
+            backend: m.name,
+            by: "outlier detection",
+            afterRequests: r,
+            forMs: ejection.baseEjectionMs,
+            detail,
+          });
         }
       }
     }
     if (ejectedNow.length) {
       for (const m of ejectedNow) rotation[m.index] = false;
       phases.at(-1)!.requests!.to = r;
-      phases.push({ requests: { from: r + 1 }, change: `${list(ejectedNow.map((m) => m.name))} ejected by outlier detection`, outcome: request(ctx, rotation) });
+      phases.push({
+        requests: { from: r + 1 },
+        change: `${list(ejectedNow.map((m) => m.name))} ejected by outlier detection`,
+        outcome: request(ctx, rotation),
+      });
     }
     if (!progress) break;
   }
@@ -194,10 +224,21 @@ export function simulate(view: PolicyView, scenario: Scenario): Simulation {
       const afterMs = hc.unhealthyThreshold * hc.intervalMs;
       for (const m of failing) {
         rotation[m.index] = false;
-        ejections.push({ backend: m.name, by: "health checks", afterMs, detail: `${count(hc.unhealthyThreshold, "failed check")} of ${hc.path}, one every ${ms(hc.intervalMs)}` });
+        ejections.push({
+          backend: m.name,
+          by: "health checks",
+          afterMs,
+          detail: `${count(hc.unhealthyThreshold, "failed check")} of ${hc.path}, one every ${ms(hc.intervalMs)}`,
+        });
       }
-      phases.push({ afterMs, change: `${list(failing.map((m) => m.name))} out of rotation by health checks (about ${ms(afterMs)})`, outcome: request(ctx, rotation) });
-      notes.push(`Health checks are assumed to get the same answer from ${list(failing.map((m) => m.name))} as requests do.`);
+      phases.push({
+        afterMs,
+        change: `${list(failing.map((m) => m.name))} out of rotation by health checks (about ${ms(afterMs)})`,
+        outcome: request(ctx, rotation),
+      });
+      notes.push(
+        `Health checks are assumed to get the same answer from ${list(failing.map((m) => m.name))} as requests do.`,
+      );
     }
   }
   const steadyState = phases.at(-1)!.outcome;
@@ -231,7 +272,10 @@ function request(ctx: Ctx, rotation: boolean[]): Outcome {
   const candidates = members.filter((m) => rotation[m.index]);
   const requestMs = ir.timeouts.requestMs; // 0: no request timeout
   if (!candidates.length) {
-    return finish(ctx, [], 0, 0, { local: 503, why: "no backend has a healthy host in rotation (every one is ejected, drained, failing its health checks or without endpoints)" });
+    return finish(ctx, [], 0, 0, {
+      local: 503,
+      why: "no backend has a healthy host in rotation (every one is ejected, drained, failing its health checks or without endpoints)",
+    });
   }
   const tries = retry.attempts + 1;
   // Without retries the route has no retry policy, and so no per-try timeout.
@@ -249,34 +293,71 @@ function request(ctx: Ctx, rotation: boolean[]): Outcome {
     }
     tried.add(pick.index);
     const b = pick.behaviour;
-    const entry = (result: string, took: number, retried: boolean): Try => ({ try: n, backend: pick.name, result, ms: took, ...(backoffMaxMs !== undefined ? { backoffMaxMs } : {}), retried });
+    const entry = (result: string, took: number, retried: boolean): Try => ({
+      try: n,
+      backend: pick.name,
+      result,
+      ms: took,
+      ...(backoffMaxMs !== undefined ? { backoffMaxMs } : {}),
+      retried,
+    });
 
     if (b.kind === "ok" || (b.kind === "status" && b.status < 400)) {
       const status = b.kind === "ok" ? 200 : b.status;
       path.push(entry(`answered ${status}`, 0, false));
-      return finish(ctx, path, min, max, { backend: pick, status, why: n === 1 ? `${pick.name} answers` : `${pick.name} answers the ${n === 2 ? "retry" : `${n - 1}th retry`}` });
+      return finish(ctx, path, min, max, {
+        backend: pick,
+        status,
+        why: n === 1 ? `${pick.name} answers` : `${pick.name} answers the ${n === 2 ? "retry" : `${n - 1}th retry`}`,
+      });
     }
     if (b.kind === "slow") {
       const took = perTryMs > 0 ? perTryMs : Infinity;
       if (requestMs > 0 && min + took >= requestMs) {
-        path.push(entry(`had not answered when the request timeout (${ms(requestMs)}) ran out`, requestMs - min, false));
-        return finish(ctx, path, requestMs, requestMs, { local: 504, why: `the request timeout (${ms(requestMs)}) ran out${perTryMs === 0 ? " (without retries there is no per-try timeout)" : ""}` });
+        path.push(
+          entry(`had not answered when the request timeout (${ms(requestMs)}) ran out`, requestMs - min, false),
+        );
+        return finish(ctx, path, requestMs, requestMs, {
+          local: 504,
+          why: `the request timeout (${ms(requestMs)}) ran out${perTryMs === 0 ? " (without retries there is no per-try timeout)" : ""}`,
+        });
       }
       if (took === Infinity) {
         path.push(entry("never answers, and nothing times it out (no per-try or request timeout)", Infinity, false));
-        return { answeredBy: "nobody", status: 0, tries: path.length, path, waitMs: { min: null, max: null }, why: "the request waits until the client gives up: the policy sets neither a per-try nor a request timeout" };
+        return {
+          answeredBy: "nobody",
+          status: 0,
+          tries: path.length,
+          path,
+          waitMs: { min: null, max: null },
+          why: "the request waits until the client gives up: the policy sets neither a per-try nor a request timeout",
+        };
       }
       min += took;
       max = requestMs > 0 ? Math.min(max + took, requestMs) : max + took;
       const retried = n < tries && retriesTimeout(retry.retryOn);
       path.push(entry(`gave no answer within the per-try timeout (${ms(perTryMs)})`, took, retried));
-      if (!retried) return finish(ctx, path, min, max, { local: 504, why: n < tries ? "a per-try timeout is not retried: retryOn has none of 5xx, gateway-error, reset" : "the retries are used up" });
+      if (!retried)
+        return finish(ctx, path, min, max, {
+          local: 504,
+          why:
+            n < tries
+              ? "a per-try timeout is not retried: retryOn has none of 5xx, gateway-error, reset"
+              : "the retries are used up",
+        });
       continue;
     }
     if (b.kind === "down") {
       const retried = n < tries && retriesConnectFailure(retry.retryOn);
       path.push(entry("refused the connection", 0, retried));
-      if (!retried) return finish(ctx, path, min, max, { local: 503, why: n < tries ? "a refused connection is not retried: retryOn has none of connect-failure, 5xx, gateway-error, reset" : "the retries are used up" });
+      if (!retried)
+        return finish(ctx, path, min, max, {
+          local: 503,
+          why:
+            n < tries
+              ? "a refused connection is not retried: retryOn has none of connect-failure, 5xx, gateway-error, reset"
+              : "the retries are used up",
+        });
       continue;
     }
     // An answer of 400 or more.
@@ -308,18 +389,36 @@ function finish(
   const failure = "local" in end ? true : isFailureStatus(ir, end.status);
   if (failure && staticAnswer?.static) {
     const what = "local" in end ? `Envoy's own ${end.local}` : `${end.backend.name}'s ${end.status}`;
-    return { ...base, answeredBy: "static", status: staticAnswer.static.status, why: `${end.why}; the static answer replaces ${what}` };
+    return {
+      ...base,
+      answeredBy: "static",
+      status: staticAnswer.static.status,
+      why: `${end.why}; the static answer replaces ${what}`,
+    };
   }
   if ("local" in end) {
-    const text = end.local === 503 ? (path.length ? "upstream connect error" : "no healthy upstream") : "upstream request timeout";
-    return { ...base, answeredBy: "envoy", status: end.local, why: `${end.why}; with no static answer the client gets Envoy's ${end.local} (${text})` };
+    const text =
+      end.local === 503 ? (path.length ? "upstream connect error" : "no healthy upstream") : "upstream request timeout";
+    return {
+      ...base,
+      answeredBy: "envoy",
+      status: end.local,
+      why: `${end.why}; with no static answer the client gets Envoy's ${end.local} (${text})`,
+    };
   }
-  if (failure) return { ...base, answeredBy: end.backend.name, status: end.status, why: `${end.why}; with no static answer the client gets ${end.backend.name}'s ${end.status}` };
+  if (failure)
+    return {
+      ...base,
+      answeredBy: end.backend.name,
+      status: end.status,
+      why: `${end.why}; with no static answer the client gets ${end.backend.name}'s ${end.status}`,
+    };
   return { ...base, answeredBy: end.backend.name, status: end.status, why: end.why };
 }
 
 const has = (retryOn: string[], ...any: string[]) => any.some((r) => retryOn.includes(r));
-export const retriesConnectFailure = (retryOn: string[]) => has(retryOn, "connect-failure", "5xx", "gateway-error", "reset");
+export const retriesConnectFailure = (retryOn: string[]) =>
+  has(retryOn, "connect-failure", "5xx", "gateway-error", "reset");
 export const retriesTimeout = (retryOn: string[]) => has(retryOn, "5xx", "gateway-error", "reset");
 
 /** Whether Envoy retries a backend's answer with this status. */
@@ -343,14 +442,21 @@ export function isFailureStatus(ir: PolicyIR, status: number): boolean {
 function ejectionThreshold(ir: PolicyIR, b: Behaviour): { count: number; what: string; field: string } | undefined {
   const e = ir.ejection;
   const local = b.kind === "down" || b.kind === "slow";
-  const what = b.kind === "down" ? "refused connections" : b.kind === "slow" ? "timeouts" : `${b.kind === "status" ? b.status : ""} answers`;
-  if (local && e.splitExternalLocalOriginErrors) return { count: e.consecutiveLocalOriginFailures, what, field: "consecutiveLocalOriginFailures" };
+  const what =
+    b.kind === "down"
+      ? "refused connections"
+      : b.kind === "slow"
+        ? "timeouts"
+        : `${b.kind === "status" ? b.status : ""} answers`;
+  if (local && e.splitExternalLocalOriginErrors)
+    return { count: e.consecutiveLocalOriginFailures, what, field: "consecutiveLocalOriginFailures" };
   // Unsplit, a refused connection counts as a 503 and a timeout as a 504.
   const status = b.kind === "down" ? 503 : b.kind === "slow" ? 504 : b.kind === "status" ? b.status : 200;
   if (status < 500) return undefined;
   const gateway = status === 502 || status === 503 || status === 504;
   // Envoy counts a gateway error first: on a tie the gateway-failure ejection is the one.
-  if (gateway && e.consecutiveGatewayErrors <= e.consecutive5xx) return { count: e.consecutiveGatewayErrors, what, field: "consecutiveGatewayErrors" };
+  if (gateway && e.consecutiveGatewayErrors <= e.consecutive5xx)
+    return { count: e.consecutiveGatewayErrors, what, field: "consecutiveGatewayErrors" };
   return { count: e.consecutive5xx, what, field: "consecutive5xx" };
 }
 
@@ -390,7 +496,9 @@ export function describeSimulation(s: Simulation): string {
 }
 
 export function describeOutcome(o: Outcome): string {
-  const steps = o.path.map((t) => `${t.try > 1 ? `after a back-off of up to ${ms(t.backoffMaxMs ?? 0)}, ` : ""}${t.backend} ${t.result}`);
+  const steps = o.path.map(
+    (t) => `${t.try > 1 ? `after a back-off of up to ${ms(t.backoffMaxMs ?? 0)}, ` : ""}${t.backend} ${t.result}`,
+  );
   const answer =
     o.answeredBy === "static"
       ? `the static answer ${o.status}`
@@ -399,6 +507,11 @@ export function describeOutcome(o: Outcome): string {
         : o.answeredBy === "nobody"
           ? "no answer"
           : `${o.answeredBy} (${o.status})`;
-  const wait = o.waitMs.max === null ? "forever" : o.waitMs.min === o.waitMs.max ? ms(o.waitMs.min ?? 0) : `${ms(o.waitMs.min ?? 0)} to ${ms(o.waitMs.max)}`;
+  const wait =
+    o.waitMs.max === null
+      ? "forever"
+      : o.waitMs.min === o.waitMs.max
+        ? ms(o.waitMs.min ?? 0)
+        : `${ms(o.waitMs.min ?? 0)} to ${ms(o.waitMs.max)}`;
   return `${steps.length ? `${steps.join("; ")}. ` : ""}Answered by ${answer} after ${count(o.tries, "try", "tries")}, waiting ${wait} (plus the backends' own time): ${o.why}.`;
 }

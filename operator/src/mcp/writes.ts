@@ -26,13 +26,18 @@ export type WriteAccess = { cluster: Cluster; allowWrites: boolean };
 
 function checkAllowed(access: WriteAccess, tool: string): void {
   // The tools are not even registered without --allow-writes; this is the second lock.
-  if (!access.allowWrites) throw new ToolError(`${tool} changes the cluster: start fallbackctl mcp with --allow-writes to use it`);
+  if (!access.allowWrites)
+    throw new ToolError(`${tool} changes the cluster: start fallbackctl mcp with --allow-writes to use it`);
 }
 
 function checkReason(reason: string): string {
   const text = reason.trim();
-  if (!text) throw new ToolError("reason: required; say why, in a sentence (it is recorded on the policy and in an Event)", [{ field: "reason", message: "required" }]);
-  if (text.length > 1024) throw new ToolError("reason: at most 1024 characters", [{ field: "reason", message: "too long" }]);
+  if (!text)
+    throw new ToolError("reason: required; say why, in a sentence (it is recorded on the policy and in an Event)", [
+      { field: "reason", message: "required" },
+    ]);
+  if (text.length > 1024)
+    throw new ToolError("reason: at most 1024 characters", [{ field: "reason", message: "too long" }]);
   return text;
 }
 
@@ -57,7 +62,10 @@ export type DrainChange = {
  * to the names other field managers (kubectl patch, a GitOps tool) put there, never take
  * theirs out. The read's resourceVersion goes with it, so a change in between is not lost.
  */
-export async function setDrain(access: WriteAccess, args: { namespace: string; name: string; backends: string[]; reason: string }): Promise<DrainChange> {
+export async function setDrain(
+  access: WriteAccess,
+  args: { namespace: string; name: string; backends: string[]; reason: string },
+): Promise<DrainChange> {
   checkAllowed(access, "set_drain");
   const reason = checkReason(args.reason);
   const { cluster } = access;
@@ -69,30 +77,57 @@ export async function setDrain(access: WriteAccess, args: { namespace: string; n
     const wanted: string[] = [];
     args.backends.forEach((name, i) => {
       const field = `backends[${i}]`;
-      if (name === "static" && !names.includes("static")) throw new ToolError(`${field}: the static answer cannot be drained: it is what clients get when every backend is down or drained`, [{ object, field, message: "the static answer cannot be drained" }]);
-      if (!names.includes(name)) throw new ToolError(`${field}: ${JSON.stringify(name)} is not a backend of ${object}; its backends are ${list(names)}`, [{ object, field, message: "not a backend of the policy" }]);
+      if (name === "static" && !names.includes("static"))
+        throw new ToolError(
+          `${field}: the static answer cannot be drained: it is what clients get when every backend is down or drained`,
+          [{ object, field, message: "the static answer cannot be drained" }],
+        );
+      if (!names.includes(name))
+        throw new ToolError(
+          `${field}: ${JSON.stringify(name)} is not a backend of ${object}; its backends are ${list(names)}`,
+          [{ object, field, message: "not a backend of the policy" }],
+        );
       if (!wanted.includes(name)) wanted.push(name);
     });
     const before: string[] = Array.isArray(current.spec?.drain) ? current.spec.drain : [];
-    if (sameSet(before, wanted)) return { policy: key, before, after: before, changed: false, dryRun: null, applied: null, event: null };
+    if (sameSet(before, wanted))
+      return { policy: key, before, after: before, changed: false, dryRun: null, applied: null, event: null };
 
     const patch = {
-      metadata: { resourceVersion: current.metadata.resourceVersion, annotations: { [REASON_ANNOTATION]: reason, [CHANGED_BY_ANNOTATION]: `${FIELD_MANAGER}/set_drain` } },
+      metadata: {
+        resourceVersion: current.metadata.resourceVersion,
+        annotations: { [REASON_ANNOTATION]: reason, [CHANGED_BY_ANNOTATION]: `${FIELD_MANAGER}/set_drain` },
+      },
       spec: { drain: wanted.length ? wanted : null },
     };
     const send = (dryRun: boolean) =>
-      cluster.client.request<KubeObject & { spec?: any }>(HttpMethod.PATCH, resourcePath(POLICIES, args.namespace, args.name), {
-        body: patch,
-        contentType: PatchStrategy.MergePatch,
-        query: { fieldManager: FIELD_MANAGER, ...(dryRun ? { dryRun: "All" } : {}) },
-      });
+      cluster.client.request<KubeObject & { spec?: any }>(
+        HttpMethod.PATCH,
+        resourcePath(POLICIES, args.namespace, args.name),
+        {
+          body: patch,
+          contentType: PatchStrategy.MergePatch,
+          query: { fieldManager: FIELD_MANAGER, ...(dryRun ? { dryRun: "All" } : {}) },
+        },
+      );
     try {
       const tried = await send(true);
-      const dryRun = { drain: Array.isArray(tried.spec?.drain) ? tried.spec.drain : [], ...(tried.metadata.generation !== undefined ? { generation: tried.metadata.generation } : {}) };
+      const dryRun = {
+        drain: Array.isArray(tried.spec?.drain) ? tried.spec.drain : [],
+        ...(tried.metadata.generation !== undefined ? { generation: tried.metadata.generation } : {}),
+      };
       const written = await send(false);
       const message = `spec.drain ${wanted.length ? `set to [${wanted.join(", ")}]` : "cleared"} (was [${before.join(", ")}]) by ${FIELD_MANAGER}: ${reason}`;
       const event = await recordEvent(cluster, written, "DrainChanged", message);
-      return { policy: key, before, after: wanted, changed: true, dryRun, applied: { generation: written.metadata.generation, resourceVersion: written.metadata.resourceVersion }, event };
+      return {
+        policy: key,
+        before,
+        after: wanted,
+        changed: true,
+        dryRun,
+        applied: { generation: written.metadata.generation, resourceVersion: written.metadata.resourceVersion },
+        event,
+      };
     } catch (error) {
       // Someone changed the policy between our read and write: read it again.
       if (isConflict(error) && attempt < 3) continue;
@@ -120,7 +155,12 @@ export function describeDrain(d: DrainChange): string {
   ].join("\n");
 }
 
-const eventLine = (e: EventRecord | null) => (e ? (e.recorded ? `Event ${e.reason}: ${e.message}` : `The Event could not be recorded (${e.error}); the reason is in the ${REASON_ANNOTATION} annotation.`) : "");
+const eventLine = (e: EventRecord | null) =>
+  e
+    ? e.recorded
+      ? `Event ${e.reason}: ${e.message}`
+      : `The Event could not be recorded (${e.error}); the reason is in the ${REASON_ANNOTATION} annotation.`
+    : "";
 
 // ---- apply_policy ----------------------------------------------------------------------
 
@@ -135,7 +175,10 @@ export type AppliedPolicy = {
 };
 
 /** Server-side apply of the FallbackPolicies in `yaml`: every one dry-run first, then all of them for real. */
-export async function applyPolicies(access: WriteAccess, args: { yaml: string; reason: string; force?: boolean }): Promise<{ policies: AppliedPolicy[] }> {
+export async function applyPolicies(
+  access: WriteAccess,
+  args: { yaml: string; reason: string; force?: boolean },
+): Promise<{ policies: AppliedPolicy[] }> {
   checkAllowed(access, "apply_policy");
   const reason = checkReason(args.reason);
   const { cluster } = access;
@@ -146,29 +189,45 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
   objects.forEach((object, i) => {
     const { apiVersion, kind } = (object ?? {}) as { apiVersion?: unknown; kind?: unknown };
     if (kind !== KIND || apiVersion !== API_VERSION) {
-      problems.push({ object: describeObject(object), field: `yaml document ${i + 1}`, message: `apply_policy writes ${KIND} ${API_VERSION} objects only` });
+      problems.push({
+        object: describeObject(object),
+        field: `yaml document ${i + 1}`,
+        message: `apply_policy writes ${KIND} ${API_VERSION} objects only`,
+      });
       return;
     }
     const meta = ((object as { metadata?: Record<string, unknown> }).metadata ?? {}) as Record<string, unknown>;
     const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : cluster.namespace;
     const policy = applyConfiguration(object as KubeObject, namespace, reason);
     const validated = validatePolicy(policy);
-    if (!validated.ok) for (const e of validated.errors) problems.push({ object: describeObject(policy), field: e.path, message: e.message });
+    if (!validated.ok)
+      for (const e of validated.errors)
+        problems.push({ object: describeObject(policy), field: e.path, message: e.message });
     policies.push(policy);
   });
   if (problems.length) {
-    throw new ToolError(`nothing applied:\n${problems.map((p) => `${p.object}: ${p.field}: ${p.message}`).join("\n")}`, problems);
+    throw new ToolError(
+      `nothing applied:\n${problems.map((p) => `${p.object}: ${p.field}: ${p.message}`).join("\n")}`,
+      problems,
+    );
   }
   const keys = policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
-  if (twice) throw new ToolError(`yaml: FallbackPolicy ${twice} is there twice; apply one object per policy`, [{ object: `FallbackPolicy ${twice}`, message: "twice in the input" }]);
+  if (twice)
+    throw new ToolError(`yaml: FallbackPolicy ${twice} is there twice; apply one object per policy`, [
+      { object: `FallbackPolicy ${twice}`, message: "twice in the input" },
+    ]);
 
   const send = (policy: KubeObject, dryRun: boolean, force: boolean) =>
-    cluster.client.request<KubeObject & { spec?: any }>(HttpMethod.PATCH, resourcePath(POLICIES, policy.metadata.namespace, policy.metadata.name), {
-      body: policy,
-      contentType: PatchStrategy.ServerSideApply,
-      query: { fieldManager: FIELD_MANAGER, ...(force ? { force: true } : {}), ...(dryRun ? { dryRun: "All" } : {}) },
-    });
+    cluster.client.request<KubeObject & { spec?: any }>(
+      HttpMethod.PATCH,
+      resourcePath(POLICIES, policy.metadata.namespace, policy.metadata.name),
+      {
+        body: policy,
+        contentType: PatchStrategy.ServerSideApply,
+        query: { fieldManager: FIELD_MANAGER, ...(force ? { force: true } : {}), ...(dryRun ? { dryRun: "All" } : {}) },
+      },
+    );
   // The reason annotations are also written by set_drain (a patch, so another entry of the
   // same manager): a conflict on them alone is ours to take over; any other is the caller's.
   const forced = new Set<KubeObject>();
@@ -184,7 +243,11 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
   };
 
   // Every dry run first: one that fails means nothing is written.
-  const planned: { policy: KubeObject; before: (KubeObject & { spec?: any }) | undefined; dry: KubeObject & { spec?: any } }[] = [];
+  const planned: {
+    policy: KubeObject;
+    before: (KubeObject & { spec?: any }) | undefined;
+    dry: KubeObject & { spec?: any };
+  }[] = [];
   for (const policy of policies) {
     const name = `FallbackPolicy ${policy.metadata.namespace}/${policy.metadata.name}`;
     let before: (KubeObject & { spec?: any }) | undefined;
@@ -207,17 +270,30 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
       written = await apply(policy, false);
     } catch (error) {
       const done = results.map((r) => r.policy);
-      throw new ToolError(`FallbackPolicy ${key}: the dry run passed, the apply did not: ${messageOf(error)}${done.length ? ` (already applied: ${done.join(", ")})` : ""}`, [{ object: `FallbackPolicy ${key}`, message: messageOf(error) }]);
+      throw new ToolError(
+        `FallbackPolicy ${key}: the dry run passed, the apply did not: ${messageOf(error)}${done.length ? ` (already applied: ${done.join(", ")})` : ""}`,
+        [{ object: `FallbackPolicy ${key}`, message: messageOf(error) }],
+      );
     }
     const changes = before ? diff(before.spec ?? {}, dry.spec ?? {}, "spec") : [];
-    const what = !before ? "" : changes.length ? ` (${changes.length} field${changes.length === 1 ? "" : "s"} of spec changed: ${changes.slice(0, 5).map((c) => c.field).join(", ")}${changes.length > 5 ? ", ..." : ""})` : " (spec unchanged)";
+    const what = !before
+      ? ""
+      : changes.length
+        ? ` (${changes.length} field${changes.length === 1 ? "" : "s"} of spec changed: ${changes
+            .slice(0, 5)
+            .map((c) => c.field)
+            .join(", ")}${changes.length > 5 ? ", ..." : ""})`
+        : " (spec unchanged)";
     const message = `${before ? "Applied" : "Created"} by ${FIELD_MANAGER}${what}: ${reason}`;
     const event = await recordEvent(cluster, written, "PolicyApplied", message);
     results.push({
       policy: key,
       created: !before,
       changes,
-      dryRun: { spec: dry.spec, ...(dry.metadata.generation !== undefined ? { generation: dry.metadata.generation } : {}) },
+      dryRun: {
+        spec: dry.spec,
+        ...(dry.metadata.generation !== undefined ? { generation: dry.metadata.generation } : {}),
+      },
       applied: { generation: written.metadata.generation, resourceVersion: written.metadata.resourceVersion },
       event,
     });
@@ -227,10 +303,32 @@ export async function applyPolicies(access: WriteAccess, args: { yaml: string; r
 
 /** The object as an apply configuration: what the caller wrote, without what the server owns, with the reason. */
 function applyConfiguration(object: KubeObject, namespace: string, reason: string): KubeObject {
-  const { status: _status, metadata = {} as KubeObject["metadata"], ...rest } = object as KubeObject & { status?: unknown };
-  const { resourceVersion: _rv, uid: _uid, generation: _g, creationTimestamp: _c, managedFields: _m, selfLink: _s, deletionTimestamp: _d, ...meta } = metadata as Record<string, unknown>;
-  const annotations = { ...((meta.annotations as Record<string, string> | undefined) ?? {}), [REASON_ANNOTATION]: reason, [CHANGED_BY_ANNOTATION]: `${FIELD_MANAGER}/apply_policy` };
-  return { ...rest, apiVersion: API_VERSION, kind: KIND, metadata: { ...meta, namespace, annotations } as unknown as KubeObject["metadata"] };
+  const {
+    status: _status,
+    metadata = {} as KubeObject["metadata"],
+    ...rest
+  } = object as KubeObject & { status?: unknown };
+  const {
+    resourceVersion: _rv,
+    uid: _uid,
+    generation: _g,
+    creationTimestamp: _c,
+    managedFields: _m,
+    selfLink: _s,
+    deletionTimestamp: _d,
+    ...meta
+  } = metadata as Record<string, unknown>;
+  const annotations = {
+    ...((meta.annotations as Record<string, string> | undefined) ?? {}),
+    [REASON_ANNOTATION]: reason,
+    [CHANGED_BY_ANNOTATION]: `${FIELD_MANAGER}/apply_policy`,
+  };
+  return {
+    ...rest,
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { ...meta, namespace, annotations } as unknown as KubeObject["metadata"],
+  };
 }
 
 const OWN_FIELDS = [`.metadata.annotations.${REASON_ANNOTATION}`, `.metadata.annotations.${CHANGED_BY_ANNOTATION}`];
@@ -241,9 +339,14 @@ type FieldConflict = { field: string; manager: string };
 function conflictsOf(error: unknown): FieldConflict[] | undefined {
   if (!isConflict(error)) return undefined;
   type Cause = { reason?: string; type?: string; field?: string; message?: string };
-  const causes = ((error as { body?: { details?: { causes?: Cause[] } } }).body?.details?.causes ?? []).filter((c) => (c.reason ?? c.type) === "FieldManagerConflict");
+  const causes = ((error as { body?: { details?: { causes?: Cause[] } } }).body?.details?.causes ?? []).filter(
+    (c) => (c.reason ?? c.type) === "FieldManagerConflict",
+  );
   if (!causes.length) return undefined;
-  return causes.map((c) => ({ field: c.field ?? "", manager: /conflict with "([^"]+)"/.exec(c.message ?? "")?.[1] ?? "another field manager" }));
+  return causes.map((c) => ({
+    field: c.field ?? "",
+    manager: /conflict with "([^"]+)"/.exec(c.message ?? "")?.[1] ?? "another field manager",
+  }));
 }
 
 function dryRunError(name: string, error: unknown, passed: number, total: number): ToolError {
@@ -252,17 +355,27 @@ function dryRunError(name: string, error: unknown, passed: number, total: number
   if (conflicts?.length) {
     const owned = conflicts.map((c) => `${c.field.replace(/^\./, "")} (owned by ${c.manager})`);
     const message = `${name}: Conflict (409): ${owned.join(", ")} would change, and ${conflicts.length === 1 ? "that field belongs" : "those fields belong"} to another field manager: set force to take ${conflicts.length === 1 ? "it" : "them"} over, or change ${conflicts.length === 1 ? "it" : "them"} with the tool that owns ${conflicts.length === 1 ? "it" : "them"}.`;
-    return new ToolError(`${message}${tail}`, conflicts.map((c) => ({ object: name, field: c.field.replace(/^\./, ""), message: `owned by ${c.manager}` })));
+    return new ToolError(
+      `${message}${tail}`,
+      conflicts.map((c) => ({ object: name, field: c.field.replace(/^\./, ""), message: `owned by ${c.manager}` })),
+    );
   }
   const e = apiError(name, error);
   return new ToolError(`${e.message.replace(/\.?$/, ".")}${tail}`, e.problems);
 }
 
 /** The fields of `to` that differ from `from`, as paths. */
-function diff(from: unknown, to: unknown, path: string, out: { field: string; from: unknown; to: unknown }[] = []): { field: string; from: unknown; to: unknown }[] {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+function diff(
+  from: unknown,
+  to: unknown,
+  path: string,
+  out: { field: string; from: unknown; to: unknown }[] = [],
+): { field: string; from: unknown; to: unknown }[] {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
   if (isObject(from) && isObject(to)) {
-    for (const key of new Set([...Object.keys(from), ...Object.keys(to)])) diff(from[key], to[key], `${path}.${key}`, out);
+    for (const key of new Set([...Object.keys(from), ...Object.keys(to)]))
+      diff(from[key], to[key], `${path}.${key}`, out);
   } else if (JSON.stringify(from) !== JSON.stringify(to)) {
     out.push({ field: path, from: from ?? null, to: to ?? null });
   }
@@ -286,12 +399,20 @@ export function describeApply(r: { policies: AppliedPolicy[] }): string {
 // ---- events ----------------------------------------------------------------------------
 
 /** A Normal Event about the policy; best effort: a write that went through is not undone for it. */
-async function recordEvent(cluster: Cluster, policy: KubeObject, reason: string, message: string): Promise<EventRecord> {
+async function recordEvent(
+  cluster: Cluster,
+  policy: KubeObject,
+  reason: string,
+  message: string,
+): Promise<EventRecord> {
   const namespace = policy.metadata.namespace ?? "default";
   const note = message.length > 1024 ? `${message.slice(0, 1021)}...` : message;
   try {
     await cluster.client.create(EVENTS, {
-      metadata: { name: `${policy.metadata.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`, namespace },
+      metadata: {
+        name: `${policy.metadata.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`,
+        namespace,
+      },
       eventTime: new V1MicroTime(),
       type: "Normal",
       reason,
@@ -299,7 +420,14 @@ async function recordEvent(cluster: Cluster, policy: KubeObject, reason: string,
       note,
       reportingController: `fallback.dev/${FIELD_MANAGER}`,
       reportingInstance: `${FIELD_MANAGER}-${hostname()}`.slice(0, 128),
-      regarding: { apiVersion: API_VERSION, kind: KIND, name: policy.metadata.name, namespace, uid: policy.metadata.uid, resourceVersion: policy.metadata.resourceVersion },
+      regarding: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: policy.metadata.name,
+        namespace,
+        uid: policy.metadata.uid,
+        resourceVersion: policy.metadata.resourceVersion,
+      },
     });
     return { recorded: true, reason, message: note };
   } catch (error) {

@@ -11,14 +11,16 @@ import type { Entry } from "./encode.ts";
 export const named = (sent: Entry[], message: string): Entry[] => sent.filter((entry) => mentions(message, entry.name));
 
 /** The entries of `sent` that differ from what the Envoy acknowledged last. */
-export const changed = (sent: Entry[], acked: ReadonlyMap<string, Entry>): Entry[] => sent.filter((entry) => acked.get(entry.name)?.version !== entry.version);
+export const changed = (sent: Entry[], acked: ReadonlyMap<string, Entry>): Entry[] =>
+  sent.filter((entry) => acked.get(entry.name)?.version !== entry.version);
 
 /** Whether `message` names `name` as a whole (shop/a is not named by shop/a/primary). */
 export function mentions(message: string, name: string): boolean {
   for (let at = message.indexOf(name); at >= 0; at = message.indexOf(name, at + 1)) {
     const before = message[at - 1];
     const after = message[at + name.length];
-    if ((before === undefined || !NAME_CHAR.test(before)) && (after === undefined || !NAME_CHAR.test(after))) return true;
+    if ((before === undefined || !NAME_CHAR.test(before)) && (after === undefined || !NAME_CHAR.test(after)))
+      return true;
   }
   return false;
 }

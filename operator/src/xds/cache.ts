@@ -163,7 +163,9 @@ export class ResourceCache {
       if (served !== this.desired) {
         entries = new Map();
         for (const [name, entry] of desired) {
-          const substitute = this.rejected.has(`${key(type, name)} ${entry.version}`) ? this.accepted.get(key(type, name)) : entry;
+          const substitute = this.rejected.has(`${key(type, name)} ${entry.version}`)
+            ? this.accepted.get(key(type, name))
+            : entry;
           if (substitute) entries.set(name, substitute);
         }
         served.set(type, entries);

@@ -56,12 +56,26 @@ export class Encoder {
     const made = this.made.get(source);
     // Keyed by type too: one source makes resources of several types, some of one name.
     const key = `${type} ${name}`;
-    const last = made === undefined ? undefined : made instanceof Map ? made.get(key) : made.type === type && made.name === name ? made : undefined;
+    const last =
+      made === undefined
+        ? undefined
+        : made instanceof Map
+          ? made.get(key)
+          : made.type === type && made.name === name
+            ? made
+            : undefined;
     if (last && sameOwners(last.owners, owners)) return last;
     const entry: Entry = last ? { ...last, owners } : this.encode(type, resource);
     if (made === undefined || made === last) this.made.set(source, entry);
     else if (made instanceof Map) made.set(key, entry);
-    else this.made.set(source, new Map([[`${made.type} ${made.name}`, made], [key, entry]]));
+    else
+      this.made.set(
+        source,
+        new Map([
+          [`${made.type} ${made.name}`, made],
+          [key, entry],
+        ]),
+      );
     return entry;
   }
 
@@ -75,10 +89,22 @@ export class Encoder {
     } catch (error) {
       throw new EncodeError(type, name, owners, error as Error);
     }
-    const edsName = type === "cluster" ? (json["eds_cluster_config"] as { service_name?: string } | undefined)?.service_name : undefined;
+    const edsName =
+      type === "cluster"
+        ? (json["eds_cluster_config"] as { service_name?: string } | undefined)?.service_name
+        : undefined;
     const requires = resource.requires?.();
-    return { type, name, version: versionOf(bytes), bytes, owners, ...(edsName ? { edsName } : {}), ...(requires?.length ? { requires } : {}) };
+    return {
+      type,
+      name,
+      version: versionOf(bytes),
+      bytes,
+      owners,
+      ...(edsName ? { edsName } : {}),
+      ...(requires?.length ? { requires } : {}),
+    };
   }
 }
 
-const sameOwners = (a: readonly string[], b: readonly string[]) => a === b || (a.length === b.length && a.every((o, i) => o === b[i]));
+const sameOwners = (a: readonly string[], b: readonly string[]) =>
+  a === b || (a.length === b.length && a.every((o, i) => o === b[i]));

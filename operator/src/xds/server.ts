@@ -5,7 +5,15 @@
 //
 //   publish(resources) -> ResourceCache (encode what changed, less what an Envoy rejected)
 //     -> every stream sends its Envoy what it lacks -> ACK / NACK -> policyStates()
-import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerReadableStream, type ServiceDefinition, type sendUnaryData } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type ServerDuplexStream,
+  type ServerReadableStream,
+  type ServiceDefinition,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
 import { fromBinary, toJson, type Message } from "@bufbuild/protobuf";
 import { Counter, Gauge } from "prom-client";
 import { HTTP_LISTENER, RESOURCE_TYPES, TYPE_URL, type ResourceType, type Resources } from "../compile/envoy/types.ts";
@@ -16,9 +24,22 @@ import { parseHostPort } from "../compile/snapshot.ts";
 import { Encoder, versionOf, type Corrupt, type Entry } from "./encode.ts";
 import { anyOf, decodeMessage, encodeJson, encodeMessage, messageSchema } from "./envoy-api.ts";
 import { ClusterStats } from "./stats.ts";
-import { DeltaStream, SotwStream, type DeltaRequest, type DeltaResponse, type SotwRequest, type SotwResponse, type Stream, type StreamHost } from "./stream.ts";
+import {
+  DeltaStream,
+  SotwStream,
+  type DeltaRequest,
+  type DeltaResponse,
+  type SotwRequest,
+  type SotwResponse,
+  type Stream,
+  type StreamHost,
+} from "./stream.ts";
 
-export type XdsTls = { cert: Buffer; key: Buffer; /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer };
+export type XdsTls = {
+  cert: Buffer;
+  key: Buffer;
+  /** Verify Envoys' client certificates against this CA (mTLS). */ clientCA?: Buffer;
+};
 
 export type XdsServerOptions = {
   host: string;
@@ -79,20 +100,45 @@ export class XdsServer implements StreamHost {
     // Envoy's stream lives as long as Envoy does; keepalive finds an Envoy gone without a FIN.
     // Envoy answers pings on the thread that applies config, which can take a minute for a
     // large one: the timeout leaves it that, or a busy Envoy would be cut off mid-apply.
-    this.grpc = new Server({ "grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 180_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+    this.grpc = new Server({
+      "grpc.keepalive_time_ms": 60_000,
+      "grpc.keepalive_timeout_ms": 180_000,
+      "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    });
     this.grpc.addService(serviceDefinition(), {
       DeltaAggregatedResources: (call: Call<DeltaRequest>) => this.serve(call, new DeltaStream(this)),
       StreamAggregatedResources: (call: Call<SotwRequest>) => this.serve(call, new SotwStream(this)),
     });
     this.grpc.addService(metricsServiceDefinition(), {
-      StreamMetrics: (call: ServerReadableStream<Uint8Array, Uint8Array>, done: sendUnaryData<Uint8Array>) => this.takeStats(call, done),
+      StreamMetrics: (call: ServerReadableStream<Uint8Array, Uint8Array>, done: sendUnaryData<Uint8Array>) =>
+        this.takeStats(call, done),
     });
     const registers = options.metrics ? [options.metrics.registry] : undefined;
     if (registers) {
-      this.connections = new Gauge({ name: "fallback_xds_connections", help: "Envoys connected over ADS.", labelNames: ["protocol"], registers });
-      this.responses = new Counter({ name: "fallback_xds_responses_total", help: "xDS responses sent, by resource type.", labelNames: ["type"], registers });
-      this.resourcesSent = new Counter({ name: "fallback_xds_resources_sent_total", help: "Resources sent to Envoys (removals included), by type.", labelNames: ["type"], registers });
-      this.rejections = new Counter({ name: "fallback_xds_rejections_total", help: "xDS responses an Envoy rejected (NACK), by resource type.", labelNames: ["type"], registers });
+      this.connections = new Gauge({
+        name: "fallback_xds_connections",
+        help: "Envoys connected over ADS.",
+        labelNames: ["protocol"],
+        registers,
+      });
+      this.responses = new Counter({
+        name: "fallback_xds_responses_total",
+        help: "xDS responses sent, by resource type.",
+        labelNames: ["type"],
+        registers,
+      });
+      this.resourcesSent = new Counter({
+        name: "fallback_xds_resources_sent_total",
+        help: "Resources sent to Envoys (removals included), by type.",
+        labelNames: ["type"],
+        registers,
+      });
+      this.rejections = new Counter({
+        name: "fallback_xds_rejections_total",
+        help: "xDS responses an Envoy rejected (NACK), by resource type.",
+        labelNames: ["type"],
+        registers,
+      });
     }
   }
 
@@ -100,11 +146,20 @@ export class XdsServer implements StreamHost {
   async start(): Promise<number> {
     const { host, port, tls } = this.options;
     const credentials = tls
-      ? ServerCredentials.createSsl(tls.clientCA ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], Boolean(tls.clientCA))
+      ? ServerCredentials.createSsl(
+          tls.clientCA ?? null,
+          [{ private_key: tls.key, cert_chain: tls.cert }],
+          Boolean(tls.clientCA),
+        )
       : ServerCredentials.createInsecure();
     const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-    this.port = await new Promise<number>((done, fail) => this.grpc.bindAsync(address, credentials, (err, bound) => (err ? fail(err) : done(bound))));
-    this.logger.info({ address: `${host}:${this.port}`, tls: tls ? (tls.clientCA ? "mutual" : "server") : "none" }, "xDS server listening");
+    this.port = await new Promise<number>((done, fail) =>
+      this.grpc.bindAsync(address, credentials, (err, bound) => (err ? fail(err) : done(bound))),
+    );
+    this.logger.info(
+      { address: `${host}:${this.port}`, tls: tls ? (tls.clientCA ? "mutual" : "server") : "none" },
+      "xDS server listening",
+    );
     return this.port;
   }
 
@@ -167,7 +222,11 @@ export class XdsServer implements StreamHost {
 
   /** The Envoys connected now: node id and protocol. */
   proxies(): { node: string; protocol: "delta" | "sotw"; serving: boolean }[] {
-    return [...this.streams.keys()].map((s) => ({ node: s.node?.id ?? "", protocol: s.protocol, serving: s.serving() }));
+    return [...this.streams.keys()].map((s) => ({
+      node: s.node?.id ?? "",
+      protocol: s.protocol,
+      serving: s.serving(),
+    }));
   }
 
   // ---- StreamHost ---------------------------------------------------------------------
@@ -215,14 +274,27 @@ export class XdsServer implements StreamHost {
     this.release(stream, TYPE_URL[type]);
     if (nack) this.rejections?.inc({ type: typeLabel(TYPE_URL[type]) });
     // How long Envoy took to apply a response (with its trip back): the benchmark reads these.
-    this.logger.debug({ node: stream.node?.id, type: typeLabel(TYPE_URL[type]), ms: Math.round(performance.now() - sentAt), nack }, "xDS response answered");
+    this.logger.debug(
+      { node: stream.node?.id, type: typeLabel(TYPE_URL[type]), ms: Math.round(performance.now() - sentAt), nack },
+      "xDS response answered",
+    );
   }
 
   rejected(stream: Stream, type: ResourceType, blamed: Entry[], message: string): void {
     const node = stream.node?.id ?? "";
-    this.logger.warn({ node, type, resources: blamed.map((e) => e.name), owners: [...new Set(blamed.flatMap((e) => e.owners))], error: message }, "Envoy rejected xDS resources");
+    this.logger.warn(
+      {
+        node,
+        type,
+        resources: blamed.map((e) => e.name),
+        owners: [...new Set(blamed.flatMap((e) => e.owners))],
+        error: message,
+      },
+      "Envoy rejected xDS resources",
+    );
     const changes: Changes = new Map();
-    for (const entry of blamed) merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }));
+    for (const entry of blamed)
+      merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }));
     // After this request is handled: the stream that asked must first take its own answer.
     if (changes.size) queueMicrotask(() => this.broadcast(changes));
     this.feedbackChanged();
@@ -240,11 +312,17 @@ export class XdsServer implements StreamHost {
         const responses = (stream as DeltaStream).request(request);
         if (!announced && stream.node) {
           announced = true;
-          this.logger.info({ node: stream.node.id, cluster: stream.node.cluster, protocol: stream.protocol, peer }, "Envoy connected");
+          this.logger.info(
+            { node: stream.node.id, cluster: stream.node.cluster, protocol: stream.protocol, peer },
+            "Envoy connected",
+          );
         }
         this.send(stream, responses);
       } catch (err) {
-        this.logger.error({ err: { message: (err as Error).message }, node: stream.node?.id }, "xDS request failed; ending the stream");
+        this.logger.error(
+          { err: { message: (err as Error).message }, node: stream.node?.id },
+          "xDS request failed; ending the stream",
+        );
         call.emit("error", { code: status.INTERNAL, details: (err as Error).message });
         call.end();
       }
@@ -274,7 +352,10 @@ export class XdsServer implements StreamHost {
         node ??= ClusterStats.nodeOf(message) ?? call.getPeer();
         this.stats.ingest(node, message);
       } catch (err) {
-        this.logger.warn({ err: { message: (err as Error).message }, node }, "unreadable stats report; ending the stream");
+        this.logger.warn(
+          { err: { message: (err as Error).message }, node },
+          "unreadable stats report; ending the stream",
+        );
         done({ code: status.INVALID_ARGUMENT, details: (err as Error).message });
       }
     });
@@ -299,7 +380,8 @@ export class XdsServer implements StreamHost {
     for (const response of responses) {
       const { typeUrl, resources } = response as { typeUrl: string; resources: Entry[] };
       const size = resources.reduce((n, e) => n + e.bytes.length, 0);
-      if (this.waiting.length || (this.outstanding > 0 && this.outstanding + size > SEND_BUDGET_BYTES)) this.waiting.push({ stream, response, size });
+      if (this.waiting.length || (this.outstanding > 0 && this.outstanding + size > SEND_BUDGET_BYTES))
+        this.waiting.push({ stream, response, size });
       else this.write(stream, response, typeUrl, size);
     }
   }
@@ -313,15 +395,19 @@ export class XdsServer implements StreamHost {
   private release(stream: Stream, typeUrl?: string): void {
     const byType = this.unanswered.get(stream);
     if (byType) {
-      for (const [t, size] of byType) if (typeUrl === undefined || t === typeUrl) (this.outstanding -= size), byType.delete(t);
+      for (const [t, size] of byType)
+        if (typeUrl === undefined || t === typeUrl) ((this.outstanding -= size), byType.delete(t));
       if (!byType.size) this.unanswered.delete(stream);
     }
-    if (typeUrl === undefined) for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.stream === stream) this.waiting.splice(i, 1);
+    if (typeUrl === undefined)
+      for (let i = this.waiting.length - 1; i >= 0; i--)
+        if (this.waiting[i]!.stream === stream) this.waiting.splice(i, 1);
     while (this.waiting.length) {
       const next = this.waiting[0]!;
       if (this.outstanding > 0 && this.outstanding + next.size > SEND_BUDGET_BYTES) break;
       this.waiting.shift();
-      if (this.streams.has(next.stream)) this.write(next.stream, next.response, (next.response as { typeUrl: string }).typeUrl, next.size);
+      if (this.streams.has(next.stream))
+        this.write(next.stream, next.response, (next.response as { typeUrl: string }).typeUrl, next.size);
     }
   }
 
@@ -332,13 +418,23 @@ export class XdsServer implements StreamHost {
     byType.set(typeUrl, size);
     this.outstanding += size;
     const started = performance.now();
-    const bytes = stream.protocol === "delta" ? this.encodeDelta(response as DeltaResponse) : this.encodeSotw(response as SotwResponse);
+    const bytes =
+      stream.protocol === "delta"
+        ? this.encodeDelta(response as DeltaResponse)
+        : this.encodeSotw(response as SotwResponse);
     const { resources, removed } = response as { resources: Entry[]; removed?: string[] };
     this.responses?.inc({ type: typeLabel(typeUrl) });
     this.resourcesSent?.inc({ type: typeLabel(typeUrl) }, resources.length + (removed?.length ?? 0));
     call.write(bytes);
     this.logger.debug(
-      { node: stream.node?.id, type: typeLabel(typeUrl), resources: resources.length, removed: removed?.length ?? 0, bytes: bytes.length, ms: Math.round(performance.now() - started) },
+      {
+        node: stream.node?.id,
+        type: typeLabel(typeUrl),
+        resources: resources.length,
+        removed: removed?.length ?? 0,
+        bytes: bytes.length,
+        ms: Math.round(performance.now() - started),
+      },
       "xDS response sent",
     );
   }
@@ -432,5 +528,8 @@ function serviceDefinition(): ServiceDefinition {
       responseDeserialize: (bytes: Buffer) => bytes,
     };
   };
-  return { DeltaAggregatedResources: method("DeltaAggregatedResources", DELTA_REQUEST), StreamAggregatedResources: method("StreamAggregatedResources", SOTW_REQUEST) };
+  return {
+    DeltaAggregatedResources: method("DeltaAggregatedResources", DELTA_REQUEST),
+    StreamAggregatedResources: method("StreamAggregatedResources", SOTW_REQUEST),
+  };
 }

@@ -180,7 +180,9 @@ export class ClusterStats {
    */
   private statOf(name: Uint8Array): { cluster: number; field: number } | undefined {
     if (name.length <= PREFIX.length || !startsWith(name, PREFIX, 0)) return undefined;
-    const suffix = SUFFIXES.find((s) => name.length > PREFIX.length + s.bytes.length && startsWith(name, s.bytes, name.length - s.bytes.length));
+    const suffix = SUFFIXES.find(
+      (s) => name.length > PREFIX.length + s.bytes.length && startsWith(name, s.bytes, name.length - s.bytes.length),
+    );
     if (!suffix) return undefined;
     const end = name.length - suffix.bytes.length;
     // A policy's clusters are ns/policy/member: a name without "/" is Envoy's own (fallback-xds).

@@ -92,7 +92,10 @@ export abstract class Stream {
    */
   protected ready(entry: Entry): boolean {
     if (!entry.requires) return true;
-    return entry.requires.every(({ type, name }) => this.acked.get(type)!.has(name) || !this.subscribes(type) || !this.host.entries(type, this).has(name));
+    return entry.requires.every(
+      ({ type, name }) =>
+        this.acked.get(type)!.has(name) || !this.subscribes(type) || !this.host.entries(type, this).has(name),
+    );
   }
 
   /** Whether Envoy asked for resources of this type at all. */
@@ -147,7 +150,8 @@ export class DeltaStream extends Stream {
     if (!state) {
       // Subscribing to nothing in a first request is the legacy way of asking for all, which
       // Envoy does for clusters and listeners; endpoints, routes and secrets go by name.
-      const legacyWildcard = req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener" || type === "scope");
+      const legacyWildcard =
+        req.resourceNamesSubscribe.length === 0 && (type === "cluster" || type === "listener" || type === "scope");
       const wildcard = legacyWildcard || req.resourceNamesSubscribe.includes("*");
       state = { wildcard, subscribed: new Set(), stale: new Set(), dirty: "all", resend: new Set(), held: new Set() };
       this.states.set(type, state);
@@ -239,7 +243,10 @@ export class DeltaStream extends Stream {
     }
     state.probe = undefined;
     const inScope = (name: string) => state.wildcard || state.subscribed.has(name);
-    const names = state.dirty === "all" ? new Set([...served.keys(), ...acked.keys(), ...state.stale, ...state.subscribed]) : new Set([...state.dirty, ...state.resend, ...state.held]);
+    const names =
+      state.dirty === "all"
+        ? new Set([...served.keys(), ...acked.keys(), ...state.stale, ...state.subscribed])
+        : new Set([...state.dirty, ...state.resend, ...state.held]);
     const sent: Entry[] = [];
     const removed: string[] = [];
     state.held.clear();
@@ -276,7 +283,8 @@ export class DeltaStream extends Stream {
     const endpoints = this.states.get("endpoint");
     if (!endpoints) return;
     for (const cluster of clusters) {
-      if (cluster.edsName && this.acked.get("endpoint")!.has(cluster.edsName) && endpoints.dirty !== "all") endpoints.resend.add(cluster.edsName);
+      if (cluster.edsName && this.acked.get("endpoint")!.has(cluster.edsName) && endpoints.dirty !== "all")
+        endpoints.resend.add(cluster.edsName);
     }
   }
 
@@ -352,7 +360,14 @@ export class SotwStream extends Stream {
     let state = this.states.get(type);
     if (!state) {
       const legacyWildcard = names.size === 0 && (type === "cluster" || type === "listener" || type === "scope");
-      state = { wildcard: legacyWildcard || req.resourceNames.includes("*"), names, inFlight: false, at: 0, force: false, held: 0 };
+      state = {
+        wildcard: legacyWildcard || req.resourceNames.includes("*"),
+        names,
+        inFlight: false,
+        at: 0,
+        force: false,
+        held: 0,
+      };
       this.states.set(type, state);
       // A reconnecting Envoy reports the version it runs: when that is what would be sent,
       // it has it already.
@@ -402,10 +417,24 @@ export class SotwStream extends Stream {
     const state = this.states.get(type);
     if (!state || state.inFlight) return undefined;
     // As for Delta: clusters and endpoints first (see DeltaStream.waitsForClusters).
-    if ((type === "listener" || type === "scope" || type === "route") && (["cluster", "endpoint"] as const).some((t) => { const s = this.states.get(t); return !!s && (s.inFlight || s.held > 0); })) return undefined;
+    if (
+      (type === "listener" || type === "scope" || type === "route") &&
+      (["cluster", "endpoint"] as const).some((t) => {
+        const s = this.states.get(t);
+        return !!s && (s.inFlight || s.held > 0);
+      })
+    )
+      return undefined;
     // Probing (see nacked): the first group goes as served, the later ones as Envoy has them.
     if (state.probe && !state.probe.length) state.probe = undefined;
-    const held = state.probe ? new Set(state.probe.slice(1).flat().map((e) => e.name)) : EMPTY_SET;
+    const held = state.probe
+      ? new Set(
+          state.probe
+            .slice(1)
+            .flat()
+            .map((e) => e.name),
+        )
+      : EMPTY_SET;
     const now = this.contents(type, state, held);
     if (state.sent?.version === now.version && !state.force) return undefined;
     state.force = false;
@@ -422,7 +451,12 @@ export class SotwStream extends Stream {
    * What a response of this type holds now, and its version: the `held` names, and with
    * `holdUnready` those Envoy lacks what they require for, as Envoy has them (if at all).
    */
-  private contents(type: ResourceType, state: SotwState, held: ReadonlySet<string> = EMPTY_SET, holdUnready = true): { version: string; entries: Entry[] } {
+  private contents(
+    type: ResourceType,
+    state: SotwState,
+    held: ReadonlySet<string> = EMPTY_SET,
+    holdUnready = true,
+  ): { version: string; entries: Entry[] } {
     const served = this.host.entries(type, this);
     const acked = this.acked.get(type)!;
     state.held = 0;
@@ -444,7 +478,10 @@ export class SotwStream extends Stream {
     const endpoints = this.states.get("endpoint");
     if (!endpoints) return;
     const old = new Map(before.map((e) => [e.name, e.version]));
-    if (after.some((c) => c.edsName && old.has(c.name) && old.get(c.name) !== c.version && endpoints.names.has(c.edsName))) endpoints.force = true;
+    if (
+      after.some((c) => c.edsName && old.has(c.name) && old.get(c.name) !== c.version && endpoints.names.has(c.edsName))
+    )
+      endpoints.force = true;
   }
 
   private acknowledgeAll(type: ResourceType, entries: Entry[]): void {
@@ -466,7 +503,10 @@ export class SotwStream extends Stream {
     const blamed = named(sent, message);
     if (blamed.length) {
       this.host.rejected(this, type, blamed, message);
-      this.acknowledge(type, sent.filter((e) => !blamed.includes(e)));
+      this.acknowledge(
+        type,
+        sent.filter((e) => !blamed.includes(e)),
+      );
       return;
     }
     const suspect = state.probe?.[0] ?? changed(sent, acked);
@@ -482,7 +522,11 @@ export class SotwStream extends Stream {
   }
 }
 
-const earliest = (times: (number | undefined)[]) => times.reduce<number | undefined>((min, t) => (t !== undefined && (min === undefined || t < min) ? t : min), undefined);
+const earliest = (times: (number | undefined)[]) =>
+  times.reduce<number | undefined>(
+    (min, t) => (t !== undefined && (min === undefined || t < min) ? t : min),
+    undefined,
+  );
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
 

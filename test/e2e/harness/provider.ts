@@ -37,43 +37,61 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
   const received: Received[] = [];
   let keys = new Set(options.keys);
   let failure: number | undefined;
-  const server: Server = createServer({ key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) }, (req, res) => {
-    let body = "";
-    req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
-      received.push({ path: req.url ?? "", headers: { ...req.headers }, body });
-      const json = (status: number, value: object) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
-      if (failure) return json(failure, { error: { message: `${options.name} is failing` } });
-      const sent = req.headers[options.header.toLowerCase()];
-      if (typeof sent !== "string" || !sent.startsWith(options.prefix) || !keys.has(sent.slice(options.prefix.length))) {
-        return json(401, { error: { message: `${options.name}: wrong or missing key` } });
-      }
-      if (req.url !== options.path) return json(404, { error: { message: `${options.name}: no such path ${req.url}` } });
-      const request = JSON.parse(body || "{}") as { model?: string; stream?: boolean };
-      const content = `answer from ${options.name}`;
-      if (!request.stream) {
-        return json(200, {
-          id: "chatcmpl-1", object: "chat.completion", created: 1, model: request.model ?? "",
-          choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-        });
-      }
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-      // Long enough to outlast the policy's per-try timeout, at the given pace.
-      const words = [...content.split(" "), ...Array.from({ length: options.extraChunks ?? 0 }, () => ".")];
-      let i = 0;
-      const next = () => {
-        if (i < words.length) {
-          const chunk = { id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: request.model ?? "", choices: [{ index: 0, delta: { content: (i ? " " : "") + words[i] }, finish_reason: null }] };
-          res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-          i++;
-          setTimeout(next, options.chunkDelayMs ?? 300);
-        } else {
-          res.end("data: [DONE]\n\n");
+  const server: Server = createServer(
+    { key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) },
+    (req, res) => {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", headers: { ...req.headers }, body });
+        const json = (status: number, value: object) =>
+          res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
+        if (failure) return json(failure, { error: { message: `${options.name} is failing` } });
+        const sent = req.headers[options.header.toLowerCase()];
+        if (
+          typeof sent !== "string" ||
+          !sent.startsWith(options.prefix) ||
+          !keys.has(sent.slice(options.prefix.length))
+        ) {
+          return json(401, { error: { message: `${options.name}: wrong or missing key` } });
         }
-      };
-      next();
-    });
-  });
+        if (req.url !== options.path)
+          return json(404, { error: { message: `${options.name}: no such path ${req.url}` } });
+        const request = JSON.parse(body || "{}") as { model?: string; stream?: boolean };
+        const content = `answer from ${options.name}`;
+        if (!request.stream) {
+          return json(200, {
+            id: "chatcmpl-1",
+            object: "chat.completion",
+            created: 1,
+            model: request.model ?? "",
+            choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+          });
+        }
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+        // Long enough to outlast the policy's per-try timeout, at the given pace.
+        const words = [...content.split(" "), ...Array.from({ length: options.extraChunks ?? 0 }, () => ".")];
+        let i = 0;
+        const next = () => {
+          if (i < words.length) {
+            const chunk = {
+              id: "chatcmpl-1",
+              object: "chat.completion.chunk",
+              created: 1,
+              model: request.model ?? "",
+              choices: [{ index: 0, delta: { content: (i ? " " : "") + words[i] }, finish_reason: null }],
+            };
+            res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+            i++;
+            setTimeout(next, options.chunkDelayMs ?? 300);
+          } else {
+            res.end("data: [DONE]\n\n");
+          }
+        };
+        next();
+      });
+    },
+  );
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   return {
     name: options.name,
@@ -81,6 +99,10 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
     received,
     acceptKeys: (next) => void (keys = new Set(next)),
     failWith: (status) => void (failure = status),
-    close: () => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }),
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
   };
 }

@@ -22,7 +22,12 @@ export type Stack = {
 };
 
 /** `name` names the working folder (.local/e2e-NAME-PID); `namespaces` are created before `objects` are applied. */
-export async function startStack(options: { name: string; namespaces: string[]; objects: object[]; operatorArgs?: string[] }): Promise<Stack> {
+export async function startStack(options: {
+  name: string;
+  namespaces: string[];
+  objects: object[];
+  operatorArgs?: string[];
+}): Promise<Stack> {
   const dir = join(repoRoot, ".local", `e2e-${options.name}-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -46,10 +51,22 @@ export async function startStack(options: { name: string; namespaces: string[]; 
     operator = await startOperator({
       kubeconfig: kc,
       configNamespace: "fallback-system",
-      args: ["--xds-addr", `127.0.0.1:${xdsPort}`, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${listenPort}`, ...(options.operatorArgs ?? [])],
+      args: [
+        "--xds-addr",
+        `127.0.0.1:${xdsPort}`,
+        "--xds-plaintext",
+        "--envoy-listen",
+        `127.0.0.1:${listenPort}`,
+        ...(options.operatorArgs ?? []),
+      ],
     });
     await apply(kc, options.objects);
-    proxy = await startProxy({ dir, xdsServers: [`127.0.0.1:${xdsPort}`], nodeId: `gateway-${options.name}`, listen: listenPort });
+    proxy = await startProxy({
+      dir,
+      xdsServers: [`127.0.0.1:${xdsPort}`],
+      nodeId: `gateway-${options.name}`,
+      listen: listenPort,
+    });
     return { cp, kubeconfig: kc, operator, proxy, kubectl: (args, input) => kube(kc, args, input), stop };
   } catch (error) {
     await stop();

@@ -29,7 +29,10 @@ export type XdsGateway = {
   stop(): Promise<void>;
 };
 
-export async function startXdsGateway(opts: { objects: unknown[]; server?: Partial<XdsServerOptions> }): Promise<XdsGateway> {
+export async function startXdsGateway(opts: {
+  objects: unknown[];
+  server?: Partial<XdsServerOptions>;
+}): Promise<XdsGateway> {
   const dir = mkdtempSync(join(tmpdir(), "e2e-xds-"));
   const options: CompileOptions = { ...defaultOptions, listen: { address: "127.0.0.1", port: await freePort() } };
   const logger = createLogger({ level: process.env.DEBUG_E2E ? "debug" : "silent", name: "xds" });
@@ -43,12 +46,21 @@ export async function startXdsGateway(opts: { objects: unknown[]; server?: Parti
     await server.start();
     return server;
   };
-  const TYPE_LABEL: Record<string, string> = { cluster: "Cluster", endpoint: "ClusterLoadAssignment", listener: "Listener", scope: "ScopedRouteConfiguration", route: "RouteConfiguration", secret: "Secret" };
+  const TYPE_LABEL: Record<string, string> = {
+    cluster: "Cluster",
+    endpoint: "ClusterLoadAssignment",
+    listener: "Listener",
+    scope: "ScopedRouteConfiguration",
+    route: "RouteConfiguration",
+    secret: "Secret",
+  };
   const publish = (objects: unknown[]) => {
     last = objects;
     const { snapshot } = snapshotFromObjects(objects);
     const output = compiler.compile(snapshot);
-    const problems = output.results.flatMap((r) => r.conditions.filter((c) => c.status !== "True").map((c) => `${r.key}: ${c.type}: ${c.message}`));
+    const problems = output.results.flatMap((r) =>
+      r.conditions.filter((c) => c.status !== "True").map((c) => `${r.key}: ${c.type}: ${c.message}`),
+    );
     if (problems.length) throw new Error(`compile: ${problems.join("; ")}`);
     gateway.server.publish(output.resources);
   };
@@ -81,7 +93,12 @@ export async function startXdsGateway(opts: { objects: unknown[]; server?: Parti
       };
       const bootstrapFile = join(dir, `${nodeId}.yaml`);
       writeFileSync(bootstrapFile, toYaml(adsBootstrap(bootstrap)));
-      const envoy = await startEnvoy({ config: bootstrapFile, admin, drainTimeS: 1, ...(process.env.DEBUG_E2E ? { logLevel: "debug" as const } : {}) });
+      const envoy = await startEnvoy({
+        config: bootstrapFile,
+        admin,
+        drainTimeS: 1,
+        ...(process.env.DEBUG_E2E ? { logLevel: "debug" as const } : {}),
+      });
       const started = Object.assign(envoy, { listen, url: `http://127.0.0.1:${listen}/`, bootstrapFile });
       envoys.push(started);
       return started;

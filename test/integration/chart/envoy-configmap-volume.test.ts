@@ -23,8 +23,20 @@ const FILES = ["bootstrap.yaml", "cds.yaml", "lds.yaml"];
 function render(out: string, mountDir: string, listen: number, admin: number, inputs: string[]) {
   const errors: string[] = [];
   const code = fallbackctl(
-    ["render", ...inputs.flatMap((f) => ["-f", join(repoRoot, f)]), "--format", "xds", "-o", out,
-      "--config-dir", mountDir, "--listen", `127.0.0.1:${listen}`, "--admin", `127.0.0.1:${admin}`],
+    [
+      "render",
+      ...inputs.flatMap((f) => ["-f", join(repoRoot, f)]),
+      "--format",
+      "xds",
+      "-o",
+      out,
+      "--config-dir",
+      mountDir,
+      "--listen",
+      `127.0.0.1:${listen}`,
+      "--admin",
+      `127.0.0.1:${admin}`,
+    ],
     { stdout: () => {}, stderr: (s) => errors.push(s) },
   );
   if (code !== 0) throw new Error(`fallbackctl render failed: ${errors.join("")}`);
@@ -68,7 +80,10 @@ describe.skipIf(!existsSync(ENVOY_BIN))("Envoy on a ConfigMap volume (the chart'
     if (!res.ok) return undefined;
     const dump = (await res.json()) as { configs: Array<Record<string, unknown>> };
     const find = (suffix: string) => dump.configs.find((c) => String(c["@type"]).endsWith(suffix));
-    const clusters = find("ClustersConfigDump") as { version_info?: string; dynamic_active_clusters?: Array<{ cluster: { name: string } }> };
+    const clusters = find("ClustersConfigDump") as {
+      version_info?: string;
+      dynamic_active_clusters?: Array<{ cluster: { name: string } }>;
+    };
     const listeners = find("ListenersConfigDump") as { version_info?: string };
     return {
       cds: clusters?.version_info,

@@ -12,7 +12,15 @@ const CRD = "fallbackpolicies.fallback.dev";
 
 async function names(kind: string, ns: string | undefined, release: string): Promise<string[]> {
   const scope = ns ? ["-n", ns] : [];
-  const out = await kube(kubeconfig, ["get", kind, ...scope, "-l", `app.kubernetes.io/instance=${release}`, "-o", "jsonpath={.items[*].metadata.name}"]);
+  const out = await kube(kubeconfig, [
+    "get",
+    kind,
+    ...scope,
+    "-l",
+    `app.kubernetes.io/instance=${release}`,
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+  ]);
   return out.split(/\s+/).filter(Boolean).sort();
 }
 
@@ -31,7 +39,9 @@ describe("helm install, upgrade and uninstall", () => {
 
     const deployment = await getObject(kubeconfig, ["deployment", full, "-n", ns]);
     expect(deployment?.spec.replicas).toBe(1);
-    expect(deployment?.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(["--leader-elect", "--config-output=none", "--xds-addr=0.0.0.0:18000"]));
+    expect(deployment?.spec.template.spec.containers[0].args).toEqual(
+      expect.arrayContaining(["--leader-elect", "--config-output=none", "--xds-addr=0.0.0.0:18000"]),
+    );
     expect(await names("serviceaccount", ns, release)).toEqual([full]);
     expect(await names("clusterrole", undefined, release)).toEqual([full]);
     expect(await names("clusterrolebinding", undefined, release)).toEqual([full]);
@@ -44,7 +54,9 @@ describe("helm install, upgrade and uninstall", () => {
     const certs = async () => ({
       server: (await getObject(kubeconfig, ["secret", `${full}-xds-server`, "-n", ns]))!.data,
       client: (await getObject(kubeconfig, ["secret", `${full}-xds-client`, "-n", ns]))!.data,
-      checksum: (await getObject(kubeconfig, ["deployment", full, "-n", ns]))!.spec.template.metadata.annotations["checksum/xds-tls"],
+      checksum: (await getObject(kubeconfig, ["deployment", full, "-n", ns]))!.spec.template.metadata.annotations[
+        "checksum/xds-tls"
+      ],
     });
     const firstCerts = await certs();
     expect(firstCerts.server["ca.crt"]).toBe(firstCerts.client["ca.crt"]);
@@ -54,12 +66,27 @@ describe("helm install, upgrade and uninstall", () => {
     expect(await getObject(kubeconfig, ["fallbackpolicy", "products", "-n", apps])).toBeDefined();
 
     // Upgrade: three replicas, one watched namespace, the Envoy gateway.
-    const upgraded = await helm(kubeconfig, ["upgrade", release, chartDir, "-n", ns,
-      "--set", "replicaCount=3", "--set", "leaderElection.enabled=false", "--set", `watchNamespace=${apps}`, "--set", "envoy.enabled=true"]);
+    const upgraded = await helm(kubeconfig, [
+      "upgrade",
+      release,
+      chartDir,
+      "-n",
+      ns,
+      "--set",
+      "replicaCount=3",
+      "--set",
+      "leaderElection.enabled=false",
+      "--set",
+      `watchNamespace=${apps}`,
+      "--set",
+      "envoy.enabled=true",
+    ]);
     expect(upgraded.code, upgraded.stderr).toBe(0);
     const up = await getObject(kubeconfig, ["deployment", full, "-n", ns]);
     expect(up?.spec.replicas).toBe(3);
-    expect(up?.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(["--leader-elect", `--watch-namespace=${apps}`]));
+    expect(up?.spec.template.spec.containers[0].args).toEqual(
+      expect.arrayContaining(["--leader-elect", `--watch-namespace=${apps}`]),
+    );
     expect(await names("poddisruptionbudget", ns, release)).toEqual([full]);
     // The ClusterRole gave way to a Role in the watched namespace.
     expect(await names("clusterrole", undefined, release)).toEqual([]);
@@ -67,26 +94,52 @@ describe("helm install, upgrade and uninstall", () => {
     expect(await names("role", apps, release)).toEqual([full]);
     expect(await names("rolebinding", apps, release)).toEqual([full]);
     const envoy = await getObject(kubeconfig, ["deployment", `${full}-envoy`, "-n", ns]);
-    const mount = envoy?.spec.template.spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === "config");
+    const mount = envoy?.spec.template.spec.containers[0].volumeMounts.find(
+      (m: { name: string }) => m.name === "config",
+    );
     expect(mount).toEqual({ name: "config", mountPath: "/etc/envoy/fallback", readOnly: true });
-    expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe(`${full}-envoy-bootstrap`);
+    expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe(
+      `${full}-envoy-bootstrap`,
+    );
     expect(await names("configmap", ns, release)).toEqual([`${full}-envoy-bootstrap`]);
     expect(await names("service", ns, release)).toEqual([`${full}-envoy`, `${full}-metrics`, `${full}-xds`]);
     // The upgrade kept the generated certificates (looked up, not made again), so the pods keep theirs.
     expect(await certs()).toEqual(firstCerts);
 
     // A wrong value type is refused by the schema, and the release stays as it was.
-    const refused = await helm(kubeconfig, ["upgrade", release, chartDir, "-n", ns, "--reuse-values", "--set-string", "replicaCount=three"]);
+    const refused = await helm(kubeconfig, [
+      "upgrade",
+      release,
+      chartDir,
+      "-n",
+      ns,
+      "--reuse-values",
+      "--set-string",
+      "replicaCount=three",
+    ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/replicaCount.*want integer/);
     expect((await getObject(kubeconfig, ["deployment", full, "-n", ns]))?.spec.replicas).toBe(3);
 
     // Downgrade to one replica: the PDB goes.
-    const down = await helm(kubeconfig, ["upgrade", release, chartDir, "-n", ns, "--reuse-values", "--set", "replicaCount=1"]);
+    const down = await helm(kubeconfig, [
+      "upgrade",
+      release,
+      chartDir,
+      "-n",
+      ns,
+      "--reuse-values",
+      "--set",
+      "replicaCount=1",
+    ]);
     expect(down.code, down.stderr).toBe(0);
     expect(await names("poddisruptionbudget", ns, release)).toEqual([]);
     const history = await helm(kubeconfig, ["history", release, "-n", ns, "-o", "json"]);
-    expect((JSON.parse(history.stdout) as Array<{ status: string }>).map((h) => h.status)).toEqual(["superseded", "superseded", "deployed"]);
+    expect((JSON.parse(history.stdout) as Array<{ status: string }>).map((h) => h.status)).toEqual([
+      "superseded",
+      "superseded",
+      "deployed",
+    ]);
 
     // Uninstall: everything of the release goes; the CRD and the policy stay.
     const manifest = await releaseManifest(kubeconfig, release, ns);
@@ -95,7 +148,10 @@ describe("helm install, upgrade and uninstall", () => {
     expect(uninstalled.code, uninstalled.stderr).toBe(0);
     for (const o of manifest) {
       const where = o.metadata.namespace ? ["-n", o.metadata.namespace] : [];
-      expect(await getObject(kubeconfig, [o.kind, o.metadata.name, ...where]), `${o.kind}/${o.metadata.name} is gone`).toBeUndefined();
+      expect(
+        await getObject(kubeconfig, [o.kind, o.metadata.name, ...where]),
+        `${o.kind}/${o.metadata.name} is gone`,
+      ).toBeUndefined();
     }
     expect(await getObject(kubeconfig, ["crd", CRD])).toBeDefined();
     const policy = await getObject(kubeconfig, ["fallbackpolicy", "products", "-n", apps]);
@@ -109,7 +165,16 @@ describe("helm install, upgrade and uninstall", () => {
     const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns, "--set-string", "replicaCount=three"]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
-    const left = await kubectl(kubeconfig, ["get", "all,serviceaccount,role,rolebinding", "-n", ns, "-l", `app.kubernetes.io/instance=${release}`, "-o", "name"]);
+    const left = await kubectl(kubeconfig, [
+      "get",
+      "all,serviceaccount,role,rolebinding",
+      "-n",
+      ns,
+      "-l",
+      `app.kubernetes.io/instance=${release}`,
+      "-o",
+      "name",
+    ]);
     expect(left.stdout.trim()).toBe("");
   });
 
@@ -118,14 +183,29 @@ describe("helm install, upgrade and uninstall", () => {
     const edge = await createTestNamespace(kubeconfig, "chart-edge");
     const release = `edge-${randomBytes(3).toString("hex")}`;
     const full = `${release}-fallback-operator`;
-    const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns,
-      "--set", `config.namespace=${edge}`, "--set", "config.name=gw", "--set", "envoy.enabled=true", "--set", "envoy.configSource=configmap"]);
+    const r = await helm(kubeconfig, [
+      "install",
+      release,
+      chartDir,
+      "-n",
+      ns,
+      "--set",
+      `config.namespace=${edge}`,
+      "--set",
+      "config.name=gw",
+      "--set",
+      "envoy.enabled=true",
+      "--set",
+      "envoy.configSource=configmap",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     // The ConfigMap Role where the ConfigMap goes, the Lease Role where the operator keeps its Lease.
     expect(await names("role", edge, release)).toEqual([`${full}-config`, `${full}-leader-election`]);
     expect(await names("role", ns, release)).toEqual([]);
     const envoy = await getObject(kubeconfig, ["deployment", `${full}-envoy`, "-n", edge]);
-    expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe("gw");
+    expect(envoy?.spec.template.spec.volumes.find((v: { name: string }) => v.name === "config").configMap.name).toBe(
+      "gw",
+    );
     expect((await helm(kubeconfig, ["uninstall", release, "-n", ns])).code).toBe(0);
     expect(await names("role", edge, release)).toEqual([]);
   });
@@ -135,13 +215,25 @@ describe("helm install, upgrade and uninstall", () => {
     const edge = await createTestNamespace(kubeconfig, "chart-xedge");
     const release = `xedge-${randomBytes(3).toString("hex")}`;
     const full = `${release}-fallback-operator`;
-    const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns, "--set", `config.namespace=${edge}`, "--set", "envoy.enabled=true"]);
+    const r = await helm(kubeconfig, [
+      "install",
+      release,
+      chartDir,
+      "-n",
+      ns,
+      "--set",
+      `config.namespace=${edge}`,
+      "--set",
+      "envoy.enabled=true",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(await names("secret", ns, release)).toEqual([`${full}-xds-server`]);
     expect(await names("secret", edge, release)).toEqual([`${full}-xds-client`]);
     expect(await names("configmap", edge, release)).toEqual([`${full}-envoy-bootstrap`]);
     const policy = await getObject(kubeconfig, ["networkpolicy", full, "-n", ns]);
-    expect(policy?.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": edge });
+    expect(policy?.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({
+      "kubernetes.io/metadata.name": edge,
+    });
     expect((await helm(kubeconfig, ["uninstall", release, "-n", ns])).code).toBe(0);
     expect(await names("secret", edge, release)).toEqual([]);
   });

@@ -37,7 +37,14 @@ async function install(prefix: string, set: string[] = [], withApps = true): Pro
   const other = await createTestNamespace(kubeconfig, `${prefix}-other`);
   const release = `${prefix}-${randomBytes(3).toString("hex")}`;
   const sa = `${release}-fallback-operator`;
-  const r = await helm(kubeconfig, ["install", release, chartDir, "-n", ns, ...set.flatMap((s) => ["--set", s.replace("$APPS", apps)])]);
+  const r = await helm(kubeconfig, [
+    "install",
+    release,
+    chartDir,
+    "-n",
+    ns,
+    ...set.flatMap((s) => ["--set", s.replace("$APPS", apps)]),
+  ]);
   if (r.code !== 0) throw new Error(`helm install: ${r.stderr}`);
   return { ns, apps, other, release, sa, user: `system:serviceaccount:${ns}:${sa}` };
 }
@@ -121,7 +128,9 @@ describe("the chart's ServiceAccount, with watchNamespace", () => {
   it("reaches policies, Services and EndpointSlices of that namespace only", async () => {
     const t = await install("rbacns", ["watchNamespace=$APPS"]);
     expect(await canI(t.user, ["list", "fallbackpolicies.fallback.dev", "-n", t.apps])).toBe(true);
-    expect(await canI(t.user, ["patch", "fallbackpolicies.fallback.dev", "--subresource=status", "-n", t.apps])).toBe(true);
+    expect(await canI(t.user, ["patch", "fallbackpolicies.fallback.dev", "--subresource=status", "-n", t.apps])).toBe(
+      true,
+    );
     expect(await canI(t.user, ["watch", "endpointslices.discovery.k8s.io", "-n", t.apps])).toBe(true);
     expect(await canI(t.user, ["list", "fallbackpolicies.fallback.dev", "-A"])).toBe(false);
     expect(await canI(t.user, ["list", "fallbackpolicies.fallback.dev", "-n", t.other])).toBe(false);
@@ -130,65 +139,75 @@ describe("the chart's ServiceAccount, with watchNamespace", () => {
   });
 });
 
-describe.skipIf(!existsSync(operatorBin))("the operator process with the chart's ServiceAccount token, in the ConfigMap mode", () => {
-  let t: Install;
-  let operator: ChildProcess | undefined;
-  let log = "";
-  let saKubeconfig = "";
-  let health = 0;
+describe.skipIf(!existsSync(operatorBin))(
+  "the operator process with the chart's ServiceAccount token, in the ConfigMap mode",
+  () => {
+    let t: Install;
+    let operator: ChildProcess | undefined;
+    let log = "";
+    let saKubeconfig = "";
+    let health = 0;
 
-  beforeAll(async () => {
-    t = await install("rbacrun", ["xds.enabled=false"]);
-    const token = (await kube(kubeconfig, ["-n", t.ns, "create", "token", t.sa, "--duration=1h"])).trim();
-    saKubeconfig = await tokenKubeconfig(kubeconfig, token, t.sa);
-    const whoami = await kube(saKubeconfig, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
-    expect(whoami).toBe(t.user);
+    beforeAll(async () => {
+      t = await install("rbacrun", ["xds.enabled=false"]);
+      const token = (await kube(kubeconfig, ["-n", t.ns, "create", "token", t.sa, "--duration=1h"])).trim();
+      saKubeconfig = await tokenKubeconfig(kubeconfig, token, t.sa);
+      const whoami = await kube(saKubeconfig, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+      expect(whoami).toBe(t.user);
 
-    // The same arguments the chart's Deployment passes (see templates/deployment.yaml).
-    const deployment = await getObject(kubeconfig, ["deployment", t.sa, "-n", t.ns]);
-    const chartArgs = deployment!.spec.template.spec.containers[0].args as string[];
-    health = await freePort();
-    const metrics = await freePort();
-    const args = chartArgs.map((a) =>
-      a.startsWith("--health-addr=") ? `--health-addr=127.0.0.1:${health}`
-      : a.startsWith("--metrics-addr=") ? `--metrics-addr=127.0.0.1:${metrics}`
-      : a);
-    operator = spawn(process.execPath, [operatorBin, "--kubeconfig", saKubeconfig, ...args], {
-      cwd: repoRoot,
-      // What the chart's Deployment sets from the downward API.
-      env: { ...process.env, KUBECONFIG: saKubeconfig, POD_NAME: `${t.sa}-0`, POD_NAMESPACE: t.ns },
-      stdio: ["ignore", "pipe", "pipe"],
+      // The same arguments the chart's Deployment passes (see templates/deployment.yaml).
+      const deployment = await getObject(kubeconfig, ["deployment", t.sa, "-n", t.ns]);
+      const chartArgs = deployment!.spec.template.spec.containers[0].args as string[];
+      health = await freePort();
+      const metrics = await freePort();
+      const args = chartArgs.map((a) =>
+        a.startsWith("--health-addr=")
+          ? `--health-addr=127.0.0.1:${health}`
+          : a.startsWith("--metrics-addr=")
+            ? `--metrics-addr=127.0.0.1:${metrics}`
+            : a,
+      );
+      operator = spawn(process.execPath, [operatorBin, "--kubeconfig", saKubeconfig, ...args], {
+        cwd: repoRoot,
+        // What the chart's Deployment sets from the downward API.
+        env: { ...process.env, KUBECONFIG: saKubeconfig, POD_NAME: `${t.sa}-0`, POD_NAMESPACE: t.ns },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      operator.stdout!.setEncoding("utf8").on("data", (s: string) => (log += s));
+      operator.stderr!.setEncoding("utf8").on("data", (s: string) => (log += s));
+    }, 120_000);
+
+    afterAll(async () => {
+      if (operator && operator.exitCode === null && operator.signalCode === null) {
+        operator.kill("SIGTERM");
+        await new Promise((r) => operator!.once("exit", r));
+      }
+      if (saKubeconfig) rmSync(dirname(saKubeconfig), { recursive: true, force: true });
     });
-    operator.stdout!.setEncoding("utf8").on("data", (s: string) => (log += s));
-    operator.stderr!.setEncoding("utf8").on("data", (s: string) => (log += s));
-  }, 120_000);
 
-  afterAll(async () => {
-    if (operator && operator.exitCode === null && operator.signalCode === null) {
-      operator.kill("SIGTERM");
-      await new Promise((r) => operator!.once("exit", r));
-    }
-    if (saKubeconfig) rmSync(dirname(saKubeconfig), { recursive: true, force: true });
-  });
+    it("brings a FallbackPolicy to Ready and writes the ConfigMap, with no forbidden in its log", async () => {
+      await kube(kubeconfig, ["apply", "-f", "-"], shopObjects(t.apps));
+      const ready = await kubectl(
+        kubeconfig,
+        ["-n", t.apps, "wait", "fallbackpolicy/products", "--for=condition=Ready", "--timeout=60s"],
+        { timeoutMs: 90_000 },
+      );
+      expect(ready.code, `${ready.stderr}\n--- operator log ---\n${log}`).toBe(0);
 
-  it("brings a FallbackPolicy to Ready and writes the ConfigMap, with no forbidden in its log", async () => {
-    await kube(kubeconfig, ["apply", "-f", "-"], shopObjects(t.apps));
-    const ready = await kubectl(kubeconfig, ["-n", t.apps, "wait", "fallbackpolicy/products", "--for=condition=Ready", "--timeout=60s"], { timeoutMs: 90_000 });
-    expect(ready.code, `${ready.stderr}\n--- operator log ---\n${log}`).toBe(0);
+      const cm = await getObject(kubeconfig, ["configmap", "fallback-envoy", "-n", t.ns]);
+      expect(Object.keys(cm?.data ?? {}).sort()).toEqual(["bootstrap.yaml", "cds.yaml", "lds.yaml"]);
+      expect(cm!.data["lds.yaml"]).toContain("products");
 
-    const cm = await getObject(kubeconfig, ["configmap", "fallback-envoy", "-n", t.ns]);
-    expect(Object.keys(cm?.data ?? {}).sort()).toEqual(["bootstrap.yaml", "cds.yaml", "lds.yaml"]);
-    expect(cm!.data["lds.yaml"]).toContain("products");
+      const healthz = await fetch(`http://127.0.0.1:${health}/healthz`);
+      expect(healthz.status).toBe(200);
+      const readyz = await fetch(`http://127.0.0.1:${health}/readyz`);
+      expect(readyz.status).toBe(200);
+      // The Lease of leader election, in the release namespace.
+      const leases = await kube(kubeconfig, ["get", "leases", "-n", t.ns, "-o", "name"]);
+      expect(leases.trim()).not.toBe("");
 
-    const healthz = await fetch(`http://127.0.0.1:${health}/healthz`);
-    expect(healthz.status).toBe(200);
-    const readyz = await fetch(`http://127.0.0.1:${health}/readyz`);
-    expect(readyz.status).toBe(200);
-    // The Lease of leader election, in the release namespace.
-    const leases = await kube(kubeconfig, ["get", "leases", "-n", t.ns, "-o", "name"]);
-    expect(leases.trim()).not.toBe("");
-
-    expect(log).not.toMatch(/forbidden/i);
-    expect(operator!.exitCode).toBeNull();
-  });
-});
+      expect(log).not.toMatch(/forbidden/i);
+      expect(operator!.exitCode).toBeNull();
+    });
+  },
+);

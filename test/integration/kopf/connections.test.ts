@@ -8,7 +8,13 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTestNamespace } from "../../support/kubectl.ts";
-import { EventRecorder, KubeClient, LeaderElector, createLogger, type ResourceSpec } from "../../../operator/src/kopf/index.ts";
+import {
+  EventRecorder,
+  KubeClient,
+  LeaderElector,
+  createLogger,
+  type ResourceSpec,
+} from "../../../operator/src/kopf/index.ts";
 
 const kc = new KubeConfig();
 kc.loadFromFile(inject("kubeconfig"));
@@ -28,8 +34,17 @@ afterAll(() => unsubscribe("net.client.socket", onConnected));
 describe("one connection pool", () => {
   it("serves 60 requests, 20 Events and a leader's Lease renewals over a few connections", async () => {
     const client = new KubeClient(kc);
-    const recorder = new EventRecorder(client, { reportingController: "kopf-test.dev/conn", reportingInstance: "t", logger });
-    const elector = new LeaderElector(client, { namespace: ns, leaseName: "conn", leaseDurationSeconds: 2, renewDeadlineMs: 1500, retryPeriodMs: 100 }, { onStartedLeading: () => {}, onStoppedLeading: () => {} }, logger);
+    const recorder = new EventRecorder(client, {
+      reportingController: "kopf-test.dev/conn",
+      reportingInstance: "t",
+      logger,
+    });
+    const elector = new LeaderElector(
+      client,
+      { namespace: ns, leaseName: "conn", leaseDurationSeconds: 2, renewDeadlineMs: 1500, retryPeriodMs: 100 },
+      { onStartedLeading: () => {}, onStoppedLeading: () => {} },
+      logger,
+    );
     connections = 0;
 
     const cm = await client.create(CONFIG_MAPS, { metadata: { name: "conn", namespace: ns }, data: { n: "0" } });
@@ -44,8 +59,13 @@ describe("one connection pool", () => {
     expect(elector.isLeader).toBe(true);
     await elector.stop();
 
-    const events = await client.list({ group: "events.k8s.io", version: "v1", plural: "events", kind: "Event" }, { namespace: ns });
-    expect(events.items.filter((e) => (e as { reportingController?: string }).reportingController === "kopf-test.dev/conn")).toHaveLength(20);
+    const events = await client.list(
+      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event" },
+      { namespace: ns },
+    );
+    expect(
+      events.items.filter((e) => (e as { reportingController?: string }).reportingController === "kopf-test.dev/conn"),
+    ).toHaveLength(20);
     expect(connections).toBeGreaterThan(0);
     expect(connections).toBeLessThanOrEqual(3);
   });

@@ -4,7 +4,16 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTestNamespace, kubectl } from "../../support/kubectl.ts";
-import { EventRecorder, KubeClient, Operator, createLogger, patchStatus, type KubeObject, type ResourceSpec, type Store } from "../../../operator/src/kopf/index.ts";
+import {
+  EventRecorder,
+  KubeClient,
+  Operator,
+  createLogger,
+  patchStatus,
+  type KubeObject,
+  type ResourceSpec,
+  type Store,
+} from "../../../operator/src/kopf/index.ts";
 
 const kubeconfig = inject("kubeconfig");
 const logger = createLogger({ level: process.env["KOPF_TEST_LOG"] ?? "silent" });
@@ -29,13 +38,23 @@ const WIDGET_CRD = {
     group: "kopf-test.dev",
     scope: "Namespaced",
     names: { kind: "Widget", plural: "widgets", singular: "widget", listKind: "WidgetList" },
-    versions: [{
-      name: "v1", served: true, storage: true, subresources: { status: {} },
-      schema: { openAPIV3Schema: { type: "object", properties: {
-        spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-        status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-      } } },
-    }],
+    versions: [
+      {
+        name: "v1",
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        schema: {
+          openAPIV3Schema: {
+            type: "object",
+            properties: {
+              spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+              status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+            },
+          },
+        },
+      },
+    ],
   },
 };
 
@@ -59,9 +78,19 @@ beforeAll(async () => {
   CM = { group: "", version: "v1", plural: "configmaps", namespace: ns };
   const crd = await kubectl(kubeconfig, ["apply", "-f", "-"], { input: JSON.stringify(WIDGET_CRD) });
   expect(crd.code, crd.stderr).toBe(0);
-  const est = await kubectl(kubeconfig, ["wait", "--for=condition=Established", "crd/widgets.kopf-test.dev", "--timeout=60s"]);
+  const est = await kubectl(kubeconfig, [
+    "wait",
+    "--for=condition=Established",
+    "crd/widgets.kopf-test.dev",
+    "--timeout=60s",
+  ]);
   expect(est.code, est.stderr).toBe(0);
-  await until("widgets served", async () => client.list(WIDGETS, { namespace: ns }).then(() => true, () => false));
+  await until("widgets served", async () =>
+    client.list(WIDGETS, { namespace: ns }).then(
+      () => true,
+      () => false,
+    ),
+  );
 
   op = new Operator({
     name: "kopf-it",
@@ -73,28 +102,46 @@ beforeAll(async () => {
   });
   const set = { ...CM, labelSelector: "kind=set" };
   sets = op.watch(set);
-  op.handler("set", () => void setRuns.push(sets.list().map((o) => o.metadata.name).sort()), { watches: [set], debounceMs: 50 });
+  op.handler(
+    "set",
+    () =>
+      void setRuns.push(
+        sets
+          .list()
+          .map((o) => o.metadata.name)
+          .sort(),
+      ),
+    { watches: [set], debounceMs: 50 },
+  );
 
   const flaky = { ...CM, labelSelector: "kind=flaky" };
-  op.handler("flaky", () => {
-    flakyRuns++;
-    if (flakyFailures-- > 0) throw new Error("boom");
-  }, { watches: [flaky], debounceMs: 10 });
+  op.handler(
+    "flaky",
+    () => {
+      flakyRuns++;
+      if (flakyFailures-- > 0) throw new Error("boom");
+    },
+    { watches: [flaky], debounceMs: 10 },
+  );
 
   // A handler that writes what it reads: with read-your-writes, a run right after its own
   // write sees the write (and writes nothing again), even before the watch delivers it.
   widgets = op.watch(WIDGETS);
-  const widgetHandler = op.handler("widgets", async () => {
-    for (const w of widgets.list()) {
-      widgetStatuses.push(w["status"]);
-      const size = (w["spec"] as { size?: number }).size;
-      const updated = await patchStatus(client, WIDGETS, w, { phase: "Ready", observed: size });
-      if (updated === w) continue;
-      statusWrites++;
-      widgets.wrote(updated, w.metadata.resourceVersion);
-      widgetHandler.run(); // at once: the watch has not delivered the write yet
-    }
-  }, { watches: [WIDGETS], debounceMs: 10 });
+  const widgetHandler = op.handler(
+    "widgets",
+    async () => {
+      for (const w of widgets.list()) {
+        widgetStatuses.push(w["status"]);
+        const size = (w["spec"] as { size?: number }).size;
+        const updated = await patchStatus(client, WIDGETS, w, { phase: "Ready", observed: size });
+        if (updated === w) continue;
+        statusWrites++;
+        widgets.wrote(updated, w.metadata.resourceVersion);
+        widgetHandler.run(); // at once: the watch has not delivered the write yet
+      }
+    },
+    { watches: [WIDGETS], debounceMs: 10 },
+  );
 
   await op.start();
   await op.whenSynced();
@@ -132,7 +179,8 @@ describe("kopf on a real API server", () => {
 
   it("reads its own writes: a run right after a status write sees it and writes nothing again", async () => {
     await client.create(WIDGETS, { metadata: { name: "w1", namespace: ns }, spec: { size: 3 } } as KubeObject);
-    const phase = async () => ((await client.get(WIDGETS, ns, "w1"))["status"] as { phase?: string } | undefined)?.phase;
+    const phase = async () =>
+      ((await client.get(WIDGETS, ns, "w1"))["status"] as { phase?: string } | undefined)?.phase;
     await until("status written", async () => (await phase()) === "Ready");
     await sleep(500);
     expect(statusWrites).toBe(1);
@@ -153,15 +201,26 @@ describe("kopf on a real API server", () => {
 
   it("records Events, aggregating repeats into a series", async () => {
     const target = await client.get(CM, ns, "s1");
-    const recorder = new EventRecorder(client, { reportingController: "kopf-test.dev/it", reportingInstance: "it-1", logger, seriesFlushMs: 0 });
+    const recorder = new EventRecorder(client, {
+      reportingController: "kopf-test.dev/it",
+      reportingInstance: "it-1",
+      logger,
+      seriesFlushMs: 0,
+    });
     for (let i = 0; i < 3; i++) await recorder.warning(target, "Flapping", "it keeps happening");
     await recorder.normal(target, "Other", "something else");
     recorder.close();
-    const events = (await client.list({ group: "events.k8s.io", version: "v1", plural: "events" }, { namespace: ns })).items
-      .filter((e) => (e["regarding"] as { name?: string }).name === "s1");
+    const events = (
+      await client.list({ group: "events.k8s.io", version: "v1", plural: "events" }, { namespace: ns })
+    ).items.filter((e) => (e["regarding"] as { name?: string }).name === "s1");
     const flapping = events.filter((e) => e["reason"] === "Flapping");
     expect(flapping).toHaveLength(1);
-    expect(flapping[0]).toMatchObject({ type: "Warning", note: "it keeps happening", reportingController: "kopf-test.dev/it", series: { count: 3 } });
+    expect(flapping[0]).toMatchObject({
+      type: "Warning",
+      note: "it keeps happening",
+      reportingController: "kopf-test.dev/it",
+      series: { count: 3 },
+    });
     expect(events.filter((e) => e["reason"] === "Other")).toHaveLength(1);
   });
 

@@ -45,9 +45,14 @@ function operator(identity: string, leaseName: string, handled: string[], resour
   });
   const store = op.watch(resource);
   const seen = new Set<string>();
-  op.handler("record", () => {
-    for (const o of store.list()) if (!seen.has(o.metadata.name)) seen.add(o.metadata.name) && handled.push(`${identity}:${o.metadata.name}`);
-  }, { watches: [resource], debounceMs: 10 });
+  op.handler(
+    "record",
+    () => {
+      for (const o of store.list())
+        if (!seen.has(o.metadata.name)) seen.add(o.metadata.name) && handled.push(`${identity}:${o.metadata.name}`);
+    },
+    { watches: [resource], debounceMs: 10 },
+  );
   stores.set(op, store);
   running.push(op);
   return op;
@@ -102,8 +107,11 @@ describe("leader election", () => {
     // The first leader is a separate process, killed with SIGKILL: no release, no goodbye.
     const child = spawnOperator("crash", "doomed");
     try {
-      await until("child leads", async () => (await holder("crash").catch(() => undefined)) === "doomed", 30_000)
-        .catch((e) => { throw new Error(`${e}\n${child.stderr()}`); });
+      await until("child leads", async () => (await holder("crash").catch(() => undefined)) === "doomed", 30_000).catch(
+        (e) => {
+          throw new Error(`${e}\n${child.stderr()}`);
+        },
+      );
       const resource = { group: "", version: "v1", plural: "configmaps", namespace: ns, labelSelector: "test=crash" };
       const handled: string[] = [];
       const heir = operator("heir", "crash", handled, resource);
@@ -127,8 +135,13 @@ describe("leader election", () => {
   it("shuts down gracefully on SIGTERM: exits 0 and releases the Lease", async () => {
     const child = spawnOperator("term", "terminated");
     try {
-      await until("child leads", async () => (await holder("term").catch(() => undefined)) === "terminated", 30_000)
-        .catch((e) => { throw new Error(`${e}\n${child.stderr()}`); });
+      await until(
+        "child leads",
+        async () => (await holder("term").catch(() => undefined)) === "terminated",
+        30_000,
+      ).catch((e) => {
+        throw new Error(`${e}\n${child.stderr()}`);
+      });
       const exited = new Promise<number | null>((r) => child.process.once("exit", (code) => r(code)));
       child.process.kill("SIGTERM");
       expect(await exited, child.stderr()).toBe(0);
@@ -144,7 +157,9 @@ function spawnOperator(leaseName: string, identity: string) {
   const dir = mkdtempSync(join(tmpdir(), "kopf-leader-"));
   const script = join(dir, "child.ts");
   writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { Operator, createLogger } from ${JSON.stringify(kopfIndex)};
     // No kubeConfig given: the default loader reads $KUBECONFIG, as in a real deployment.
     const op = new Operator({
@@ -154,7 +169,8 @@ function spawnOperator(leaseName: string, identity: string) {
     });
     op.handler("noop", () => {}, { watches: [{ group: "", version: "v1", plural: "configmaps", namespace: process.env.NS, labelSelector: "test=child" }] });
     await op.run();
-  `);
+  `,
+  );
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, KUBECONFIG: kubeconfig, NS: ns },
     stdio: ["ignore", "ignore", "pipe"],

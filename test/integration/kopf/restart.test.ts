@@ -42,18 +42,28 @@ describe("API server restart", () => {
       kubeConfig: kc,
       logger,
       http: { port: 0, host: "127.0.0.1" },
-      leaderElection: { namespace: ns, identity: "survivor", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+      leaderElection: {
+        namespace: ns,
+        identity: "survivor",
+        leaseDurationSeconds: 4,
+        renewDeadlineMs: 3000,
+        retryPeriodMs: 500,
+      },
       informer: { backoff: { baseMs: 200, maxMs: 2000, jitter: 0.2 } },
       retryBackoff: { baseMs: 200, maxMs: 2000 },
     });
     // The handler records each state it sees of each object: "name:v".
     const cms = op.watch(CM);
-    op.handler("record", () => {
-      for (const o of cms.list()) {
-        const state = `${o.metadata.name}:${(o["data"] as { v?: string } | undefined)?.v}`;
-        if (!seen.includes(state)) seen.push(state);
-      }
-    }, { watches: [CM], debounceMs: 10 });
+    op.handler(
+      "record",
+      () => {
+        for (const o of cms.list()) {
+          const state = `${o.metadata.name}:${(o["data"] as { v?: string } | undefined)?.v}`;
+          if (!seen.includes(state)) seen.push(state);
+        }
+      },
+      { watches: [CM], debounceMs: 10 },
+    );
     await op.start();
     await until("leading", () => op!.isLeader);
 

@@ -25,10 +25,18 @@ export type SessionOptions = {
 
 const command = (args: string[]) => [fallbackctlBin, "mcp", ...args];
 const newClient = (negotiation: SessionOptions["negotiation"]) =>
-  new Client({ name: "fallback-operator-tests", version: "1.0.0" }, negotiation === "auto" ? { versionNegotiation: { mode: "auto" } } : {});
+  new Client(
+    { name: "fallback-operator-tests", version: "1.0.0" },
+    negotiation === "auto" ? { versionNegotiation: { mode: "auto" } } : {},
+  );
 
 export async function stdioSession(options: SessionOptions = {}): Promise<Session> {
-  const transport = new StdioClientTransport({ command: process.execPath, args: command(options.args ?? []), env: { ...process.env } as Record<string, string>, stderr: "pipe" });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: command(options.args ?? []),
+    env: { ...process.env } as Record<string, string>,
+    stderr: "pipe",
+  });
   let log = "";
   transport.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
   const client = newClient(options.negotiation);
@@ -37,7 +45,9 @@ export async function stdioSession(options: SessionOptions = {}): Promise<Sessio
 }
 
 export async function httpSession(options: SessionOptions = {}): Promise<Session> {
-  const child: ChildProcess = spawn(process.execPath, command(["--http", "127.0.0.1:0", ...(options.args ?? [])]), { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn(process.execPath, command(["--http", "127.0.0.1:0", ...(options.args ?? [])]), {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let log = "";
   const url = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`fallbackctl mcp --http did not start within 30 s: ${log}`)), 30_000);
@@ -71,10 +81,21 @@ export async function httpSession(options: SessionOptions = {}): Promise<Session
 }
 
 /** A tool call's text and structuredContent, with isError. */
-export async function call(session: Session, name: string, args: Record<string, unknown>): Promise<{ text: string; data: any; isError: boolean }> {
+export async function call(
+  session: Session,
+  name: string,
+  args: Record<string, unknown>,
+): Promise<{ text: string; data: any; isError: boolean }> {
   const result = await session.client.callTool({ name, arguments: args });
   const content = (result.content ?? []) as { type: string; text?: string }[];
-  return { text: content.filter((c) => c.type === "text").map((c) => c.text).join("\n"), data: result.structuredContent, isError: result.isError === true };
+  return {
+    text: content
+      .filter((c) => c.type === "text")
+      .map((c) => c.text)
+      .join("\n"),
+    data: result.structuredContent,
+    isError: result.isError === true,
+  };
 }
 
 export const OFFLINE = ["explain_policy", "render_policies", "simulate_failure", "validate_policies"];

@@ -135,7 +135,16 @@ describe("kill -9, and the cluster changes while the operator is down", () => {
     expect(await writes(second)).toBe(1);
     // About the policies only: the API server's own controllers may warn about the test's
     // Services (e.g. ClusterIPNotAllocated from its IP repair loop), which is not ours to judge.
-    const warnings = await kube(shared, ["get", "events", "-n", apps, "--field-selector", "type=Warning,involvedObject.kind=FallbackPolicy", "-o", "jsonpath={.items[*].reason}"]);
+    const warnings = await kube(shared, [
+      "get",
+      "events",
+      "-n",
+      apps,
+      "--field-selector",
+      "type=Warning,involvedObject.kind=FallbackPolicy",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
     expect(warnings).toBe("");
     expect(await second.stop()).toBe(0);
     noErrors(second);
@@ -154,7 +163,10 @@ describe("API server restart under a running operator", () => {
     rmSync(dir, { recursive: true, force: true });
     cp = await startControlPlane({ dir });
     const kubeconfig = cp.kubeconfigPath;
-    for (const args of [["apply", "-f", join(repoRoot, "crds")], ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"]]) {
+    for (const args of [
+      ["apply", "-f", join(repoRoot, "crds")],
+      ["wait", "--for", "condition=Established", "--timeout", "60s", "crd/fallbackpolicies.fallback.dev"],
+    ]) {
       const r = await kubectl(kubeconfig, args);
       if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
     }
@@ -168,7 +180,11 @@ describe("API server restart under a running operator", () => {
     await cp.restart();
     expect(op.process.exitCode).toBeNull();
 
-    await apply(kubeconfig, [service(apps, "cart"), policy(apps, "cart"), endpointSlice(apps, "shop", ["10.2.0.1", "10.2.0.2"])]);
+    await apply(kubeconfig, [
+      service(apps, "cart"),
+      policy(apps, "cart"),
+      endpointSlice(apps, "shop", ["10.2.0.1", "10.2.0.2"]),
+    ]);
     await patchSpec(kubeconfig, apps, "shop", { retry: { attempts: 4 } });
     await s.ready("cart", 1, 90_000);
     await s.ready("shop", 2, 30_000);
@@ -207,7 +223,13 @@ describe("two replicas with --leader-elect", () => {
       identity(a) === leaderId ? [a, b] : identity(b) === leaderId ? [b, a] : undefined,
     );
 
-    await apply(shared, [service(apps, "shop"), endpointSlice(apps, "shop", ["10.3.0.1"]), service(apps, "cart"), policy(apps, "shop"), policy(apps, "cart")]);
+    await apply(shared, [
+      service(apps, "shop"),
+      endpointSlice(apps, "shop", ["10.3.0.1"]),
+      service(apps, "cart"),
+      policy(apps, "shop"),
+      policy(apps, "cart"),
+    ]);
     await s.ready("shop", 1);
     await s.ready("cart", 1);
     await new Promise((r) => setTimeout(r, 500));
@@ -219,7 +241,11 @@ describe("two replicas with --leader-elect", () => {
     // A replica that lost the race to create the Lease counts as out of touch with it until
     // its next retry (kopf: a 409 on create is not recorded as contact), so allow a retry period.
     for (const op of [leader, standby]) {
-      await until(`${op === leader ? "leader" : "standby"} /readyz 200`, async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200, 5_000);
+      await until(
+        `${op === leader ? "leader" : "standby"} /readyz 200`,
+        async () => (await fetch(`${op.healthUrl}/readyz`)).status === 200,
+        5_000,
+      );
     }
     expect(identity(standby)).toBeUndefined();
 
@@ -239,7 +265,10 @@ describe("two replicas with --leader-elect", () => {
     await apply(shared, [service(apps, "search"), policy(apps, "search")]);
     await s.ready("shop", 2);
     await s.ready("search", 1);
-    await until("the new leader's config", async () => s.virtualHost(await s.files(), "shop")?.routes[0].route.retry_policy.num_retries === 6);
+    await until(
+      "the new leader's config",
+      async () => s.virtualHost(await s.files(), "shop")?.routes[0].route.retry_policy.num_retries === 6,
+    );
     expect(await writes(standby)).toBeGreaterThanOrEqual(1);
     expect(await standby.stop()).toBe(0);
     noErrors(standby);
@@ -258,7 +287,11 @@ describe("a burst of 200 policies in one apply", () => {
     // defaults (a static response, ~7.7 KB each) 200 would not fit the 1 MiB ConfigMap.
     const spec = { fallbacks: [{ service: { name: "cache", port: 8080 } }], retry: { attempts: 0 } };
     const started = Date.now();
-    await apply(shared, [service(apps, "cache"), ...names.map((n) => service(apps, n)), ...names.map((n) => policy(apps, n, spec))]);
+    await apply(shared, [
+      service(apps, "cache"),
+      ...names.map((n) => service(apps, n)),
+      ...names.map((n) => policy(apps, n, spec)),
+    ]);
     const applied = Date.now();
     await until(
       "all 200 Ready",

@@ -31,7 +31,8 @@ const virtualHost = async (name: string) => {
   const hcm = lds?.resources?.[0]?.filter_chains?.[0]?.filters?.[0]?.typed_config;
   return hcm?.route_config?.virtual_hosts?.find((v: { name: string }) => v.name === `${apps}/${name}`);
 };
-const clusterNames = async () => (configFiles(await getConfigMap())["cds.yaml"]?.resources ?? []).map((c: { name: string }) => c.name);
+const clusterNames = async () =>
+  (configFiles(await getConfigMap())["cds.yaml"]?.resources ?? []).map((c: { name: string }) => c.name);
 
 beforeAll(async () => {
   apps = await createTestNamespace(kubeconfig, "op-apps");
@@ -51,7 +52,12 @@ describe("a policy's life", () => {
       service(apps, "shop"),
       endpointSlice(apps, "shop", ["10.0.0.1", "10.0.0.2"]),
       service(apps, "shop-cache"),
-      policy(apps, "shop", { fallbacks: [{ service: { name: "shop-cache", port: 8080 } }, { staticResponse: { status: 503, body: "later" } }] }),
+      policy(apps, "shop", {
+        fallbacks: [
+          { service: { name: "shop-cache", port: 8080 } },
+          { staticResponse: { status: 503, body: "later" } },
+        ],
+      }),
     ]);
     const p = await ready("shop");
     expect(p.status.conditions.map((c: any) => [c.type, c.status, c.observedGeneration])).toEqual([
@@ -72,7 +78,16 @@ describe("a policy's life", () => {
     expect(Object.keys(cm.data).sort()).toEqual(["bootstrap.yaml", "cds.yaml", "lds.yaml"]);
     expect(p.status.configRef).toMatchObject({ namespace: config, name: "fallback-envoy" });
     expect(p.status.configRef.hash).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const events = await kube(kubeconfig, ["get", "events", "-n", apps, "--field-selector", "involvedObject.name=shop", "-o", "jsonpath={.items[*].reason}"]);
+    const events = await kube(kubeconfig, [
+      "get",
+      "events",
+      "-n",
+      apps,
+      "--field-selector",
+      "involvedObject.name=shop",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
     expect(events).toContain("Ready");
   });
 
@@ -95,15 +110,29 @@ describe("a policy's life", () => {
     const aggregate = files["cds.yaml"].resources.find((c: any) => c.name === vhost.routes[0].route.cluster);
     // Primary first, then the Service fallback; the static response is not a cluster.
     expect(aggregate.cluster_type.typed_config.clusters).toHaveLength(2);
-    const primary = files["cds.yaml"].resources.find((c: any) => c.name === aggregate.cluster_type.typed_config.clusters[0]);
-    const addresses = primary.load_assignment.endpoints.flatMap((e: any) => e.lb_endpoints.map((l: any) => l.endpoint.address.socket_address.address));
+    const primary = files["cds.yaml"].resources.find(
+      (c: any) => c.name === aggregate.cluster_type.typed_config.clusters[0],
+    );
+    const addresses = primary.load_assignment.endpoints.flatMap((e: any) =>
+      e.lb_endpoints.map((l: any) => l.endpoint.address.socket_address.address),
+    );
     expect(addresses.sort()).toEqual(["10.0.0.1", "10.0.0.2"]);
     expect(JSON.stringify(vhost.typed_per_filter_config)).toContain("later");
   });
 
   it("update: a spec change reaches the config and the conditions' observedGeneration", async () => {
     const before = await getPolicy("shop");
-    await kube(kubeconfig, ["patch", "fallbackpolicy", "shop", "-n", apps, "--type", "merge", "-p", JSON.stringify({ spec: { retry: { attempts: 5 } } })]);
+    await kube(kubeconfig, [
+      "patch",
+      "fallbackpolicy",
+      "shop",
+      "-n",
+      apps,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { retry: { attempts: 5 } } }),
+    ]);
     const p = await until("generation 2 Ready", async () => {
       const p = await getPolicy("shop");
       return p.status?.observedGeneration === 2 && conditionOf(p, "Ready")?.observedGeneration === 2 && p;
@@ -111,14 +140,20 @@ describe("a policy's life", () => {
     // Still Ready: the transition time stays.
     expect(conditionOf(p, "Ready")!.lastTransitionTime).toBe(conditionOf(before, "Ready")!.lastTransitionTime);
     expect(p.status.configRef.hash).not.toBe(before.status.configRef.hash);
-    await until("num_retries 5 in the config", async () => (await virtualHost("shop"))?.routes[0].route.retry_policy.num_retries === 5);
+    await until(
+      "num_retries 5 in the config",
+      async () => (await virtualHost("shop"))?.routes[0].route.retry_policy.num_retries === 5,
+    );
   });
 
   it("endpoint changes update config and status without a policy edit", async () => {
     await apply(kubeconfig, [endpointSlice(apps, "shop", ["10.0.0.1", "10.0.0.2", "10.0.0.3"])]);
     await until("3 endpoints in status", async () => (await getPolicy("shop")).status.backends[0].endpoints === 3);
     await apply(kubeconfig, [endpointSlice(apps, "shop", ["10.0.0.9"], 8080, "b")]);
-    await until("4 endpoints over two slices", async () => (await getPolicy("shop")).status.backends[0].endpoints === 4);
+    await until(
+      "4 endpoints over two slices",
+      async () => (await getPolicy("shop")).status.backends[0].endpoints === 4,
+    );
   });
 
   it("a missing Service: ResolvedRefs False with the reason and a Warning; it appears later and the policy becomes Ready", async () => {
@@ -131,7 +166,19 @@ describe("a policy's life", () => {
     expect(conditionOf(p, "ResolvedRefs")!.message).toContain(`${apps}/search`);
     expect(conditionOf(p, "Ready")!.reason).toBe("ServiceNotFound");
     await until("a Warning event", async () =>
-      (await kube(kubeconfig, ["get", "events", "-n", apps, "--field-selector", "involvedObject.name=search,type=Warning", "-o", "jsonpath={.items[*].reason}"])).includes("ServiceNotFound"));
+      (
+        await kube(kubeconfig, [
+          "get",
+          "events",
+          "-n",
+          apps,
+          "--field-selector",
+          "involvedObject.name=search,type=Warning",
+          "-o",
+          "jsonpath={.items[*].reason}",
+        ])
+      ).includes("ServiceNotFound"),
+    );
     expect(await virtualHost("search")).toBeUndefined();
     // The healthy policy is untouched.
     expect(conditionOf(await getPolicy("shop"), "Ready")?.status).toBe("True");
@@ -143,7 +190,12 @@ describe("a policy's life", () => {
 
   it("a broken policy beside healthy ones: Conflicted, while the others stay Ready and the config stays valid", async () => {
     const hashBefore = (await getConfigMap()).metadata.annotations["fallback.dev/config-hash"];
-    await apply(kubeconfig, [{ ...policy(apps, "shop-again"), spec: { targetRef: { name: "shop", port: 8080 }, fallbacks: [{ staticResponse: {} }] } }]);
+    await apply(kubeconfig, [
+      {
+        ...policy(apps, "shop-again"),
+        spec: { targetRef: { name: "shop", port: 8080 }, fallbacks: [{ staticResponse: {} }] },
+      },
+    ]);
     const p = await until("shop-again Conflicted", async () => {
       const p = await getPolicy("shop-again");
       return conditionOf(p, "Accepted")?.reason === "Conflicted" && p;
@@ -158,7 +210,17 @@ describe("a policy's life", () => {
 
   it("manual edits of the ConfigMap are overwritten", async () => {
     const original = (await getConfigMap()).data;
-    await kube(kubeconfig, ["patch", "configmap", "fallback-envoy", "-n", config, "--type", "merge", "-p", JSON.stringify({ data: { "cds.yaml": "hacked", "extra.yaml": "x" } })]);
+    await kube(kubeconfig, [
+      "patch",
+      "configmap",
+      "fallback-envoy",
+      "-n",
+      config,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ data: { "cds.yaml": "hacked", "extra.yaml": "x" } }),
+    ]);
     await until("the operator's content back", async () => {
       const data = (await getConfigMap()).data;
       return JSON.stringify(data) === JSON.stringify(original);
@@ -176,7 +238,8 @@ describe("a policy's life", () => {
     expect((await fetch(`${operator.healthUrl}/healthz`)).status).toBe(200);
     expect((await fetch(`${operator.healthUrl}/readyz`)).status).toBe(200);
     const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
-    for (const name of ["workqueue_adds_total", "workqueue_depth", "fallback_config_writes_total", "fallback_policies"]) expect(text).toContain(name);
+    for (const name of ["workqueue_adds_total", "workqueue_depth", "fallback_config_writes_total", "fallback_policies"])
+      expect(text).toContain(name);
   });
 });
 
@@ -187,7 +250,12 @@ describe("a config over the ConfigMap limit", () => {
   beforeAll(async () => {
     ns = await createTestNamespace(kubeconfig, "op-large");
     cfg = await createTestNamespace(kubeconfig, "op-large-config");
-    small = await startOperator({ kubeconfig, configNamespace: cfg, watchNamespace: ns, args: ["--config-limit-bytes", "20000"] });
+    small = await startOperator({
+      kubeconfig,
+      configNamespace: cfg,
+      watchNamespace: ns,
+      args: ["--config-limit-bytes", "20000"],
+    });
   });
   afterAll(async () => void (await small?.stop()));
 
@@ -196,7 +264,10 @@ describe("a config over the ConfigMap limit", () => {
     const get = (name: string) => getJson(kubeconfig, ["fallbackpolicy", name, "-n", ns]);
     await until("a Ready", async () => conditionOf(await get("a"), "Ready")?.status === "True");
     const names = ["b", "c", "d", "e", "f", "g", "h"];
-    await apply(kubeconfig, names.flatMap((n) => [service(ns, n), policy(ns, n)]));
+    await apply(
+      kubeconfig,
+      names.flatMap((n) => [service(ns, n), policy(ns, n)]),
+    );
     // Some fit before the rest arrive; at least the last ones cannot.
     const h = await until("h ConfigTooLarge", async () => {
       const p = await get("h");
@@ -208,9 +279,12 @@ describe("a config over the ConfigMap limit", () => {
     // What the ConfigMap holds is exactly what the Ready policies say is live.
     const cm = await getJson(kubeconfig, ["configmap", "fallback-envoy", "-n", cfg]);
     const lds = configFiles(cm)["lds.yaml"];
-    const live = lds.resources[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts.map((v: any) => v.name).sort();
+    const live = lds.resources[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts
+      .map((v: any) => v.name)
+      .sort();
     const readyOnes = [];
-    for (const n of ["a", ...names]) if (conditionOf(await get(n), "Ready")?.status === "True") readyOnes.push(`${ns}/${n}`);
+    for (const n of ["a", ...names])
+      if (conditionOf(await get(n), "Ready")?.status === "True") readyOnes.push(`${ns}/${n}`);
     expect(live).toEqual(readyOnes);
     // Back under the limit: everything is programmed.
     await kube(kubeconfig, ["delete", "fallbackpolicy", "-n", ns, ...names.slice(1)]);

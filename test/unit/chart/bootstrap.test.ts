@@ -31,21 +31,55 @@ interface Case {
 
 const cases: Record<string, Case> = {
   "the defaults (Delta, mTLS, generated certificates)": {
-    values: {}, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "mtls",
+    values: {},
+    envoy: "fo-fallback-operator-envoy",
+    service: "fo-fallback-operator-xds",
+    port: 18000,
+    tls: "mtls",
   },
   "state-of-the-world on another port, the gateway in another namespace, every stat": {
-    values: { "envoy.xdsProtocol": "sotw", "xds.port": 18443, "config.namespace": "edge", "envoy.allStats": true, "envoy.statsInterval": "15s" },
-    envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18443, tls: "mtls", sotw: true, allStats: true, statsInterval: "15s",
+    values: {
+      "envoy.xdsProtocol": "sotw",
+      "xds.port": 18443,
+      "config.namespace": "edge",
+      "envoy.allStats": true,
+      "envoy.statsInterval": "15s",
+    },
+    envoy: "fo-fallback-operator-envoy",
+    service: "fo-fallback-operator-xds",
+    port: 18443,
+    tls: "mtls",
+    sotw: true,
+    allStats: true,
+    statsInterval: "15s",
   },
   "TLS without client certificates": {
-    values: { "xds.tls.mtls": false }, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "tls",
+    values: { "xds.tls.mtls": false },
+    envoy: "fo-fallback-operator-envoy",
+    service: "fo-fallback-operator-xds",
+    port: 18000,
+    tls: "tls",
   },
-  "plaintext": {
-    values: { "xds.tls.mode": "plaintext" }, envoy: "fo-fallback-operator-envoy", service: "fo-fallback-operator-xds", port: 18000, tls: "none",
+  plaintext: {
+    values: { "xds.tls.mode": "plaintext" },
+    envoy: "fo-fallback-operator-envoy",
+    service: "fo-fallback-operator-xds",
+    port: 18000,
+    tls: "none",
   },
   "Secrets of one's own and a server name": {
-    values: { "xds.tls.mode": "secret", "xds.tls.serverSecret": "srv", "xds.tls.clientSecret": "cli", "xds.tls.serverName": "xds.fallback.example", fullnameOverride: "edge" },
-    envoy: "edge-envoy", service: "edge-xds", port: 18000, tls: "mtls", serverName: "xds.fallback.example",
+    values: {
+      "xds.tls.mode": "secret",
+      "xds.tls.serverSecret": "srv",
+      "xds.tls.clientSecret": "cli",
+      "xds.tls.serverName": "xds.fallback.example",
+      fullnameOverride: "edge",
+    },
+    envoy: "edge-envoy",
+    service: "edge-xds",
+    port: 18000,
+    tls: "mtls",
+    serverName: "xds.fallback.example",
   },
 };
 

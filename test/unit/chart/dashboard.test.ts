@@ -27,7 +27,19 @@ interface Analysis {
   grouping: string[];
 }
 
-const KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"]);
+const KEYWORDS = new Set([
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "bool",
+  "and",
+  "or",
+  "unless",
+  "offset",
+]);
 const STRING = /"(?:[^"\\]|\\.)*"/;
 
 function analyse(expr: string): Analysis {
@@ -52,10 +64,18 @@ function analyse(expr: string): Analysis {
     return " ";
   });
   rest = rest.replace(new RegExp(STRING.source, "g"), " ");
-  rest = rest.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g, (_all, _kw: string, list: string) => {
-    grouping.push(...list.split(",").map((l) => l.trim()).filter(Boolean));
-    return " ";
-  });
+  rest = rest.replace(
+    /\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g,
+    (_all, _kw: string, list: string) => {
+      grouping.push(
+        ...list
+          .split(",")
+          .map((l) => l.trim())
+          .filter(Boolean),
+      );
+      return " ";
+    },
+  );
   // What is left that is a name, not a function call, a keyword, a number's exponent or unit,
   // nor a Grafana variable, is a metric selected without braces.
   for (const m of rest.matchAll(/(?<![\w.$])[A-Za-z_:][\w:]*/g)) {
@@ -81,7 +101,8 @@ function problems(expr: string, extraLabels: string[] = []): string[] {
   for (const m of a.metrics) if (!(m in metricLabels)) found.push(`${m} is not a LIVE_METRICS metric`);
   for (const { metric, label } of a.matchers) {
     if (!metric) found.push(`a selector without a metric matches ${label}`);
-    else if (metric in metricLabels && !metricLabels[metric]!.includes(label)) found.push(`${metric} has no label ${label}`);
+    else if (metric in metricLabels && !metricLabels[metric]!.includes(label))
+      found.push(`${metric} has no label ${label}`);
   }
   const common = commonLabels(a);
   for (const label of [...a.grouping, ...extraLabels]) {
@@ -92,10 +113,32 @@ function problems(expr: string, extraLabels: string[] = []): string[] {
 
 // ---------------------------------------------------------------------------------------
 
-interface Target { expr?: string; legendFormat?: string; datasource?: { type?: string; uid?: string } }
-interface Panel { id: number; type: string; title: string; datasource?: { type?: string; uid?: string }; targets?: Target[]; panels?: Panel[] }
-interface Variable { type: string; name: string; query: string | { query?: string }; definition?: string; datasource?: { uid?: string } }
-interface Dashboard { uid: string; title: string; panels: Panel[]; templating: { list: Variable[] } }
+interface Target {
+  expr?: string;
+  legendFormat?: string;
+  datasource?: { type?: string; uid?: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type?: string; uid?: string };
+  targets?: Target[];
+  panels?: Panel[];
+}
+interface Variable {
+  type: string;
+  name: string;
+  query: string | { query?: string };
+  definition?: string;
+  datasource?: { uid?: string };
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating: { list: Variable[] };
+}
 
 const dashboard = JSON.parse(file) as Dashboard;
 
@@ -112,19 +155,31 @@ function variableQuery(v: Variable): string {
 
 describe("the PromQL reader the dashboard test relies on", () => {
   it("finds metrics, selector labels and grouping labels", () => {
-    const a = analyse('sum by (namespace, policy) (rate(foo_total{a="x", b=~"$y"}[$__rate_interval])) / ignoring (backend) group_left bar offset 5m > 1e3');
+    const a = analyse(
+      'sum by (namespace, policy) (rate(foo_total{a="x", b=~"$y"}[$__rate_interval])) / ignoring (backend) group_left bar offset 5m > 1e3',
+    );
     expect([...a.metrics].sort()).toEqual(["bar", "foo_total"]);
-    expect(a.matchers).toEqual([{ metric: "foo_total", label: "a" }, { metric: "foo_total", label: "b" }]);
+    expect(a.matchers).toEqual([
+      { metric: "foo_total", label: "a" },
+      { metric: "foo_total", label: "b" },
+    ]);
     expect(a.grouping).toEqual(["namespace", "policy", "backend"]);
     expect([...analyse('{__name__="baz", le!="1"}').metrics]).toEqual(["baz"]);
   });
   it("reports metrics and labels that are not the operator's", () => {
     expect(problems("sum by (namespace) (rate(fallback_backend_requests_total[5m]))")).toEqual([]);
     expect(problems("fallback_xds_connections")).toEqual(["fallback_xds_connections is not a LIVE_METRICS metric"]);
-    expect(problems('fallback_failovers_total{backend="a"}')).toEqual(["fallback_failovers_total has no label backend"]);
-    expect(problems("sum by (backend) (fallback_failovers_total)")).toEqual(["backend is not a label of fallback_failovers_total"]);
-    expect(problems("max by (backend) (fallback_active_backend) * on (namespace, policy) group_left fallback_failovers_total"))
-      .toEqual(["backend is not a label of fallback_active_backend, fallback_failovers_total"]);
+    expect(problems('fallback_failovers_total{backend="a"}')).toEqual([
+      "fallback_failovers_total has no label backend",
+    ]);
+    expect(problems("sum by (backend) (fallback_failovers_total)")).toEqual([
+      "backend is not a label of fallback_failovers_total",
+    ]);
+    expect(
+      problems(
+        "max by (backend) (fallback_active_backend) * on (namespace, policy) group_left fallback_failovers_total",
+      ),
+    ).toEqual(["backend is not a label of fallback_active_backend, fallback_failovers_total"]);
   });
 });
 
@@ -179,7 +234,11 @@ describe("dashboards/fallback.json", () => {
   });
   it("shows every live metric: active backend, requests (as a rate), failovers, healthy and ejected endpoints", () => {
     const exprs = targets.map((t) => t.target.expr!);
-    for (const metric of Object.keys(LIVE_METRICS)) expect(exprs.some((e) => analyse(e).metrics.has(metric)), metric).toBe(true);
+    for (const metric of Object.keys(LIVE_METRICS))
+      expect(
+        exprs.some((e) => analyse(e).metrics.has(metric)),
+        metric,
+      ).toBe(true);
     expect(exprs.some((e) => /rate\(fallback_backend_requests_total\{/.test(e))).toBe(true);
   });
   it("names nothing fallback_ that the operator does not export", () => {
@@ -193,7 +252,7 @@ describe("the dashboard ConfigMap", () => {
     expect(dashboardMaps(template())).toHaveLength(0);
     expect(dashboardMaps(template({ "metrics.serviceMonitor.enabled": true }))).toHaveLength(0);
   });
-  it("renders with dashboards.enabled, labelled grafana_dashboard: \"1\", holding the dashboard file", () => {
+  it('renders with dashboards.enabled, labelled grafana_dashboard: "1", holding the dashboard file', () => {
     const cm = one(template({ "dashboards.enabled": true }), "ConfigMap", NAME);
     expect(cm.metadata.namespace).toBe(NAMESPACE);
     expect(cm.metadata.labels).toMatchObject({
@@ -231,14 +290,33 @@ describe("the dashboard ConfigMap", () => {
     expect(cm.data[KEY]).toContain("${datasource}");
   });
   it("is refused with a label value that is no string or an empty label name", () => {
-    for (const flags of [["--set", "dashboards.labelValue=1"], ["--set-string", "dashboards.label="], ["--set-string", "dashboards.label=a b"]]) {
-      const run = helm(["template", RELEASE, chartDir, "--namespace", NAMESPACE, ...setFlags({ "dashboards.enabled": true }), ...flags]);
+    for (const flags of [
+      ["--set", "dashboards.labelValue=1"],
+      ["--set-string", "dashboards.label="],
+      ["--set-string", "dashboards.label=a b"],
+    ]) {
+      const run = helm([
+        "template",
+        RELEASE,
+        chartDir,
+        "--namespace",
+        NAMESPACE,
+        ...setFlags({ "dashboards.enabled": true }),
+        ...flags,
+      ]);
       expect(run.status, flags.join(" ")).not.toBe(0);
       expect(run.stderr, flags.join(" ")).toMatch(/dashboards/);
     }
   });
   it("passes helm lint --strict", () => {
-    const run = helm(["lint", "--strict", chartDir, "--namespace", NAMESPACE, ...setFlags({ "dashboards.enabled": true, "dashboards.annotations.grafana_folder": "Fallback" })]);
+    const run = helm([
+      "lint",
+      "--strict",
+      chartDir,
+      "--namespace",
+      NAMESPACE,
+      ...setFlags({ "dashboards.enabled": true, "dashboards.annotations.grafana_folder": "Fallback" }),
+    ]);
     expect(run.stderr + run.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
     expect(run.status, run.stdout + run.stderr).toBe(0);
   });

@@ -72,7 +72,9 @@ function dockerignored(path: string, patterns: string[]): boolean {
   let ignored = false;
   for (const raw of patterns) {
     const negate = raw.startsWith("!");
-    const pattern = normalize(negate ? raw.slice(1) : raw).replace(/^\//, "").replace(/\/$/, "");
+    const pattern = normalize(negate ? raw.slice(1) : raw)
+      .replace(/^\//, "")
+      .replace(/\/$/, "");
     const re = patternRegExp(pattern);
     if (prefixes.some((p) => re.test(p))) ignored = !negate;
   }
@@ -81,7 +83,9 @@ function dockerignored(path: string, patterns: string[]): boolean {
 
 const dockerfile = parseDockerfile(readFileSync(join(repoRoot, "Dockerfile"), "utf8"));
 const ignorePatterns = readFileSync(join(repoRoot, ".dockerignore"), "utf8")
-  .split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  .split("\n")
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith("#"));
 
 const args: Record<string, string> = {};
 for (const i of dockerfile.filter((x) => x.keyword === "ARG")) {
@@ -120,19 +124,31 @@ describe("Dockerfile", () => {
     const [, modMajor, modMinor] = /^go (\d+)\.(\d+)/m.exec(goMod)!;
     const image = /^(?:docker\.io\/(?:library\/)?)?golang:(\d+)\.(\d+)/.exec(stage!.image);
     expect(image, `${stage!.image} is a golang:X.Y image`).not.toBeNull();
-    expect(Number(image![1]) * 1000 + Number(image![2])).toBeGreaterThanOrEqual(Number(modMajor) * 1000 + Number(modMinor));
+    expect(Number(image![1]) * 1000 + Number(image![2])).toBeGreaterThanOrEqual(
+      Number(modMajor) * 1000 + Number(modMinor),
+    );
     // It copies the program in and runs it.
-    const copied = stage!.instructions.filter((i) => i.keyword === "COPY").flatMap((i) => splitArgs(i.args).words.slice(0, -1));
+    const copied = stage!.instructions
+      .filter((i) => i.keyword === "COPY")
+      .flatMap((i) => splitArgs(i.args).words.slice(0, -1));
     expect(copied.map((w) => w.replace(/\/$/, ""))).toContain("operator/envoy-api");
-    const run = stage!.instructions.filter((i) => i.keyword === "RUN").map((i) => splitArgs(i.args).words.join(" ")).join(" && ");
+    const run = stage!.instructions
+      .filter((i) => i.keyword === "RUN")
+      .map((i) => splitArgs(i.args).words.join(" "))
+      .join(" && ");
     const out = /\bgo run \. (\S+)/.exec(run)?.[1];
     expect(out, "go run . OUT").toBeDefined();
     // The final stage copies that file and points FALLBACK_ENVOY_API at its copy.
-    const copy = finalStage.filter((i) => i.keyword === "COPY").map((i) => splitArgs(i.args))
+    const copy = finalStage
+      .filter((i) => i.keyword === "COPY")
+      .map((i) => splitArgs(i.args))
       .find((c) => c.flags.from === ENVOY_API_STAGE);
     expect(copy?.words, `COPY --from=${ENVOY_API_STAGE} in the final stage`).toEqual([out, expect.any(String)]);
     const workdir = finalStage.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "/";
-    const env = finalStage.filter((i) => i.keyword === "ENV").map((i) => /^FALLBACK_ENVOY_API=(\S+)$/.exec(i.args)?.[1]).find(Boolean);
+    const env = finalStage
+      .filter((i) => i.keyword === "ENV")
+      .map((i) => /^FALLBACK_ENVOY_API=(\S+)$/.exec(i.args)?.[1])
+      .find(Boolean);
     expect(env, "ENV FALLBACK_ENVOY_API=... in the final stage").toBeDefined();
     expect(posix.resolve(workdir, copy!.words[1]!)).toBe(env);
   });
@@ -165,8 +181,11 @@ describe("Dockerfile", () => {
   });
 
   it("copies package.json (type: module) and the operator sources into the final image", () => {
-    const finalSources = finalStage.filter((i) => i.keyword === "COPY").map((i) => splitArgs(i.args))
-      .filter((c) => c.flags.from === undefined).flatMap((c) => c.words.slice(0, -1).map((w) => w.replace(/\/$/, "")));
+    const finalSources = finalStage
+      .filter((i) => i.keyword === "COPY")
+      .map((i) => splitArgs(i.args))
+      .filter((c) => c.flags.from === undefined)
+      .flatMap((c) => c.words.slice(0, -1).map((w) => w.replace(/\/$/, "")));
     expect(finalSources).toContain("package.json");
     expect(finalSources).toContain("operator");
     expect((JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { type?: string }).type).toBe("module");
@@ -194,12 +213,21 @@ describe("Dockerfile", () => {
     // and the image cannot drift apart.
     expect(command.slice(1, command.indexOf(entry!))).toEqual([]);
     // The operator is written by others; this fails until operator/bin/fallback-operator.ts exists.
-    expect(existsSync(join(repoRoot, entry!)) && statSync(join(repoRoot, entry!)).isFile(), `${entry} exists`).toBe(true);
+    expect(existsSync(join(repoRoot, entry!)) && statSync(join(repoRoot, entry!)).isFile(), `${entry} exists`).toBe(
+      true,
+    );
     expect(dockerignored(entry!, ignorePatterns), `${entry} is not in .dockerignore`).toBe(false);
   });
 
   it("keeps local state, tests and secrets out of the build context", () => {
-    for (const path of [".local/bin/helm", "node_modules/yaml/package.json", ".git/HEAD", "test/unit/chart/helm.ts", ".env", "operator/src/api/schema.test.ts"]) {
+    for (const path of [
+      ".local/bin/helm",
+      "node_modules/yaml/package.json",
+      ".git/HEAD",
+      "test/unit/chart/helm.ts",
+      ".env",
+      "operator/src/api/schema.test.ts",
+    ]) {
       expect(dockerignored(path, ignorePatterns), path).toBe(true);
     }
     for (const path of ["package.json", "package-lock.json", "operator/src/api/schema.ts"]) {
@@ -208,15 +236,20 @@ describe("Dockerfile", () => {
   });
 
   it("ships every package the operator imports: production dependencies only (npm ci --omit=dev)", () => {
-    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
+      dependencies?: Record<string, string>;
+    };
     const production = new Set(Object.keys(pkg.dependencies ?? {}));
-    const sources = (readdirSync(join(repoRoot, "operator"), { recursive: true }) as string[])
-      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
+    const sources = (readdirSync(join(repoRoot, "operator"), { recursive: true }) as string[]).filter(
+      (f) => f.endsWith(".ts") && !f.endsWith(".test.ts"),
+    );
     expect(sources.length).toBeGreaterThan(0);
     const missing: string[] = [];
     for (const file of sources) {
       const text = readFileSync(join(repoRoot, "operator", file), "utf8");
-      for (const m of text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm)) {
+      for (const m of text.matchAll(
+        /^\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm,
+      )) {
         const spec = (m[1] ?? m[2])!;
         if (spec.startsWith(".") || spec.startsWith("node:")) continue;
         const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;

@@ -24,7 +24,8 @@ const isMap = (v: unknown): v is Tree => typeof v === "object" && v !== null && 
 /** Leaf paths of values.yaml: scalars, lists and empty maps. */
 function leaves(tree: Tree, prefix = ""): string[] {
   return Object.entries(tree).flatMap(([k, v]) =>
-    isMap(v) && Object.keys(v).length > 0 ? leaves(v, `${prefix}${k}.`) : [`${prefix}${k}`]);
+    isMap(v) && Object.keys(v).length > 0 ? leaves(v, `${prefix}${k}.`) : [`${prefix}${k}`],
+  );
 }
 
 /** Keys documented as rows of the value tables under "## Values": | `key` | type | default | ... */

@@ -4,7 +4,6 @@ import { parseAllDocuments } from "yaml";
 import { chartDir, helmBin, helmEnv } from "../../support/helm.ts";
 import { repoRoot } from "../../support/paths.ts";
 
-
 export interface HelmResult {
   status: number;
   stdout: string;
@@ -32,7 +31,12 @@ export function setFlags(values: Values): string[] {
 }
 
 // A loose view of a rendered Kubernetes object: tests reach into it by path.
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: any }; [k: string]: any };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [k: string]: any };
+  [k: string]: any;
+};
 
 export interface Rendered {
   objects: K8sObject[];
@@ -43,7 +47,16 @@ export const NAMESPACE = "fallback-system";
 
 /** helm template with the given values; fails the test when helm fails. */
 export function template(values: Values = {}, extra: string[] = []): Rendered {
-  const run = helm(["template", RELEASE, chartDir, "--namespace", NAMESPACE, "--include-crds", ...setFlags(values), ...extra]);
+  const run = helm([
+    "template",
+    RELEASE,
+    chartDir,
+    "--namespace",
+    NAMESPACE,
+    "--include-crds",
+    ...setFlags(values),
+    ...extra,
+  ]);
   if (run.status !== 0) throw new Error(`helm template failed (${run.status}):\n${run.stderr}`);
   const objects: K8sObject[] = [];
   for (const doc of parseAllDocuments(run.stdout)) {
@@ -70,7 +83,9 @@ export function ofKind(rendered: Rendered, kind: string): K8sObject[] {
 export function one(rendered: Rendered, kind: string, name?: string): K8sObject {
   const found = ofKind(rendered, kind).filter((o) => name === undefined || o.metadata.name === name);
   if (found.length !== 1) {
-    throw new Error(`expected one ${kind}${name ? ` ${name}` : ""}, found ${found.map((o) => o.metadata.name).join(", ") || "none"}`);
+    throw new Error(
+      `expected one ${kind}${name ? ` ${name}` : ""}, found ${found.map((o) => o.metadata.name).join(", ") || "none"}`,
+    );
   }
   return found[0]!;
 }

@@ -24,12 +24,39 @@ describe("helm lint --strict", () => {
     "envoy gateway and three replicas": { "envoy.enabled": true, replicaCount: 3 },
     "one watched namespace, config elsewhere": { watchNamespace: "apps", "config.namespace": "edge" },
     "ServiceMonitor, no leader election": { "metrics.serviceMonitor.enabled": true, "leaderElection.enabled": false },
-    "existing ServiceAccount, no RBAC": { "serviceAccount.create": false, "serviceAccount.name": "ops", "rbac.create": false },
-    "envoy with three replicas, no probes": { "envoy.enabled": true, "envoy.replicaCount": 3, "envoy.readinessProbe": null, "envoy.livenessProbe": null },
-    "the ConfigMap-only mode with its gateway": { "xds.enabled": false, "envoy.enabled": true, "envoy.configSource": "configmap" },
-    "plaintext xDS, state-of-the-world gateway": { "xds.tls.mode": "plaintext", "envoy.enabled": true, "envoy.xdsProtocol": "sotw" },
-    "Secrets of one's own, no NetworkPolicy": { "xds.tls.mode": "secret", "xds.tls.serverSecret": "srv", "xds.tls.clientSecret": "cli", "envoy.enabled": true, "xds.networkPolicy.enabled": false },
-    "TLS without mTLS, xDS and the ConfigMap": { "xds.tls.mtls": false, "config.output": "configmap", "envoy.enabled": true },
+    "existing ServiceAccount, no RBAC": {
+      "serviceAccount.create": false,
+      "serviceAccount.name": "ops",
+      "rbac.create": false,
+    },
+    "envoy with three replicas, no probes": {
+      "envoy.enabled": true,
+      "envoy.replicaCount": 3,
+      "envoy.readinessProbe": null,
+      "envoy.livenessProbe": null,
+    },
+    "the ConfigMap-only mode with its gateway": {
+      "xds.enabled": false,
+      "envoy.enabled": true,
+      "envoy.configSource": "configmap",
+    },
+    "plaintext xDS, state-of-the-world gateway": {
+      "xds.tls.mode": "plaintext",
+      "envoy.enabled": true,
+      "envoy.xdsProtocol": "sotw",
+    },
+    "Secrets of one's own, no NetworkPolicy": {
+      "xds.tls.mode": "secret",
+      "xds.tls.serverSecret": "srv",
+      "xds.tls.clientSecret": "cli",
+      "envoy.enabled": true,
+      "xds.networkPolicy.enabled": false,
+    },
+    "TLS without mTLS, xDS and the ConfigMap": {
+      "xds.tls.mtls": false,
+      "config.output": "configmap",
+      "envoy.enabled": true,
+    },
   };
   for (const [name, values] of Object.entries(combos)) {
     it(`is clean with ${name}`, () => {
@@ -59,12 +86,20 @@ describe("values schema", () => {
     ["envoy.service without ports", "envoy:\n  service:\n    ports: []\n", /envoy\/service\/ports/],
     ["unknown xds.tls.mode", "xds:\n  tls:\n    mode: self-signed\n", /xds\/tls\/mode/],
     ["xds.port as text", "xds:\n  port: grpc\n", /xds\/port/],
-    ["xds.enabled as text", "xds:\n  enabled: \"no\"\n", /xds\/enabled.*want boolean/],
+    ["xds.enabled as text", 'xds:\n  enabled: "no"\n', /xds\/enabled.*want boolean/],
     ["unknown envoy.configSource", "envoy:\n  configSource: files\n", /envoy\/configSource/],
     ["unknown envoy.xdsProtocol", "envoy:\n  xdsProtocol: rest\n", /envoy\/xdsProtocol/],
     ["unknown config.output", "config:\n  output: file\n", /config\/output/],
-    ["networkPolicy.from as a map", "xds:\n  networkPolicy:\n    from:\n      podSelector: {}\n", /xds\/networkPolicy\/from.*want array/],
-    ["a misspelt NetworkPolicy peer", "xds:\n  networkPolicy:\n    from:\n      - podSelecter: {}\n", /additional properties 'podSelecter' not allowed/],
+    [
+      "networkPolicy.from as a map",
+      "xds:\n  networkPolicy:\n    from:\n      podSelector: {}\n",
+      /xds\/networkPolicy\/from.*want array/,
+    ],
+    [
+      "a misspelt NetworkPolicy peer",
+      "xds:\n  networkPolicy:\n    from:\n      - podSelecter: {}\n",
+      /additional properties 'podSelecter' not allowed/,
+    ],
     ["validityDays of 0", "xds:\n  tls:\n    generated:\n      validityDays: 0\n", /validityDays/],
   ];
   for (const [name, yamlText, message] of wrong) {

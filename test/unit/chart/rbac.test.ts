@@ -31,7 +31,10 @@ const combos: Record<string, Values> = {
 /** Whether the operator writes its ConfigMap with these values (the chart's config.output rule). */
 function writesConfigMap(values: Values): boolean {
   if (values["config.output"]) return values["config.output"] === "configmap";
-  return values["xds.enabled"] === false || (values["envoy.enabled"] === true && values["envoy.configSource"] === "configmap");
+  return (
+    values["xds.enabled"] === false ||
+    (values["envoy.enabled"] === true && values["envoy.configSource"] === "configmap")
+  );
 }
 
 const rbacKinds = ["ClusterRole", "Role"];
@@ -53,7 +56,11 @@ function grants(objs: K8sObject[]): Record<string, string[]> {
       }
     }
   }
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()]).sort());
+  return Object.fromEntries(
+    Object.entries(out)
+      .map(([k, v]) => [k, [...v].sort()])
+      .sort(),
+  );
 }
 
 const policyGrants = {
@@ -83,7 +90,8 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
   it("reads Secrets (for credentials) only, never writes them, and never escalate/bind/impersonate", () => {
     for (const rule of rules(r)) {
       if ((rule.resources ?? []).includes("secrets")) expect(rule.verbs).toEqual(["get", "list", "watch"]);
-      for (const v of ["escalate", "bind", "impersonate", "delete", "deletecollection"]) expect(rule.verbs).not.toContain(v);
+      for (const v of ["escalate", "bind", "impersonate", "delete", "deletecollection"])
+        expect(rule.verbs).not.toContain(v);
     }
   });
 
@@ -91,8 +99,12 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     const bindings = r.objects.filter((o) => o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding");
     expect(bindings.length).toBe(roles(r).length);
     for (const b of bindings) {
-      const role = roles(r).find((o) => o.kind === b.roleRef.kind && o.metadata.name === b.roleRef.name
-        && o.metadata.namespace === b.metadata.namespace);
+      const role = roles(r).find(
+        (o) =>
+          o.kind === b.roleRef.kind &&
+          o.metadata.name === b.roleRef.name &&
+          o.metadata.namespace === b.metadata.namespace,
+      );
       expect(role, `${b.kind} ${b.metadata.name} points at a role the chart creates`).toBeDefined();
       expect(b.subjects).toEqual([{ kind: "ServiceAccount", name: FULLNAME, namespace: NAMESPACE }]);
     }
@@ -101,7 +113,9 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
   it("grants ConfigMaps only when it writes one: in the config namespace, writes to that one only", () => {
     const configNs = String(values["config.namespace"] ?? NAMESPACE);
     const configName = String(values["config.name"] ?? "fallback-envoy");
-    const cmRoles = roles(r).filter((o) => ((o.rules ?? []) as Rule[]).some((x) => x.resources?.includes("configmaps")));
+    const cmRoles = roles(r).filter((o) =>
+      ((o.rules ?? []) as Rule[]).some((x) => x.resources?.includes("configmaps")),
+    );
     const args = one(r, "Deployment", FULLNAME).spec.template.spec.containers[0].args as string[];
     if (!writesConfigMap(values)) {
       expect(args).toContain("--config-output=none");
@@ -116,17 +130,22 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     });
     // update and patch appear only together with resourceNames.
     for (const rule of rules(r).filter((x) => x.resources?.includes("configmaps"))) {
-      if (rule.verbs.includes("update") || rule.verbs.includes("patch")) expect(rule.resourceNames).toEqual([configName]);
+      if (rule.verbs.includes("update") || rule.verbs.includes("patch"))
+        expect(rule.resourceNames).toEqual([configName]);
       // create cannot be restricted by name, so a rule mixing both would be misleading.
       if (rule.verbs.includes("create")) expect(rule.resourceNames).toBeUndefined();
     }
   });
 
   it("grants exactly the policy, Service, EndpointSlice and Event verbs, and reads Secrets for credentials unless credentials.enabled is off", () => {
-    const policyRoles = roles(r).filter((o) => ((o.rules ?? []) as Rule[]).some((x) => x.apiGroups?.includes("fallback.dev")));
+    const policyRoles = roles(r).filter((o) =>
+      ((o.rules ?? []) as Rule[]).some((x) => x.apiGroups?.includes("fallback.dev")),
+    );
     expect(policyRoles).toHaveLength(1);
     const credentials = values["credentials.enabled"] !== false;
-    expect(grants(policyRoles)).toEqual(credentials ? { ...policyGrants, "core/secrets": ["get", "list", "watch"] } : policyGrants);
+    expect(grants(policyRoles)).toEqual(
+      credentials ? { ...policyGrants, "core/secrets": ["get", "list", "watch"] } : policyGrants,
+    );
     const watchNs = values.watchNamespace;
     if (watchNs) {
       expect(policyRoles[0]!.kind).toBe("Role");
@@ -149,7 +168,9 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
     const configNs = String(values["config.namespace"] ?? NAMESPACE);
     expect(leaseRoles.map((o) => `${o.kind}/${o.metadata.namespace}`)).toEqual([`Role/${configNs}`]);
     // The operator's Lease lives in --config-namespace.
-    expect(one(r, "Deployment", FULLNAME).spec.template.spec.containers[0].args).toContain(`--config-namespace=${configNs}`);
+    expect(one(r, "Deployment", FULLNAME).spec.template.spec.containers[0].args).toContain(
+      `--config-namespace=${configNs}`,
+    );
     expect(grants(leaseRoles)).toEqual({ "coordination.k8s.io/leases": ["create", "get", "update"] });
   });
 });
@@ -157,7 +178,8 @@ describe.each(Object.entries(combos))("RBAC with %s", (_name, values) => {
 describe("RBAC switches", () => {
   it("rbac.create=false renders no roles or bindings", () => {
     const r = template({ "rbac.create": false });
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]) expect(ofKind(r, kind)).toHaveLength(0);
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"])
+      expect(ofKind(r, kind)).toHaveLength(0);
   });
 
   it("serviceAccount.create=false binds the named existing account and creates none", () => {

@@ -9,7 +9,9 @@ import { NAMESPACE, notes, ofKind, one, template, type K8sObject, type Rendered,
 
 const FULLNAME = "fo-fallback-operator";
 const ENVOY = `${FULLNAME}-envoy`;
-const appVersion = String((parse(readFileSync(join(chartDir, "Chart.yaml"), "utf8")) as { appVersion: string }).appVersion);
+const appVersion = String(
+  (parse(readFileSync(join(chartDir, "Chart.yaml"), "utf8")) as { appVersion: string }).appVersion,
+);
 
 function operator(r: Rendered): K8sObject {
   return one(r, "Deployment", FULLNAME);
@@ -42,7 +44,12 @@ function expectHardened(d: K8sObject, c: { securityContext: Record<string, unkno
 }
 
 describe("every rendered object", () => {
-  const all = template({ "envoy.enabled": true, replicaCount: 2, "envoy.replicaCount": 2, "metrics.serviceMonitor.enabled": true });
+  const all = template({
+    "envoy.enabled": true,
+    replicaCount: 2,
+    "envoy.replicaCount": 2,
+    "metrics.serviceMonitor.enabled": true,
+  });
   it("carries the app.kubernetes.io labels", () => {
     for (const o of all.objects.filter((x) => x.kind !== "CustomResourceDefinition")) {
       expect(o.metadata.labels, `${o.kind}/${o.metadata.name}`).toMatchObject({
@@ -70,12 +77,17 @@ describe("every rendered object", () => {
       expect(d, `Service ${s.metadata.name} selects a Deployment`).toBeDefined();
       expect(more).toHaveLength(0);
       expect(d!.metadata.namespace).toBe(s.metadata.namespace);
-      const names = d!.spec.template.spec.containers.flatMap((c: { ports: Array<{ name: string }> }) => c.ports.map((p) => p.name));
+      const names = d!.spec.template.spec.containers.flatMap((c: { ports: Array<{ name: string }> }) =>
+        c.ports.map((p) => p.name),
+      );
       for (const p of s.spec.ports) expect(names).toContain(p.targetPort);
     }
-    for (const pdb of ofKind(all, "PodDisruptionBudget")) expect(matches(pdb.spec.selector.matchLabels)).toHaveLength(1);
+    for (const pdb of ofKind(all, "PodDisruptionBudget"))
+      expect(matches(pdb.spec.selector.matchLabels)).toHaveLength(1);
     for (const d of deployments) {
-      expect(Object.entries(d.spec.selector.matchLabels).every(([k, v]) => d.spec.template.metadata.labels[k] === v)).toBe(true);
+      expect(
+        Object.entries(d.spec.selector.matchLabels).every(([k, v]) => d.spec.template.metadata.labels[k] === v),
+      ).toBe(true);
     }
   });
 });
@@ -130,31 +142,59 @@ describe("operator Deployment", () => {
   });
 
   it("passes the config ConfigMap, its mount path and the other flags in the ConfigMap-only mode", () => {
-    const custom = container(operator(template({
-      "xds.enabled": false, "config.namespace": "edge", "config.name": "gw", logLevel: "debug", watchNamespace: "apps",
-      "leaderElection.enabled": false, "metrics.port": 9090, "health.port": 9091, "envoy.configMountPath": "/config",
-      clusterDomain: "corp.example",
-    })), "operator");
+    const custom = container(
+      operator(
+        template({
+          "xds.enabled": false,
+          "config.namespace": "edge",
+          "config.name": "gw",
+          logLevel: "debug",
+          watchNamespace: "apps",
+          "leaderElection.enabled": false,
+          "metrics.port": 9090,
+          "health.port": 9091,
+          "envoy.configMountPath": "/config",
+          clusterDomain: "corp.example",
+        }),
+      ),
+      "operator",
+    );
     expect(custom.args).toEqual([
-      "--config-namespace=edge", "--config-name=gw", "--config-output=configmap", "--metrics-addr=0.0.0.0:9090",
-      "--health-addr=0.0.0.0:9091", "--log-level=debug", "--cluster-domain=corp.example", "--envoy-config-dir=/config",
+      "--config-namespace=edge",
+      "--config-name=gw",
+      "--config-output=configmap",
+      "--metrics-addr=0.0.0.0:9090",
+      "--health-addr=0.0.0.0:9091",
+      "--log-level=debug",
+      "--cluster-domain=corp.example",
+      "--envoy-config-dir=/config",
       "--watch-namespace=apps",
     ]);
     expect(custom.ports.map((p: { name: string }) => p.name)).toEqual(["metrics", "health"]);
   });
 
   it("gives the operator its pod name and namespace", () => {
-    const env = Object.fromEntries(c.env.map((e: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+    const env = Object.fromEntries(
+      c.env.map((e: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }) => [
+        e.name,
+        e.valueFrom?.fieldRef?.fieldPath,
+      ]),
+    );
     expect(env.POD_NAME).toBe("metadata.name");
     expect(env.POD_NAMESPACE).toBe("metadata.namespace");
   });
 
   it("applies scheduling values and pod annotations", () => {
-    const s = operator(template({
-      "nodeSelector.pool": "ops", "tolerations[0].key": "ops", "tolerations[0].operator": "Exists",
-      "podAnnotations.team": "edge", priorityClassName: "system-cluster-critical",
-      "imagePullSecrets[0].name": "regcred",
-    })).spec.template;
+    const s = operator(
+      template({
+        "nodeSelector.pool": "ops",
+        "tolerations[0].key": "ops",
+        "tolerations[0].operator": "Exists",
+        "podAnnotations.team": "edge",
+        priorityClassName: "system-cluster-critical",
+        "imagePullSecrets[0].name": "regcred",
+      }),
+    ).spec.template;
     expect(s.spec.nodeSelector).toEqual({ pool: "ops" });
     expect(s.spec.tolerations).toEqual([{ key: "ops", operator: "Exists" }]);
     expect(s.metadata.annotations).toMatchObject({ team: "edge" });
@@ -185,7 +225,9 @@ describe("replicas, leader election and the PodDisruptionBudget", () => {
 describe("Envoy gateway", () => {
   it("is absent by default", () => {
     const r = template();
-    const gateway = r.objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/component"] === "envoy" && o.kind !== "Secret");
+    const gateway = r.objects.filter(
+      (o) => o.metadata.labels?.["app.kubernetes.io/component"] === "envoy" && o.kind !== "Secret",
+    );
     expect(gateway).toHaveLength(0);
     expect(ofKind(r, "Deployment")).toHaveLength(1);
   });
@@ -237,8 +279,15 @@ describe("Envoy gateway", () => {
 
   it("gets a PDB only with more than one replica, and drops probes set to null", () => {
     expect(ofKind(r, "PodDisruptionBudget")).toHaveLength(0);
-    const many = template({ "envoy.enabled": true, "envoy.replicaCount": 2, "envoy.readinessProbe": null, "envoy.livenessProbe": null });
-    expect(one(many, "PodDisruptionBudget", ENVOY).spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("envoy");
+    const many = template({
+      "envoy.enabled": true,
+      "envoy.replicaCount": 2,
+      "envoy.readinessProbe": null,
+      "envoy.livenessProbe": null,
+    });
+    expect(one(many, "PodDisruptionBudget", ENVOY).spec.selector.matchLabels["app.kubernetes.io/component"]).toBe(
+      "envoy",
+    );
     const mc = container(one(many, "Deployment", ENVOY), "envoy");
     expect(mc.readinessProbe).toBeUndefined();
     expect(mc.livenessProbe).toBeUndefined();
@@ -284,7 +333,12 @@ describe("Envoy gateway on the operator's ConfigMap (envoy.configSource=configma
   }
 
   it("follows config.namespace and config.name", () => {
-    const elsewhere = template({ "envoy.enabled": true, "envoy.configSource": "configmap", "config.namespace": "edge", "config.name": "gw" });
+    const elsewhere = template({
+      "envoy.enabled": true,
+      "envoy.configSource": "configmap",
+      "config.namespace": "edge",
+      "config.name": "gw",
+    });
     const ed = one(elsewhere, "Deployment", ENVOY);
     expect(ed.metadata.namespace).toBe("edge");
     expect(ed.spec.template.spec.volumes.find((v: { configMap?: unknown }) => v.configMap).configMap.name).toBe("gw");
@@ -309,7 +363,9 @@ describe("metrics Service and ServiceMonitor", () => {
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels[k]).toBe(v);
   });
   it("can drop the metrics Service", () => {
-    expect(ofKind(template({ "metrics.service.enabled": false }), "Service").map((s) => s.metadata.name)).toEqual([`${FULLNAME}-xds`]);
+    expect(ofKind(template({ "metrics.service.enabled": false }), "Service").map((s) => s.metadata.name)).toEqual([
+      `${FULLNAME}-xds`,
+    ]);
     expect(ofKind(template({ "metrics.service.enabled": false, "xds.enabled": false }), "Service")).toHaveLength(0);
   });
 });
@@ -328,6 +384,8 @@ describe("NOTES.txt", () => {
   });
   it("names the ConfigMap in the ConfigMap-only mode", () => {
     expect(notes({ "xds.enabled": false })).toContain(`ConfigMap ${NAMESPACE}/fallback-envoy`);
-    expect(notes({ "xds.enabled": false, "envoy.enabled": true, "envoy.configSource": "configmap" })).toContain(`deployment/${ENVOY}`);
+    expect(notes({ "xds.enabled": false, "envoy.enabled": true, "envoy.configSource": "configmap" })).toContain(
+      `deployment/${ENVOY}`,
+    );
   });
 });

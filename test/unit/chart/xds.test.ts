@@ -7,7 +7,18 @@ import { connect, createServer, type TLSSocket } from "node:tls";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { chartDir } from "../../support/helm.ts";
-import { helm, NAMESPACE, ofKind, one, RELEASE, setFlags, template, type K8sObject, type Rendered, type Values } from "./helm.ts";
+import {
+  helm,
+  NAMESPACE,
+  ofKind,
+  one,
+  RELEASE,
+  setFlags,
+  template,
+  type K8sObject,
+  type Rendered,
+  type Values,
+} from "./helm.ts";
 
 const FULLNAME = "fo-fallback-operator";
 const ENVOY = `${FULLNAME}-envoy`;
@@ -17,8 +28,18 @@ const CERT_DIR = "/etc/fallback/xds";
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 
-type Container = { name: string; args: string[]; ports: Array<{ name: string; containerPort: number }>; volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>; env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }> };
-type Volume = { name: string; secret?: { secretName: string; items?: Array<{ key: string; path: string }> }; configMap?: { name: string } };
+type Container = {
+  name: string;
+  args: string[];
+  ports: Array<{ name: string; containerPort: number }>;
+  volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+};
+type Volume = {
+  name: string;
+  secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+  configMap?: { name: string };
+};
 
 function operator(r: Rendered): K8sObject {
   return one(r, "Deployment", FULLNAME);
@@ -39,7 +60,9 @@ function xdsArgs(d: K8sObject): string[] {
   return containerOf(d).args.filter((a) => a.startsWith("--xds-"));
 }
 function secretData(s: K8sObject): Record<string, string> {
-  return Object.fromEntries(Object.entries(s.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+  return Object.fromEntries(
+    Object.entries(s.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+  );
 }
 function bootstrapOf(r: Rendered): Record<string, any> {
   return parse(one(r, "ConfigMap", `${ENVOY}-bootstrap`).data["bootstrap.yaml"]) as Record<string, any>;
@@ -75,7 +98,11 @@ describe("default render: xDS over mTLS with generated certificates", () => {
     expect(mount(d, "xds-tls")).toEqual({ name: "xds-tls", mountPath: CERT_DIR, readOnly: true });
     expect(volume(d, "xds-tls")!.secret).toEqual({
       secretName: `${FULLNAME}-xds-server`,
-      items: [{ key: "tls.crt", path: "tls.crt" }, { key: "tls.key", path: "tls.key" }, { key: "ca.crt", path: "ca.crt" }],
+      items: [
+        { key: "tls.crt", path: "tls.crt" },
+        { key: "tls.key", path: "tls.key" },
+        { key: "ca.crt", path: "ca.crt" },
+      ],
     });
   });
 
@@ -86,7 +113,11 @@ describe("default render: xDS over mTLS with generated certificates", () => {
     expect(s.spec.ports).toEqual([{ name: "xds", port: 18000, targetPort: "xds", protocol: "TCP" }]);
     expect(s.spec.selector).toEqual(d.spec.selector.matchLabels);
     // No leader-only label: followers serve xDS too.
-    expect(Object.keys(s.spec.selector).sort()).toEqual(["app.kubernetes.io/component", "app.kubernetes.io/instance", "app.kubernetes.io/name"]);
+    expect(Object.keys(s.spec.selector).sort()).toEqual([
+      "app.kubernetes.io/component",
+      "app.kubernetes.io/instance",
+      "app.kubernetes.io/name",
+    ]);
   });
 
   it("runs the gateway on a bootstrap ConfigMap that dials the xDS Service over mTLS", () => {
@@ -97,9 +128,20 @@ describe("default render: xDS over mTLS with generated certificates", () => {
     expect(mount(e, "xds-tls")).toEqual({ name: "xds-tls", mountPath: CERT_DIR, readOnly: true });
     expect(volume(e, "xds-tls")!.secret).toEqual({
       secretName: `${FULLNAME}-xds-client`,
-      items: [{ key: "ca.crt", path: "ca.crt" }, { key: "tls.crt", path: "tls.crt" }, { key: "tls.key", path: "tls.key" }],
+      items: [
+        { key: "ca.crt", path: "ca.crt" },
+        { key: "tls.crt", path: "tls.crt" },
+        { key: "tls.key", path: "tls.key" },
+      ],
     });
-    expect(ec.args).toEqual(["-c", "/etc/envoy/fallback/bootstrap.yaml", "--service-node", "$(POD_NAME)", "--log-level", "info"]);
+    expect(ec.args).toEqual([
+      "-c",
+      "/etc/envoy/fallback/bootstrap.yaml",
+      "--service-node",
+      "$(POD_NAME)",
+      "--log-level",
+      "info",
+    ]);
     expect(ec.env).toEqual([{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }]);
 
     const cm = one(r, "ConfigMap", `${ENVOY}-bootstrap`);
@@ -107,12 +149,19 @@ describe("default render: xDS over mTLS with generated certificates", () => {
     const b = bootstrapOf(r);
     expect(b.dynamic_resources.ads_config.api_type).toBe("DELTA_GRPC");
     const cluster = xdsCluster(b);
-    expect(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: XDS_HOST, port_value: 18000 });
+    expect(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({
+      address: XDS_HOST,
+      port_value: 18000,
+    });
     const tls = cluster.transport_socket.typed_config;
     expect(tls.sni).toBe(XDS_HOST);
     expect(tls.common_tls_context.validation_context.trusted_ca.filename).toBe(`${CERT_DIR}/ca.crt`);
-    expect(tls.common_tls_context.validation_context.match_typed_subject_alt_names).toEqual([{ san_type: "DNS", matcher: { exact: XDS_HOST } }]);
-    expect(tls.common_tls_context.tls_certificates).toEqual([{ certificate_chain: { filename: `${CERT_DIR}/tls.crt` }, private_key: { filename: `${CERT_DIR}/tls.key` } }]);
+    expect(tls.common_tls_context.validation_context.match_typed_subject_alt_names).toEqual([
+      { san_type: "DNS", matcher: { exact: XDS_HOST } },
+    ]);
+    expect(tls.common_tls_context.tls_certificates).toEqual([
+      { certificate_chain: { filename: `${CERT_DIR}/tls.crt` }, private_key: { filename: `${CERT_DIR}/tls.key` } },
+    ]);
   });
 
   it("rolls both Deployments when the certificates change, and Envoy when its bootstrap does", () => {
@@ -121,10 +170,12 @@ describe("default render: xDS over mTLS with generated certificates", () => {
     const ea = envoy(r).spec.template.metadata.annotations;
     expect(ea["checksum/xds-tls"]).toBe(opSum);
     expect(ea["checksum/bootstrap"]).toMatch(/^[0-9a-f]{64}$/);
-    const sotw = envoy(template({ "envoy.enabled": true, "envoy.xdsProtocol": "sotw" })).spec.template.metadata.annotations;
+    const sotw = envoy(template({ "envoy.enabled": true, "envoy.xdsProtocol": "sotw" })).spec.template.metadata
+      .annotations;
     expect(sotw["checksum/bootstrap"]).not.toBe(ea["checksum/bootstrap"]);
     // Pod annotations of one's own stay beside them.
-    const own = envoy(template({ "envoy.enabled": true, "envoy.podAnnotations.team": "edge" })).spec.template.metadata.annotations;
+    const own = envoy(template({ "envoy.enabled": true, "envoy.podAnnotations.team": "edge" })).spec.template.metadata
+      .annotations;
     expect(own.team).toBe("edge");
     expect(own["checksum/bootstrap"]).toBeDefined();
   });
@@ -132,7 +183,8 @@ describe("default render: xDS over mTLS with generated certificates", () => {
   it("grants no ConfigMap permission (nothing is written), and none for xDS", () => {
     const roles = [...ofKind(r, "Role"), ...ofKind(r, "ClusterRole")];
     for (const role of roles) {
-      for (const rule of role.rules as Array<{ resources: string[] }>) expect(rule.resources).not.toContain("configmaps");
+      for (const rule of role.rules as Array<{ resources: string[] }>)
+        expect(rule.resources).not.toContain("configmaps");
     }
     expect(roles.map((x) => x.metadata.name).sort()).toEqual([FULLNAME, `${FULLNAME}-leader-election`]);
   });
@@ -162,7 +214,10 @@ describe("generated certificates", () => {
   it("are valid PEM: a CA, and server and client certificates it signed, each with its key", () => {
     expect(ca.ca).toBe(true);
     expect(ca.verify(ca.publicKey)).toBe(true);
-    for (const [cert, key] of [[serverCert, s["tls.key"]!], [clientCert, cl["tls.key"]!]] as const) {
+    for (const [cert, key] of [
+      [serverCert, s["tls.key"]!],
+      [clientCert, cl["tls.key"]!],
+    ] as const) {
       expect(cert.ca).toBe(false);
       expect(cert.checkIssued(ca)).toBe(true);
       expect(cert.verify(ca.publicKey)).toBe(true);
@@ -183,22 +238,36 @@ describe("generated certificates", () => {
   });
 
   it("make an mTLS handshake: the server certificate for the Service name, the client one accepted, none refused", async () => {
-    const tlsServer = createServer({ cert: s["tls.crt"], key: s["tls.key"], ca: s["ca.crt"], requestCert: true, rejectUnauthorized: true, ALPNProtocols: ["h2"] },
-      (socket) => socket.end("ok"));
+    const tlsServer = createServer(
+      {
+        cert: s["tls.crt"],
+        key: s["tls.key"],
+        ca: s["ca.crt"],
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ["h2"],
+      },
+      (socket) => socket.end("ok"),
+    );
     tlsServer.on("tlsClientError", () => {});
     tlsServer.listen(0, "127.0.0.1");
     await once(tlsServer, "listening");
     const port = (tlsServer.address() as { port: number }).port;
-    const dial = (withClientCert: boolean) => new Promise<string>((done, fail) => {
-      const socket: TLSSocket = connect({
-        host: "127.0.0.1", port, servername: XDS_HOST, ca: cl["ca.crt"], ALPNProtocols: ["h2"],
-        ...(withClientCert ? { cert: cl["tls.crt"], key: cl["tls.key"] } : {}),
+    const dial = (withClientCert: boolean) =>
+      new Promise<string>((done, fail) => {
+        const socket: TLSSocket = connect({
+          host: "127.0.0.1",
+          port,
+          servername: XDS_HOST,
+          ca: cl["ca.crt"],
+          ALPNProtocols: ["h2"],
+          ...(withClientCert ? { cert: cl["tls.crt"], key: cl["tls.key"] } : {}),
+        });
+        let data = "";
+        socket.setEncoding("utf8").on("data", (chunk: string) => (data += chunk));
+        socket.on("end", () => done(data));
+        socket.on("error", fail);
       });
-      let data = "";
-      socket.setEncoding("utf8").on("data", (chunk: string) => (data += chunk));
-      socket.on("end", () => done(data));
-      socket.on("error", fail);
-    });
     try {
       expect(await dial(true)).toBe("ok");
       await expect(dial(false)).rejects.toThrow();
@@ -208,7 +277,11 @@ describe("generated certificates", () => {
   });
 
   it("add serverName to the names, follow clusterDomain and validityDays", () => {
-    const custom = template({ "xds.tls.serverName": "xds.example.com", clusterDomain: "corp.local", "xds.tls.generated.validityDays": 30 });
+    const custom = template({
+      "xds.tls.serverName": "xds.example.com",
+      clusterDomain: "corp.local",
+      "xds.tls.generated.validityDays": 30,
+    });
     const cert = new X509Certificate(secretData(one(custom, "Secret", `${FULLNAME}-xds-server`))["tls.crt"]!);
     expect(cert.subjectAltName).toContain("DNS:xds.example.com");
     expect(cert.subjectAltName).toContain(`DNS:${XDS_HOST}.corp.local`);
@@ -218,14 +291,22 @@ describe("generated certificates", () => {
 
   it("are made even without the gateway, for Envoys of your own", () => {
     const alone = template();
-    expect(ofKind(alone, "Secret").map((x) => x.metadata.name).sort()).toEqual([`${FULLNAME}-xds-client`, `${FULLNAME}-xds-server`]);
+    expect(
+      ofKind(alone, "Secret")
+        .map((x) => x.metadata.name)
+        .sort(),
+    ).toEqual([`${FULLNAME}-xds-client`, `${FULLNAME}-xds-server`]);
   });
 });
 
 describe("xds.tls.mtls=false: TLS, no client certificates", () => {
   const r = template({ "envoy.enabled": true, "xds.tls.mtls": false });
   it("has no --xds-client-ca, and mounts no CA into the operator", () => {
-    expect(xdsArgs(operator(r))).toEqual(["--xds-addr=0.0.0.0:18000", `--xds-tls-cert=${CERT_DIR}/tls.crt`, `--xds-tls-key=${CERT_DIR}/tls.key`]);
+    expect(xdsArgs(operator(r))).toEqual([
+      "--xds-addr=0.0.0.0:18000",
+      `--xds-tls-cert=${CERT_DIR}/tls.crt`,
+      `--xds-tls-key=${CERT_DIR}/tls.key`,
+    ]);
     expect(volume(operator(r), "xds-tls")!.secret!.items!.map((i) => i.key)).toEqual(["tls.crt", "tls.key"]);
   });
   it("gives Envoy only the CA, and a bootstrap without a client certificate", () => {
@@ -255,7 +336,12 @@ describe("xds.tls.mode=plaintext", () => {
 });
 
 describe("xds.tls.mode=secret", () => {
-  const values: Values = { "envoy.enabled": true, "xds.tls.mode": "secret", "xds.tls.serverSecret": "xds-server-tls", "xds.tls.clientSecret": "envoy-xds-tls" };
+  const values: Values = {
+    "envoy.enabled": true,
+    "xds.tls.mode": "secret",
+    "xds.tls.serverSecret": "xds-server-tls",
+    "xds.tls.clientSecret": "envoy-xds-tls",
+  };
   const r = template(values);
   it("mounts the named Secrets and makes none", () => {
     expect(ofKind(r, "Secret")).toHaveLength(0);
@@ -270,9 +356,13 @@ describe("xds.tls.mode=secret", () => {
     const b = bootstrapOf(template({ ...values, "xds.tls.serverName": "xds.fallback.example" }));
     const tls = xdsCluster(b).transport_socket.typed_config;
     expect(tls.sni).toBe("xds.fallback.example");
-    expect(tls.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher.exact).toBe("xds.fallback.example");
+    expect(tls.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher.exact).toBe(
+      "xds.fallback.example",
+    );
     // Envoy still dials the Service.
-    expect(xdsCluster(b).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address).toBe(XDS_HOST);
+    expect(xdsCluster(b).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address).toBe(
+      XDS_HOST,
+    );
   });
   it("needs serverSecret, and clientSecret when the gateway uses xDS", () => {
     expect(refused({ "xds.tls.mode": "secret" })).toMatch(/xds\.tls\.serverSecret/);
@@ -304,24 +394,36 @@ describe("the NetworkPolicy", () => {
   });
 
   it("adds xds.networkPolicy.from peers, and limits metrics to metricsFrom when given", () => {
-    const np = one(template({
-      "envoy.enabled": true,
-      "xds.networkPolicy.from[0].namespaceSelector.matchLabels.team": "edge",
-      "xds.networkPolicy.from[0].podSelector.matchLabels.app": "my-envoy",
-      "xds.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name": "monitoring",
-      "metrics.port": 9090, "xds.port": 18443,
-    }), "NetworkPolicy");
+    const np = one(
+      template({
+        "envoy.enabled": true,
+        "xds.networkPolicy.from[0].namespaceSelector.matchLabels.team": "edge",
+        "xds.networkPolicy.from[0].podSelector.matchLabels.app": "my-envoy",
+        "xds.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name": "monitoring",
+        "metrics.port": 9090,
+        "xds.port": 18443,
+      }),
+      "NetworkPolicy",
+    );
     const [xds, , metrics] = np.spec.ingress;
     expect(xds.ports).toEqual([{ port: 18443, protocol: "TCP" }]);
     expect(xds.from).toHaveLength(2);
-    expect(xds.from[1]).toEqual({ namespaceSelector: { matchLabels: { team: "edge" } }, podSelector: { matchLabels: { app: "my-envoy" } } });
-    expect(metrics).toEqual({ ports: [{ port: 9090, protocol: "TCP" }], from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] });
+    expect(xds.from[1]).toEqual({
+      namespaceSelector: { matchLabels: { team: "edge" } },
+      podSelector: { matchLabels: { app: "my-envoy" } },
+    });
+    expect(metrics).toEqual({
+      ports: [{ port: 9090, protocol: "TCP" }],
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+    });
   });
 
   it("has no xDS rule at all (not an open one) when no Envoy is allowed", () => {
     for (const values of [{}, { "envoy.enabled": true, "envoy.configSource": "configmap" }] as Values[]) {
       const np = one(template(values), "NetworkPolicy");
-      expect(np.spec.ingress.map((rule: { ports: Array<{ port: number }> }) => rule.ports[0]!.port)).toEqual([8081, 8080]);
+      expect(np.spec.ingress.map((rule: { ports: Array<{ port: number }> }) => rule.ports[0]!.port)).toEqual([
+        8081, 8080,
+      ]);
     }
   });
 
@@ -356,12 +458,18 @@ describe("config.output", () => {
 
 describe("value combinations the chart refuses", () => {
   it("a gateway on xDS without the xDS server", () => {
-    expect(refused({ "envoy.enabled": true, "xds.enabled": false })).toMatch(/envoy\.configSource=xds needs xds\.enabled=true/);
+    expect(refused({ "envoy.enabled": true, "xds.enabled": false })).toMatch(
+      /envoy\.configSource=xds needs xds\.enabled=true/,
+    );
   });
   it("neither xDS nor a ConfigMap", () => {
-    expect(refused({ "xds.enabled": false, "config.output": "none" })).toMatch(/config\.output=none with xds\.enabled=false/);
+    expect(refused({ "xds.enabled": false, "config.output": "none" })).toMatch(
+      /config\.output=none with xds\.enabled=false/,
+    );
   });
   it("a gateway on the ConfigMap that is not written", () => {
-    expect(refused({ "envoy.enabled": true, "envoy.configSource": "configmap", "config.output": "none" })).toMatch(/envoy\.configSource=configmap needs the ConfigMap/);
+    expect(refused({ "envoy.enabled": true, "envoy.configSource": "configmap", "config.output": "none" })).toMatch(
+      /envoy\.configSource=configmap needs the ConfigMap/,
+    );
   });
 });

@@ -22,12 +22,23 @@ const api = createServer((req, res) => {
   let body = "";
   req.on("data", (c) => (body += c));
   req.on("end", () => {
-    seen.push({ method: req.method, url: req.url, authorization: req.headers.authorization, contentType: req.headers["content-type"], body });
-    if (req.headers.authorization !== `Bearer ${acceptedToken}`) return res.writeHead(401).end('{"kind":"Status","code":401,"message":"Unauthorized"}');
+    seen.push({
+      method: req.method,
+      url: req.url,
+      authorization: req.headers.authorization,
+      contentType: req.headers["content-type"],
+      body,
+    });
+    if (req.headers.authorization !== `Bearer ${acceptedToken}`)
+      return res.writeHead(401).end('{"kind":"Status","code":401,"message":"Unauthorized"}');
     if (req.url?.startsWith("/api/v1/namespaces/ns/configmaps/missing")) {
-      return res.writeHead(404, { "content-type": "application/json" }).end('{"kind":"Status","code":404,"reason":"NotFound","message":"configmaps \\"missing\\" not found"}');
+      return res
+        .writeHead(404, { "content-type": "application/json" })
+        .end('{"kind":"Status","code":404,"reason":"NotFound","message":"configmaps \\"missing\\" not found"}');
     }
-    res.writeHead(200, { "content-type": "application/json" }).end('{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"ns"}}');
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end('{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"ns"}}');
   });
 });
 

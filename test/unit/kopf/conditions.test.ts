@@ -21,9 +21,17 @@ describe("setCondition", () => {
 
   it("keeps lastTransitionTime when only reason/message/generation change", () => {
     const first = setCondition([], { type: "Ready", status: "False", reason: "A", observedGeneration: 1 }, t1);
-    const second = setCondition(first.conditions, {
-      type: "Ready", status: "False", reason: "B", message: "m", observedGeneration: 2,
-    }, t2);
+    const second = setCondition(
+      first.conditions,
+      {
+        type: "Ready",
+        status: "False",
+        reason: "B",
+        message: "m",
+        observedGeneration: 2,
+      },
+      t2,
+    );
     expect(second.changed).toBe(true);
     expect(second.conditions[0]).toMatchObject({ reason: "B", message: "m", observedGeneration: 2 });
     expect(second.conditions[0]?.lastTransitionTime).toBe(formatTime(t1));

@@ -24,9 +24,15 @@ class FakeApi {
     if (url.pathname !== "/api/v1/configmaps") return res.writeHead(404).end();
     if (url.searchParams.get("watch") === "true") return this.watch(url.searchParams, res);
     this.lists++;
-    if (this.listMode === "fail") return res.writeHead(500, { "content-type": "application/json" }).end('{"message":"down"}');
+    if (this.listMode === "fail")
+      return res.writeHead(500, { "content-type": "application/json" }).end('{"message":"down"}');
     res.writeHead(200, { "content-type": "application/json" }).end(
-      JSON.stringify({ kind: "ConfigMapList", apiVersion: "v1", metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] }),
+      JSON.stringify({
+        kind: "ConfigMapList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: String(this.rv) },
+        items: [...this.objects.values()],
+      }),
     );
   });
 
@@ -36,7 +42,10 @@ class FakeApi {
     res.writeHead(200, { "content-type": "application/json" });
     res.flushHeaders();
     if (this.watchMode === "gone") {
-      res.end(JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, message: "too old resource version" } }) + "\n");
+      res.end(
+        JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, message: "too old resource version" } }) +
+          "\n",
+      );
       return;
     }
     if (this.watchMode === "close") return res.end();
@@ -46,7 +55,12 @@ class FakeApi {
 
   put(name: string, data: Record<string, string>) {
     const type = this.objects.has(name) ? "MODIFIED" : "ADDED";
-    const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(++this.rv) }, data };
+    const obj = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, namespace: "ns", resourceVersion: String(++this.rv) },
+      data,
+    };
     this.objects.set(name, obj);
     this.send(type, obj);
   }
@@ -126,7 +140,12 @@ describe("Informer", () => {
   it("caches objects without managedFields, listed or watched, unless asked to keep them", async () => {
     const managed = [{ manager: "kubectl", operation: "Update", fieldsV1: { "f:data": {} } }];
     const withFields = (name: string) => {
-      const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(++api.rv), managedFields: managed }, data: {} };
+      const obj = {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: "ns", resourceVersion: String(++api.rv), managedFields: managed },
+        data: {},
+      };
       api.objects.set(name, obj as KubeObject);
       return obj;
     };
@@ -169,7 +188,12 @@ describe("Informer", () => {
     api.put("b", { y: "1" });
     api.remove("a");
     await until(() => events.length === 4);
-    expect(events.map((e) => `${e.type}:${e.object.metadata.name}`)).toEqual(["added:a", "modified:a", "added:b", "deleted:a"]);
+    expect(events.map((e) => `${e.type}:${e.object.metadata.name}`)).toEqual([
+      "added:a",
+      "modified:a",
+      "added:b",
+      "deleted:a",
+    ]);
     expect(events[1]?.old?.["data"]).toEqual({ x: "1" });
     expect(informer.store.keys()).toEqual(["ns/b"]);
   });

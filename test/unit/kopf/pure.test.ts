@@ -45,7 +45,10 @@ describe("resourceId", () => {
 });
 
 describe("Store: read-your-writes", () => {
-  const obj = (rv: string, status: string) => ({ metadata: { name: "x", namespace: "a", resourceVersion: rv }, status });
+  const obj = (rv: string, status: string) => ({
+    metadata: { name: "x", namespace: "a", resourceVersion: rv },
+    status,
+  });
 
   it("shows our write until the watch brings a newer version than the one written over", () => {
     const store = new Store({ prepare: (o) => ({ ...o, prepared: true }) });

@@ -1,6 +1,12 @@
 // The live view: who serves a policy, from what the Envoys report of its member clusters.
 import { describe, expect, it } from "vitest";
-import { DAMPING_MS, LiveStates, liveView, loadShares, type LiveBackend } from "../../../operator/src/controller/live.ts";
+import {
+  DAMPING_MS,
+  LiveStates,
+  liveView,
+  loadShares,
+  type LiveBackend,
+} from "../../../operator/src/controller/live.ts";
 
 const backends: LiveBackend[] = [
   { name: "products", kind: "Service", cluster: "shop/p/primary", drained: false },
@@ -12,7 +18,8 @@ const seen = (healthy: number, total: number, ejected = 0) => ({ healthy, total,
 describe("loadShares (Envoy's priority load with overprovisioning 1.4)", () => {
   it("gives everything to a healthy primary", () => expect(loadShares([100, 100])).toEqual([100, 0]));
   it("spills what a partly healthy primary cannot take", () => expect(loadShares([70, 100])).toEqual([70, 30]));
-  it("spreads in proportion when the members' health sums under 100", () => expect(loadShares([28, 28])).toEqual([50, 50]));
+  it("spreads in proportion when the members' health sums under 100", () =>
+    expect(loadShares([28, 28])).toEqual([50, 50]));
   it("gives nothing when no member is healthy", () => expect(loadShares([0, 0])).toEqual([0, 0]));
 });
 
@@ -25,7 +32,11 @@ describe("liveView", () => {
 
   it("has the primary serving while it has healthy hosts", () => {
     const view = liveView(backends, [seen(3, 3), seen(1, 1), undefined]);
-    expect(view).toMatchObject({ activeBackend: "products", condition: { status: "False", reason: "PrimaryServing" }, healthy: [3, 1, undefined] });
+    expect(view).toMatchObject({
+      activeBackend: "products",
+      condition: { status: "False", reason: "PrimaryServing" },
+      healthy: [3, 1, undefined],
+    });
   });
 
   it("keeps the primary active while most requests still go to it, and says what spills", () => {
@@ -36,7 +47,10 @@ describe("liveView", () => {
 
   it("moves to the fallback when the primary's hosts are all ejected", () => {
     const view = liveView(backends, [seen(0, 3, 3), seen(1, 1), undefined]);
-    expect(view).toMatchObject({ activeBackend: "products-cache", condition: { status: "True", reason: "PrimaryUnavailable" } });
+    expect(view).toMatchObject({
+      activeBackend: "products-cache",
+      condition: { status: "True", reason: "PrimaryUnavailable" },
+    });
   });
 
   it("says PrimaryDrained when the primary is drained", () => {

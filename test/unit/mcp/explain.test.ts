@@ -14,7 +14,11 @@ const policy = (spec: Record<string, unknown>) => ({
   metadata: { name: "products", namespace: "shop" },
   spec: {
     targetRef: { name: "products", port: 8080 },
-    fallbacks: [{ service: { name: "cache", port: 8080 } }, { external: { host: "api.backup.example", port: 443 } }, { staticResponse: { status: 503, body: "sorry" } }],
+    fallbacks: [
+      { service: { name: "cache", port: 8080 } },
+      { external: { host: "api.backup.example", port: 443 } },
+      { staticResponse: { status: 503, body: "sorry" } },
+    ],
     ...spec,
   },
 });
@@ -24,7 +28,9 @@ const section = (x: ReturnType<typeof explain>, topic: string) => x.sections.fin
 
 describe("explain_policy", () => {
   it("the example: order, tries, worst-case waits and ejection from its numbers", () => {
-    const x = explain(pickPolicy(parseManifests(readFileSync(join(EXAMPLES_DIR, "shop.yaml"), "utf8")), undefined, { offline: true }));
+    const x = explain(
+      pickPolicy(parseManifests(readFileSync(join(EXAMPLES_DIR, "shop.yaml"), "utf8")), undefined, { offline: true }),
+    );
     expect(x.order.map((b) => b.name)).toEqual(["products", "products-cache", "static"]);
     expect(x.numbers).toMatchObject({
       triesPerRequest: 3,
@@ -44,7 +50,9 @@ describe("explain_policy", () => {
   });
 
   it("external backends: their own credential, rewrites, and the client's credentials kept back (examples/ai.yaml)", () => {
-    const x = explain(pickPolicy(parseManifests(readFileSync(join(EXAMPLES_DIR, "ai.yaml"), "utf8")), undefined, { offline: true }));
+    const x = explain(
+      pickPolicy(parseManifests(readFileSync(join(EXAMPLES_DIR, "ai.yaml"), "utf8")), undefined, { offline: true }),
+    );
     const text = section(x, "external backends");
     expect(text).toContain("api.openai.example sends its own credential (Secret openai, key api-key) in Authorization");
     expect(text).toContain('sets the "model" of JSON request bodies to gpt-4o-mini');
@@ -55,7 +63,13 @@ describe("explain_policy", () => {
   it("every number follows the spec", () => {
     const x = explained({
       retry: { attempts: 3, perTryTimeout: "700ms", backoff: { baseInterval: "40ms", maxInterval: "100ms" } },
-      outlierDetection: { consecutive5xx: 4, consecutiveGatewayErrors: 2, baseEjectionTime: "7s", interval: "2s", maxEjectionTime: "20s" },
+      outlierDetection: {
+        consecutive5xx: 4,
+        consecutiveGatewayErrors: 2,
+        baseEjectionTime: "7s",
+        interval: "2s",
+        maxEjectionTime: "20s",
+      },
       timeouts: { request: "30s", connect: "300ms" },
     });
     expect(x.numbers.backoffMaxMs).toEqual([40, 80, 100]);

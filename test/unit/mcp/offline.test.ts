@@ -36,26 +36,42 @@ describe("validate_policies", () => {
     expect(report.policies.map((p) => p.policy)).toEqual(["ai/llm-gateway", "shop/products"]);
   });
 
-  it.each(invalidFixtures().map((f) => [f.name, f] as const))("%s: the same lines as fallbackctl validate, the field as data", (_name, fixture) => {
-    const report = validateManifests(fixture.text);
-    expect(report.lines).toEqual(fallbackctlValidate(fixture.text));
-    expect(report.invalid).toBe(1);
-    const [policy] = report.policies;
-    expect(policy!.errors[0]).toMatchObject({ object: expect.stringMatching(/^FallbackPolicy /), field: fixture.field });
-  });
+  it.each(invalidFixtures().map((f) => [f.name, f] as const))(
+    "%s: the same lines as fallbackctl validate, the field as data",
+    (_name, fixture) => {
+      const report = validateManifests(fixture.text);
+      expect(report.lines).toEqual(fallbackctlValidate(fixture.text));
+      expect(report.invalid).toBe(1);
+      const [policy] = report.policies;
+      expect(policy!.errors[0]).toMatchObject({
+        object: expect.stringMatching(/^FallbackPolicy /),
+        field: fixture.field,
+      });
+    },
+  );
 
   it("warns about a Service not in the input, and names what it does not read", () => {
     const text = `${readFileSync(join(EXAMPLES_DIR, "shop.yaml"), "utf8").split("---").slice(2).join("---")}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: shop}\n`;
     const report = validateManifests(text);
-    expect(report.policies[0]!.warnings).toEqual([expect.objectContaining({ condition: "ResolvedRefs", reason: "ServiceNotFound", message: expect.stringContaining("Service shop/products not found") })]);
+    expect(report.policies[0]!.warnings).toEqual([
+      expect.objectContaining({
+        condition: "ResolvedRefs",
+        reason: "ServiceNotFound",
+        message: expect.stringContaining("Service shop/products not found"),
+      }),
+    ]);
     expect(report.ignored).toEqual(["v1/ConfigMap shop/x"]);
     expect(report.lines).toEqual(fallbackctlValidate(text));
   });
 
   it("broken YAML: a tool error with the line and column", () => {
     expect(() => validateManifests("kind: FallbackPolicy\nspec: {targetRef: [\n")).toThrow(ToolError);
-    expect(() => validateManifests("kind: FallbackPolicy\nspec: {targetRef: [\n")).toThrow(/^yaml: line \d+, column \d+: /);
-    expect(() => parseManifests("just a string")).toThrow(/yaml: document 1 is the string "just a string", not a Kubernetes object/);
+    expect(() => validateManifests("kind: FallbackPolicy\nspec: {targetRef: [\n")).toThrow(
+      /^yaml: line \d+, column \d+: /,
+    );
+    expect(() => parseManifests("just a string")).toThrow(
+      /yaml: document 1 is the string "just a string", not a Kubernetes object/,
+    );
     expect(() => parseManifests("  \n")).toThrow(/yaml: empty/);
   });
 });
@@ -70,7 +86,13 @@ describe("render_policies", () => {
       ["products-cache", "Service", "shop/products/fallback-1"],
       ["static", "StaticResponse", undefined],
     ]);
-    expect(shop.retry).toMatchObject({ attempts: 2, triesPerRequest: 3, perTryTimeout: "500ms", retriableStatusCodes: [429], fallbackOnRetry: true });
+    expect(shop.retry).toMatchObject({
+      attempts: 2,
+      triesPerRequest: 3,
+      perTryTimeout: "500ms",
+      retriableStatusCodes: [429],
+      fallbackOnRetry: true,
+    });
     expect(shop.outlierDetection).toMatchObject({ consecutive5xx: 3, baseEjectionTime: "5s", interval: "1s" });
     expect(shop.ready).toMatchObject({ status: "True" });
   });
@@ -89,9 +111,15 @@ describe("render_policies", () => {
   });
 
   it("one policy on request; an invalid policy renders nothing and says why", () => {
-    expect(renderManifests(examples, { policy: "ai/llm-gateway" }).policies.map((p) => p.policy)).toEqual(["ai/llm-gateway"]);
-    expect(() => renderManifests(examples, { policy: "shop/nope" })).toThrow(/policy: no FallbackPolicy shop\/nope in the input; it holds shop\/products, ai\/llm-gateway/);
+    expect(renderManifests(examples, { policy: "ai/llm-gateway" }).policies.map((p) => p.policy)).toEqual([
+      "ai/llm-gateway",
+    ]);
+    expect(() => renderManifests(examples, { policy: "shop/nope" })).toThrow(
+      /policy: no FallbackPolicy shop\/nope in the input; it holds shop\/products, ai\/llm-gateway/,
+    );
     const bad = invalidFixtures().find((f) => f.name === "attempts-negative")!;
-    expect(() => renderManifests(bad.text)).toThrow(/1 invalid FallbackPolicy, nothing rendered:\nFallbackPolicy default\/attempts-negative: spec\.retry\.attempts: /);
+    expect(() => renderManifests(bad.text)).toThrow(
+      /1 invalid FallbackPolicy, nothing rendered:\nFallbackPolicy default\/attempts-negative: spec\.retry\.attempts: /,
+    );
   });
 });

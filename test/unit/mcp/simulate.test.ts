@@ -27,7 +27,11 @@ function failover(spec: Record<string, unknown> = {}) {
   ];
 }
 
-const STATIC = { status: 418, body: '{"degraded":true,"items":[]}', headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" } };
+const STATIC = {
+  status: 418,
+  body: '{"degraded":true,"items":[]}',
+  headers: { "content-type": "application/json", "retry-after": "30", "x-degraded": "static" },
+};
 
 /** static-response.test.ts: products -> fallback-1 ... -> the static answer. */
 function chain(backends: number, spec: Record<string, unknown>, staticResponse: object = STATIC) {
@@ -44,7 +48,8 @@ function chain(backends: number, spec: Record<string, unknown>, staticResponse: 
   ];
 }
 
-const run = (objects: unknown[], scenario: Scenario) => simulate(pickPolicy(objects, "shop/products", { offline: true }), scenario);
+const run = (objects: unknown[], scenario: Scenario) =>
+  simulate(pickPolicy(objects, "shop/products", { offline: true }), scenario);
 
 describe("simulate_failure on the failover e2e scenarios", () => {
   it("steady state: the primary answers every request in one try", () => {
@@ -56,9 +61,19 @@ describe("simulate_failure on the failover e2e scenarios", () => {
 
   it("a killed primary: retried on the fallback at once, ejected after 3 refused connections, then the fallback in one try", () => {
     const s = run(failover(), { down: ["products"] });
-    expect(s.firstRequests).toMatchObject({ answeredBy: "products-cache", status: 200, tries: 2, waitMs: { min: 0, max: 25 } });
-    expect(s.firstRequests.path.map((t) => [t.backend, t.result])).toEqual([["products", "refused the connection"], ["products-cache", "answered 200"]]);
-    expect(s.ejections).toEqual([expect.objectContaining({ backend: "products", by: "outlier detection", afterRequests: 3, forMs: 2000 })]);
+    expect(s.firstRequests).toMatchObject({
+      answeredBy: "products-cache",
+      status: 200,
+      tries: 2,
+      waitMs: { min: 0, max: 25 },
+    });
+    expect(s.firstRequests.path.map((t) => [t.backend, t.result])).toEqual([
+      ["products", "refused the connection"],
+      ["products-cache", "answered 200"],
+    ]);
+    expect(s.ejections).toEqual([
+      expect.objectContaining({ backend: "products", by: "outlier detection", afterRequests: 3, forMs: 2000 }),
+    ]);
     expect(s.steadyState).toMatchObject({ answeredBy: "products-cache", tries: 1, waitMs: { min: 0, max: 0 } });
   });
 
@@ -66,12 +81,23 @@ describe("simulate_failure on the failover e2e scenarios", () => {
     const s = run(failover(), { status: { products: 503 } });
     expect(s.firstRequests).toMatchObject({ answeredBy: "products-cache", tries: 2 });
     // The e2e test reads ejections_enforced_consecutive_gateway_failure.
-    expect(s.ejections[0]).toMatchObject({ backend: "products", detail: expect.stringContaining("consecutiveGatewayErrors") });
+    expect(s.ejections[0]).toMatchObject({
+      backend: "products",
+      detail: expect.stringContaining("consecutiveGatewayErrors"),
+    });
     expect(s.steadyState).toMatchObject({ answeredBy: "products-cache", tries: 1 });
   });
 
   it("a primary answering 429 with retriable-status-codes: every request tries it first and lands on the fallback; never ejected", () => {
-    const s = run(failover({ retry: { retryOn: ["connect-failure", "refused-stream", "reset", "gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] } }), { status: { products: 429 } });
+    const s = run(
+      failover({
+        retry: {
+          retryOn: ["connect-failure", "refused-stream", "reset", "gateway-error", "retriable-status-codes"],
+          retriableStatusCodes: [429],
+        },
+      }),
+      { status: { products: 429 } },
+    );
     expect(s.phases).toHaveLength(1);
     expect(s.steadyState).toMatchObject({ answeredBy: "products-cache", status: 200, tries: 2 });
     expect(s.ejections).toEqual([]);
@@ -145,7 +171,9 @@ describe("simulate_failure: more of the model", () => {
   });
 
   it("the request timeout bounds the tries", () => {
-    const s = run(failover({ retry: { attempts: 3, perTryTimeout: "1s" }, timeouts: { request: "2500ms" } }), { slow: ["products", "products-cache"] });
+    const s = run(failover({ retry: { attempts: 3, perTryTimeout: "1s" }, timeouts: { request: "2500ms" } }), {
+      slow: ["products", "products-cache"],
+    });
     expect(s.firstRequests).toMatchObject({ answeredBy: "static", tries: 3, waitMs: { min: 2500, max: 2500 } });
   });
 
@@ -166,7 +194,9 @@ describe("simulate_failure: more of the model", () => {
   it("health checks take a failing fallback out even while it gets no traffic", () => {
     const s = run(failover({ healthCheck: { interval: "2s", unhealthyThreshold: 3 } }), { down: ["products-cache"] });
     expect(s.firstRequests).toMatchObject({ answeredBy: "products", tries: 1 });
-    expect(s.ejections).toEqual([expect.objectContaining({ backend: "products-cache", by: "health checks", afterMs: 6000 })]);
+    expect(s.ejections).toEqual([
+      expect.objectContaining({ backend: "products-cache", by: "health checks", afterMs: 6000 }),
+    ]);
   });
 
   it("maxEjectionPercent below one host's share: never ejected, every request pays the try", () => {
@@ -178,8 +208,12 @@ describe("simulate_failure: more of the model", () => {
   it("names a missing backend, static, or a backend twice: a tool error naming the field", () => {
     const view = pickPolicy(failover(), undefined, { offline: true });
     expect(() => simulate(view, { down: ["nope"] })).toThrow(ToolError);
-    expect(() => simulate(view, { down: ["nope"] })).toThrow(/scenario\.down\[0\]: "nope" is not a backend of FallbackPolicy shop\/products; the backends of FallbackPolicy shop\/products are products and products-cache/);
+    expect(() => simulate(view, { down: ["nope"] })).toThrow(
+      /scenario\.down\[0\]: "nope" is not a backend of FallbackPolicy shop\/products; the backends of FallbackPolicy shop\/products are products and products-cache/,
+    );
     expect(() => simulate(view, { slow: ["static"] })).toThrow(/scenario\.slow\[0\]: the static answer cannot fail/);
-    expect(() => simulate(view, { down: ["products"], status: { products: 503 } })).toThrow(/scenario\.status\.products: products is named twice/);
+    expect(() => simulate(view, { down: ["products"], status: { products: 503 } })).toThrow(
+      /scenario\.status\.products: products is named twice/,
+    );
   });
 });

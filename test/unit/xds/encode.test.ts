@@ -13,7 +13,10 @@ const snapshotOf = (name: string) => snapshotFromObjects(readManifests(readCase(
 
 describe.skipIf(!existsSync(envoyApiPath()))("xDS encoding", () => {
   it("versions by content: a fresh compile of the same objects (a restarted operator) has the same versions", () => {
-    const versions = (cache: ResourceCache) => (["cluster", "endpoint", "listener", "scope", "route"] as const).flatMap((t) => [...cache.entries(t).values()].map((e) => `${e.name}=${e.version}`));
+    const versions = (cache: ResourceCache) =>
+      (["cluster", "endpoint", "listener", "scope", "route"] as const).flatMap((t) =>
+        [...cache.entries(t).values()].map((e) => `${e.name}=${e.version}`),
+      );
     const a = new ResourceCache();
     a.publish(compile(snapshotOf("service-fallback-endpointslices"), defaultOptions).resources);
     const b = new ResourceCache();
@@ -28,7 +31,11 @@ describe.skipIf(!existsSync(envoyApiPath()))("xDS encoding", () => {
     const objects = readManifests(readCase("service-fallback-endpointslices", "in")) as any[];
     cache.publish(compiler.compile(snapshotFromObjects(objects).snapshot).resources);
     expect(cache.publish(compiler.compile(snapshotFromObjects(objects).snapshot).resources).size).toBe(0);
-    const moved = objects.map((o) => (o.kind === "EndpointSlice" && o.metadata.name.startsWith("products-cache") ? { ...o, endpoints: [{ addresses: ["10.9.9.9"] }] } : o));
+    const moved = objects.map((o) =>
+      o.kind === "EndpointSlice" && o.metadata.name.startsWith("products-cache")
+        ? { ...o, endpoints: [{ addresses: ["10.9.9.9"] }] }
+        : o,
+    );
     const changes = cache.publish(compiler.compile(snapshotFromObjects(moved).snapshot).resources);
     expect([...changes].map(([t, names]) => [t, [...names]])).toEqual([["endpoint", ["shop/products-cache:8080"]]]);
   });

@@ -16,12 +16,20 @@ function base(options: CompileOptions): envoy.Bootstrap {
 }
 
 /** External backends are reached through internal listeners (mediated.ts), which Envoy runs with this extension. */
-const INTERNAL_LISTENERS: envoy.ConfigCore_TypedExtensionConfig[] = [{ name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } }];
+const INTERNAL_LISTENERS: envoy.ConfigCore_TypedExtensionConfig[] = [
+  { name: "envoy.bootstrap.internal_listener", typed_config: { "@type": TYPE.internalListener } },
+];
 
 export function staticBootstrap(resources: Resources, options: CompileOptions): envoy.Bootstrap {
   const config = inlinedConfig(resources, options.listen);
   const listener = config.listener(config.virtualHosts.map((v) => v.value()));
-  return { ...base(options), static_resources: { listeners: [listener, ...config.internalListeners.map(inlinedValue)], clusters: config.clusters.map(inlinedValue) } };
+  return {
+    ...base(options),
+    static_resources: {
+      listeners: [listener, ...config.internalListeners.map(inlinedValue)],
+      clusters: config.clusters.map(inlinedValue),
+    },
+  };
 }
 
 export const CONFIG_FILES = { bootstrap: "bootstrap.yaml", clusters: "cds.yaml", listeners: "lds.yaml" } as const;
@@ -30,7 +38,10 @@ export const CONFIG_FILES = { bootstrap: "bootstrap.yaml", clusters: "cds.yaml",
 // kubelet swaps a ConfigMap volume's `..data` link; so watch the folder, not the file.
 function fileSource(options: CompileOptions, file: string): envoy.ConfigSource {
   const dir = options.configDir.replace(/\/$/, "");
-  return { path_config_source: { path: `${dir}/${file}`, watched_directory: { path: dir } }, resource_api_version: "V3" };
+  return {
+    path_config_source: { path: `${dir}/${file}`, watched_directory: { path: dir } },
+    resource_api_version: "V3",
+  };
 }
 
 export function fileBootstrap(options: CompileOptions): envoy.Bootstrap {
@@ -65,7 +76,6 @@ export const STATS_INTERVAL_MS = 5_000;
 
 export const XDS_CLUSTER = "fallback-xds";
 
-
 /**
  * The stats an Envoy on this bootstrap keeps: Envoy's own and the listener's, and of each
  * cluster what a person (or the operator) reads of a fallback: requests, their outcome,
@@ -77,13 +87,33 @@ export const XDS_CLUSTER = "fallback-xds";
  * metric families at 10,000 policies).
  */
 export const KEPT_STATS = {
-  prefixes: ["server.", "cluster_manager.", "listener_manager.", "listener.", "http.fallback.", "control_plane.", "runtime.", `cluster.${XDS_CLUSTER}.`],
+  prefixes: [
+    "server.",
+    "cluster_manager.",
+    "listener_manager.",
+    "listener.",
+    "http.fallback.",
+    "control_plane.",
+    "runtime.",
+    `cluster.${XDS_CLUSTER}.`,
+  ],
   clusterSuffixes: [
-    "upstream_rq_total", "upstream_rq_2xx", "upstream_rq_4xx", "upstream_rq_5xx", "upstream_rq_timeout",
-    "upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_overflow", "upstream_rq_pending_overflow",
-    "upstream_cx_connect_fail", "membership_total", "membership_healthy",
-    "outlier_detection.ejections_active", "outlier_detection.ejections_enforced_total",
-    "health_check.healthy", "health_check.failure",
+    "upstream_rq_total",
+    "upstream_rq_2xx",
+    "upstream_rq_4xx",
+    "upstream_rq_5xx",
+    "upstream_rq_timeout",
+    "upstream_rq_retry",
+    "upstream_rq_retry_success",
+    "upstream_rq_retry_overflow",
+    "upstream_rq_pending_overflow",
+    "upstream_cx_connect_fail",
+    "membership_total",
+    "membership_healthy",
+    "outlier_detection.ejections_active",
+    "outlier_detection.ejections_enforced_total",
+    "health_check.healthy",
+    "health_check.failure",
   ],
 };
 /** Node metadata key: the address this Envoy's listener binds (see fallbackctl bootstrap --listen). */
@@ -100,7 +130,9 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
     node: {
       id: options.nodeId,
       cluster: options.nodeCluster,
-      ...(options.listen ? ({ metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } satisfies envoy.Node) : {}),
+      ...(options.listen
+        ? ({ metadata: { [LISTEN_METADATA]: `${options.listen.address}:${options.listen.port}` } } satisfies envoy.Node)
+        : {}),
     },
     admin: { address: { socket_address: { address: options.admin.address, port_value: options.admin.port } } },
     bootstrap_extensions: INTERNAL_LISTENERS,
@@ -110,7 +142,10 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
           stats_config: {
             stats_matcher: {
               inclusion_list: {
-                patterns: [...KEPT_STATS.prefixes.map((prefix) => ({ prefix })), ...KEPT_STATS.clusterSuffixes.map((suffix) => ({ suffix: `.${suffix}` }))],
+                patterns: [
+                  ...KEPT_STATS.prefixes.map((prefix) => ({ prefix })),
+                  ...KEPT_STATS.clusterSuffixes.map((suffix) => ({ suffix: `.${suffix}` })),
+                ],
               },
             },
           },
@@ -142,7 +177,14 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
         transport_api_version: "V3",
         // After the stream breaks (the operator restarted, or moved), try again soon: Envoy
         // keeps serving what it has meanwhile.
-        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER, retry_policy: { retry_back_off: { base_interval: "0.25s", max_interval: "5s" } } } }],
+        grpc_services: [
+          {
+            envoy_grpc: {
+              cluster_name: XDS_CLUSTER,
+              retry_policy: { retry_back_off: { base_interval: "0.25s", max_interval: "5s" } },
+            },
+          },
+        ],
         set_node_on_first_message_only: true,
       },
       cds_config: ADS,
@@ -156,13 +198,21 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
           connect_timeout: "1s",
           load_assignment: {
             cluster_name: XDS_CLUSTER,
-            endpoints: [{ lb_endpoints: options.xdsServers.map(({ address, port }) => ({ endpoint: { address: { socket_address: { address, port_value: port } } } })) }],
+            endpoints: [
+              {
+                lb_endpoints: options.xdsServers.map(({ address, port }) => ({
+                  endpoint: { address: { socket_address: { address, port_value: port } } },
+                })),
+              },
+            ],
           },
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
               "@type": TYPE.httpOptions,
               // gRPC is HTTP/2; pings find an operator gone without a FIN.
-              explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "10s" } } },
+              explicit_http_config: {
+                http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "10s" } },
+              },
             },
           },
           ...(tls
@@ -177,11 +227,17 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
                       validation_context: {
                         trusted_ca: { filename: tls.caFile },
                         ...(tls.serverName
-                          ? ({ match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.serverName } }] } satisfies envoy.CertificateValidationContext)
+                          ? ({
+                              match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.serverName } }],
+                            } satisfies envoy.CertificateValidationContext)
                           : {}),
                       },
                       ...(tls.certFile && tls.keyFile
-                        ? ({ tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] } satisfies envoy.CommonTlsContext)
+                        ? ({
+                            tls_certificates: [
+                              { certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } },
+                            ],
+                          } satisfies envoy.CommonTlsContext)
                         : {}),
                     },
                   },

@@ -41,7 +41,12 @@ export type MemberOptions = Pick<CompileOptions, "trustedCA" | "clusterDomain">;
  * drained member's endpoints are all DRAINING, and a Service member is health-checked when
  * the policy says so.
  */
-export function memberCluster(policy: PolicyIR, index: number, options: MemberOptions, inlineEndpoints = false): envoy.Cluster {
+export function memberCluster(
+  policy: PolicyIR,
+  index: number,
+  options: MemberOptions,
+  inlineEndpoints = false,
+): envoy.Cluster {
   const backend = clusterBackends(policy)[index]!;
   const name = backendClusterName(policy.key, index);
   // Each part spread into a cluster says its type: a spread is not checked for unknown fields.
@@ -67,7 +72,10 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
         } satisfies envoy.Cluster)),
     ...(backend.kind === "Service" && policy.healthCheck
       ? ({
-          health_checks: healthChecks(policy.healthCheck, `${backend.name}.${backend.namespace}.svc.${options.clusterDomain}`),
+          health_checks: healthChecks(
+            policy.healthCheck,
+            `${backend.name}.${backend.namespace}.svc.${options.clusterDomain}`,
+          ),
           // Otherwise Envoy keeps a host that left the EndpointSlices for as long as it passes
           // its checks: a pod on its way out would keep getting requests.
           ignore_health_on_host_removal: true,
@@ -75,13 +83,23 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
       : {}),
   } satisfies envoy.Cluster;
   if (backend.kind === "Service" && backend.resolution === "EndpointSlices") {
-    if (inlineEndpoints) return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] } };
+    if (inlineEndpoints)
+      return {
+        ...common,
+        type: "STATIC",
+        load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: lbEndpoints(backend) }] },
+      };
     return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpointsNameOf(backend) } };
   }
   if (backend.kind === "External" && isMediated(backend)) {
     // Through its internal listener (mediated.ts); with its credential missing, left out.
-    const internal: envoy.LbEndpoint[] = backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
-    return { ...common, type: "STATIC", load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: internal }] } };
+    const internal: envoy.LbEndpoint[] =
+      backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
+    return {
+      ...common,
+      type: "STATIC",
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: internal }] },
+    };
   }
   const endpoint: envoy.Endpoint =
     backend.kind === "External" && backend.hostRewrite
@@ -91,8 +109,13 @@ export function memberCluster(policy: PolicyIR, index: number, options: MemberOp
     ...common,
     type: "STRICT_DNS",
     dns_lookup_family: "V4_PREFERRED",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint, ...(backend.drained ? DRAINING : {}) }] }] },
-    ...(backend.kind === "External" && backend.tls ? ({ transport_socket: upstreamTls(backend.sni, options.trustedCA) } satisfies envoy.Cluster) : {}),
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint, ...(backend.drained ? DRAINING : {}) }] }],
+    },
+    ...(backend.kind === "External" && backend.tls
+      ? ({ transport_socket: upstreamTls(backend.sni, options.trustedCA) } satisfies envoy.Cluster)
+      : {}),
   };
 }
 
@@ -162,7 +185,12 @@ function circuitBreakers(limits: LimitsIR, retry: RetryIR): envoy.CircuitBreaker
         max_requests: limits.maxRequests,
         max_retries: limits.maxRetries,
         ...(retry.budget
-          ? ({ retry_budget: { budget_percent: { value: retry.budget.percent }, min_retry_concurrency: retry.budget.minConcurrency } } satisfies envoy.CircuitBreakers_Thresholds)
+          ? ({
+              retry_budget: {
+                budget_percent: { value: retry.budget.percent },
+                min_retry_concurrency: retry.budget.minConcurrency,
+              },
+            } satisfies envoy.CircuitBreakers_Thresholds)
           : {}),
       },
     ],

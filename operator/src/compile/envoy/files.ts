@@ -28,4 +28,5 @@ export function inlinedConfig(resources: Resources, listen: { address: string; p
 }
 
 /** A resource's value as Envoy takes it without an xDS server. */
-export const inlinedValue = <Value extends object>(resource: Resource<Value>): Value => (resource.inlined ? resource.inlined() : resource.value());
+export const inlinedValue = <Value extends object>(resource: Resource<Value>): Value =>
+  resource.inlined ? resource.inlined() : resource.value();

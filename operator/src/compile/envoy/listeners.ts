@@ -13,7 +13,9 @@ export const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
  */
 const SCOPED_ROUTES: envoy.ScopedRoutes = {
   name: ROUTE_SCOPES,
-  scope_key_builder: { fragments: [{ header_value_extractor: { name: ":authority", element_separator: ":", index: 0 } }] },
+  scope_key_builder: {
+    fragments: [{ header_value_extractor: { name: ":authority", element_separator: ":", index: 0 } }],
+  },
   rds_config_source: ADS,
   scoped_rds: { scoped_rds_config_source: ADS },
 };
@@ -21,7 +23,10 @@ const SCOPED_ROUTES: envoy.ScopedRoutes = {
 const router: envoy.HttpFilter = { name: "envoy.filters.http.router", typed_config: { "@type": TYPE.router } };
 
 /** With `routes` (Envoy without an xDS server) the listener holds its route configuration. */
-export function httpListener(listen: { address: string; port: number }, routes?: envoy.RouteConfiguration): envoy.Listener {
+export function httpListener(
+  listen: { address: string; port: number },
+  routes?: envoy.RouteConfiguration,
+): envoy.Listener {
   return {
     name: HTTP_LISTENER,
     address: { socket_address: { address: listen.address, port_value: listen.port } },
@@ -33,7 +38,9 @@ export function httpListener(listen: { address: string; port: number }, routes?:
             typed_config: {
               "@type": TYPE.hcm,
               stat_prefix: "fallback",
-              ...(routes ? ({ route_config: routes } satisfies envoy.HttpConnectionManager) : ({ scoped_routes: SCOPED_ROUTES } satisfies envoy.HttpConnectionManager)),
+              ...(routes
+                ? ({ route_config: routes } satisfies envoy.HttpConnectionManager)
+                : ({ scoped_routes: SCOPED_ROUTES } satisfies envoy.HttpConnectionManager)),
               // The static responses: a virtual host that has one configures this filter for
               // itself; for the others it does nothing.
               http_filters: [{ name: CUSTOM_RESPONSE, typed_config: { "@type": TYPE.customResponse } }, router],

@@ -17,7 +17,8 @@ import type * as envoy from "./api.gen.ts";
 import { ADS, TYPE } from "./types.ts";
 
 /** Whether requests to this backend go through an internal listener (anything to change, and by default the client's credentials to take off). */
-export const isMediated = (backend: ExternalBackend) => backend.auth !== undefined || backend.rewrite !== undefined || !backend.forwardClientCredentials;
+export const isMediated = (backend: ExternalBackend) =>
+  backend.auth !== undefined || backend.rewrite !== undefined || !backend.forwardClientCredentials;
 
 export const upstreamName = (member: string) => `${member}/upstream`;
 
@@ -34,13 +35,21 @@ export function internalEndpoint(member: string): envoy.Endpoint {
  * server, which has no SDS to get the credential from) leaves the credential out: the
  * backend then refuses, and the policy moves on.
  */
-export function internalListener(policy: PolicyIR, backend: ExternalBackend, member: string, withCredential = true): envoy.Listener {
+export function internalListener(
+  policy: PolicyIR,
+  backend: ExternalBackend,
+  member: string,
+  withCredential = true,
+): envoy.Listener {
   const filters: envoy.HttpFilter[] = [];
   // First, so that nothing after it (the credential going in) is taken off again.
   if (!backend.forwardClientCredentials) {
     filters.push({
       name: "envoy.filters.http.header_mutation",
-      typed_config: { "@type": TYPE.headerMutation, mutations: { request_mutations: CLIENT_CREDENTIALS.map((remove) => ({ remove })) } },
+      typed_config: {
+        "@type": TYPE.headerMutation,
+        mutations: { request_mutations: CLIENT_CREDENTIALS.map((remove) => ({ remove })) },
+      },
     });
   }
   const auth = backend.auth;
@@ -52,7 +61,12 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
         overwrite: true,
         credential: {
           name: "envoy.http.injected_credentials.generic",
-          typed_config: { "@type": TYPE.genericCredential, credential: { name: auth.secret, sds_config: ADS }, header: auth.header, header_value_prefix: auth.prefix },
+          typed_config: {
+            "@type": TYPE.genericCredential,
+            credential: { name: auth.secret, sds_config: ADS },
+            header: auth.header,
+            header_value_prefix: auth.prefix,
+          },
         },
       },
     });
@@ -64,7 +78,9 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
       name: "envoy.filters.http.transform",
       typed_config: {
         "@type": TYPE.transform,
-        request_transformation: { body_transformation: { body_format: { json_format: { model: backend.rewrite.model } }, action: "MERGE" } },
+        request_transformation: {
+          body_transformation: { body_format: { json_format: { model: backend.rewrite.model } }, action: "MERGE" },
+        },
       },
     });
   }
@@ -94,10 +110,15 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
                           cluster: upstreamName(member),
                           // The outer route's timeouts and retries govern; this hop must not cut a long answer short.
                           timeout: "0s",
-                          ...(backend.hostRewrite ? ({ host_rewrite_literal: backend.host } satisfies envoy.RouteAction) : {}),
+                          ...(backend.hostRewrite
+                            ? ({ host_rewrite_literal: backend.host } satisfies envoy.RouteAction)
+                            : {}),
                           ...(prefix
                             ? ({
-                                regex_rewrite: { pattern: { regex: `^${escapeRegex(prefix.from.replace(/\/$/, ""))}(/.*)?$` }, substitution: `${prefix.to.replace(/\/$/, "")}\\1` },
+                                regex_rewrite: {
+                                  pattern: { regex: `^${escapeRegex(prefix.from.replace(/\/$/, ""))}(/.*)?$` },
+                                  substitution: `${prefix.to.replace(/\/$/, "")}\\1`,
+                                },
                               } satisfies envoy.RouteAction)
                             : {}),
                         },
@@ -116,7 +137,12 @@ export function internalListener(policy: PolicyIR, backend: ExternalBackend, mem
 }
 
 /** The real host behind the internal listener: resolved by DNS, over TLS when the backend is. */
-export function upstreamCluster(policy: PolicyIR, backend: ExternalBackend, member: string, tls: envoy.TransportSocket | undefined): envoy.Cluster {
+export function upstreamCluster(
+  policy: PolicyIR,
+  backend: ExternalBackend,
+  member: string,
+  tls: envoy.TransportSocket | undefined,
+): envoy.Cluster {
   const name = upstreamName(member);
   const endpoint: envoy.Endpoint = { address: { socket_address: { address: backend.host, port_value: backend.port } } };
   return {

@@ -34,7 +34,14 @@ export class ResourceMemo {
   scopes = new Map<string, ScopeResource>();
   secrets = new Map<string, SecretResource>();
   /** The last call's policies, who uses which endpoints and Service, and what it returned. */
-  last: { policies: PolicyIR[]; endpointUsers: Map<string, Users<MadeOfPolicy>>; byService: Map<string, Users<PolicyIR>>; resources: Resources } | undefined;
+  last:
+    | {
+        policies: PolicyIR[];
+        endpointUsers: Map<string, Users<MadeOfPolicy>>;
+        byService: Map<string, Users<PolicyIR>>;
+        resources: Resources;
+      }
+    | undefined;
 }
 
 /** One user, or several in key order: most endpoints and routes belong to one policy. */
@@ -44,9 +51,17 @@ type Users<T> = T | T[];
  * `policies` sorted by key. Each list follows their order: a policy's clusters as aggregate,
  * primary, fallbacks; endpoints, routes and scopes as the first policy to need them has them.
  */
-export function envoyResources(policies: PolicyIR[], options: CompileOptions, memo = new ResourceMemo(), credentials: Credential[] = []): Resources {
+export function envoyResources(
+  policies: PolicyIR[],
+  options: CompileOptions,
+  memo = new ResourceMemo(),
+  credentials: Credential[] = [],
+): Resources {
   const last = memo.last;
-  const resources = last && samePolicies(last.policies, policies) ? inPlace(policies, options, memo, last) : whole(policies, options, memo);
+  const resources =
+    last && samePolicies(last.policies, policies)
+      ? inPlace(policies, options, memo, last)
+      : whole(policies, options, memo);
   return withSecrets(resources, policies, credentials, memo);
 }
 
@@ -54,12 +69,18 @@ export function envoyResources(policies: PolicyIR[], options: CompileOptions, me
  * The SDS secrets: each credential a programmed policy's backend sends, owned by the
  * policies that send it. Made anew only when its Secret or its users change.
  */
-function withSecrets(resources: Resources, policies: PolicyIR[], credentials: Credential[], memo: ResourceMemo): Resources {
+function withSecrets(
+  resources: Resources,
+  policies: PolicyIR[],
+  credentials: Credential[],
+  memo: ResourceMemo,
+): Resources {
   if (!credentials.length && !memo.secrets.size) return resources;
   const users = new Map<string, string[]>();
   for (const ir of policies) {
     for (const b of ir.backends) {
-      if (b.kind === "External" && b.auth && b.auth !== "missing") (users.get(b.auth.secret) ?? users.set(b.auth.secret, []).get(b.auth.secret)!).push(ir.key);
+      if (b.kind === "External" && b.auth && b.auth !== "missing")
+        (users.get(b.auth.secret) ?? users.set(b.auth.secret, []).get(b.auth.secret)!).push(ir.key);
     }
   }
   const secrets = new Map<string, SecretResource>();
@@ -67,7 +88,12 @@ function withSecrets(resources: Resources, policies: PolicyIR[], credentials: Cr
     if (secrets.has(c.name)) continue;
     const owners = users.get(c.name) ?? [];
     const last = memo.secrets.get(c.name);
-    secrets.set(c.name, last && last.source === c.source && last.secret === c.value && sameList(last.owners, owners) ? last : new SecretResource(c, owners));
+    secrets.set(
+      c.name,
+      last && last.source === c.source && last.secret === c.value && sameList(last.owners, owners)
+        ? last
+        : new SecretResource(c, owners),
+    );
   }
   memo.secrets = secrets;
   return { ...resources, secret: [...secrets.values()] };
@@ -88,7 +114,8 @@ function whole(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo
     add(byService, made.service, ir);
   }
   const endpoints = new Map<string, EndpointsResource>();
-  for (const name of endpointUsers.keys()) endpoints.set(name, endpointsFor(name, endpointUsers.get(name)!, memo.endpoints.get(name)));
+  for (const name of endpointUsers.keys())
+    endpoints.set(name, endpointsFor(name, endpointUsers.get(name)!, memo.endpoints.get(name)));
   memo.endpoints = endpoints;
   const routes = new Map<string, RoutesResource>();
   const scopes = new Map<string, ScopeResource>();
@@ -99,7 +126,12 @@ function whole(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo
   }
   memo.routes = routes;
   memo.scopes = scopes;
-  const listener: Resource<envoy.Listener> = { name: HTTP_LISTENER, owners: [], source: options.listen, value: () => httpListener(options.listen) };
+  const listener: Resource<envoy.Listener> = {
+    name: HTTP_LISTENER,
+    owners: [],
+    source: options.listen,
+    value: () => httpListener(options.listen),
+  };
   return remember(memo, policies, endpointUsers, byService, listener);
 }
 
@@ -108,7 +140,12 @@ function whole(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo
  * the same policies by key in the same order (what a sync that changed a few of 10,000
  * mostly is), so only their endpoints, Services and scopes are looked at.
  */
-function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMemo, last: NonNullable<ResourceMemo["last"]>): Resources {
+function inPlace(
+  policies: PolicyIR[],
+  options: CompileOptions,
+  memo: ResourceMemo,
+  last: NonNullable<ResourceMemo["last"]>,
+): Resources {
   const { endpointUsers, byService } = last;
   const endpointsTouched = new Set<string>();
   const servicesTouched = new Set<string>();
@@ -135,7 +172,8 @@ function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMe
     const before = memo.routes.get(name);
     const users = byService.get(name);
     const route = users && routesFor(name, users, before, memo);
-    if (before && before !== route) for (const host of before.hosts) if (memo.scopes.get(host)?.route === before) memo.scopes.delete(host);
+    if (before && before !== route)
+      for (const host of before.hosts) if (memo.scopes.get(host)?.route === before) memo.scopes.delete(host);
     if (!route) memo.routes.delete(name);
     else {
       memo.routes.set(name, route);
@@ -145,7 +183,13 @@ function inPlace(policies: PolicyIR[], options: CompileOptions, memo: ResourceMe
   return remember(memo, policies, endpointUsers, byService, last.resources.listener[0]!);
 }
 
-function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<string, Users<MadeOfPolicy>>, byService: Map<string, Users<PolicyIR>>, listener: Resource<envoy.Listener>): Resources {
+function remember(
+  memo: ResourceMemo,
+  policies: PolicyIR[],
+  endpointUsers: Map<string, Users<MadeOfPolicy>>,
+  byService: Map<string, Users<PolicyIR>>,
+  listener: Resource<envoy.Listener>,
+): Resources {
   const clusters: Resources["cluster"] = [];
   const listeners: Resources["listener"] = [listener];
   for (const ir of policies) {
@@ -165,24 +209,38 @@ function remember(memo: ResourceMemo, policies: PolicyIR[], endpointUsers: Map<s
   return resources;
 }
 
-function endpointsFor(name: string, users: Users<MadeOfPolicy>, last: EndpointsResource | undefined): EndpointsResource {
+function endpointsFor(
+  name: string,
+  users: Users<MadeOfPolicy>,
+  last: EndpointsResource | undefined,
+): EndpointsResource {
   const first = Array.isArray(users) ? users[0]! : users;
   const backend = first.endpoints.get(name)!;
   const owners = Array.isArray(users) ? users.map((u) => u.key) : first.owners;
-  return last && last.source === backend.endpoints && sameList(last.owners, owners) ? last : new EndpointsResource(name, backend, owners);
+  return last && last.source === backend.endpoints && sameList(last.owners, owners)
+    ? last
+    : new EndpointsResource(name, backend, owners);
 }
 
-function routesFor(name: string, users: Users<PolicyIR>, last: RoutesResource | undefined, memo: ResourceMemo): RoutesResource {
+function routesFor(
+  name: string,
+  users: Users<PolicyIR>,
+  last: RoutesResource | undefined,
+  memo: ResourceMemo,
+): RoutesResource {
   const irs = Array.isArray(users) ? users : [users];
   return last && sameList(last.policies, irs) ? last : new RoutesResource(name, irs, memo);
 }
 
-const scopeFor = (host: string, route: RoutesResource, last: ScopeResource | undefined) => (last?.route === route ? last : new ScopeResource(host, route));
+const scopeFor = (host: string, route: RoutesResource, last: ScopeResource | undefined) =>
+  last?.route === route ? last : new ScopeResource(host, route);
 
 /** The same policies by key, in the same order. */
-const samePolicies = (a: PolicyIR[], b: PolicyIR[]) => a.length === b.length && a.every((ir, i) => ir === b[i] || ir.key === b[i]!.key);
+const samePolicies = (a: PolicyIR[], b: PolicyIR[]) =>
+  a.length === b.length && a.every((ir, i) => ir === b[i] || ir.key === b[i]!.key);
 
-const sameList = <T>(a: readonly T[], b: readonly T[]) => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+const sameList = <T>(a: readonly T[], b: readonly T[]) =>
+  a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
 /** Adds a user after those there (callers go in key order). */
 function add<T>(map: Map<string, Users<T>>, key: string, value: T): void {
@@ -246,7 +304,15 @@ function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   // The real hosts behind internal listeners go after the members (the aggregate requires those).
   clusters.push(...upstreams);
   const target = ir.backends[0] as ServiceBackend; // the primary: always the target Service
-  return { key: ir.key, owners, clusters, listeners, virtualHost: new VirtualHostOf(ir), endpoints, service: routesName(target.namespace, target.name) };
+  return {
+    key: ir.key,
+    owners,
+    clusters,
+    listeners,
+    virtualHost: new VirtualHostOf(ir),
+    endpoints,
+    service: routesName(target.namespace, target.name),
+  };
 }
 
 // Classes rather than object literals with closures: at 10,000 policies there are some
@@ -306,7 +372,13 @@ class UpstreamResource implements Resource<envoy.Cluster> {
   private readonly backend: ExternalBackend;
   private readonly member: string;
   private readonly options: MemberOptions;
-  constructor(ir: PolicyIR, owners: readonly string[], backend: ExternalBackend, member: string, options: MemberOptions) {
+  constructor(
+    ir: PolicyIR,
+    owners: readonly string[],
+    backend: ExternalBackend,
+    member: string,
+    options: MemberOptions,
+  ) {
     this.name = upstreamName(member);
     this.owners = owners;
     this.source = ir;
@@ -315,7 +387,12 @@ class UpstreamResource implements Resource<envoy.Cluster> {
     this.options = options;
   }
   value(): envoy.Cluster {
-    return upstreamCluster(this.source, this.backend, this.member, this.backend.tls ? upstreamTls(this.backend.sni, this.options.trustedCA) : undefined);
+    return upstreamCluster(
+      this.source,
+      this.backend,
+      this.member,
+      this.backend.tls ? upstreamTls(this.backend.sni, this.options.trustedCA) : undefined,
+    );
   }
 }
 
@@ -402,7 +479,10 @@ class RoutesResource implements Resource<envoy.RouteConfiguration> {
     return this;
   }
   value(): envoy.RouteConfiguration {
-    return routeConfiguration(this.name, this.virtualHosts.map((v) => v.value()));
+    return routeConfiguration(
+      this.name,
+      this.virtualHosts.map((v) => v.value()),
+    );
   }
 }
 

@@ -49,7 +49,12 @@ export function virtualHost(policy: PolicyIR): envoy.VirtualHost {
     ],
     ...(staticResponse
       ? ({
-          typed_per_filter_config: { [CUSTOM_RESPONSE]: { "@type": TYPE.customResponse, custom_response_matcher: staticMatcher(retry, staticResponse) } },
+          typed_per_filter_config: {
+            [CUSTOM_RESPONSE]: {
+              "@type": TYPE.customResponse,
+              custom_response_matcher: staticMatcher(retry, staticResponse),
+            },
+          },
         } satisfies envoy.VirtualHost)
       : {}),
   };
@@ -59,7 +64,9 @@ function retryPolicy({ retry }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
     retry_on: retry.retryOn.join(","),
     num_retries: retry.attempts,
     per_try_timeout: d(retry.perTryTimeoutMs),
-    ...(retry.retriableStatusCodes.length ? ({ retriable_status_codes: retry.retriableStatusCodes } satisfies envoy.ConfigRoute_RetryPolicy) : {}),
+    ...(retry.retriableStatusCodes.length
+      ? ({ retriable_status_codes: retry.retriableStatusCodes } satisfies envoy.ConfigRoute_RetryPolicy)
+      : {}),
     retry_back_off: { base_interval: d(retry.backoff.baseMs), max_interval: d(retry.backoff.maxMs) },
     ...(retry.fallbackOnRetry
       ? ({
@@ -69,7 +76,9 @@ function retryPolicy({ retry }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
             name: "envoy.retry_priorities.previous_priorities",
             typed_config: { "@type": TYPE.previousPriorities, update_frequency: 1 },
           },
-          retry_host_predicate: [{ name: "envoy.retry_host_predicates.previous_hosts", typed_config: { "@type": TYPE.previousHosts } }],
+          retry_host_predicate: [
+            { name: "envoy.retry_host_predicates.previous_hosts", typed_config: { "@type": TYPE.previousHosts } },
+          ],
           host_selection_retry_max_attempts: 3,
         } satisfies envoy.ConfigRoute_RetryPolicy)
       : {}),
@@ -105,20 +114,36 @@ function staticMatcher(retry: RetryIR, backend: StaticBackend): envoy.Matcher {
     },
   };
   type Input = typeof TYPE.statusInput | typeof TYPE.statusClassInput | typeof TYPE.localReplyInput;
-  const is = (name: string, type: Input, value_match: envoy.XdsTypeMatcher_StringMatcher): envoy.Matcher_MatcherList_Predicate => ({
+  const is = (
+    name: string,
+    type: Input,
+    value_match: envoy.XdsTypeMatcher_StringMatcher,
+  ): envoy.Matcher_MatcherList_Predicate => ({
     single_predicate: { input: { name, typed_config: { "@type": type } }, value_match },
   });
   const statusClass5xx = is("status-class", TYPE.statusClassInput, { exact: "5xx" });
-  const localFailure: envoy.Matcher_MatcherList_Predicate = { and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] } };
+  const localFailure: envoy.Matcher_MatcherList_Predicate = {
+    and_matcher: { predicate: [is("local-reply", TYPE.localReplyInput, { exact: "true" }), statusClass5xx] },
+  };
 
   const statuses = failureStatuses(retry);
   const codes = statuses.filter((s) => s !== "5xx");
   const backendFailure: envoy.Matcher_MatcherList_Predicate[] = [
     ...(statuses.includes("5xx") ? [statusClass5xx] : []),
     // RE2 matches the whole status: "502|503|504" is exactly those three.
-    ...(codes.length ? [is("status", TYPE.statusInput, codes.length === 1 ? { exact: codes[0] } : { safe_regex: { google_re2: {}, regex: codes.join("|") } })] : []),
+    ...(codes.length
+      ? [
+          is(
+            "status",
+            TYPE.statusInput,
+            codes.length === 1 ? { exact: codes[0] } : { safe_regex: { google_re2: {}, regex: codes.join("|") } },
+          ),
+        ]
+      : []),
   ];
-  const predicate: envoy.Matcher_MatcherList_Predicate = backendFailure.length ? { or_matcher: { predicate: [localFailure, ...backendFailure] } } : localFailure;
+  const predicate: envoy.Matcher_MatcherList_Predicate = backendFailure.length
+    ? { or_matcher: { predicate: [localFailure, ...backendFailure] } }
+    : localFailure;
   return { matcher_list: { matchers: [{ predicate, on_match: { action } }] } };
 }
 

@@ -55,7 +55,8 @@ export const endpointsName = (namespace: string, service: string, port: number) 
  * Service port (spec.drain): ns/name:port/drained. Apart from endpointsName, so that a drain
  * changes nothing for the policies that send to the port as usual.
  */
-export const drainedEndpointsName = (namespace: string, service: string, port: number) => `${endpointsName(namespace, service, port)}/drained`;
+export const drainedEndpointsName = (namespace: string, service: string, port: number) =>
+  `${endpointsName(namespace, service, port)}/drained`;
 
 /** The xDS resource types, in the order Envoy should get them (clusters before what routes to them). */
 export const RESOURCE_TYPES = ["cluster", "endpoint", "listener", "scope", "route", "secret"] as const;
@@ -112,4 +113,3 @@ export type Dependency = { type: ResourceType; name: string };
 
 /** Resources by type, each list in a fixed order. */
 export type Resources = { [T in ResourceType]: Resource<ResourceValue[T]>[] };
-
