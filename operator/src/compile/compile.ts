@@ -168,8 +168,8 @@ export class Compiler {
    * can have changed for the others: no policy, Service or EndpointSlice added or removed,
    * and each changed policy (or one that reads a changed Service or EndpointSlice) still
    * valid, programmed, on the same target and as old as before, so that no conflict or
-   * domain moves. That is what a sync at 10,000 policies mostly is: ~5 ms this way, ~150 ms
-   * the whole way (docs/benchmarks.md). Undefined sends the compile the whole way.
+   * domain moves. That is what a sync of a large install mostly is, and this way costs a
+   * small part of the whole way (docs/benchmarks.md). Undefined sends the compile the whole way.
    */
   private inPlace(snapshot: Snapshot): CompileOutput | undefined {
     const last = this.last;

@@ -6,8 +6,8 @@ import { stringify } from "yaml";
 // Envoy reads YAML 1.1, where a bare yes, no, on, off, y or n is a boolean, 0x1f or 1:30 a
 // number, and so on: every string that could be read as anything but itself is quoted.
 //
-// The `yaml` package writes the same text, but builds a node tree first and is some 40x
-// slower: 10,000 policies (~100 MB of YAML per file) took over 30 s. What we emit is plain JSON data
+// The `yaml` package writes the same text, but builds a node tree first and is far slower
+// at the sizes a large install renders (docs/benchmarks.md, "Why the code is so"). What we emit is plain JSON data
 // (objects, arrays, strings, numbers, booleans, null), so a small block-style emitter does,
 // and writes what `yaml` would for it (version 1.1, lineWidth 0), except that it quotes some
 // strings `yaml` would leave plain (and writes multi-line strings double-quoted, not as
@@ -32,7 +32,7 @@ class NotPlainData extends Error {}
 
 // The text is collected as pieces, joined into one string every few thousand pieces: one
 // array of millions of pieces, or one string grown by +=, keeps every piece alive until
-// the end, and the garbage collector then takes longer than the writing (10x, at 100 MB).
+// the end, and the garbage collector then takes longer than the writing.
 let parts: string[] = [];
 let chunks: string[] = [];
 const CHUNK = 4096;

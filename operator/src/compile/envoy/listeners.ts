@@ -8,8 +8,8 @@ import { ADS, HTTP_LISTENER, ROUTE_SCOPES, TYPE } from "./types.ts";
 export const CUSTOM_RESPONSE = "envoy.filters.http.custom_response";
 /**
  * Scoped routes: one route configuration per Service instead of one for every policy. Envoy
- * rebuilds a route configuration whole when it changes: at 10,000 policies in one, each
- * change cost it ~0.45 s (docs/benchmarks.md). The key is the Host's part before a colon.
+ * rebuilds a route configuration whole when it changes, so one holding every policy made each
+ * change slow to apply (docs/benchmarks.md). The key is the Host's part before a colon.
  */
 const SCOPED_ROUTES: envoy.ScopedRoutes = {
   name: ROUTE_SCOPES,

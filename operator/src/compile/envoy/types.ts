@@ -81,8 +81,8 @@ export const TYPE_URL: Record<ResourceType, string> = {
 
 /**
  * One resource of the compile output. Its value is built when asked for, anew each time
- * (a sink that keeps encoded bytes need not keep the object tree: at 10,000 policies the
- * cluster objects alone are some 80 MB), and `source` says when it can have changed: while
+ * (a sink that keeps encoded bytes need not keep the object tree, which would be large:
+ * docs/benchmarks.md), and `source` says when it can have changed: while
  * a resource's source is the very same object (a policy's IR, a Service's endpoints), its
  * value is the same too.
  */
