@@ -184,6 +184,36 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
   });
 });
 
+describe.skipIf(!envoyAvailable())("Envoys that ask before the server has anything to serve", () => {
+  it("get everything once it publishes, over Delta and state-of-the-world", async () => {
+    // An operator serves xDS before its caches are filled; an Envoy (re)connecting in that
+    // moment must not be left with an answer it was never sent.
+    const early = await startXdsGateway({ objects: objects(), publishAtStart: false });
+    try {
+      const starting = [
+        early.startEnvoy({ nodeId: "early-delta" }),
+        early.startEnvoy({ sotw: true, nodeId: "early-sotw" }),
+      ];
+      await until("both Envoys connected and asking", () => early.server.proxies().length === 2, 10_000);
+      early.publish(objects());
+      // Each is ready once it has its config: without it, only after its initial fetch timeouts (15 s each).
+      const ready = await Promise.race([
+        Promise.all(starting),
+        sleep(10_000).then(() => Promise.reject(new Error("an Envoy got nothing within 10 s of the publish"))),
+      ]);
+      for (const envoy of ready) {
+        await until(
+          `the primary through ${envoy.bootstrapFile}`,
+          async () => (await answer(envoy)).backend === "primary",
+          10_000,
+        );
+      }
+    } finally {
+      await early.stop();
+    }
+  });
+});
+
 describe.skipIf(!envoyAvailable())("a resource an Envoy rejects", () => {
   let rejecting: XdsGateway;
   // The test seam corrupts one policy's primary cluster on its way to the wire.

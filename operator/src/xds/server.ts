@@ -183,6 +183,9 @@ export class XdsServer implements StreamHost {
     const changes = this.cache.publish(resources);
     if (!this.published) {
       this.published = true;
+      // Envoys that asked before there was anything to serve get their answers now.
+      for (const [stream, requests] of this.early) for (const request of requests) this.handle(stream, request);
+      this.early.clear();
       for (const stream of this.streams.keys()) this.send(stream, stream.changed(allOf(this.cache)));
     } else if (changes.size) {
       this.broadcast(changes);
@@ -308,26 +311,18 @@ export class XdsServer implements StreamHost {
     const peer = call.getPeer();
     let announced = false;
     call.on("data", (request: DeltaRequest & SotwRequest) => {
-      try {
-        const responses = (stream as DeltaStream).request(request);
-        if (!announced && stream.node) {
-          announced = true;
-          this.logger.info(
-            { node: stream.node.id, cluster: stream.node.cluster, protocol: stream.protocol, peer },
-            "Envoy connected",
-          );
-        }
-        this.send(stream, responses);
-      } catch (err) {
-        this.logger.error(
-          { err: { message: (err as Error).message }, node: stream.node?.id },
-          "xDS request failed; ending the stream",
-        );
-        call.emit("error", { code: status.INTERNAL, details: (err as Error).message });
-        call.end();
+      const node = stream.node ?? request.node;
+      if (!announced && node) {
+        announced = true;
+        this.logger.info({ node: node.id, cluster: node.cluster, protocol: stream.protocol, peer }, "Envoy connected");
       }
+      // Before the first publish there is nothing to serve, and a stream that worked out
+      // its answers from nothing would think them sent: the request waits for the publish.
+      if (this.published) this.handle(stream, request);
+      else this.early.set(stream, [...(this.early.get(stream) ?? []), request]);
     });
     const gone = () => {
+      this.early.delete(stream);
       if (!this.streams.delete(stream)) return;
       this.release(stream);
       this.connections?.dec({ protocol: stream.protocol });
@@ -388,6 +383,24 @@ export class XdsServer implements StreamHost {
 
   /** Bytes sent and not yet answered, by stream and type; their sum; and what waits for room. */
   private readonly unanswered = new Map<Stream, Map<string, number>>();
+  /** Requests that came before the first publish, by stream, in order. */
+  private readonly early = new Map<Stream, (DeltaRequest & SotwRequest)[]>();
+
+  /** One request of a stream: the answers it calls for go out; a request it cannot take ends the stream. */
+  private handle(stream: Stream, request: DeltaRequest & SotwRequest): void {
+    const call = this.streams.get(stream);
+    if (!call) return;
+    try {
+      this.send(stream, (stream as DeltaStream).request(request));
+    } catch (err) {
+      this.logger.error(
+        { err: { message: (err as Error).message }, node: stream.node?.id },
+        "xDS request failed; ending the stream",
+      );
+      call.emit("error", { code: status.INTERNAL, details: (err as Error).message });
+      call.end();
+    }
+  }
   private outstanding = 0;
   private readonly waiting: { stream: Stream; response: unknown; size: number }[] = [];
 

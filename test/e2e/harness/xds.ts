@@ -32,6 +32,8 @@ export type XdsGateway = {
 export async function startXdsGateway(opts: {
   objects: unknown[];
   server?: Partial<XdsServerOptions>;
+  /** Publish `objects` at once (default); false: only when the test calls publish(). */
+  publishAtStart?: boolean;
 }): Promise<XdsGateway> {
   const dir = mkdtempSync(join(tmpdir(), "e2e-xds-"));
   const options: CompileOptions = { ...defaultOptions, listen: { address: "127.0.0.1", port: await freePort() } };
@@ -109,6 +111,6 @@ export async function startXdsGateway(opts: {
       if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true });
     },
   };
-  publish(opts.objects);
+  if (opts.publishAtStart ?? true) publish(opts.objects);
   return gateway;
 }
