@@ -203,6 +203,19 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
     }
   });
 
+  it("a body that is not JSON reaches the provider as it was sent: the model goes only into JSON", async () => {
+    const sent = "model=self-hosted&prompt=not JSON {";
+    const r = await withHost(`llm-gateway.${NS}:${gateway.port}`)(`${stack.proxy.url}v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: sent,
+    });
+    // The provider's own answer (it wants JSON), after it got the body byte for byte.
+    expect([r.status, await r.text()]).toEqual([400, '{"error":{"message":"provider-a: the body is not JSON"}}']);
+    expect(last(a).body).toBe(sent);
+    expect(last(a).headers.authorization).toBe(`Bearer ${KEY_A}`);
+  });
+
   it("stream: true through a fallback arrives as a stream, chunk by chunk", async () => {
     const started = performance.now();
     const stream = await client.chat.completions.create({

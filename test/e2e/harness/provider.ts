@@ -57,7 +57,12 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
         }
         if (req.url !== options.path)
           return json(404, { error: { message: `${options.name}: no such path ${req.url}` } });
-        const request = JSON.parse(body || "{}") as { model?: string; stream?: boolean };
+        let request: { model?: string; stream?: boolean };
+        try {
+          request = JSON.parse(body || "{}");
+        } catch {
+          return json(400, { error: { message: `${options.name}: the body is not JSON` } });
+        }
         const content = `answer from ${options.name}`;
         if (!request.stream) {
           return json(200, {
