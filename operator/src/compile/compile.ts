@@ -174,6 +174,9 @@ export class Compiler {
   private inPlace(snapshot: Snapshot): CompileOutput | undefined {
     const last = this.last;
     if (!last || snapshot.policies.length !== last.policies.length) return undefined;
+    // Two policies of one key (files can hold that; the API server cannot) make the maps by
+    // key below ambiguous: the whole way tells them apart.
+    if (last.resultAt.size !== last.results.length) return undefined;
     // A Secret changed (a credential rotated, most likely): rare enough to compile the whole way.
     if (!sameItems(last.secrets, snapshot.secrets ?? [])) return undefined;
     const touched = this.touchedServices(last, snapshot);
