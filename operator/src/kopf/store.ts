@@ -46,8 +46,12 @@ export class Store<T extends KubeObject = KubeObject> {
 
   /** All objects (our unseen writes in place of what they replaced), or those of one namespace. */
   list(namespace?: string): T[] {
-    let all = [...this.objects.values()];
-    if (this.written.size > 0) all = all.map((o) => this.latest(objectKey(o), o)!);
+    let all: T[];
+    if (this.written.size === 0) all = [...this.objects.values()];
+    else {
+      all = [];
+      for (const [key, object] of this.objects) all.push(this.latest(key, object)!);
+    }
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
   }
 
