@@ -322,6 +322,30 @@ describe("compile, over generated clusters", () => {
     );
   });
 
+  it("reports the second of two policies of one key as Conflicted, also after a Service changed in place", () => {
+    // The property test's counterexample of seed -2085559186: files can hold two objects of one key.
+    const policy = () => ({
+      apiVersion: "fallback.dev/v1alpha1",
+      kind: "FallbackPolicy",
+      metadata: { name: "s", namespace: "default", creationTimestamp: "2026-11-01T00:00:00Z" },
+      spec: { targetRef: { name: "a", port: 1 }, fallbacks: [{ staticResponse: {} }] },
+    });
+    const service = (ports: number[]) => ({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "a", namespace: "default" },
+      spec: { ports: ports.map((port) => ({ port })) },
+    });
+    const first = { policies: [policy(), policy()], services: [service([1])], endpointSlices: [] };
+    const compiler = new Compiler(defaultOptions);
+    compiler.compile(first as any);
+    const next = { ...first, services: [service([1, 2])] };
+    const reasons = (out: ReturnType<typeof compile>) =>
+      out.results.map((r) => r.conditions.find((c) => c.type === "Accepted")?.reason);
+    expect(reasons(compiler.compile(next as any))).toEqual(["Accepted", "Conflicted"]);
+    expect(reasons(compile(structuredClone(next) as any))).toEqual(["Accepted", "Conflicted"]);
+  });
+
   it("moves the bare Service names to a new policy on port 80, also when the old policy's IR is reused", () => {
     const alt = policyOnWeb("alt", 8080);
     const before = { policies: [alt], services: [webService], endpointSlices: [] };
