@@ -1,7 +1,8 @@
 // The FallbackPolicy controller: the whole cluster state in; the Envoy config out to its
 // sinks (the xDS server, a ConfigMap), and every policy's status.
 //
-//   any change to policies, Services, EndpointSlices (or the ConfigMap)
+//   a policy's new generation (not a status write), any change to Services, EndpointSlices
+//   (or the ConfigMap)
 //     -> the "sync" handler (the framework coalesces a burst of changes into one run)
 //     -> compile(snapshot) -> resources
 //     -> the xDS server serves them (every replica: an Envoy may stream from any)
@@ -26,6 +27,7 @@ import type { PolicyResult } from "../compile/results.ts";
 import type { CompileOptions, Snapshot } from "../compile/snapshot.ts";
 import {
   HttpMethod,
+  generationChanged,
   isNotFound,
   objectKey,
   patchStatus,
@@ -147,8 +149,11 @@ export class FallbackController {
     const retryBackoff = { baseMs: 200, maxMs: 30_000, jitter: 0.1 };
     // Sync right away on the first change; the framework coalesces whatever arrives meanwhile.
     // With an xDS server every replica compiles, so that each can serve its Envoys.
+    // A policy's status or metadata write (ours above all: 10,000 of them after an Envoy
+    // connects) changes nothing compile reads, so only a new generation runs a sync.
+    const [policyWatch, ...others] = watches;
     this.syncs = op.handler("fallbackpolicy-sync", () => this.sync(), {
-      watches,
+      watches: [{ resource: policyWatch!, when: generationChanged }, ...others],
       debounceMs: 5,
       leaderOnly: !options.xds,
       retryBackoff,
@@ -177,7 +182,7 @@ export class FallbackController {
     });
     const xds = options.xds;
     if (xds) {
-      this.liveMetrics = new LiveMetrics(op.metrics.registry, () => this.liveReadings());
+      this.liveMetrics = new LiveMetrics(op.metrics, () => this.liveReadings());
       let reported = false;
       // Only a report that changed a cluster's health can change a view: at 10,000 policies
       // reports come every second from somewhere, and most change nothing but request counts.

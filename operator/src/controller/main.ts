@@ -241,7 +241,7 @@ export async function main(args: string[]): Promise<number> {
     : new ProbeServer({
         host: flags.metrics.address,
         port: flags.metrics.port,
-        registry: op.metrics.registry,
+        metrics: op.metrics,
         healthz: () => op.liveness(),
         readyz: () => op.readiness(),
         logger,

@@ -13,15 +13,15 @@
 
 import { KeyedBackoff, type BackoffOptions } from "./backoff.ts";
 import { describe } from "./errors.ts";
-import type { Informer } from "./informer.ts";
+import type { Informer, InformerEvent } from "./informer.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import type { ResourceSpec } from "./resource.ts";
+import type { WatchSpec } from "./resource.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 export interface HandlerOptions {
-  /** Resources whose changes run the handler (each is watched and cached). */
-  watches?: ResourceSpec[];
+  /** Resources whose changes run the handler (each is watched and cached), each with an optional predicate. */
+  watches?: WatchSpec[];
   /** Changes are coalesced over this long. Default 100 ms. */
   debounceMs?: number;
   /** Run only while this replica leads. Default true: a handler usually writes. */
@@ -44,12 +44,12 @@ export class Handler {
   constructor(
     name: string,
     fn: () => unknown | Promise<unknown>,
-    informers: Informer[],
+    informers: { informer: Informer; when?: (event: InformerEvent) => boolean }[],
     options: HandlerOptions,
     deps: { metrics: Metrics; logger: Logger; retryBackoff: BackoffOptions },
   ) {
     this.name = name;
-    this.informers = informers;
+    this.informers = informers.map((w) => w.informer);
     this.debounceMs = options.debounceMs ?? 100;
     this.leaderOnly = options.leaderOnly ?? true;
     const log = deps.logger.child({ handler: name });
@@ -71,7 +71,8 @@ export class Handler {
         this.queue.forget(key); // a success resets the backoff
       },
     });
-    for (const informer of informers) informer.on(() => this.active && this.schedule());
+    for (const { informer, when } of informers)
+      informer.on((event) => this.active && (!when || when(event)) && this.schedule());
   }
 
   /** Runs the handler as soon as it is free (and this replica may run it). */

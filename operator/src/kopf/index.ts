@@ -4,7 +4,14 @@
 export { Operator, type OperatorOptions } from "./operator.ts";
 export { HttpMethod, KubeConfig } from "./kube.ts";
 export { Handler, type HandlerOptions } from "./handler.ts";
-export { resourceId, type ResourceSpec } from "./resource.ts";
+export {
+  generationChanged,
+  resourceId,
+  watchedResource,
+  type ResourceSpec,
+  type Watch,
+  type WatchSpec,
+} from "./resource.ts";
 export {
   KubeClient,
   apiVersionOf,

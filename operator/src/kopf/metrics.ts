@@ -20,6 +20,7 @@ export class Metrics implements QueueMetrics {
   /** client-go's leader-election gauge: 1 while this process holds the lease. */
   readonly leader: Gauge<"name">;
   readonly informerSynced: Gauge<"resource">;
+  private readonly texts: (() => string)[] = [];
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = new Registry())];
@@ -78,6 +79,25 @@ export class Metrics implements QueueMetrics {
       labelNames: ["resource"],
       registers,
     });
+  }
+
+  /**
+   * Adds families written as exposition text by the caller, after the registry's. For a
+   * family of many thousand series, where the registry's per-series label objects and
+   * formatting would cost seconds a scrape; the caller writes HELP, TYPE and every line.
+   */
+  addText(render: () => string): void {
+    this.texts.push(render);
+  }
+
+  /** The exposition of everything: the registry's families, then the ones added as text. */
+  async exposition(): Promise<string> {
+    const registered = await this.registry.metrics();
+    return this.texts.length ? registered + this.texts.map((render) => render()).join("") : registered;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
   // QueueMetrics, for WorkQueue.

@@ -21,7 +21,7 @@ import { LeaderElector, type LeaderElectionOptions } from "./leader.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { ProbeServer, type Check } from "./probes.ts";
-import { resourceId, type ResourceSpec } from "./resource.ts";
+import { resourceId, watchedResource, type ResourceSpec } from "./resource.ts";
 import type { Store } from "./store.ts";
 
 export interface OperatorOptions {
@@ -92,7 +92,10 @@ export class Operator {
    */
   handler(name: string, fn: () => unknown | Promise<unknown>, options: HandlerOptions = {}): Handler {
     if (this.state !== "new") throw new Error("handlers must be declared before start()");
-    const informers = (options.watches ?? []).map((r) => this.informerFor(r));
+    const informers = (options.watches ?? []).map((w) => ({
+      informer: this.informerFor(watchedResource(w)),
+      ...("when" in w ? { when: w.when } : {}),
+    }));
     const retryBackoff = this.options.retryBackoff ?? { baseMs: 500, maxMs: 5 * 60_000, jitter: 0.1 };
     const handler = new Handler(name, fn, informers, options, {
       metrics: this.metrics,
@@ -141,7 +144,7 @@ export class Operator {
     if (o.http) {
       this.http = new ProbeServer({
         ...o.http,
-        registry: this.metrics.registry,
+        metrics: this.metrics,
         healthz: () => this.liveness(),
         readyz: () => this.readiness(),
         logger: this.logger,

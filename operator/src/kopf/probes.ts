@@ -3,8 +3,8 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 
 export interface Check {
   ok: boolean;
@@ -16,7 +16,7 @@ export interface ProbeServerOptions {
   /** 0 picks a free port (see `port` after start()). */
   port: number;
   host?: string;
-  registry: Registry;
+  metrics: Pick<Metrics, "exposition" | "contentType">;
   healthz: () => Check;
   readyz: () => Check;
   logger: Logger;
@@ -50,9 +50,9 @@ export class ProbeServer {
         if (path === "/healthz" || path === "/livez") return probe(this.options.healthz());
         if (path === "/readyz") return probe(this.options.readyz());
         if (path === "/metrics") {
-          const { registry } = this.options;
-          registry.metrics().then(
-            (text) => answer(200, text, registry.contentType),
+          const { metrics } = this.options;
+          metrics.exposition().then(
+            (text) => answer(200, text, metrics.contentType),
             (err: unknown) => answer(500, `${String(err)}\n`),
           );
           return;

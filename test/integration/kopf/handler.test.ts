@@ -9,6 +9,7 @@ import {
   KubeClient,
   Operator,
   createLogger,
+  generationChanged,
   patchStatus,
   type KubeObject,
   type ResourceSpec,
@@ -72,6 +73,8 @@ let flakyFailures = 0;
 /** What the widget handler saw of each widget's status when it ran. */
 const widgetStatuses: unknown[] = [];
 let statusWrites = 0;
+/** Runs of the handler that watches widgets for spec changes only. */
+let specRuns = 0;
 
 beforeAll(async () => {
   ns = await createTestNamespace(kubeconfig, "kopf-handlers");
@@ -143,6 +146,12 @@ beforeAll(async () => {
     { watches: [WIDGETS], debounceMs: 10 },
   );
 
+  // The same widgets, through a predicate: only a new generation (a spec change) runs it.
+  op.handler("widget-specs", () => void specRuns++, {
+    watches: [{ resource: WIDGETS, when: generationChanged }],
+    debounceMs: 10,
+  });
+
   await op.start();
   await op.whenSynced();
 });
@@ -197,6 +206,24 @@ describe("kopf on a real API server", () => {
     expect((w["status"] as { phase: string }).phase).toBe("Applied");
     expect(w["spec"]).toEqual({ size: 3 });
     expect(w.metadata.generation).toBe(1);
+  });
+
+  it("runs a handler with a generation predicate for spec changes, not for status writes", async () => {
+    await client.create(WIDGETS, { metadata: { name: "w2", namespace: ns }, spec: { size: 1 } } as KubeObject);
+    await until("created and run", () => specRuns > 0 && widgets.get(`${ns}/w2`) !== undefined);
+    await sleep(300);
+    const before = specRuns;
+    const w = await client.get(WIDGETS, ns, "w2");
+    // Status writes (this one, and the widgets handler's answer to it) reach the cache, and run nothing.
+    const written = await patchStatus(client, WIDGETS, w, { phase: "Elsewhere" }, { fieldManager: "kopf-it-other" });
+    await until(
+      "the status write in the cache",
+      () => Number(widgets.get(`${ns}/w2`)?.metadata.resourceVersion) >= Number(written.metadata.resourceVersion),
+    );
+    await sleep(500);
+    expect(specRuns).toBe(before);
+    await client.patch(WIDGETS, ns, "w2", { spec: { size: 2 } });
+    await until("a run for the new generation", () => specRuns > before);
   });
 
   it("records Events, aggregating repeats into a series", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { objectKey, parseKey, resourcePath } from "../../../operator/src/kopf/client.ts";
-import { resourceId } from "../../../operator/src/kopf/resource.ts";
+import { generationChanged, resourceId } from "../../../operator/src/kopf/resource.ts";
 import { Store } from "../../../operator/src/kopf/store.ts";
 import { statusMatches } from "../../../operator/src/kopf/status.ts";
 import { isRetryable, statusCode } from "../../../operator/src/kopf/errors.ts";
@@ -41,6 +41,18 @@ describe("resourceId", () => {
     expect(resourceId(cm)).toBe(resourceId({ ...cm, kind: "ConfigMap" }));
     expect(resourceId(cm)).not.toBe(resourceId({ ...cm, labelSelector: "app=x" }));
     expect(resourceId(cm)).not.toBe(resourceId({ ...cm, namespace: "a" }));
+  });
+});
+
+describe("generationChanged", () => {
+  const at = (generation: number, resourceVersion: string) => ({
+    metadata: { name: "w", generation, resourceVersion },
+  });
+  it("passes a spec change, additions, deletions and relists; not a status or metadata write", () => {
+    expect(generationChanged({ type: "modified", object: at(2, "11"), old: at(1, "10") })).toBe(true);
+    expect(generationChanged({ type: "modified", object: at(1, "11"), old: at(1, "10") })).toBe(false);
+    for (const type of ["added", "deleted", "resync"] as const)
+      expect(generationChanged({ type, object: at(1, "10") })).toBe(true);
   });
 });
 
