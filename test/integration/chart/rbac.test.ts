@@ -59,10 +59,7 @@ describe("the chart's ServiceAccount, watching all namespaces, serving xDS (the 
     const allowed: string[][] = [
       ["list", "fallbackpolicies.fallback.dev", "-A"],
       ["watch", "fallbackpolicies.fallback.dev", "-A"],
-      ["patch", "fallbackpolicies.fallback.dev", "-n", t.apps],
-      ["update", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["patch", "fallbackpolicies.fallback.dev", "--subresource=status", "-n", t.apps],
-      ["update", "fallbackpolicies.fallback.dev", "--subresource=finalizers", "-n", t.apps],
       ["list", "services", "-A"],
       ["watch", "endpointslices.discovery.k8s.io", "-A"],
       ["create", "events.events.k8s.io", "-n", t.apps],
@@ -82,6 +79,10 @@ describe("the chart's ServiceAccount, watching all namespaces, serving xDS (the 
       ["update", "secrets", "-n", t.apps],
       ["delete", "secrets", "-n", t.apps],
       ["delete", "fallbackpolicies.fallback.dev", "-n", t.apps],
+      // Only the status is the operator's to write: it sets no finalizer and edits no spec.
+      ["patch", "fallbackpolicies.fallback.dev", "-n", t.apps],
+      ["update", "fallbackpolicies.fallback.dev", "-n", t.apps],
+      ["update", "fallbackpolicies.fallback.dev", "--subresource=finalizers", "-n", t.apps],
       ["create", "fallbackpolicies.fallback.dev", "-n", t.apps],
       ["update", "services", "-n", t.apps],
       // It writes no ConfigMap when it serves xDS.

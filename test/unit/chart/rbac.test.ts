@@ -68,8 +68,7 @@ const policyGrants = {
   "core/services": ["get", "list", "watch"],
   "discovery.k8s.io/endpointslices": ["get", "list", "watch"],
   "events.k8s.io/events": ["create", "patch"],
-  "fallback.dev/fallbackpolicies": ["get", "list", "patch", "update", "watch"],
-  "fallback.dev/fallbackpolicies/finalizers": ["update"],
+  "fallback.dev/fallbackpolicies": ["get", "list", "watch"],
   "fallback.dev/fallbackpolicies/status": ["get", "patch", "update"],
 };
 
