@@ -121,6 +121,10 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       const expected =
         proxies.filter((p) => p.protocol === "delta").length + 2 * proxies.filter((p) => p.protocol === "sotw").length;
       expect(await gateway.sent("endpoint")).toBe(sent + expected);
+      // Each policy's standing, worked out for the changed ones only, is what working out all gives.
+      const kept = new Map(gateway.server.policyStates());
+      expect(kept.get("shop/products")?.acked).toBe(proxies.filter((p) => p.serving).length);
+      expect(kept).toEqual(new Map(gateway.server.policyStates({ afresh: true })));
     } finally {
       gateway.publish(objects());
       await more.close();

@@ -32,6 +32,8 @@ export class ResourceCache {
   private readonly rejected = new Map<string, Rejection>();
   /** By owner (policy key): the entries it has a part in, as desired. */
   private readonly owned = new Map<string, Entry[]>();
+  /** Owners whose entries changed since the last takeTouched(). */
+  private touched = new Set<string>();
   private publishes = 0;
   /** The compile output last published. */
   private published: Resources | undefined;
@@ -133,8 +135,21 @@ export class ResourceCache {
     return this.rejected.size ? this.rejected.get(`${key(entry.type, entry.name)} ${entry.version}`) : undefined;
   }
 
+  /** The owners whose entries (or their versions) changed since the last call. */
+  takeTouched(): Set<string> {
+    const touched = this.touched;
+    this.touched = new Set();
+    return touched;
+  }
+
+  /** Whether any version is rejected (then what is served differs from what is desired). */
+  get hasRejections(): boolean {
+    return this.rejected.size > 0;
+  }
+
   private own(entry: Entry): void {
     for (const owner of entry.owners) {
+      this.touched.add(owner);
       const list = this.owned.get(owner);
       if (list) list.push(entry);
       else this.owned.set(owner, [entry]);
@@ -143,6 +158,7 @@ export class ResourceCache {
 
   private disown(entry: Entry): void {
     for (const owner of entry.owners) {
+      this.touched.add(owner);
       const list = this.owned.get(owner);
       const at = list?.indexOf(entry) ?? -1;
       if (at >= 0) list!.splice(at, 1);

@@ -86,6 +86,13 @@ export class XdsServer implements StreamHost {
   private readonly listenerVariants = new Map<string, { key: string; entries: Map<string, Entry> }>();
   private feedbackTimer: NodeJS.Timeout | undefined;
   private published = false;
+  /**
+   * Each policy's standing as last worked out, and the policies it may have changed for
+   * since ("all" when the connected Envoys, their settling or a rejection changed).
+   */
+  private readonly states = new Map<string, PolicyState>();
+  private statesStale: Set<string> | "all" = "all";
+  private statesBasis: { serving: Stream[]; busy: boolean[] } = { serving: [], busy: [] };
   private port = 0;
   private readonly logger: Logger;
   private readonly connections?: Gauge<"protocol">;
@@ -199,17 +206,43 @@ export class XdsServer implements StreamHost {
     return () => this.listeners.delete(listener);
   }
 
-  /** Every published policy's standing with the connected Envoys. */
-  policyStates(): Map<string, PolicyState> {
+  /**
+   * Every published policy's standing with the connected Envoys. Worked out again only for
+   * the policies whose entries, or what an Envoy has of them, changed since the last call
+   * (a status pass asks after every ACK: at 10,000 policies the whole way was ~170 ms).
+   * `afresh` works out every one (the tests check that both ways agree).
+   */
+  policyStates(options: { afresh?: boolean } = {}): ReadonlyMap<string, PolicyState> {
     const serving = [...this.streams.keys()].filter((s) => s.serving());
     const now = performance.now();
     const busy = serving.map((s) => {
       const since = s.busySince();
       return since !== undefined && now - since < SETTLE_MS;
     });
-    const states = new Map<string, PolicyState>();
-    for (const owner of this.cache.owners()) {
+    const basis = this.statesBasis;
+    if (
+      options.afresh ||
+      !sameItems(basis.serving, serving) ||
+      !sameItems(basis.busy, busy) ||
+      this.cache.hasRejections
+    )
+      this.statesStale = "all";
+    this.statesBasis = { serving, busy };
+    const touched = this.cache.takeTouched();
+    let owners: Iterable<string>;
+    if (this.statesStale === "all") {
+      this.states.clear();
+      owners = this.cache.owners();
+    } else {
+      for (const owner of touched) this.statesStale.add(owner);
+      owners = this.statesStale;
+    }
+    for (const owner of owners) {
       const entries = this.cache.entriesOf(owner);
+      if (!entries.length) {
+        this.states.delete(owner);
+        continue;
+      }
       let rejected: Rejection | undefined;
       for (const entry of entries) if ((rejected = this.cache.rejectionOf(entry))) break;
       let acked = 0;
@@ -218,9 +251,17 @@ export class XdsServer implements StreamHost {
         if (entries.every((e) => s.has(e))) acked++;
         else if (busy[i]) pending++;
       });
-      states.set(owner, { connected: serving.length, acked, pending, ...(rejected ? { rejected } : {}) });
+      this.states.set(owner, { connected: serving.length, acked, pending, ...(rejected ? { rejected } : {}) });
     }
-    return states;
+    this.statesStale = new Set();
+    return this.states;
+  }
+
+  /** What an Envoy has of these entries changed: their policies' standing may have. */
+  private restate(entries: Entry[]): void {
+    const stale = this.statesStale;
+    if (stale === "all") return;
+    for (const entry of entries) for (const owner of entry.owners) stale.add(owner);
   }
 
   /** The Envoys connected now: node id and protocol. */
@@ -270,6 +311,12 @@ export class XdsServer implements StreamHost {
 
   accepted(_stream: Stream, entries: Entry[]): void {
     for (const entry of entries) this.cache.accept(entry);
+    this.restate(entries);
+    this.feedbackChanged();
+  }
+
+  dropped(_stream: Stream, entries: Entry[]): void {
+    this.restate(entries);
     this.feedbackChanged();
   }
 
@@ -300,6 +347,7 @@ export class XdsServer implements StreamHost {
       merge(changes, this.cache.reject(entry, { node, resource: `${type} ${entry.name}`, message }));
     // After this request is handled: the stream that asked must first take its own answer.
     if (changes.size) queueMicrotask(() => this.broadcast(changes));
+    this.statesStale = "all";
     this.feedbackChanged();
   }
 
@@ -545,4 +593,8 @@ function serviceDefinition(): ServiceDefinition {
     DeltaAggregatedResources: method("DeltaAggregatedResources", DELTA_REQUEST),
     StreamAggregatedResources: method("StreamAggregatedResources", SOTW_REQUEST),
   };
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

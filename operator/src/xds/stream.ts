@@ -45,6 +45,8 @@ export interface StreamHost {
   entries(type: ResourceType, stream: Stream): ReadonlyMap<string, Entry>;
   /** Envoy acknowledged these entries. */
   accepted(stream: Stream, entries: Entry[]): void;
+  /** Envoy no longer has these entries (removed, or unsubscribed from). */
+  dropped(stream: Stream, entries: Entry[]): void;
   /** Envoy answered a response sent at `sentAt` (performance.now()): ACK or NACK. */
   answered(stream: Stream, type: ResourceType, sentAt: number, nack: boolean): void;
   /** Envoy rejected these entries, in these words. */
@@ -112,8 +114,21 @@ export abstract class Stream {
   protected acknowledge(type: ResourceType, entries: Entry[], removed: string[] = []): void {
     const acked = this.acked.get(type)!;
     for (const entry of entries) acked.set(entry.name, entry);
-    for (const name of removed) acked.delete(name);
+    this.drop(type, removed);
     this.host.accepted(this, entries);
+  }
+
+  /** Forgets what Envoy had of these names. */
+  protected drop(type: ResourceType, names: Iterable<string>): void {
+    const acked = this.acked.get(type)!;
+    const dropped: Entry[] = [];
+    for (const name of names) {
+      const entry = acked.get(name);
+      if (!entry) continue;
+      acked.delete(name);
+      dropped.push(entry);
+    }
+    if (dropped.length) this.host.dropped(this, dropped);
   }
 }
 
@@ -184,8 +199,8 @@ export class DeltaStream extends Stream {
       if (name === "*") state.wildcard = false;
       state.subscribed.delete(name);
       state.stale.delete(name);
-      this.acked.get(type)!.delete(name); // Envoy drops what it unsubscribed from
     }
+    this.drop(type, req.resourceNamesUnsubscribe); // Envoy drops what it unsubscribed from
     return this.pushAll();
   }
 
@@ -486,9 +501,11 @@ export class SotwStream extends Stream {
 
   private acknowledgeAll(type: ResourceType, entries: Entry[]): void {
     // A state-of-the-world response replaces everything of its type.
-    const acked = this.acked.get(type)!;
     const names = new Set(entries.map((e) => e.name));
-    for (const name of [...acked.keys()]) if (!names.has(name)) acked.delete(name);
+    this.drop(
+      type,
+      [...this.acked.get(type)!.keys()].filter((name) => !names.has(name)),
+    );
     this.acknowledge(type, entries);
   }
 
