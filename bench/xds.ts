@@ -32,7 +32,7 @@ import { createTestNamespace } from "../test/support/kubectl.ts";
 import { freePort } from "../test/support/ports.ts";
 import { repoRoot } from "../test/support/paths.ts";
 import { startControlPlane } from "../test/support/controlplane.ts";
-import { metric, startOperator, type RunningOperator } from "../test/support/operator.ts";
+import { startOperator, type RunningOperator } from "../test/support/operator.ts";
 import { syncConfigMap } from "../test/support/configmap-sync.ts";
 import { startEnvoy } from "../test/support/envoy.ts";
 import {
@@ -223,8 +223,14 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
 
     // ---- one EndpointSlice change -> Envoy sending to the new endpoint ----
     const endpointSamples: Sample[] = [];
-    const sentEndpoints = async () =>
-      (await metric(op!.metricsUrl, "fallback_xds_resources_sent_total", { type: "ClusterLoadAssignment" })) ?? 0;
+    // Counted from the operator's log of each response, not from /metrics: at 10,000
+    // policies a scrape is ~9 MB of live-state series, and two per change (where Prometheus
+    // scrapes every 15 s or so) would load the operator while it is being timed.
+    const sentEndpoints = () =>
+      op!
+        .logs()
+        .filter((l) => l["msg"] === "xDS response sent" && l["type"] === "ClusterLoadAssignment")
+        .reduce((n, l) => n + Number(l["resources"]) + Number(l["removed"]), 0);
     for (let i = 0; i < o.endpointChanges; i++) {
       const p = probes[(i + 7) % probes.length]!;
       const before = await sentEndpoints();

@@ -220,13 +220,12 @@ export class XdsServer implements StreamHost {
       return since !== undefined && now - since < SETTLE_MS;
     });
     const basis = this.statesBasis;
-    if (
-      options.afresh ||
-      !sameItems(basis.serving, serving) ||
-      !sameItems(basis.busy, busy) ||
-      this.cache.hasRejections
-    )
-      this.statesStale = "all";
+    if (options.afresh || !sameItems(basis.serving, serving) || this.cache.hasRejections) this.statesStale = "all";
+    else if (!sameItems(basis.busy, busy) && this.statesStale !== "all") {
+      // An Envoy began or ended waiting for an answer: only the policies some Envoy lacks
+      // count it as pending (each push makes one wait, so this comes with every change).
+      for (const [owner, state] of this.states) if (state.acked < state.connected) this.statesStale.add(owner);
+    }
     this.statesBasis = { serving, busy };
     const touched = this.cache.takeTouched();
     let owners: Iterable<string>;
