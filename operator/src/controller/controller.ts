@@ -49,7 +49,7 @@ import {
   type ConfigMapRef,
 } from "./configmap.ts";
 import { CONFIG_MAPS, ENDPOINT_SLICES, POLICIES, SECRETS, SERVICES, inNamespace } from "./resources.ts";
-import { DAMPING_MS, LiveStates, liveView, viewKey, type LiveBackend } from "./live.ts";
+import { DAMPING_MS, LiveStates, liveView, viewKey, type LiveBackend, type LiveView } from "./live.ts";
 import { LiveMetrics } from "./live-metrics.ts";
 import { desiredStatus, fallbackActiveOf, readyOf, type Delivery, type NotWritten } from "./status.ts";
 
@@ -96,15 +96,19 @@ export class FallbackController {
   /** Writes the statuses (the leader). The two run side by side: a status pass never holds back a change. */
   private readonly statuses: Handler;
   /**
-   * Per policy object: the compile result and delivery (the sinks' word, as a string) its
-   * status was last found to match. While the object and the result are the very same and
-   * the delivery is too, its status still matches (desiredStatus depends on nothing else),
-   * so a sync at 1,000 policies works out only the statuses that may have changed.
+   * Per policy object: the compile result and delivery its status was last found to match,
+   * the delivery both as the very parts it was made of and as a string. While the object and
+   * the result are the very same and the delivery is too, its status still matches
+   * (desiredStatus depends on nothing else), so a pass works out only the statuses that may
+   * have changed; the parts' identity lets it skip even making the delivery.
    */
   private readonly statusMatched = new WeakMap<
     KubeObject,
-    { result: PolicyResult; delivery: string; ready: boolean }
+    { result: PolicyResult; parts: DeliveryParts; delivery: string; ready: boolean }
   >();
+  /** The last compile's results by key, and its policies' generations by uid, for the status passes. */
+  private compiledIndex:
+    { results: PolicyResult[]; byKey: Map<string, PolicyResult>; generations: Map<unknown, unknown> } | undefined;
   /** The last compile, with what it was made from. */
   private lastCompile: { input: CompileInput; results: PolicyResult[]; resources: Resources } | undefined;
   /** The last render of the ConfigMap's files, and the resources it was made from. */
@@ -250,17 +254,29 @@ export class FallbackController {
     const { notWritten } = this.delivered;
     const xds = this.options.xds;
     const states = xds?.policyStates();
+    const { results, input } = this.lastCompile;
+    if (this.compiledIndex?.results !== results)
+      this.compiledIndex = {
+        results,
+        byKey: new Map(results.map((r) => [r.key, r])),
+        generations: new Map(input.policies.map((p) => [p.metadata.uid, p.metadata.generation])),
+      };
+    const { byKey, generations } = this.compiledIndex;
     // The cache's policies (with our latest status writes), but only as the last compile saw
     // them: one changed since is written by the pass after the sync that compiles it.
-    const compiled = new Map(this.lastCompile.input.policies.map((p) => [p.metadata.uid, p.metadata.generation]));
-    const policies = this.policies.list().filter((p) => compiled.get(p.metadata.uid) === p.metadata.generation);
-    const written = await this.writeStatuses(policies, this.lastCompile.results, (key) => ({
-      ...(this.options.configMap ? { configMap: this.options.configMap } : {}),
-      ...(notWritten ? { notWritten } : {}),
-      xdsServer: Boolean(xds),
-      ...(states?.has(key) ? { xds: states.get(key)! } : {}),
-      ...(xds ? { live: this.live.get(key)?.view } : {}),
-    }));
+    const policies = this.policies.list().filter((p) => generations.get(p.metadata.uid) === p.metadata.generation);
+    const written = await this.writeStatuses(
+      policies,
+      byKey,
+      (key) => ({ notWritten, xds: states?.get(key), live: xds ? this.live.get(key)?.view : undefined }),
+      ({ notWritten, xds: state, live }) => ({
+        ...(this.options.configMap ? { configMap: this.options.configMap } : {}),
+        ...(notWritten ? { notWritten } : {}),
+        xdsServer: Boolean(xds),
+        ...(state ? { xds: state } : {}),
+        ...(xds ? { live } : {}),
+      }),
+    );
     this.op.logger.debug(
       { policies: policies.length, statusWrites: written, ms: Math.round(performance.now() - started) },
       "statuses written",
@@ -431,10 +447,10 @@ export class FallbackController {
    */
   private async writeStatuses(
     policies: KubeObject[],
-    results: PolicyResult[],
-    deliveryOf: (key: string) => Delivery,
+    byKey: Map<string, PolicyResult>,
+    partsOf: (key: string) => DeliveryParts,
+    deliveryOf: (parts: DeliveryParts) => Delivery,
   ): Promise<number> {
-    const byKey = new Map(results.map((r) => [r.key, r]));
     const now = new Date();
     const limit = this.options.statusConcurrency ?? 16;
     const inFlight = new Set<Promise<void>>();
@@ -448,7 +464,13 @@ export class FallbackController {
       const key = objectKey(policy);
       const result = byKey.get(key);
       if (!result) continue;
-      const delivery = deliveryOf(key);
+      const parts = partsOf(key);
+      const matched = this.statusMatched.get(policy);
+      if (matched?.result === result && sameParts(matched.parts, parts)) {
+        if (matched.ready) ready++;
+        continue;
+      }
+      const delivery = deliveryOf(parts);
       if (delivery.xds && isSettling(delivery.xds)) {
         // Envoys are still to answer for this policy: its status waits for them (or for
         // SETTLE_MS), rather than saying "not acknowledged" for the milliseconds that takes.
@@ -456,8 +478,8 @@ export class FallbackController {
         continue;
       }
       const said = deliveryKey(delivery);
-      const matched = this.statusMatched.get(policy);
       if (matched?.result === result && matched.delivery === said) {
+        this.statusMatched.set(policy, { ...matched, parts });
         if (matched.ready) ready++;
         continue;
       }
@@ -465,7 +487,7 @@ export class FallbackController {
       const isReady = readyOf(status)?.status === "True";
       if (isReady) ready++;
       if (statusMatches(policy["status"], status)) {
-        this.statusMatched.set(policy, { result, delivery: said, ready: isReady });
+        this.statusMatched.set(policy, { result, parts, delivery: said, ready: isReady });
         continue;
       }
       const write: Promise<void> = this.writeStatus(policy, status)
@@ -537,6 +559,12 @@ function trafficMove(
   const was = from?.status === "True" ? (from.activeBackend ?? "nothing") : to.primary;
   return { reason: "FailedOver", message: `${was} -> ${to.activeBackend ?? "nothing"} (${to.reason}): ${to.message}` };
 }
+
+/** What a policy's delivery is made of that changes from pass to pass: each the very object the sinks keep. */
+type DeliveryParts = { notWritten: NotWritten | undefined; xds: PolicyState | undefined; live: LiveView | undefined };
+
+const sameParts = (a: DeliveryParts, b: DeliveryParts) =>
+  a.notWritten === b.notWritten && a.xds === b.xds && a.live === b.live;
 
 const isSettling = (s: PolicyState) => !s.rejected && s.acked < s.connected && s.pending > 0;
 
