@@ -106,7 +106,21 @@ export type GatewayOptions = {
   drainTimeS?: number;
 };
 
+/**
+ * A free port is free when asked for, not when Envoy binds it a moment later: tests in other
+ * workers ask too. An Envoy that finds its port taken is started again on new ports.
+ */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatewayOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !String((err as Error).message).includes("Address already in use")) throw err;
+    }
+  }
+}
+
+async function startGatewayOnce(opts: GatewayOptions): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), "e2e-gateway-"));
   const format = opts.format ?? "bootstrap";
   const volumeDir = join(dir, "etc/envoy/fallback");
@@ -135,6 +149,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     admin: options.admin,
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
     ...(opts.drainTimeS !== undefined ? { drainTimeS: opts.drainTimeS } : {}),
+  }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
   return {
     envoy,
