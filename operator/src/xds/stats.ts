@@ -9,7 +9,8 @@
 //
 // Only the few stats read here are decoded; the rest of each report is skipped unread: a
 // report holds several metric families per cluster, and decoding them all into messages
-// costs more than the operator can spend (docs/benchmarks.md, "Live state").
+// costs more than the operator can spend (docs/benchmarks.md, "Live state"). A name read
+// once is known again by its bytes, in the order the Envoy sends them, and not decoded again.
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 
 /** An Envoy whose last report is older than this counts no more (it left, or stopped reporting). */
@@ -52,10 +53,18 @@ type NodeReport = {
   values: Float64Array;
   /** By cluster index: when it was last reported, so that a cluster Envoy dropped ages out too. */
   seen: Float64Array;
+  /** The stats read, in the order of this Envoy's last report, and the place of the one expected next. */
+  order: Stat[];
+  next: number;
 };
+
+/** A stat read: its name's bytes, its cluster's index and its place; `sameHash` chains names of the same hash. */
+type Stat = { name: Uint8Array; cluster: number; field: number; sameHash: Stat | undefined };
 
 export class ClusterStats {
   private readonly index = new Map<string, number>();
+  /** The names read so far, by their bytes' FNV-1a hash. */
+  private readonly names = new Map<number, Stat>();
   private readonly nodes = new Map<string, NodeReport>();
   /** Requests since the last takeRequests(), summed over the Envoys, by cluster index. */
   private requests: Float64Array = new Float64Array(64);
@@ -67,11 +76,11 @@ export class ClusterStats {
   ingest(node: string, message: Uint8Array, now = performance.now()): void {
     const report = this.reportOf(node, now);
     this.changed = false;
-    const reader = new BinaryReader(message);
-    while (reader.pos < reader.len) {
-      const [field, wire] = reader.tag();
-      if (field === 2 && wire === WireType.LengthDelimited) this.family(reader, report, now);
-      else reader.skip(wire);
+    const wire = new Wire(message);
+    while (wire.pos < message.length) {
+      const tag = wire.varint();
+      if (tag === ENVOY_METRICS) this.family(wire, report, now);
+      else wire.skip(tag);
     }
     for (const listener of this.listeners) listener(this.changed);
   }
@@ -151,35 +160,68 @@ export class ClusterStats {
 
   private reportOf(node: string, now: number): NodeReport {
     let report = this.nodes.get(node);
-    if (!report) this.nodes.set(node, (report = { at: now, values: new Float64Array(0), seen: new Float64Array(0) }));
+    if (!report)
+      this.nodes.set(
+        node,
+        (report = { at: now, values: new Float64Array(0), seen: new Float64Array(0), order: [], next: 0 }),
+      );
     report.at = now;
     return report;
   }
 
   /** One MetricFamily: kept if it is one of READ of a policy's cluster, skipped unread otherwise. */
-  private family(reader: BinaryReader, report: NodeReport, now: number): void {
-    const end = reader.uint32() + reader.pos;
-    let stat: { cluster: number; field: number } | undefined;
-    while (reader.pos < end) {
-      const [field, wire] = reader.tag();
-      if (field === 1 && wire === WireType.LengthDelimited) {
-        stat = this.statOf(reader.bytes());
+  private family(wire: Wire, report: NodeReport, now: number): void {
+    const end = wire.varint() + wire.pos;
+    let stat: Stat | undefined;
+    while (wire.pos < end) {
+      const tag = wire.varint();
+      if (tag === FAMILY_NAME) {
+        const length = wire.varint();
+        stat = this.statOf(report, wire.bytes, wire.pos, wire.pos + length);
         if (!stat) break;
-      } else if (field === 4 && wire === WireType.LengthDelimited && stat) {
-        this.metric(reader, report, stat.cluster, stat.field, now);
+        wire.pos += length;
+      } else if (tag === FAMILY_METRIC && stat) {
+        this.metric(wire, report, stat.cluster, stat.field, now);
       } else {
-        reader.skip(wire);
+        wire.skip(tag);
       }
     }
-    reader.pos = end;
+    wire.pos = end;
   }
 
   /**
-   * `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place. Read
-   * on the name's bytes, so that only the names it keeps (a few of the many) are decoded.
+   * The stat a family's name (`message[start, end)`) is, if it is one of READ of a policy's
+   * cluster. An Envoy's reports repeat its names in the same order, so the name expected next
+   * (or the report's first, when a new report starts) is compared first; a name out of that
+   * order is found by its bytes' hash; only a name never seen is decoded.
    */
-  private statOf(name: Uint8Array): { cluster: number; field: number } | undefined {
-    if (name.length <= PREFIX.length || !startsWith(name, PREFIX, 0)) return undefined;
+  private statOf(report: NodeReport, message: Uint8Array, start: number, end: number): Stat | undefined {
+    const expected = report.order[report.next];
+    if (expected && sameBytes(expected.name, message, start, end)) {
+      report.next++;
+      return expected;
+    }
+    const first = report.order[0];
+    if (first && sameBytes(first.name, message, start, end)) {
+      report.next = 1;
+      return first;
+    }
+    if (end - start <= PREFIX.length || !startsWith(message, PREFIX, start)) return undefined;
+    const hash = fnv1a(message, start, end);
+    let stat = this.names.get(hash);
+    while (stat && !sameBytes(stat.name, message, start, end)) stat = stat.sameHash;
+    if (!stat) {
+      stat = this.newStat(message.subarray(start, end));
+      if (!stat) return undefined;
+      stat.sameHash = this.names.get(hash);
+      this.names.set(hash, stat);
+    }
+    report.order[report.next++] = stat;
+    return stat;
+  }
+
+  /** `cluster.<ns>/<policy>/<member>.<stat>` -> the cluster's index and the stat's place, for a name not seen before. */
+  private newStat(name: Uint8Array): Stat | undefined {
     const suffix = SUFFIXES.find(
       (s) => name.length > PREFIX.length + s.bytes.length && startsWith(name, s.bytes, name.length - s.bytes.length),
     );
@@ -189,32 +231,31 @@ export class ClusterStats {
     // The member holds no ".": a longer stat that ends the same way is not read.
     const slash = name.lastIndexOf(SLASH, end - 1);
     if (slash < PREFIX.length || name.indexOf(0x2e, slash) !== end) return undefined;
-    const field = suffix.field;
     const cluster = utf8.decode(name.subarray(PREFIX.length, end));
     let i = this.index.get(cluster);
     if (i === undefined) this.index.set(cluster, (i = this.index.size));
-    return { cluster: i, field };
+    return { name: name.slice(), cluster: i, field: suffix.field, sameHash: undefined };
   }
 
   /** One Metric of a kept family: its gauge's or counter's value (no labels: Envoy emits tags in the name). */
-  private metric(reader: BinaryReader, report: NodeReport, cluster: number, field: number, now: number): void {
-    const end = reader.uint32() + reader.pos;
+  private metric(wire: Wire, report: NodeReport, cluster: number, field: number, now: number): void {
+    const end = wire.varint() + wire.pos;
     let value: number | undefined;
-    while (reader.pos < end) {
-      const [f, wire] = reader.tag();
+    while (wire.pos < end) {
+      const tag = wire.varint();
       // Gauge (2) and Counter (3) both hold the value in their field 1.
-      if ((f === 2 || f === 3) && wire === WireType.LengthDelimited) {
-        const inner = reader.uint32() + reader.pos;
-        while (reader.pos < inner) {
-          const [g, w] = reader.tag();
-          if (g === 1 && w === WireType.Bit64) value = reader.double();
-          else reader.skip(w);
+      if (tag === METRIC_GAUGE || tag === METRIC_COUNTER) {
+        const inner = wire.varint() + wire.pos;
+        while (wire.pos < inner) {
+          const t = wire.varint();
+          if (t === VALUE) value = wire.double();
+          else wire.skip(t);
         }
       } else {
-        reader.skip(wire);
+        wire.skip(tag);
       }
     }
-    reader.pos = end;
+    wire.pos = end;
     if (value === undefined) return;
     if (field === REQUESTS) {
       this.requests = grown(this.requests, cluster + 1);
@@ -239,6 +280,84 @@ export class ClusterStats {
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array, at: number): boolean {
   for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
+// The tags read (field number << 3 | wire type): StreamMetricsMessage.envoy_metrics (2),
+// MetricFamily.name (1) and .metric (4), Metric.gauge (2) and .counter (3), their value (1, a double).
+const ENVOY_METRICS = (2 << 3) | 2;
+const FAMILY_NAME = (1 << 3) | 2;
+const FAMILY_METRIC = (4 << 3) | 2;
+const METRIC_GAUGE = (2 << 3) | 2;
+const METRIC_COUNTER = (3 << 3) | 2;
+const VALUE = (1 << 3) | 1;
+
+/**
+ * A cursor over a report's protobuf bytes, for the few reads ingest makes on each of its
+ * ~60,000 families: tags and lengths as plain numbers, the rest stepped over. It reads no
+ * message it is not told the shape of; BinaryReader (which nodeOf uses) makes a tuple per
+ * tag and a copy per skipped field, several times this cost here (docs/benchmarks.md).
+ */
+class Wire {
+  pos = 0;
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** A varint of up to 32 bits (tags and lengths); longer ones are read on and their high bits dropped. */
+  varint(): number {
+    const bytes = this.bytes;
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (this.pos >= bytes.length) throw new Error("truncated stats report");
+      const b = bytes[this.pos++]!;
+      if (shift < 32) value |= (b & 0x7f) << shift;
+      if (b < 0x80) return value >>> 0;
+    }
+  }
+
+  double(): number {
+    const value = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return value;
+  }
+
+  /** Steps over the value of a field with this tag. */
+  skip(tag: number): void {
+    switch (tag & 7) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        return;
+      case 2: {
+        const length = this.varint(); // before this.pos is read: the varint moves it
+        this.pos += length;
+        return;
+      }
+      case 5:
+        this.pos += 4;
+        return;
+      default:
+        throw new Error(`unreadable stats report: wire type ${tag & 7}`);
+    }
+  }
+}
+
+function fnv1a(bytes: Uint8Array, start: number, end: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  return hash & 0x3fffffff; // a small integer, which a Map keys fastest
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
   return true;
 }
 

@@ -84,4 +84,40 @@ describe("ClusterStats", () => {
     expect(stats.cluster("ns/p/primary", REPORT_AGE_OUT_MS + 1)).toBeUndefined();
     expect(stats.reporters(REPORT_AGE_OUT_MS + 1)).toEqual([]);
   });
+
+  it("reads a report whose stats come in another order, or are new, as well as one in the order before", () => {
+    const stats = new ClusterStats();
+    const names = ["ns/p/primary", "ns/p/fallback", "ns/q/primary"];
+    const healthy = (cluster: string) => `cluster.${cluster}.membership_healthy`;
+    // Split over two messages, as Envoy batches a report: the second starts mid-report.
+    stats.ingest("a", report("a", { [healthy(names[0]!)]: 1, [healthy(names[1]!)]: 2 }), 0);
+    stats.ingest("a", report(undefined, { [healthy(names[2]!)]: 3 }), 0);
+    // The next report: one cluster gone, one new, the others swapped and changed.
+    stats.ingest(
+      "a",
+      report(undefined, {
+        "server.live": 1,
+        [healthy(names[2]!)]: 4,
+        [healthy("ns/r/primary")]: 5,
+        [healthy(names[0]!)]: 6,
+      }),
+      1,
+    );
+    expect(stats.cluster(names[0]!, 1)?.healthy).toBe(6);
+    expect(stats.cluster(names[2]!, 1)?.healthy).toBe(4);
+    expect(stats.cluster("ns/r/primary", 1)?.healthy).toBe(5);
+    expect(stats.cluster(names[1]!, 1)?.healthy).toBe(2); // as last reported, until it ages out
+    // And once more in the first order: each read by its own name, not by its place.
+    stats.ingest(
+      "a",
+      report(undefined, { [healthy(names[0]!)]: 7, [healthy(names[1]!)]: 8, [healthy(names[2]!)]: 9 }),
+      2,
+    );
+    expect(names.map((n) => stats.cluster(n, 2)?.healthy)).toEqual([7, 8, 9]);
+  });
+
+  it("refuses a report cut short, naming it unreadable", () => {
+    const whole = report("a", { "cluster.ns/p/primary.membership_healthy": 1 });
+    expect(() => new ClusterStats().ingest("a", whole.subarray(0, whole.length - 12), 0)).toThrow(/stats report/);
+  });
 });
