@@ -9,6 +9,7 @@
 import { cpus, loadavg } from "node:os";
 import { runCompileBench } from "./compile.ts";
 import { runFailoverBench } from "./failover.ts";
+import { runIngestBench } from "./ingest.ts";
 import { runOperatorBench } from "./operator.ts";
 import { runStatsBench } from "./stats.ts";
 import { runXdsBench } from "./xds.ts";
@@ -27,6 +28,11 @@ export const SECTIONS: Section[] = [
     name: "stats",
     title: "Stats: 10 Envoys reporting 10,000 policies' clusters every 5 s",
     run: () => runStatsBench(),
+  },
+  {
+    name: "ingest",
+    title: "Ingest: reading one Envoy's stats report at 10,000 policies, alone",
+    run: async () => runIngestBench(),
   },
   { name: "failover", title: "Failover: a crash-looping primary under load", run: () => runFailoverBench() },
 ];

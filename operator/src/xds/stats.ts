@@ -58,13 +58,19 @@ type NodeReport = {
   next: number;
 };
 
-/** A stat read: its name's bytes, its cluster's index and its place; `sameHash` chains names of the same hash. */
-type Stat = { name: Uint8Array; cluster: number; field: number; sameHash: Stat | undefined };
+/**
+ * A stat read: where its name's bytes are in the name arena, its cluster's index and its place;
+ * `sameHash` chains names of the same hash.
+ */
+type Stat = { at: number; length: number; cluster: number; field: number; sameHash: Stat | undefined };
 
 export class ClusterStats {
   private readonly index = new Map<string, number>();
   /** The names read so far, by their bytes' FNV-1a hash. */
   private readonly names = new Map<number, Stat>();
+  /** Their bytes, one after the other: one allocation for all, and close together when compared. */
+  private arena = new Uint8Array(1 << 16);
+  private arenaUsed = 0;
   private readonly nodes = new Map<string, NodeReport>();
   /** Requests since the last takeRequests(), summed over the Envoys, by cluster index. */
   private requests: Float64Array = new Float64Array(64);
@@ -197,19 +203,19 @@ export class ClusterStats {
    */
   private statOf(report: NodeReport, message: Uint8Array, start: number, end: number): Stat | undefined {
     const expected = report.order[report.next];
-    if (expected && sameBytes(expected.name, message, start, end)) {
+    if (expected && this.isNamed(expected, message, start, end)) {
       report.next++;
       return expected;
     }
     const first = report.order[0];
-    if (first && sameBytes(first.name, message, start, end)) {
+    if (first && this.isNamed(first, message, start, end)) {
       report.next = 1;
       return first;
     }
     if (end - start <= PREFIX.length || !startsWith(message, PREFIX, start)) return undefined;
     const hash = fnv1a(message, start, end);
     let stat = this.names.get(hash);
-    while (stat && !sameBytes(stat.name, message, start, end)) stat = stat.sameHash;
+    while (stat && !this.isNamed(stat, message, start, end)) stat = stat.sameHash;
     if (!stat) {
       stat = this.newStat(message.subarray(start, end));
       if (!stat) return undefined;
@@ -234,7 +240,23 @@ export class ClusterStats {
     const cluster = utf8.decode(name.subarray(PREFIX.length, end));
     let i = this.index.get(cluster);
     if (i === undefined) this.index.set(cluster, (i = this.index.size));
-    return { name: name.slice(), cluster: i, field: suffix.field, sameHash: undefined };
+    if (this.arenaUsed + name.length > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(2 * this.arena.length, this.arenaUsed + name.length));
+      bigger.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = bigger;
+    }
+    this.arena.set(name, this.arenaUsed);
+    const at = this.arenaUsed;
+    this.arenaUsed += name.length;
+    return { at, length: name.length, cluster: i, field: suffix.field, sameHash: undefined };
+  }
+
+  /** Whether `message[start, end)` is the stat's name. */
+  private isNamed(stat: Stat, message: Uint8Array, start: number, end: number): boolean {
+    if (stat.length !== end - start) return false;
+    const arena = this.arena;
+    for (let i = 0; i < stat.length; i++) if (arena[stat.at + i] !== message[start + i]) return false;
+    return true;
   }
 
   /** One Metric of a kept family: its gauge's or counter's value (no labels: Envoy emits tags in the name). */
@@ -353,12 +375,6 @@ function fnv1a(bytes: Uint8Array, start: number, end: number): number {
   let hash = 0x811c9dc5;
   for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
   return hash & 0x3fffffff; // a small integer, which a Map keys fastest
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
-  if (a.length !== end - start) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
-  return true;
 }
 
 function grown(array: Float64Array, size: number): Float64Array {
