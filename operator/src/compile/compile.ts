@@ -21,6 +21,7 @@ import {
   type Service,
   type Snapshot,
 } from "./snapshot.ts";
+import { sameItems } from "./same-items.ts";
 
 export type CompileOutput = { resources: Resources; results: PolicyResult[] };
 
@@ -485,5 +486,3 @@ const serviceOfSlice = (slice: EndpointSlice) => {
 };
 
 type PolicyFacts = { key: string; service: string; target: string; created: string };
-
-const sameItems = (a: unknown[], b: unknown[]) => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));

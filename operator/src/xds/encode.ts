@@ -7,6 +7,7 @@
 // one policy of 10,000 encodes that policy's few resources and nothing else.
 import { createHash } from "node:crypto";
 import { TYPE_URL, type Dependency, type Resource, type ResourceType } from "../compile/envoy/types.ts";
+import { sameItems } from "../compile/same-items.ts";
 import { encodeJson, typeNameOf } from "./envoy-api.ts";
 
 /** One resource as the xDS server serves it. */
@@ -64,7 +65,7 @@ export class Encoder {
           : made.type === type && made.name === name
             ? made
             : undefined;
-    if (last && sameOwners(last.owners, owners)) return last;
+    if (last && sameItems(last.owners, owners)) return last;
     const entry: Entry = last ? { ...last, owners } : this.encode(type, resource);
     if (made === undefined || made === last) this.made.set(source, entry);
     else if (made instanceof Map) made.set(key, entry);
@@ -105,6 +106,3 @@ export class Encoder {
     };
   }
 }
-
-const sameOwners = (a: readonly string[], b: readonly string[]) =>
-  a === b || (a.length === b.length && a.every((o, i) => o === b[i]));

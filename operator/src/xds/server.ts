@@ -34,6 +34,7 @@ import {
   type Stream,
   type StreamHost,
 } from "./stream.ts";
+import { sameItems } from "../compile/same-items.ts";
 
 export type XdsTls = {
   cert: Buffer;
@@ -592,8 +593,4 @@ function serviceDefinition(): ServiceDefinition {
     DeltaAggregatedResources: method("DeltaAggregatedResources", DELTA_REQUEST),
     StreamAggregatedResources: method("StreamAggregatedResources", SOTW_REQUEST),
   };
-}
-
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
