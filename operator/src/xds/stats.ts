@@ -177,15 +177,15 @@ export class ClusterStats {
 
   /** One MetricFamily: kept if it is one of READ of a policy's cluster, skipped unread otherwise. */
   private family(wire: Wire, report: NodeReport, now: number): void {
-    const end = wire.varint() + wire.pos;
+    const end = wire.end();
     let stat: Stat | undefined;
     while (wire.pos < end) {
       const tag = wire.varint();
       if (tag === FAMILY_NAME) {
-        const length = wire.varint();
-        stat = this.statOf(report, wire.bytes, wire.pos, wire.pos + length);
+        const nameEnd = wire.end();
+        stat = this.statOf(report, wire.bytes, wire.pos, nameEnd);
         if (!stat) break;
-        wire.pos += length;
+        wire.pos = nameEnd;
       } else if (tag === FAMILY_METRIC && stat) {
         this.metric(wire, report, stat.cluster, stat.field, now);
       } else {
@@ -261,13 +261,13 @@ export class ClusterStats {
 
   /** One Metric of a kept family: its gauge's or counter's value (no labels: Envoy emits tags in the name). */
   private metric(wire: Wire, report: NodeReport, cluster: number, field: number, now: number): void {
-    const end = wire.varint() + wire.pos;
+    const end = wire.end();
     let value: number | undefined;
     while (wire.pos < end) {
       const tag = wire.varint();
       // Gauge (2) and Counter (3) both hold the value in their field 1.
       if (tag === METRIC_GAUGE || tag === METRIC_COUNTER) {
-        const inner = wire.varint() + wire.pos;
+        const inner = wire.end();
         while (wire.pos < inner) {
           const t = wire.varint();
           if (t === VALUE) value = wire.double();
@@ -342,7 +342,16 @@ class Wire {
     }
   }
 
+  /** Reads a length and returns where the value it prefixes ends; a value past the message is refused. */
+  end(): number {
+    const length = this.varint(); // before this.pos is read: the varint moves it
+    const end = this.pos + length;
+    if (end > this.bytes.length) throw new Error("truncated stats report");
+    return end;
+  }
+
   double(): number {
+    if (this.pos + 8 > this.bytes.length) throw new Error("truncated stats report");
     const value = this.view.getFloat64(this.pos, true);
     this.pos += 8;
     return value;
@@ -357,11 +366,9 @@ class Wire {
       case 1:
         this.pos += 8;
         return;
-      case 2: {
-        const length = this.varint(); // before this.pos is read: the varint moves it
-        this.pos += length;
+      case 2:
+        this.pos = this.end();
         return;
-      }
       case 5:
         this.pos += 4;
         return;

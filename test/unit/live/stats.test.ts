@@ -120,4 +120,33 @@ describe("ClusterStats", () => {
     const whole = report("a", { "cluster.ns/p/primary.membership_healthy": 1 });
     expect(() => new ClusterStats().ingest("a", whole.subarray(0, whole.length - 12), 0)).toThrow(/stats report/);
   });
+
+  it("keeps every name apart when there are more than its first room for names holds", () => {
+    // ~3,000 names of ~60 bytes: well past the 64 KB the names' arena starts with.
+    const clusters = Array.from({ length: 1_500 }, (_, i) => `namespace-${i}/policy-${i}/primary`);
+    const stats = new ClusterStats();
+    const values = (round: number) =>
+      Object.fromEntries(
+        clusters.flatMap((c, i) => [
+          [`cluster.${c}.membership_healthy`, (i + round) % 7],
+          [`cluster.${c}.membership_total`, 7],
+        ]),
+      );
+    for (const round of [0, 1]) stats.ingest("a", report("a", values(round)), round);
+    expect(clusters.map((c) => stats.cluster(c, 1)?.healthy)).toEqual(clusters.map((_, i) => (i + 1) % 7));
+    expect(stats.cluster(clusters[1_499]!, 1)).toEqual({
+      healthy: (1_499 + 1) % 7,
+      total: 7,
+      ejected: 0,
+      reporters: 1,
+    });
+  });
+
+  it("refuses a report whose lengths point past its end, reading nothing from beyond it", () => {
+    const whole = report(undefined, { "cluster.ns/p/primary.membership_healthy": 1 });
+    // Cut inside the gauge's value: every length before it still says more than is there.
+    expect(() => new ClusterStats().ingest("a", whole.subarray(0, whole.length - 4), 0)).toThrow(
+      "truncated stats report",
+    );
+  });
 });
