@@ -26,6 +26,8 @@ const CLIENT_KEY = "client-key-for-the-gateway";
 const certs = makeCerts(["provider-a.example", "provider-b.example"]);
 let stack: Stack;
 let gateway: Backend;
+/** A Service of its own, for a policy whose retries go back to the same backend. */
+let direct: Backend;
 let a: Provider;
 let b: Provider;
 let client: OpenAI;
@@ -48,6 +50,7 @@ const aiPolicy = () =>
           sni: "provider-a.example",
           auth: { secretRef: { name: "provider-a", key: "api-key" } },
           rewrite: { model: "a-model" },
+          ejectOnRateLimit: true,
         },
       },
       {
@@ -75,7 +78,23 @@ const aiPolicy = () =>
       retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"],
       retriableStatusCodes: [429],
     },
+    // Short ejections: the tests that make A fail want it back soon after.
+    outlierDetection: { baseEjectionTime: "2s", maxEjectionTime: "4s" },
     timeouts: { request: "30s" },
+  });
+/** Retries return to the backend that answered 429 (no fallbackOnRetry): they wait for its Retry-After. */
+const directPolicy = () =>
+  policy(NS, "direct", {
+    targetRef: { name: "direct", port: direct.port },
+    fallbacks: [{ staticResponse: { status: 503, body: "direct: busy" } }],
+    retry: {
+      attempts: 1,
+      perTryTimeout: "5s",
+      retryOn: ["retriable-status-codes"],
+      retriableStatusCodes: [429],
+      fallbackOnRetry: false,
+    },
+    timeouts: { request: "10s" },
   });
 /**
  * A fetch that sends this Host header (the policy's domain), as a client inside the cluster
@@ -112,6 +131,7 @@ const last = (p: Provider) => p.received.at(-1)!;
 beforeAll(async () => {
   const { address } = backendAddress();
   gateway = await startBackend({ name: "llm-gateway", host: address, mode: { kind: "status", status: 429 } });
+  direct = await startBackend({ name: "direct", host: address });
   a = await startProvider({
     name: "provider-a",
     header: "authorization",
@@ -139,6 +159,9 @@ beforeAll(async () => {
       secret("provider-a", KEY_A),
       secret("provider-b", KEY_B),
       aiPolicy(),
+      service(NS, "direct", direct.port),
+      endpointSlice(NS, "direct", [direct.host], direct.port),
+      directPolicy(),
     ],
   });
   client = new OpenAI({
@@ -149,11 +172,17 @@ beforeAll(async () => {
     fetch: withHost(`llm-gateway.${NS}:${gateway.port}`),
   });
   await until("the policy Ready", async () => conditionOf(await statusOf(), "Ready")?.status === "True", 60_000);
+  await until(
+    "the direct policy Ready",
+    async () =>
+      conditionOf(await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "direct"]), "Ready")?.status === "True",
+    60_000,
+  );
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.all([gateway?.close(), a?.close(), b?.close()]);
+  await Promise.all([gateway?.close(), direct?.close(), a?.close(), b?.close()]);
 });
 
 describe("AI-provider fallbacks, each provider with its own key, path and model", () => {
@@ -247,6 +276,53 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
     // counts is that every request got a provider's own answer, none an error of the chain.
     const summary = summarize(results, (r) => r.status === 404 || r.status === 200);
     expect(summary.errors, JSON.stringify(summary.sampleErrors)).toBe(0);
+  });
+
+  it("A answering 429 (ejectOnRateLimit): ejected for a while, requests go straight to B, then A is back", async () => {
+    a.failWith(429, { "retry-after": "30" });
+    try {
+      // consecutive5xx (3) of A's 429s eject it; from then on B answers and A is not asked first.
+      const answeredByB = async () => {
+        const before = a.received.length;
+        const answer = await ask().catch(() => undefined);
+        return answer?.choices[0]?.message.content === "answer from provider-b" && a.received.length === before;
+      };
+      await until("A ejected", answeredByB, 15_000);
+      const before = a.received.length;
+      for (let i = 0; i < 10; i++) expect((await ask()).choices[0]?.message.content).toBe("answer from provider-b");
+      expect(a.received.length - before, "requests that reached the ejected A").toBe(0);
+    } finally {
+      a.failWith(undefined);
+    }
+    await until(
+      "A back once its ejection ends",
+      async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a",
+      15_000,
+    );
+  });
+
+  it("a 429 with Retry-After: a retry to the same backend waits that long (and without the header, it does not)", async () => {
+    const call = async () => {
+      const started = performance.now();
+      const r = await withHost(`direct.${NS}:${direct.port}`)(`${stack.proxy.url}`, {});
+      return { status: r.status, body: await r.text(), ms: performance.now() - started };
+    };
+    // No header: the retry comes after the usual back-off (25-250 ms), and it is refused again.
+    await direct.setMode({ kind: "status", status: 429 });
+    const hitsBefore = await direct.hits();
+    const quick = await call();
+    expect([quick.status, quick.body, (await direct.hits()) - hitsBefore]).toEqual([503, "direct: busy", 2]);
+    expect(quick.ms).toBeLessThan(1_000);
+
+    // Retry-After: 1: the retry waits at least a second, and by then the backend answers.
+    await direct.setMode({ kind: "status", status: 429, headers: { "retry-after": "1" } });
+    const first = await direct.hits();
+    const answer = call();
+    await until("the first try", async () => (await direct.hits()) > first, 5_000, 10);
+    await direct.setMode({ kind: "ok" });
+    const waited = await answer;
+    expect([waited.status, (await direct.hits()) - first]).toEqual([200, 2]);
+    expect(waited.ms).toBeGreaterThanOrEqual(1_000);
   });
 
   it("a rotated Secret: the next requests carry the new key, with no Envoy restart", async () => {

@@ -23,8 +23,8 @@ import { freePort } from "./ports.ts";
 /** How a backend answers. */
 export type Mode =
   | { kind: "ok" }
-  /** Answer this status (503, 429, ...) with the usual JSON body. */
-  | { kind: "status"; status: number }
+  /** Answer this status (503, 429, ...) with the usual JSON body, and these headers (e.g. retry-after). */
+  | { kind: "status"; status: number; headers?: Record<string, string> }
   /** Accept the request and never answer. */
   | { kind: "hang" }
   /** Answer normally, but only after `ms`. */
@@ -107,7 +107,7 @@ async function listen(options: BackendOptions): Promise<Running> {
     // Drain the body; nothing here needs it.
     req.resume();
     const current = mode;
-    const reply = (status: number) => {
+    const reply = (status: number, headers: Record<string, string> = {}) => {
       const body: BackendReply = {
         backend: options.name,
         host: req.headers.host,
@@ -121,6 +121,7 @@ async function listen(options: BackendOptions): Promise<Running> {
         "content-type": "application/json",
         "content-length": Buffer.byteLength(text),
         "x-backend": options.name,
+        ...headers,
       });
       res.end(text);
     };
@@ -128,7 +129,7 @@ async function listen(options: BackendOptions): Promise<Running> {
       case "ok":
         return reply(200);
       case "status":
-        return reply(current.status);
+        return reply(current.status, current.headers);
       case "hang":
         hung.add(res);
         res.on("close", () => hung.delete(res));

@@ -26,7 +26,17 @@ describe("offline validator", () => {
     });
     expect(result.ok && result.policy.spec).toEqual({
       targetRef: { kind: "Service", name: "products", port: 8080 },
-      fallbacks: [{ external: { host: "api.example", port: 443, hostRewrite: true, forwardClientCredentials: false } }],
+      fallbacks: [
+        {
+          external: {
+            host: "api.example",
+            port: 443,
+            hostRewrite: true,
+            forwardClientCredentials: false,
+            ejectOnRateLimit: false,
+          },
+        },
+      ],
       retry: {
         attempts: 2,
         perTryTimeout: "1s",

@@ -155,6 +155,11 @@ const ExternalFallback = Type.Object(
         "Send the client's Authorization, Proxy-Authorization and Cookie headers to this backend. Default false: a client's credentials for the in-cluster Service never reach a third party.",
       default: false,
     }),
+    ejectOnRateLimit: Type.Boolean({
+      description:
+        "Count this backend's 429 answers as failures for outlier detection (as a 503), so that a rate-limited provider is ejected for a while (baseEjectionTime) and requests go straight to the next backend. Default false: a 429 is the backend's answer, retried only by retriableStatusCodes.",
+      default: false,
+    }),
   },
   { description: "A backend outside the cluster, such as a backup API or an AI provider, resolved by DNS." },
 );

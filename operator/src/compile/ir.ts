@@ -32,6 +32,8 @@ export type ExternalBackend = {
   auth?: { secret: string; header: string; prefix: string } | "missing";
   rewrite?: { pathPrefix?: { from: string; to: string }; model?: string };
   forwardClientCredentials: boolean;
+  /** The backend's 429 answers count for outlier detection (the internal listener answers 503 for them). */
+  ejectOnRateLimit?: true;
 };
 
 export type StaticBackend = {

@@ -87,7 +87,8 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
       // An unresolved fallback stays in line with no endpoints, so traffic skips over it.
       backends.push("reason" in resolved ? unresolvedService(namespace, name, port, drain.includes(name)) : resolved);
     } else if (fallback.external) {
-      const { host, port, tls, sni, hostRewrite, auth, rewrite, forwardClientCredentials } = fallback.external;
+      const { host, port, tls, sni, hostRewrite, auth, rewrite, forwardClientCredentials, ejectOnRateLimit } =
+        fallback.external;
       backends.push({
         kind: "External",
         host,
@@ -106,6 +107,7 @@ export function resolvePolicy(policy: FallbackPolicy, index: SnapshotIndex, opti
             }
           : {}),
         forwardClientCredentials,
+        ...(ejectOnRateLimit ? { ejectOnRateLimit } : {}),
       });
     } else if (fallback.staticResponse) {
       const { status, body, headers } = fallback.staticResponse;

@@ -125,7 +125,9 @@ export function explain(view: PolicyView): Explanation {
       : `429 is not retried (add retriable-status-codes to retryOn and 429 to retriableStatusCodes for that)${retry.retryOn.includes("envoy-ratelimited") ? "; envoy-ratelimited retries only what Envoy's own rate limiter refused" : ""}.`,
     `If ${primary.name} answers 429, then`,
     phasesInWords(sim429),
-    "A 4xx answer never counts for outlier detection, so a backend answering 429 stays in line: every request pays its try first.",
+    ir.backends.some((b) => b.kind === "External" && b.ejectOnRateLimit)
+      ? `A 4xx answer never counts for outlier detection, so ${primary.name} answering 429 stays in line: every request pays its try first. The external backends with ejectOnRateLimit are the exception: their 429 counts as a 503, so a rate-limited one is ejected.`
+      : "A 4xx answer never counts for outlier detection, so a backend answering 429 stays in line: every request pays its try first (an external backend can opt into ejection on 429 with ejectOnRateLimit).",
   );
 
   // ---- slow ----

@@ -35,6 +35,8 @@ export type BackendView = {
   /** Said when the input lacked what this backend refers to, and the tools assume it is there. */
   assumption?: string;
   static?: { status: number; body: string; headers: [string, string][] };
+  /** An external backend whose 429 Envoy sees as a 503 (ejectOnRateLimit): retried and counted for outlier detection as one. */
+  rateLimitedAs503?: true;
 };
 
 export type PolicyView = {
@@ -157,6 +159,7 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
         const rewrite = (backend as { rewrite?: { pathPrefix?: { from: string; to: string }; model?: string } })
           .rewrite;
         const forward = (backend as { forwardClientCredentials?: boolean }).forwardClientCredentials;
+        const ejects = (backend as { ejectOnRateLimit?: true }).ejectOnRateLimit === true;
         const handling: string[] = [];
         if (auth && auth !== "missing") {
           const [, secret, key] = auth.secret.split("/");
@@ -170,6 +173,8 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
         if (forward === false)
           handling.push("never gets the client's Authorization, Proxy-Authorization or Cookie headers");
         else if (forward === true) handling.push("gets the client's own credentials (forwardClientCredentials)");
+        if (ejects)
+          handling.push("its 429 answers count as 503s, so a rate-limited provider is ejected (ejectOnRateLimit)");
         const missing = auth === "missing";
         const left = missing && !offline && mode.secretsMissing;
         return {
@@ -182,6 +187,7 @@ function backendViews(ir: PolicyIR, snapshot: Snapshot, mode: Mode): BackendView
           description: left ? `${ref}, left out: its credential Secret is missing` : ref,
           ...(left ? { state: "left out: its credential Secret is missing" } : {}),
           ...(handling.length ? { handling } : {}),
+          ...(ejects ? { rateLimitedAs503: true as const } : {}),
           ...(missing && offline
             ? { assumption: `the credential Secret of ${backend.host} is not in the input: assumed to exist` }
             : {}),

@@ -25,6 +25,8 @@
 // - Outlier detection counts per host: refused connections and timeouts count as 5xx and
 //   gateway errors (unless splitExternalLocalOriginErrors, then as local-origin failures);
 //   a host is ejected after its threshold of them in a row, if maxEjectionPercent allows.
+// - An external backend with ejectOnRateLimit answers Envoy's route a 503 for its 429 (its
+//   internal listener turns one into the other), so the model treats it as that 503.
 // - Active health checks (spec.healthCheck) take a failing Service backend's hosts out
 //   after unhealthyThreshold failed checks, whether it gets traffic or not.
 import type { PolicyIR } from "../compile/ir.ts";
@@ -142,9 +144,14 @@ export function simulate(view: PolicyView, scenario: Scenario): Simulation {
   const behaviours = checkScenario(view, scenario);
   const members = view.backends
     .filter((b) => b.kind !== "StaticResponse")
-    .map((b, index): Member => ({ ...b, index, behaviour: behaviours.get(b.name) ?? { kind: "ok" } }));
+    .map((b, index): Member => ({ ...b, index, behaviour: asEnvoySees(b, behaviours.get(b.name) ?? { kind: "ok" }) }));
   const ctx: Ctx = { view, ir: view.ir, members, staticAnswer: view.backends.find((b) => b.kind === "StaticResponse") };
   const notes: string[] = view.backends.flatMap((b) => (b.assumption ? [b.assumption] : []));
+  for (const b of view.backends)
+    if (b.rateLimitedAs503 && scenario.status?.[b.name] === 429)
+      notes.push(
+        `${b.name}'s 429 reaches Envoy's route as a 503 (ejectOnRateLimit): retried and counted for outlier detection as one.`,
+      );
   for (const m of members) {
     if (m.drained) notes.push(`${m.name} is drained (spec.drain): it gets no new requests.`);
     else if (m.hosts === 0) notes.push(`${m.name} has no ready endpoint: Envoy skips it.`);
@@ -420,6 +427,13 @@ const has = (retryOn: string[], ...any: string[]) => any.some((r) => retryOn.inc
 export const retriesConnectFailure = (retryOn: string[]) =>
   has(retryOn, "connect-failure", "5xx", "gateway-error", "reset");
 export const retriesTimeout = (retryOn: string[]) => has(retryOn, "5xx", "gateway-error", "reset");
+
+/** A backend's behaviour as the route sees it: an ejectOnRateLimit backend's 429 arrives as a 503 (compile/envoy/mediated.ts). */
+function asEnvoySees(backend: BackendView, behaviour: Behaviour): Behaviour {
+  return backend.rateLimitedAs503 && behaviour.kind === "status" && behaviour.status === 429
+    ? { kind: "status", status: 503 }
+    : behaviour;
+}
 
 /** Whether Envoy retries a backend's answer with this status. */
 export function retriesStatus(retry: PolicyIR["retry"], status: number): boolean {

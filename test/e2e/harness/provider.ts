@@ -13,8 +13,8 @@ export type Provider = {
   readonly received: Received[];
   /** The keys accepted from now on. */
   acceptKeys(keys: string[]): void;
-  /** Answer every request with this status (e.g. 503), or normally (undefined). */
-  failWith(status: number | undefined): void;
+  /** Answer every request with this status (e.g. 503) and these headers, or normally (undefined). */
+  failWith(status: number | undefined, headers?: Record<string, string>): void;
   close(): Promise<void>;
 };
 
@@ -36,7 +36,7 @@ export type ProviderOptions = {
 export async function startProvider(options: ProviderOptions): Promise<Provider> {
   const received: Received[] = [];
   let keys = new Set(options.keys);
-  let failure: number | undefined;
+  let failure: { status: number; headers: Record<string, string> } | undefined;
   const server: Server = createServer(
     { key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) },
     (req, res) => {
@@ -44,9 +44,9 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
       req.on("data", (chunk) => (body += chunk));
       req.on("end", () => {
         received.push({ path: req.url ?? "", headers: { ...req.headers }, body });
-        const json = (status: number, value: object) =>
-          res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
-        if (failure) return json(failure, { error: { message: `${options.name} is failing` } });
+        const json = (status: number, value: object, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(value));
+        if (failure) return json(failure.status, { error: { message: `${options.name} is failing` } }, failure.headers);
         const sent = req.headers[options.header.toLowerCase()];
         if (
           typeof sent !== "string" ||
@@ -103,7 +103,7 @@ export async function startProvider(options: ProviderOptions): Promise<Provider>
     port: (server.address() as AddressInfo).port,
     received,
     acceptKeys: (next) => void (keys = new Set(next)),
-    failWith: (status) => void (failure = status),
+    failWith: (status, headers = {}) => void (failure = status === undefined ? undefined : { status, headers }),
     close: () =>
       new Promise<void>((done) => {
         server.closeAllConnections();

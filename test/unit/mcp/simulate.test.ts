@@ -199,6 +199,33 @@ describe("simulate_failure: more of the model", () => {
     ]);
   });
 
+  it("ai-providers.test.ts: a provider with ejectOnRateLimit answering 429 is ejected as for 503s, then the next one answers", () => {
+    const objects = [
+      ...service("shop", "products", 8080, [at("127.0.0.2")]),
+      fallbackPolicy("shop", "products", {
+        targetRef: { name: "products", port: 8080 },
+        fallbacks: [
+          { external: { host: "provider-a.example", port: 443, ejectOnRateLimit: true } },
+          { external: { host: "provider-b.example", port: 443 } },
+        ],
+        retry: {
+          attempts: 2,
+          retryOn: ["connect-failure", "reset", "gateway-error", "retriable-status-codes"],
+          retriableStatusCodes: [429],
+        },
+      }),
+    ];
+    const s = run(objects, { status: { products: 429, "provider-a.example": 429 } });
+    expect(s.ejections).toEqual([expect.objectContaining({ backend: "provider-a.example", by: "outlier detection" })]);
+    expect(s.steadyState).toMatchObject({ answeredBy: "provider-b.example", status: 200, tries: 2 });
+    expect(s.notes.join(" ")).toContain("provider-a.example's 429 reaches Envoy's route as a 503 (ejectOnRateLimit)");
+    // Without the opt-in, A's 429 is retried on B by every request, and A is never ejected.
+    const plain = JSON.parse(JSON.stringify(objects).replace(',"ejectOnRateLimit":true', ""));
+    const t = run(plain, { status: { products: 429, "provider-a.example": 429 } });
+    expect(t.ejections).toEqual([]);
+    expect(t.steadyState).toMatchObject({ answeredBy: "provider-b.example", tries: 3 });
+  });
+
   it("maxEjectionPercent below one host's share: never ejected, every request pays the try", () => {
     const s = run(failover({ outlierDetection: { maxEjectionPercent: 50 } }), { down: ["products"] });
     expect(s.ejections).toEqual([]);

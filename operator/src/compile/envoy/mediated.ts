@@ -10,7 +10,8 @@
 // upstream filter chain from the route's cluster (the aggregate), so a member's own upstream
 // HTTP filters are never run (envoyproxy/envoy#29318). The member stays what the aggregate
 // picks, ejects and counts: the internal listener answers it with the backend's own status
-// (a 503 when the host cannot be reached), so outlier detection sees what it always saw.
+// (a 503 when the host cannot be reached), so outlier detection sees what it always saw;
+// with ejectOnRateLimit a 429 is answered as a 503 too (rateLimitedAsUnavailable).
 import { envoyDuration as d } from "../duration.ts";
 import type { ExternalBackend, PolicyIR } from "../ir.ts";
 import type * as envoy from "./api.gen.ts";
@@ -18,7 +19,10 @@ import { ADS, TYPE } from "./types.ts";
 
 /** Whether requests to this backend go through an internal listener (anything to change, and by default the client's credentials to take off). */
 export const isMediated = (backend: ExternalBackend) =>
-  backend.auth !== undefined || backend.rewrite !== undefined || !backend.forwardClientCredentials;
+  backend.auth !== undefined ||
+  backend.rewrite !== undefined ||
+  !backend.forwardClientCredentials ||
+  backend.ejectOnRateLimit === true;
 
 export const upstreamName = (member: string) => `${member}/upstream`;
 
@@ -42,7 +46,8 @@ export function internalListener(
   withCredential = true,
 ): envoy.Listener {
   const filters: envoy.HttpFilter[] = [];
-  // First, so that nothing after it (the credential going in) is taken off again.
+  if (backend.ejectOnRateLimit) filters.push(rateLimitedAsUnavailable(backend));
+  // First of the request's changes, so that nothing after it (the credential going in) is taken off again.
   if (!backend.forwardClientCredentials) {
     filters.push({
       name: "envoy.filters.http.header_mutation",
@@ -133,6 +138,40 @@ export function internalListener(
         ],
       },
     ],
+  };
+}
+
+/**
+ * The backend's 429 answered as a 503. Outlier detection in Envoy 1.40 counts only 5xx and
+ * connection failures (the monitor that could count a 429, consecutive_errors, is not in its
+ * build), so to eject a rate-limited provider the member must see a failure: this hop turns
+ * the 429 into one. The outer route then retries it on the next backend as a gateway error,
+ * and it ejects the member after consecutive5xx of them like any other 5xx.
+ */
+function rateLimitedAsUnavailable(backend: ExternalBackend): envoy.HttpFilter {
+  const action: envoy.XdsCore_TypedExtensionConfig = {
+    name: "rate-limited",
+    typed_config: {
+      "@type": TYPE.localResponsePolicy,
+      status_code: 503,
+      body: { inline_string: JSON.stringify({ error: { message: `${backend.host} is rate limited (429)` } }) },
+      response_headers_to_add: [
+        { header: { key: "content-type", value: "application/json" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
+      ],
+    } satisfies envoy.LocalResponsePolicy & { "@type": string },
+  };
+  const predicate: envoy.Matcher_MatcherList_Predicate = {
+    single_predicate: {
+      input: { name: "status", typed_config: { "@type": TYPE.statusInput } },
+      value_match: { exact: "429" },
+    },
+  };
+  return {
+    name: "envoy.filters.http.custom_response",
+    typed_config: {
+      "@type": TYPE.customResponse,
+      custom_response_matcher: { matcher_list: { matchers: [{ predicate, on_match: { action } }] } },
+    },
   };
 }
 

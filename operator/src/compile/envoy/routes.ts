@@ -59,7 +59,11 @@ export function virtualHost(policy: PolicyIR): envoy.VirtualHost {
       : {}),
   };
 }
-function retryPolicy({ retry }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
+function retryPolicy({ retry, timeouts }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
+  // A retry that goes back to the backend that answered 429 waits as long as its
+  // Retry-After (or X-RateLimit-Reset) asks, up to the request's own timeout; a retry that
+  // moves on to the next backend (fallbackOnRetry) has no reason to wait.
+  const waitForReset = !retry.fallbackOnRetry && failureStatuses(retry).includes("429");
   return {
     retry_on: retry.retryOn.join(","),
     num_retries: retry.attempts,
@@ -68,6 +72,18 @@ function retryPolicy({ retry }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
       ? ({ retriable_status_codes: retry.retriableStatusCodes } satisfies envoy.ConfigRoute_RetryPolicy)
       : {}),
     retry_back_off: { base_interval: d(retry.backoff.baseMs), max_interval: d(retry.backoff.maxMs) },
+    ...(waitForReset
+      ? ({
+          rate_limited_retry_back_off: {
+            reset_headers: [
+              { name: "retry-after", format: "SECONDS" },
+              { name: "x-ratelimit-reset", format: "UNIX_TIMESTAMP" },
+            ],
+            // A longer reset than this is ignored (Envoy then backs off as usual).
+            ...(timeouts.requestMs > 0 ? { max_interval: d(timeouts.requestMs) } : {}),
+          },
+        } satisfies envoy.ConfigRoute_RetryPolicy)
+      : {}),
     ...(retry.fallbackOnRetry
       ? ({
           // Each retry skips the backends (priorities of the aggregate) already tried, and
