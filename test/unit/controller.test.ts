@@ -65,6 +65,18 @@ describe("desiredStatus", () => {
     expect(broken.configRef).toBeNull();
   });
 
+  it("a backend with its own credential, and no xDS server: not programmed (the ConfigMap cannot carry it); with one, programmed", () => {
+    const credentialed = { ...result(true), credentialed: ["api.openai.example"] };
+    const files: any = desiredStatus(policy(), credentialed, { configMap: ref, xdsServer: false }, t0);
+    const programmed = files.conditions.find((c: any) => c.type === "Programmed");
+    expect(programmed).toMatchObject({ status: "False", reason: "CredentialsNeedXds" });
+    expect(programmed.message).toContain("api.openai.example sends its own credential");
+    expect(programmed.message).toContain("--xds-addr");
+    expect(ready(files)).toMatchObject({ status: "False", reason: "CredentialsNeedXds" });
+    const xds: any = desiredStatus(policy(), credentialed, { configMap: ref, xdsServer: true }, t0);
+    expect(ready(xds)).toMatchObject({ status: "True" });
+  });
+
   it("when the config is too large: a policy whose part changed is not programmed; an unchanged one is", () => {
     const notWritten = { reason: "ConfigTooLarge" as const, message: "too big" };
     const live: any = desiredStatus(policy(), result(true, "sha256:old"), { configMap: ref, xdsServer: false }, t0);

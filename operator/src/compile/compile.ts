@@ -361,6 +361,10 @@ export class Compiler {
       conditions: policyConditions({ accepted: true }, resolution.problems, true),
       backends: resolution.backends,
     };
+    const credentialed = ir.backends.flatMap((b) =>
+      b.kind === "External" && typeof b.auth === "object" ? [b.host] : [],
+    );
+    if (credentialed.length) fresh.credentialed = credentialed;
     // The IR decides everything Envoy does for a policy, so its hash changes exactly when
     // the policy's part of the config does (and not when another policy's part does). It is
     // worked out when first read: the operator reads it for status, fallbackctl never does.

@@ -23,6 +23,8 @@ export type PolicyResult = {
   errors: string[];
   /** sha256 of this policy's part of the Envoy config; only for programmed policies. */
   configHash?: string;
+  /** Hosts of the backends that send their own credential (which only the xDS server can deliver). */
+  credentialed?: string[];
 };
 
 type Acceptance = { accepted: true } | { accepted: false; reason: "Invalid" | "Conflicted"; message: string };

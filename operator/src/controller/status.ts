@@ -52,6 +52,13 @@ export function desiredStatus(
     configHash = current.configRef?.hash;
   } else if (delivery.xdsServer && configHash) {
     conditions = withProgrammed(conditions, programmedOverXds(delivery.xds));
+  } else if (result.credentialed && configHash) {
+    // The files have no SDS, so the credential cannot reach Envoy: the backend is left out.
+    conditions = withProgrammed(conditions, {
+      status: "False",
+      reason: "CredentialsNeedXds",
+      message: `${result.credentialed.join(", ")} ${result.credentialed.length === 1 ? "sends its own credential, which reaches" : "send their own credentials, which reach"} Envoy only from the operator's xDS server (SDS), never in the ConfigMap: ${result.credentialed.length === 1 ? "it is" : "they are"} left out until the operator runs with --xds-addr.`,
+    });
   }
 
   let list = current.conditions;

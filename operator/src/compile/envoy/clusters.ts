@@ -92,9 +92,13 @@ export function memberCluster(
     return { ...common, type: "EDS", eds_cluster_config: { eds_config: ADS, service_name: endpointsNameOf(backend) } };
   }
   if (backend.kind === "External" && isMediated(backend)) {
-    // Through its internal listener (mediated.ts); with its credential missing, left out.
-    const internal: envoy.LbEndpoint[] =
-      backend.auth === "missing" ? [] : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
+    // Through its internal listener (mediated.ts); with its credential missing, left out, and
+    // so in files (inlined), which have no SDS for the credential to come by: the backend
+    // would refuse every request, and its 401 would reach the client.
+    const leftOut = backend.auth === "missing" || (inlineEndpoints && backend.auth !== undefined);
+    const internal: envoy.LbEndpoint[] = leftOut
+      ? []
+      : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
     return {
       ...common,
       type: "STATIC",

@@ -293,7 +293,9 @@ function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   const upstreams: Resources["cluster"] = [];
   clusterBackends(ir).forEach((backend, i) => {
     const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
-    clusters.push(new (eds ? EdsMemberResource : MemberResource)(ir, owners, i, options));
+    // A backend's credential reaches Envoy over SDS only: inlined (files), it is left out.
+    const credentialed = backend.kind === "External" && typeof backend.auth === "object";
+    clusters.push(new (eds || credentialed ? InlinedDiffersResource : MemberResource)(ir, owners, i, options));
     if (eds && backend.kind === "Service") endpoints.set(endpointsNameOf(backend), backend);
     if (backend.kind === "External" && isMediated(backend) && backend.auth !== "missing") {
       const member = backendClusterName(ir.key, i);
@@ -357,8 +359,11 @@ class MemberResource implements Resource<envoy.Cluster> {
   }
 }
 
-/** A member that gets its endpoints over EDS, or holds them itself when inlined. */
-class EdsMemberResource extends MemberResource {
+/**
+ * A member whose inlined form differs: one that gets its endpoints over EDS holds them
+ * itself; one whose credential comes over SDS has no endpoints (clusters.ts).
+ */
+class InlinedDiffersResource extends MemberResource {
   inlined(): envoy.Cluster {
     return memberCluster(this.source, this.index, this.options, true);
   }
