@@ -80,6 +80,18 @@ beforeAll(async () => {
       service(NS, "cache", 8080),
       endpointSlice(NS, "cache", [cache.host], cache.port),
       productsPolicy(),
+      // A policy whose backends have never had an endpoint: Envoy sends no stats of such clusters.
+      service(NS, "outage", 8080),
+      endpointSlice(NS, "outage", [], 8080),
+      service(NS, "outage-cache", 8080),
+      endpointSlice(NS, "outage-cache", [], 8080),
+      policy(NS, "outage", {
+        targetRef: { name: "outage", port: 8080 },
+        fallbacks: [
+          { service: { name: "outage-cache", port: 8080 } },
+          { staticResponse: { status: 503, body: "down" } },
+        ],
+      }),
     ],
   });
   load = startLoad({ url: stack.proxy.url, host: "products.shop:8080", rate: 100, maxDurationMs: 600_000 });
@@ -101,6 +113,20 @@ describe("who serves, from the Envoys' own stats", () => {
       ["cache", 1],
       ["static", undefined],
     ]);
+  });
+
+  it("backends that never had an endpoint: AllBackendsDown, not NoReports, and the static answer active", async () => {
+    const outage = await eventually(
+      "the outage policy AllBackendsDown",
+      async () => {
+        const p = await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "outage"]);
+        return conditionOf(p, "FallbackActive")?.reason === "AllBackendsDown" && p;
+      },
+      30_000,
+    );
+    expect(conditionOf(outage, "FallbackActive")?.status).toBe("True");
+    expect(outage.status.activeBackend).toBe("static");
+    expect(outage.status.backends.slice(0, 2).map((b: { healthy?: number }) => b.healthy)).toEqual([0, 0]);
   });
 
   it("primary killed under load: FallbackActive=True within 10 s, the cache active, a FailedOver Event and the metrics", async () => {
@@ -176,9 +202,11 @@ describe("who serves, from the Envoys' own stats", () => {
   it("writes no status while traffic is steady for 60 s", async () => {
     // Let the last transition's damping pass first.
     await sleep(11_000);
-    const before = (await fallbackActive()).rv;
+    const outageRv = async () =>
+      (await getJson(stack.kubeconfig, ["fallbackpolicy", "-n", NS, "outage"]))!.metadata.resourceVersion;
+    const before = [(await fallbackActive()).rv, await outageRv()];
     await sleep(60_000);
-    expect((await fallbackActive()).rv).toBe(before);
+    expect([(await fallbackActive()).rv, await outageRv()]).toEqual(before);
     expect(load!.results.filter((r) => r.sentAt >= load!.now() - 60_000).length).toBeGreaterThan(5_000);
   }, 90_000);
 });

@@ -79,6 +79,8 @@ export type FallbackControllerOptions = {
 const MIN_WRITE_INTERVAL_MS = 2_000;
 /** How often the live state is worked out again from the Envoys' latest reports. */
 const LIVE_TICK_MS = 1_000;
+/** A report taken this long after an Envoy began to run a config reflects it (it was flushed after). */
+const REPORT_SETTLE_MS = 2_000;
 
 export class FallbackController {
   private readonly op: Operator;
@@ -122,6 +124,8 @@ export class FallbackController {
   private readonly policyGauge: Gauge;
   /** Per policy, the live view its status shows (only with an xDS server: the Envoys report to it). */
   private readonly live = new LiveStates();
+  /** By policy: since when (performance.now()) every connected Envoy runs its current config (configHash). */
+  private readonly runningSince = new Map<string, { hash: string; at: number }>();
   /** Per compile result, its backends as the live state reads them. */
   private readonly liveBackends = new WeakMap<PolicyResult, LiveBackend[]>();
   private liveTimer: NodeJS.Timeout | undefined;
@@ -288,12 +292,17 @@ export class FallbackController {
    * statuses of those whose adopted view changed written.
    */
   private trackLive(now: number): void {
-    const stats = this.options.xds?.stats;
-    if (!stats || !this.op.isLeader || !this.lastCompile) return;
+    const xds = this.options.xds;
+    if (!xds || !this.op.isLeader || !this.lastCompile) return;
+    const { stats } = xds;
     stats.expire(now);
     let changed = 0;
     this.liveDue = Infinity;
     const live = new Set<string>();
+    const states = xds.policyStates();
+    let lastReport = -Infinity;
+    for (const { node, serving } of xds.proxies())
+      if (serving) lastReport = Math.max(lastReport, stats.lastReportAt(node) ?? -Infinity);
     for (const result of this.lastCompile.results) {
       if (!result.configHash) continue;
       live.add(result.key);
@@ -301,16 +310,39 @@ export class FallbackController {
       const view = liveView(
         backends,
         backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)),
+        this.reportedSinceRunning(result, states.get(result.key), lastReport, now),
       );
       const outcome = this.live.offer(result.key, view, now);
       if (outcome === "adopted") changed++;
       else if (outcome === "later") this.liveDue = Math.min(this.liveDue, this.live.get(result.key)!.at + DAMPING_MS);
     }
     this.live.retain(live);
+    for (const key of this.runningSince.keys()) if (!live.has(key)) this.runningSince.delete(key);
     if (changed) {
       this.op.logger.debug({ policies: changed }, "live state changed");
       this.statuses.run();
     }
+  }
+
+  /**
+   * Whether an Envoy that runs the policy's current config has reported since it began to:
+   * every connected Envoy runs it (so every reporting one does), seen so at least
+   * REPORT_SETTLE_MS before the latest report of one of them.
+   */
+  private reportedSinceRunning(
+    result: PolicyResult,
+    state: PolicyState | undefined,
+    lastReport: number,
+    now: number,
+  ): boolean {
+    if (!state || state.connected === 0 || state.acked < state.connected) {
+      this.runningSince.delete(result.key);
+      return false;
+    }
+    const known = this.runningSince.get(result.key);
+    const since = known && known.hash === result.configHash ? known : { hash: result.configHash!, at: now };
+    if (since !== known) this.runningSince.set(result.key, since);
+    return lastReport > since.at + REPORT_SETTLE_MS;
   }
 
   /** A policy's backends as the live state reads them: names as in its status, member clusters as Envoy has them. */

@@ -38,12 +38,26 @@ export type LiveView = {
 /** Envoy's default overprovisioning factor (ClusterLoadAssignment.policy), in percent. */
 const OVERPROVISIONING = 140;
 
-/** The view of one policy, from what the Envoys report of each of its backends' clusters (undefined: none reports it). */
-export function liveView(backends: LiveBackend[], observed: (ClusterView | undefined)[]): LiveView {
+/** A member cluster an Envoy has but sends no stats of: it has never had a host (see liveView). */
+const NEVER_HAD_HOSTS: ClusterView = { healthy: 0, total: 0, ejected: 0, reporters: 0 };
+
+/**
+ * The view of one policy, from what the Envoys report of each of its backends' clusters
+ * (undefined: none reports it). Envoy sends only the stats it has ever set, and a cluster's
+ * host counts are set when its hosts change: a cluster that never had a host sends none.
+ * `reportedSinceRunning` says an Envoy running the policy's current config has reported
+ * since, so that a member it says nothing of is one with no host, not one it lacks.
+ */
+export function liveView(
+  backends: LiveBackend[],
+  observed: (ClusterView | undefined)[],
+  reportedSinceRunning = false,
+): LiveView {
+  const seenOf = (i: number) => observed[i] ?? (reportedSinceRunning ? NEVER_HAD_HOSTS : undefined);
   const members = backends
-    .map((b, i) => ({ ...b, index: i, seen: b.cluster ? observed[i] : undefined }))
+    .map((b, i) => ({ ...b, index: i, seen: b.cluster ? seenOf(i) : undefined }))
     .filter((b) => b.cluster);
-  const healthy = backends.map((b, i) => (b.cluster ? observed[i]?.healthy : undefined));
+  const healthy = backends.map((b, i) => (b.cluster ? seenOf(i)?.healthy : undefined));
   if (!members.length || members.every((m) => !m.seen)) {
     return {
       condition: { status: "Unknown", reason: "NoReports", message: "No Envoy reports this policy's backends yet." },

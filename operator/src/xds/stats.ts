@@ -130,6 +130,11 @@ export class ClusterStats {
     return [...this.nodes.keys()];
   }
 
+  /** When the Envoy `node` last reported (performance.now()), if it reports now. */
+  lastReportAt(node: string): number | undefined {
+    return this.nodes.get(node)?.at;
+  }
+
   /** The cluster as the Envoys reporting now see it; undefined if none reports it. */
   cluster(name: string, now = performance.now()): ClusterView | undefined {
     const i = this.index.get(name);

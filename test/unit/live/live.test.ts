@@ -30,6 +30,15 @@ describe("liveView", () => {
     expect(view.activeBackend).toBeUndefined();
   });
 
+  it("says AllBackendsDown when an Envoy running the policy reports none of its clusters: none ever had a host", () => {
+    const view = liveView(backends, [undefined, undefined, undefined], true);
+    expect(view).toMatchObject({
+      activeBackend: "static",
+      condition: { status: "True", reason: "AllBackendsDown" },
+      healthy: [0, 0, undefined],
+    });
+  });
+
   it("has the primary serving while it has healthy hosts", () => {
     const view = liveView(backends, [seen(3, 3), seen(1, 1), undefined]);
     expect(view).toMatchObject({
