@@ -23,8 +23,13 @@ function fromData(data: KubeConfigData | undefined): KubeConfig {
 async function connect(kc: KubeConfig): Promise<ConnectionSettings> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error(`the current context "${kc.getCurrentContext()}" names no cluster`);
-  // The framework's client connects directly; it has no proxy support.
-  if (cluster.proxyUrl) throw new Error(`cluster "${cluster.name}": proxy-url is not supported`);
+  if (cluster.proxyUrl) {
+    const protocol = URL.canParse(cluster.proxyUrl) ? new URL(cluster.proxyUrl).protocol : undefined;
+    if (protocol !== "http:" && protocol !== "https:")
+      throw new Error(
+        `cluster "${cluster.name}": proxy-url ${JSON.stringify(cluster.proxyUrl)}: only http:// and https:// proxies are supported`,
+      );
+  }
   const opts: {
     ca?: Buffer;
     cert?: Buffer;
@@ -45,6 +50,7 @@ async function connect(kc: KubeConfig): Promise<ConnectionSettings> {
     servername: opts.servername,
     headers: { ...opts.headers },
     auth: opts.auth,
+    ...(cluster.proxyUrl ? { proxyUrl: cluster.proxyUrl } : {}),
   };
 }
 

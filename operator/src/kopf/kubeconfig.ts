@@ -67,6 +67,8 @@ export interface ConnectionSettings {
   headers: Record<string, string>;
   /** Basic authentication, "user:password". */
   auth?: string;
+  /** The cluster's proxy-url: an HTTP or HTTPS proxy the connections are tunnelled through (CONNECT). */
+  proxyUrl?: string;
 }
 
 export type LoadMethod = "loadFromFile" | "loadFromString" | "loadFromCluster" | "loadFromDefault";

@@ -9,6 +9,7 @@
 
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { HttpProxyAgent, HttpsProxyAgent } from "hpagent";
 import { connectionSettings, type ConnectionSettings, type KubeConfig } from "./kubeconfig.ts";
 
 /** Ask again for settings this old, in the background. */
@@ -102,6 +103,7 @@ export class Transport {
       settings.key,
       settings.rejectUnauthorized,
       settings.servername,
+      settings.proxyUrl,
     ]);
     const previous = this.current;
     let agent = previous?.agent;
@@ -115,17 +117,24 @@ export class Transport {
   }
 }
 
+/**
+ * The keep-alive agent for the server's protocol; with a proxy-url, one that opens each
+ * connection as a CONNECT tunnel through the proxy (hpagent, which client-node uses too),
+ * with TLS to the API server inside it as without.
+ */
 function makeAgent(protocol: string, s: ConnectionSettings): HttpAgent {
-  if (protocol === "http:") return new HttpAgent({ keepAlive: true });
+  if (protocol === "http:")
+    return s.proxyUrl ? new HttpProxyAgent({ keepAlive: true, proxy: s.proxyUrl }) : new HttpAgent({ keepAlive: true });
   const pem = (b64: string | undefined) => (b64 === undefined ? undefined : Buffer.from(b64, "base64"));
-  return new HttpsAgent({
+  const tls = {
     keepAlive: true,
     ...(s.ca !== undefined ? { ca: pem(s.ca) } : {}),
     ...(s.cert !== undefined ? { cert: pem(s.cert) } : {}),
     ...(s.key !== undefined ? { key: pem(s.key) } : {}),
     ...(s.rejectUnauthorized !== undefined ? { rejectUnauthorized: s.rejectUnauthorized } : {}),
     ...(s.servername !== undefined ? { servername: s.servername } : {}),
-  });
+  };
+  return s.proxyUrl ? new HttpsProxyAgent({ ...tls, proxy: s.proxyUrl }) : new HttpsAgent(tls);
 }
 
 function send(conn: Connection, x: Exchange): Promise<IncomingMessage> {
