@@ -79,7 +79,7 @@ const aiPolicy = () =>
       retriableStatusCodes: [429],
     },
     // Short ejections: the tests that make A fail want it back soon after.
-    outlierDetection: { baseEjectionTime: "2s", maxEjectionTime: "4s" },
+    outlierDetection: { baseEjectionTime: "3s", maxEjectionTime: "6s" },
     timeouts: { request: "30s" },
   });
 /** Retries return to the backend that answered 429 (no fallbackOnRetry): they wait for its Retry-After. */
@@ -279,6 +279,12 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
   });
 
   it("A answering 429 (ejectOnRateLimit): ejected for a while, requests go straight to B, then A is back", async () => {
+    // A in line first, so that the ejection seen below is the 429s' own (the tests before eject A too).
+    await until(
+      "A answering",
+      async () => (await ask().catch(() => undefined))?.choices[0]?.message.content === "answer from provider-a",
+      15_000,
+    );
     a.failWith(429, { "retry-after": "30" });
     try {
       // consecutive5xx (3) of A's 429s eject it; from then on B answers and A is not asked first.
@@ -289,7 +295,8 @@ describe("AI-provider fallbacks, each provider with its own key, path and model"
       };
       await until("A ejected", answeredByB, 15_000);
       const before = a.received.length;
-      for (let i = 0; i < 10; i++) expect((await ask()).choices[0]?.message.content).toBe("answer from provider-b");
+      // Within the ejection (baseEjectionTime 3s): each of these takes the primary's 429 and a back-off.
+      for (let i = 0; i < 5; i++) expect((await ask()).choices[0]?.message.content).toBe("answer from provider-b");
       expect(a.received.length - before, "requests that reached the ejected A").toBe(0);
     } finally {
       a.failWith(undefined);

@@ -29,6 +29,7 @@ export type Any =
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3.CredentialInjector" } & CredentialInjector)
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.custom_response.v3.CustomResponse" } & CustomResponse)
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation" } & ExtensionsFiltersHttpHeaderMutation_HeaderMutation)
+  | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua" } & Lua)
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } & Router)
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.http.transform.v3.TransformConfig" } & TransformConfig)
   | ({ "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" } & HttpConnectionManager)
@@ -2527,6 +2528,20 @@ export interface Mutations {
   response_trailers_mutations?: ConfigCommonMutationRules_HeaderMutation[];
   request_trailers_mutations?: ConfigCommonMutationRules_HeaderMutation[];
   formatters?: ConfigCore_TypedExtensionConfig[];
+}
+
+/** envoy.extensions.filters.http.lua.v3.Lua */
+export interface Lua {
+  /** @deprecated */
+  inline_code?: string;
+  source_codes?: { [key: string]: DataSource };
+  default_source_code?: DataSource;
+  stat_prefix?: string;
+  clear_route_cache?: boolean;
+  filter_context?: { [key: string]: JsonValue };
+  package_paths?: string[];
+  package_cpaths?: string[];
+  shared_vm_id?: string;
 }
 
 /** envoy.extensions.filters.http.router.v3.Router */

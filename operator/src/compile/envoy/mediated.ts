@@ -46,7 +46,7 @@ export function internalListener(
   withCredential = true,
 ): envoy.Listener {
   const filters: envoy.HttpFilter[] = [];
-  if (backend.ejectOnRateLimit) filters.push(rateLimitedAsUnavailable(backend));
+  if (backend.ejectOnRateLimit) filters.push(rateLimitedAsUnavailable());
   // First of the request's changes, so that nothing after it (the credential going in) is taken off again.
   if (!backend.forwardClientCredentials) {
     filters.push({
@@ -142,35 +142,33 @@ export function internalListener(
 }
 
 /**
+ * Envoy's Lua filter, running this on the backend's answers: a 429 becomes a 503, with the
+ * backend's body and headers (its Retry-After) as they were.
+ */
+const RATE_LIMITED_AS_UNAVAILABLE = `function envoy_on_response(response)
+  local headers = response:headers()
+  if headers:get(":status") == "429" then
+    headers:replace(":status", "503")
+    headers:replace("x-fallback-rate-limited", "429")
+  end
+end
+`;
+
+/**
  * The backend's 429 answered as a 503. Outlier detection in Envoy 1.40 counts only 5xx and
  * connection failures (the monitor that could count a 429, consecutive_errors, is not in its
  * build), so to eject a rate-limited provider the member must see a failure: this hop turns
  * the 429 into one. The outer route then retries it on the next backend as a gateway error,
- * and it ejects the member after consecutive5xx of them like any other 5xx.
+ * and it ejects the member after consecutive5xx of them like any other 5xx. Why Lua: the
+ * one status change Envoy's other filters can make replaces the whole answer
+ * (custom_response), and the Retry-After in it would be lost.
  */
-function rateLimitedAsUnavailable(backend: ExternalBackend): envoy.HttpFilter {
-  const action: envoy.XdsCore_TypedExtensionConfig = {
-    name: "rate-limited",
-    typed_config: {
-      "@type": TYPE.localResponsePolicy,
-      status_code: 503,
-      body: { inline_string: JSON.stringify({ error: { message: `${backend.host} is rate limited (429)` } }) },
-      response_headers_to_add: [
-        { header: { key: "content-type", value: "application/json" }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" },
-      ],
-    } satisfies envoy.LocalResponsePolicy & { "@type": string },
-  };
-  const predicate: envoy.Matcher_MatcherList_Predicate = {
-    single_predicate: {
-      input: { name: "status", typed_config: { "@type": TYPE.statusInput } },
-      value_match: { exact: "429" },
-    },
-  };
+function rateLimitedAsUnavailable(): envoy.HttpFilter {
   return {
-    name: "envoy.filters.http.custom_response",
+    name: "envoy.filters.http.lua",
     typed_config: {
-      "@type": TYPE.customResponse,
-      custom_response_matcher: { matcher_list: { matchers: [{ predicate, on_match: { action } }] } },
+      "@type": TYPE.lua,
+      default_source_code: { inline_string: RATE_LIMITED_AS_UNAVAILABLE },
     },
   };
 }

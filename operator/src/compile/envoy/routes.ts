@@ -60,10 +60,10 @@ export function virtualHost(policy: PolicyIR): envoy.VirtualHost {
   };
 }
 function retryPolicy({ retry, timeouts }: PolicyIR): envoy.ConfigRoute_RetryPolicy {
-  // A retry that goes back to the backend that answered 429 waits as long as its
-  // Retry-After (or X-RateLimit-Reset) asks, up to the request's own timeout; a retry that
-  // moves on to the next backend (fallbackOnRetry) has no reason to wait.
-  const waitForReset = !retry.fallbackOnRetry && failureStatuses(retry).includes("429");
+  // A retry that goes back to the backend that answered (a 429, or a 503) waits as long as
+  // its Retry-After (or X-RateLimit-Reset) asks, up to the request's own timeout; a retry
+  // that moves on to the next backend (fallbackOnRetry) has no reason to wait.
+  const waitForReset = !retry.fallbackOnRetry;
   return {
     retry_on: retry.retryOn.join(","),
     num_retries: retry.attempts,

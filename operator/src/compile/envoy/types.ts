@@ -28,6 +28,7 @@ export const TYPE = {
   credentialInjector: `${T}extensions.filters.http.credential_injector.v3.CredentialInjector`,
   genericCredential: `${T}extensions.http.injected_credentials.generic.v3.Generic`,
   transform: `${T}extensions.filters.http.transform.v3.TransformConfig`,
+  lua: `${T}extensions.filters.http.lua.v3.Lua`,
 } as const;
 
 /**
