@@ -124,8 +124,8 @@ export class FallbackController {
   private readonly policyGauge: Gauge;
   /** Per policy, the live view its status shows (only with an xDS server: the Envoys report to it). */
   private readonly live = new LiveStates();
-  /** By policy: since when (performance.now()) every connected Envoy runs its current config (configHash). */
-  private readonly runningSince = new Map<string, { hash: string; at: number }>();
+  /** By policy: since when (performance.now()) every connected Envoy has run its current config, without a break seen. */
+  private readonly runningSince = new Map<string, number>();
   /** Per compile result, its backends as the live state reads them. */
   private readonly liveBackends = new WeakMap<PolicyResult, LiveBackend[]>();
   private liveTimer: NodeJS.Timeout | undefined;
@@ -310,7 +310,7 @@ export class FallbackController {
       const view = liveView(
         backends,
         backends.map((b) => (b.cluster ? stats.cluster(b.cluster, now) : undefined)),
-        this.reportedSinceRunning(result, states.get(result.key), lastReport, now),
+        this.reportedSinceRunning(result.key, states.get(result.key), lastReport, now),
       );
       const outcome = this.live.offer(result.key, view, now);
       if (outcome === "adopted") changed++;
@@ -327,22 +327,18 @@ export class FallbackController {
   /**
    * Whether an Envoy that runs the policy's current config has reported since it began to:
    * every connected Envoy runs it (so every reporting one does), seen so at least
-   * REPORT_SETTLE_MS before the latest report of one of them.
+   * REPORT_SETTLE_MS before the latest report of one of them. A change that Envoys took
+   * between two looks keeps the time: its member clusters keep their names, and a member new
+   * to the Envoy reads as no host until its first report, as a member no Envoy reported always did.
    */
-  private reportedSinceRunning(
-    result: PolicyResult,
-    state: PolicyState | undefined,
-    lastReport: number,
-    now: number,
-  ): boolean {
+  private reportedSinceRunning(key: string, state: PolicyState | undefined, lastReport: number, now: number): boolean {
     if (!state || state.connected === 0 || state.acked < state.connected) {
-      this.runningSince.delete(result.key);
+      this.runningSince.delete(key);
       return false;
     }
-    const known = this.runningSince.get(result.key);
-    const since = known && known.hash === result.configHash ? known : { hash: result.configHash!, at: now };
-    if (since !== known) this.runningSince.set(result.key, since);
-    return lastReport > since.at + REPORT_SETTLE_MS;
+    let since = this.runningSince.get(key);
+    if (since === undefined) this.runningSince.set(key, (since = now));
+    return lastReport > since + REPORT_SETTLE_MS;
   }
 
   /** A policy's backends as the live state reads them: names as in its status, member clusters as Envoy has them. */
