@@ -83,7 +83,7 @@ export function explain(view: PolicyView): Explanation {
     retry.attempts > 0 &&
       (retry.fallbackOnRetry
         ? "Each retry goes to the next backend in line that has a healthy host (fallbackOnRetry); after the last one the line starts again at the first."
-        : `Retries go to the backend that failed (fallbackOnRetry is false): the fallbacks get requests only once ${primary.name} has no healthy host (ejected, failing health checks, or drained).`),
+        : `Retries go to the backend that failed (fallbackOnRetry is false): the fallbacks get requests only once ${primary.name} has no healthy host (ejected, failing health checks, or drained). A retry waits as long as the failed answer's Retry-After (or X-RateLimit-Reset) asks, up to the request timeout.`),
     `Retries wait a random back-off first, below ${list(backoffBounds(ir).map(ms))} for retry ${list(backoffBounds(ir).map((_, i) => String(i + 1)))} (baseInterval ${ms(retry.backoff.baseMs)} doubling, at most maxInterval ${ms(retry.backoff.maxMs)}).`,
   );
 
