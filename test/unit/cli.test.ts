@@ -93,6 +93,14 @@ describe("fallbackctl", () => {
     );
   });
 
+  it("says which backends' credentials a rendered file leaves out (they travel over SDS only)", () => {
+    const { code, stderr } = run("render", "-f", join(ROOT, "test/golden/cases/external-credentials.in.yaml"));
+    expect(code).toBe(0);
+    expect(stderr).toContain(
+      "warning: FallbackPolicy ai/chat: llm.backup.example sends its own credential, which reaches Envoy only from the operator's xDS server (SDS)",
+    );
+  });
+
   it("names the file and line of broken YAML, without a stack trace", () => {
     const file = join(tempDir(), "broken.yaml");
     writeFileSync(file, "kind: FallbackPolicy\nspec: [unclosed\n");

@@ -10,6 +10,7 @@ import { toMs } from "../compile/duration.ts";
 import { adsBootstrap, type AdsBootstrapOptions } from "../compile/envoy/bootstrap.ts";
 import { defaultOptions, parseHostPort, snapshotFromObjects, type CompileOptions } from "../compile/snapshot.ts";
 import { problemLine } from "../compile/inputs.ts";
+import { credentialsNeedXds } from "../compile/results.ts";
 import { toYaml } from "../compile/yaml.ts";
 import { InputError, readObjects } from "./input.ts";
 
@@ -238,6 +239,8 @@ function render(args: string[], io: Io): number {
   const { output, invalid, problems } = compileFiles(flags.filename, options, io);
   // Nothing is written for input with errors: a pipeline never ships half a config.
   if (invalid || problems) return 1;
+  for (const r of output.results)
+    if (r.credentialed) io.stderr(`warning: FallbackPolicy ${r.key}: ${credentialsNeedXds(r.credentialed)}\n`);
 
   const files =
     format === "xds"

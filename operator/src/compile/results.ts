@@ -27,6 +27,12 @@ export type PolicyResult = {
   credentialed?: string[];
 };
 
+/** Why backends with their own credential are left out of files (the ConfigMap, fallbackctl render): SDS only. */
+export function credentialsNeedXds(hosts: string[]): string {
+  const one = hosts.length === 1;
+  return `${hosts.join(", ")} ${one ? "sends its own credential, which reaches" : "send their own credentials, which reach"} Envoy only from the operator's xDS server (SDS), never in a file or the ConfigMap: ${one ? "it is" : "they are"} left out until the operator runs with --xds-addr.`;
+}
+
 type Acceptance = { accepted: true } | { accepted: false; reason: "Invalid" | "Conflicted"; message: string };
 
 /**

@@ -5,7 +5,14 @@
 // status changes, so an unchanged result yields the status the object already has and
 // no write happens.
 import type { FallbackPolicyStatus } from "../api/schema.ts";
-import { READY_INPUTS, readyFrom, WHILE_TRUE, type ConditionResult, type PolicyResult } from "../compile/results.ts";
+import {
+  READY_INPUTS,
+  credentialsNeedXds,
+  readyFrom,
+  WHILE_TRUE,
+  type ConditionResult,
+  type PolicyResult,
+} from "../compile/results.ts";
 import { removeCondition, setCondition, type Condition, type KubeObject } from "../kopf/index.ts";
 import type { PolicyState } from "../xds/server.ts";
 import type { LiveView } from "./live.ts";
@@ -57,7 +64,7 @@ export function desiredStatus(
     conditions = withProgrammed(conditions, {
       status: "False",
       reason: "CredentialsNeedXds",
-      message: `${result.credentialed.join(", ")} ${result.credentialed.length === 1 ? "sends its own credential, which reaches" : "send their own credentials, which reach"} Envoy only from the operator's xDS server (SDS), never in the ConfigMap: ${result.credentialed.length === 1 ? "it is" : "they are"} left out until the operator runs with --xds-addr.`,
+      message: credentialsNeedXds(result.credentialed),
     });
   }
 
