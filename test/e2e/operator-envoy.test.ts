@@ -10,9 +10,9 @@ import { syncConfigMap, type ConfigMapSync } from "../support/configmap-sync.ts"
 import { freePort } from "../support/ports.ts";
 import { repoRoot } from "../support/paths.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.ts";
-import { apply, kube } from "../support/kubectl.ts";
+import { apply, getJson, kube } from "../support/kubectl.ts";
 import { until } from "../support/poll.ts";
-import { startOperator, type RunningOperator } from "../support/operator.ts";
+import { conditionOf, startOperator, type RunningOperator } from "../support/operator.ts";
 import { endpointSlice, policy, service } from "../support/objects.ts";
 import { startBackend, type Backend } from "../support/backend.ts";
 import { startEnvoy, type Envoy } from "../support/envoy.ts";
@@ -139,6 +139,46 @@ describe("kubectl apply -> operator -> ConfigMap -> running Envoy", () => {
     console.log(
       `[operator->envoy] kubectl apply to new answer: ${delays.map((d) => `${Math.round(d)} ms`).join(", ")}`,
     );
+  });
+
+  it("a backend with its own credential is left out of the ConfigMap (SDS only), and the policy says so", async () => {
+    const { address } = backendAddress();
+    const gateway = await startBackend({ name: "gateway", host: address, mode: { kind: "status", status: 429 } });
+    const provider = await startBackend({ name: "provider" });
+    backends.push(gateway, provider);
+    await apply(cp.kubeconfigPath, [
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "provider", namespace: NS, labels: { "fallback.dev/credential": "true" } },
+        stringData: { key: "sk-not-in-any-file" },
+      },
+      service(NS, "gateway", gateway.port),
+      endpointSlice(NS, "gateway", [gateway.host], gateway.port),
+      policy(NS, "gateway", {
+        targetRef: { name: "gateway", port: gateway.port },
+        fallbacks: [
+          {
+            external: {
+              host: "127.0.0.1",
+              port: provider.port,
+              tls: false,
+              auth: { secretRef: { name: "provider", key: "key" } },
+            },
+          },
+          { staticResponse: { status: 503, body: "busy" } },
+        ],
+        retry: { retryOn: ["gateway-error", "retriable-status-codes"], retriableStatusCodes: [429] },
+      }),
+    ]);
+    const status = await until("Programmed=False CredentialsNeedXds", async () => {
+      const p = await getJson(cp.kubeconfigPath, ["fallbackpolicy", "-n", NS, "gateway"]);
+      return conditionOf(p, "Programmed")?.reason === "CredentialsNeedXds" && p;
+    });
+    expect(conditionOf(status, "Programmed")?.message).toContain("127.0.0.1 sends its own credential");
+    // The gateway's 429 is retried past the provider (it has no endpoints in the files) to the static answer.
+    await until("the static answer", async () => (await ask(`gateway.${NS}:${gateway.port}`)).body === "busy", 30_000);
+    expect(await provider.hits()).toBe(0);
   });
 
   it("a new policy makes a new Service reachable through Envoy", async () => {

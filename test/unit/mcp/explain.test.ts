@@ -106,6 +106,7 @@ describe("explain_policy", () => {
   it("without fallbackOnRetry the fallbacks serve only once the primary is out", () => {
     const x = explained({ retry: { fallbackOnRetry: false } });
     expect(section(x, "order")).toContain("Retries go to the backend that failed");
+    expect(section(x, "order")).toContain("A retry waits as long as the failed answer's Retry-After");
     expect(x.numbers.worstCase[0]!.note).toContain("it serves once they are taken out of rotation");
   });
 
