@@ -1,5 +1,5 @@
 // Reading stats reports, alone: ClusterStats.ingest on a report of the shape a real Envoy sends
-// at N policies on `fallbackctl bootstrap` (each member cluster's two membership gauges, then a
+// at N policies on `fallbackctl bootstrap` (each Service member cluster's membership_healthy, then a
 // few of Envoy's own stats and histograms), encoded with Envoy's descriptors, from 10 Envoys
 // in turn. No network, no operator: the cost of the reading itself, which the `stats` section
 // measures inside the operator together with gRPC's.
@@ -19,7 +19,7 @@ const ROUNDS = 20;
 const GAUGE = 1;
 const HISTOGRAM = 4;
 
-/** One report's messages: per policy and member, membership_healthy and membership_total; then Envoy's own. */
+/** One report's messages: per policy and member (each a Service), membership_healthy; then Envoy's own. */
 export function reportMessages(policies: number): Uint8Array[] {
   const timestampMs = BigInt(Date.now());
   const gauge = (name: string, value: number) => ({ name, type: GAUGE, metric: [{ gauge: { value }, timestampMs }] });
@@ -27,7 +27,7 @@ export function reportMessages(policies: number): Uint8Array[] {
   for (let p = 0; p < policies; p++)
     for (const member of MEMBERS) {
       const cluster = `cluster.bench-ingest/p${String(p).padStart(5, "0")}/${member}`;
-      families.push(gauge(`${cluster}.membership_healthy`, 10), gauge(`${cluster}.membership_total`, 10));
+      families.push(gauge(`${cluster}.membership_healthy`, 10));
     }
   for (let i = 0; i < 45; i++) families.push(gauge(`server.stat_${i}`, i));
   for (let i = 0; i < 7; i++)

@@ -9,7 +9,8 @@
 //   node bench/stats-clients.ts HOST:PORT COUNT REPORT.json PROBE_CLUSTER
 //
 // REPORT.json: bench/stats.ts's Recorded. Reads "flip" / "unflip" lines on stdin:
-// PROBE_CLUSTER reported 1 healthy of 1 host, or as recorded (a cluster without endpoints:
+// PROBE_CLUSTER reported 1 healthy of 1 host (its host count too, as an Envoy keeping every
+// stat would: the operator knows the probe's Service has none), or as recorded (a cluster without endpoints:
 // not at all, its membership gauges never set, so unused). Prints "reporting" once every client has sent a first report, "flipped" /
 // "unflipped" once every client has sent a report in the new state, and a JSON line of
 // counts every 5 s. Exits when stdin closes (the bench ended, however it did).

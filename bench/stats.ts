@@ -282,7 +282,7 @@ async function record(envoy: Proxy, ns: string, names: string[]): Promise<Record
   if (both) throw new Error(`${both} stats are both counters and gauges: does this Envoy's /stats take type=?`);
   const gaugeNames = new Set(gauges.map(([n]) => n));
   const missing = names
-    .flatMap((p) => ["primary", "fallback-1", "fallback-2"].map((m) => `cluster.${ns}/${p}/${m}.membership_total`))
+    .flatMap((p) => ["primary", "fallback-1", "fallback-2"].map((m) => `cluster.${ns}/${p}/${m}.membership_healthy`))
     .filter((n) => !gaugeNames.has(n));
   if (missing.length) throw new Error(`${envoy.nodeId} reports no ${missing[0]} (and ${missing.length - 1} more)`);
   return { counters: counters.map(([n]) => n), gauges, histograms };

@@ -186,6 +186,15 @@ afterAll(async () => {
 });
 
 describe("AI-provider fallbacks, each provider with its own key, path and model", () => {
+  it("the status says each provider's healthy hosts, from the Envoy's reports of members named <member>/dns", async () => {
+    const healthy = async () => ((await statusOf()).status?.backends ?? []).map((b: any) => b.healthy);
+    await until("every backend reported healthy", async () => (await healthy()).join() === "1,1,1,", 30_000);
+    // A provider's host count is Envoy's to tell; the gateway Service's is the operator's (its EndpointSlice).
+    const totals = await stack.proxy.stats("membership_total");
+    expect(totals.get(`cluster.${NS}/llm-gateway/fallback-1/dns.membership_total`)).toBe(1);
+    expect(totals.has(`cluster.${NS}/llm-gateway/primary.membership_total`)).toBe(false);
+  });
+
   it("primary 429 -> provider A, with A's key and model, and none of the client's credentials", async () => {
     const answer = await until("an answer from A", async () => {
       const r = await ask().catch(() => undefined);

@@ -97,13 +97,13 @@ describe("spec.drain through the operator and a real Envoy", () => {
         ["cache", false],
         ["static", false],
       ]);
-      const primary = `cluster.${NS}/products/primary`;
+      const primary = `${NS}/products/primary`;
       // The primary's host is still there, draining: not healthy, yet not removed.
       await until(
         "the primary's host draining in Envoy",
         async () =>
-          (await stack.proxy.stat(`${primary}.membership_total`)) === 1 &&
-          (await stack.proxy.stat(`${primary}.membership_healthy`)) === 0,
+          (await stack.proxy.hosts(primary)).map((h) => h.edsHealth).join() === "DRAINING" &&
+          (await stack.proxy.stat(`cluster.${primary}.membership_healthy`)) === 0,
       );
       // The Envoy's next stats report tells the operator: the policy says why the cache serves.
       await until(

@@ -155,7 +155,7 @@ describe("kubectl apply -> operator -> xDS -> Envoys on fallbackctl bootstrap", 
       for (const proxy of proxies) {
         await until(
           "two endpoints in the cache cluster",
-          async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_total`)) === 2,
+          async () => (await proxy.stat(`cluster.${NS}/products/fallback-1.membership_healthy`)) === 2,
           10_000,
         );
       }

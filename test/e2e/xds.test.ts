@@ -115,7 +115,7 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
         await until(
           "two endpoints in the fallback",
           async () =>
-            (await envoy.stat("cluster.shop/products/fallback-1.membership_total")) === 2 ? true : undefined,
+            (await envoy.stat("cluster.shop/products/fallback-1.membership_healthy")) === 2 ? true : undefined,
           5_000,
         );
       }

@@ -52,6 +52,8 @@ export type Envoy = {
   /** Counters and gauges, by full name (e.g. `cluster.shop/products/primary.upstream_rq_total`). */
   stats(filter?: string): Promise<Map<string, number>>;
   stat(name: string): Promise<number>;
+  /** A cluster's hosts as Envoy has them (its admin /clusters), with their health as EDS gave it. */
+  hosts(cluster: string): Promise<{ address: string; edsHealth: string }[]>;
   configDump(): Promise<any>;
   /** True while the process runs. */
   running(): boolean;
@@ -95,6 +97,15 @@ export async function startEnvoy(options: EnvoyOptions): Promise<Envoy> {
     async stat(name) {
       const stats = await envoy.stats(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
       return stats.get(name) ?? 0;
+    },
+    async hosts(cluster) {
+      const res = await fetch(`${adminUrl}/clusters?format=json`);
+      const body = (await res.json()) as { cluster_statuses?: any[] };
+      const status = body.cluster_statuses?.find((c) => c.name === cluster);
+      return (status?.host_statuses ?? []).map((h: any) => ({
+        address: `${h.address?.socket_address?.address}:${h.address?.socket_address?.port_value}`,
+        edsHealth: h.health_status?.eds_health_status ?? "HEALTHY",
+      }));
     },
     async configDump() {
       const res = await fetch(`${adminUrl}/config_dump`);

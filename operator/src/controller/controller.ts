@@ -351,6 +351,7 @@ export class FallbackController {
         kind: b.kind,
         drained: Boolean(b.drained),
         ...(b.kind === "StaticResponse" ? {} : { cluster: backendClusterName(result.key, member++) }),
+        ...(b.resolution === "EndpointSlices" ? { hosts: b.endpoints ?? 0 } : {}),
       }));
       this.liveBackends.set(result, backends);
     }

@@ -2,7 +2,8 @@
 // the transitions the status reports (api.md: activeBackend, backends[].healthy,
 // FallbackActive).
 //
-//   per member cluster: healthy and total hosts, combined over the Envoys
+//   per member cluster: healthy hosts, combined over the Envoys, of the hosts it has (those
+//   the operator sends, or those Envoy found by DNS)
 //     -> liveView: each backend's share of new requests, as Envoy's aggregate cluster splits
 //        them, and so the active backend and the FallbackActive condition
 //     -> LiveStates: a new view is adopted at most once per DAMPING_MS per policy, so a
@@ -18,8 +19,18 @@
 import type { BackendStatus } from "../api/schema.ts";
 import type { ClusterView } from "../xds/stats.ts";
 
-/** A backend as the live state reads it: its status name and kind, and its member cluster (none for the static answer). */
-export type LiveBackend = { name: string; kind: BackendStatus["kind"]; cluster?: string; drained: boolean };
+/**
+ * A backend as the live state reads it: its status name and kind, its member cluster (none
+ * for the static answer), and its hosts where the operator knows them (the endpoints it sends
+ * Envoy). Envoy reports the host count only of a member it resolves by DNS (KEPT_STATS).
+ */
+export type LiveBackend = {
+  name: string;
+  kind: BackendStatus["kind"];
+  cluster?: string;
+  drained: boolean;
+  hosts?: number;
+};
 
 export type FallbackActive = {
   status: "True" | "False" | "Unknown";
@@ -64,9 +75,11 @@ export function liveView(
       healthy,
     };
   }
-  const health = members.map((m) =>
-    m.seen && m.seen.total > 0 ? Math.min(100, (OVERPROVISIONING * m.seen.healthy) / m.seen.total) : 0,
-  );
+  const health = members.map((m) => {
+    // Envoy's count where it sends one (a member it resolves by DNS), else the operator's.
+    const hosts = m.seen?.total || m.hosts || 0;
+    return m.seen && hosts > 0 ? Math.min(100, (OVERPROVISIONING * m.seen.healthy) / hosts) : 0;
+  });
   const shares = loadShares(health);
   const primary = backends[0]!;
   const staticAnswer = backends.find((b) => b.kind === "StaticResponse");

@@ -2,7 +2,8 @@
 // sink (Envoy's MetricsService, served on the xDS port) every few seconds:
 //
 //   StreamMetricsMessage (a batch of Prometheus metric families, counters as deltas)
-//     -> per Envoy and cluster: healthy and total hosts, hosts ejected, requests since the last report
+//     -> per Envoy and cluster: healthy and total hosts (total only of a member resolved by
+//        DNS: the operator knows the others'), hosts ejected, requests since the last report
 //     -> combined over the Envoys that report (an Envoy silent for REPORT_AGE_OUT_MS counts no more)
 //
 // It knows clusters, not policies: the controller maps clusters to policies' backends.
@@ -12,6 +13,7 @@
 // costs more than the operator can spend (docs/benchmarks.md, "Live state"). A name read
 // once is known again by its bytes, in the order the Envoy sends them, and not decoded again.
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { DNS_STATS_SUFFIX } from "../compile/envoy/types.ts";
 
 /** An Envoy whose last report is older than this counts no more (it left, or stopped reporting). */
 export const REPORT_AGE_OUT_MS = 30_000;
@@ -242,7 +244,9 @@ export class ClusterStats {
     // The member holds no ".": a longer stat that ends the same way is not read.
     const slash = name.lastIndexOf(SLASH, end - 1);
     if (slash < PREFIX.length || name.indexOf(0x2e, slash) !== end) return undefined;
-    const cluster = utf8.decode(name.subarray(PREFIX.length, end));
+    // A member Envoy resolves by DNS names its stats <member>/dns (DNS_STATS_SUFFIX): the same member.
+    const named = utf8.decode(name.subarray(PREFIX.length, end));
+    const cluster = named.endsWith(DNS_STATS_SUFFIX) ? named.slice(0, -DNS_STATS_SUFFIX.length) : named;
     let i = this.index.get(cluster);
     if (i === undefined) this.index.set(cluster, (i = this.index.size));
     if (this.arenaUsed + name.length > this.arena.length) {

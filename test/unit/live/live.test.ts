@@ -54,6 +54,15 @@ describe("liveView", () => {
     expect(view.condition.message).toContain("products 70%, products-cache 30%");
   });
 
+  it("takes a member's hosts from the operator where Envoy reports only the healthy ones (EndpointSlices)", () => {
+    const known = backends.map((b) => (b.cluster ? { ...b, hosts: 2 } : b));
+    const view = liveView(known, [seen(1, 0), seen(2, 0), undefined]);
+    expect(view.activeBackend).toBe("products");
+    expect(view.condition.message).toContain("products 70%, products-cache 30%");
+    // Envoy's own count, where it sends one (a member it resolves by DNS), comes first.
+    expect(liveView(known, [seen(1, 1), seen(2, 0), undefined]).condition.reason).toBe("PrimaryServing");
+  });
+
   it("moves to the fallback when the primary's hosts are all ejected", () => {
     const view = liveView(backends, [seen(0, 3, 3), seen(1, 1), undefined]);
     expect(view).toMatchObject({

@@ -48,6 +48,21 @@ describe("ClusterStats", () => {
     expect(stats.cluster("fallback-xds", 0)).toBeUndefined();
   });
 
+  it("reads the stats of a member Envoy resolves by DNS, named <member>/dns, as the member's", () => {
+    const stats = new ClusterStats();
+    stats.ingest(
+      "a",
+      report("a", {
+        "cluster.ai/chat/fallback-1/dns.membership_healthy": 1,
+        "cluster.ai/chat/fallback-1/dns.membership_total": 2,
+        "cluster.ai/chat/fallback-1/dns.upstream_rq_total": 4,
+      }),
+      0,
+    );
+    expect(stats.cluster("ai/chat/fallback-1", 0)).toEqual({ healthy: 1, total: 2, ejected: 0, reporters: 1 });
+    expect(stats.takeRequests("ai/chat/fallback-1")).toBe(4);
+  });
+
   it("combines Envoys: healthy if any sees healthy hosts, requests summed", () => {
     const stats = new ClusterStats();
     stats.ingest(

@@ -5,7 +5,7 @@ import { envoyDuration } from "../duration.ts";
 import type { CompileOptions } from "../snapshot.ts";
 import type * as envoy from "./api.gen.ts";
 import { inlinedConfig, inlinedValue } from "./files.ts";
-import { ADS, TYPE, type Resources } from "./types.ts";
+import { ADS, DNS_STATS_SUFFIX, TYPE, type Resources } from "./types.ts";
 
 function base(options: CompileOptions): envoy.Bootstrap {
   return {
@@ -84,7 +84,8 @@ export const XDS_CLUSTER = "fallback-xds";
  * Envoy takes to apply them (docs/benchmarks.md). Istio keeps a short list by default too.
  * Every kept stat is also in each stats report to the operator: per cluster, only what is
  * read (a cluster's membership_degraded and update_success went, 80,000 of a report's 200,000
- * metric families at 10,000 policies). Of the listener's HTTP stats, its own are kept (no "."
+ * metric families at 10,000 policies; a member's host count went but where Envoy resolves
+ * its hosts, 30,000 more). Of the listener's HTTP stats, its own are kept (no "."
  * after `http.fallback.`) and its scopes', not those of each Service's route configuration:
  * seven stats (one a histogram) per Service, more than half of a report at 10,000 policies.
  */
@@ -101,23 +102,25 @@ export const KEPT_STATS = {
     "runtime.",
     `cluster.${XDS_CLUSTER}.`,
   ],
+  /** The end of each kept stat's name, in a cluster. */
   clusterSuffixes: [
-    "upstream_rq_total",
-    "upstream_rq_2xx",
-    "upstream_rq_4xx",
-    "upstream_rq_5xx",
-    "upstream_rq_timeout",
-    "upstream_rq_retry",
-    "upstream_rq_retry_success",
-    "upstream_rq_retry_overflow",
-    "upstream_rq_pending_overflow",
-    "upstream_cx_connect_fail",
-    "membership_total",
-    "membership_healthy",
-    "outlier_detection.ejections_active",
-    "outlier_detection.ejections_enforced_total",
-    "health_check.healthy",
-    "health_check.failure",
+    ".upstream_rq_total",
+    ".upstream_rq_2xx",
+    ".upstream_rq_4xx",
+    ".upstream_rq_5xx",
+    ".upstream_rq_timeout",
+    ".upstream_rq_retry",
+    ".upstream_rq_retry_success",
+    ".upstream_rq_retry_overflow",
+    ".upstream_rq_pending_overflow",
+    ".upstream_cx_connect_fail",
+    // A cluster's host count only where the operator does not know it (DNS_STATS_SUFFIX).
+    `${DNS_STATS_SUFFIX}.membership_total`,
+    ".membership_healthy",
+    ".outlier_detection.ejections_active",
+    ".outlier_detection.ejections_enforced_total",
+    ".health_check.healthy",
+    ".health_check.failure",
   ],
 };
 /** Node metadata key: the address this Envoy's listener binds (see fallbackctl bootstrap --listen). */
@@ -149,7 +152,7 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
                 patterns: [
                   ...KEPT_STATS.prefixes.map((prefix) => ({ prefix })),
                   ...KEPT_STATS.regexes.map((regex) => ({ safe_regex: { regex } })),
-                  ...KEPT_STATS.clusterSuffixes.map((suffix) => ({ suffix: `.${suffix}` })),
+                  ...KEPT_STATS.clusterSuffixes.map((suffix) => ({ suffix })),
                 ],
               },
             },

@@ -6,7 +6,7 @@ import type { CompileOptions } from "../snapshot.ts";
 import type * as envoy from "./api.gen.ts";
 import { DRAINING, endpointsNameOf, lbEndpoints } from "./endpoints.ts";
 import { internalEndpoint, isMediated } from "./mediated.ts";
-import { ADS, TYPE, aggregateName, backendClusterName } from "./types.ts";
+import { ADS, TYPE, aggregateName, backendClusterName, dnsStatName } from "./types.ts";
 
 /** The backends that are clusters (a static response is none: the route answers it). */
 export const clusterBackends = (policy: PolicyIR) =>
@@ -37,9 +37,9 @@ export type MemberOptions = Pick<CompileOptions, "trustedCA" | "clusterDomain">;
  * The cluster of the policy's member `index` (0 the primary). A Service known by its
  * EndpointSlices gets its endpoints over EDS (see endpoints.ts), so that an endpoint change
  * is one small resource, or, with `inlineEndpoints` (Envoy without an xDS server), holds
- * them itself; one known only by name, and an external host, are resolved by DNS. A
- * drained member's endpoints are all DRAINING, and a Service member is health-checked when
- * the policy says so.
+ * them itself; one known only by name, and an external host, are resolved by DNS (their
+ * stats are named apart: DNS_STATS_SUFFIX). A drained member's endpoints are all DRAINING,
+ * and a Service member is health-checked when the policy says so.
  */
 export function memberCluster(
   policy: PolicyIR,
@@ -101,6 +101,7 @@ export function memberCluster(
       : [{ endpoint: internalEndpoint(name), ...(backend.drained ? DRAINING : {}) }];
     return {
       ...common,
+      alt_stat_name: dnsStatName(name),
       type: "STATIC",
       load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: internal }] },
     };
@@ -111,6 +112,7 @@ export function memberCluster(
       : { address: { socket_address: { address: backend.host, port_value: backend.port } } };
   return {
     ...common,
+    alt_stat_name: dnsStatName(name),
     type: "STRICT_DNS",
     dns_lookup_family: "V4_PREFERRED",
     load_assignment: {
