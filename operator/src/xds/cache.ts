@@ -26,8 +26,12 @@ export class ResourceCache {
   private readonly desired = new Map<ResourceType, Map<string, Entry>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
   /** What is served: desired, or with rejections, a copy of it with rejected versions replaced. */
   private served = this.desired;
-  /** By type and name: the entry an Envoy last acknowledged. */
-  private readonly accepted = new Map<string, Entry>();
+  /**
+   * By type and name: the entry an Envoy last acknowledged. Keyed by the entry's own name
+   * string, as `desired` is: a key made of type and name for each resource is a string of
+   * its own, held as long as the resource is served (docs/benchmarks.md, "xDS").
+   */
+  private readonly accepted = new Map<ResourceType, Map<string, Entry>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
   /** By type, name and version: what an Envoy rejected, and why. */
   private readonly rejected = new Map<string, Rejection>();
   /** By owner (policy key): the entries it has a part in, as desired. */
@@ -60,7 +64,7 @@ export class ResourceCache {
           slots.delete(name);
           this.desired.get(type)!.delete(name);
           this.disown(slot.entry);
-          this.accepted.delete(key(type, name));
+          this.accepted.get(type)!.delete(name);
           changed(changes, type, name);
         }
       }
@@ -121,7 +125,7 @@ export class ResourceCache {
 
   /** An Envoy acknowledged `entry`. */
   accept(entry: Entry): void {
-    this.accepted.set(key(entry.type, entry.name), entry);
+    this.accepted.get(entry.type)!.set(entry.name, entry);
   }
 
   /** An Envoy rejected `entry`; returns what that changes in what is served. */
@@ -180,7 +184,7 @@ export class ResourceCache {
         entries = new Map();
         for (const [name, entry] of desired) {
           const substitute = this.rejected.has(`${key(type, name)} ${entry.version}`)
-            ? this.accepted.get(key(type, name))
+            ? this.accepted.get(type)!.get(name)
             : entry;
           if (substitute) entries.set(name, substitute);
         }
