@@ -7,6 +7,7 @@
 // A section is a name, a title and a function that returns its markdown; add new ones to
 // SECTIONS. Progress goes to stderr, so stdout is the report alone.
 import { cpus, loadavg } from "node:os";
+import { runApplyBench } from "./apply.ts";
 import { runCompileBench } from "./compile.ts";
 import { runFailoverBench } from "./failover.ts";
 import { runIngestBench } from "./ingest.ts";
@@ -23,6 +24,11 @@ export const SECTIONS: Section[] = [
     name: "xds",
     title: "xDS: 10,000 policies served to Envoy, side by side with ConfigMap mode",
     run: () => runXdsBench(),
+  },
+  {
+    name: "apply",
+    title: "Apply: a fresh Envoy taking 10,000 policies from the xDS server, alone",
+    run: () => runApplyBench(),
   },
   {
     name: "stats",
