@@ -126,6 +126,12 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
       const proxies = gateway.server.proxies();
       const expected =
         proxies.filter((p) => p.protocol === "delta").length + 2 * proxies.filter((p) => p.protocol === "sotw").length;
+      // Every connected Envoy, not only the two waited for above (the gateway's own too).
+      await until(
+        "the change sent to every Envoy",
+        async () => (await gateway.sent("endpoint")) >= sent + expected,
+        5_000,
+      );
       expect(await gateway.sent("endpoint")).toBe(sent + expected);
       // Each policy's standing, worked out for the changed ones only, is what working out all gives.
       const kept = new Map(gateway.server.policyStates());

@@ -84,8 +84,8 @@ export const XDS_CLUSTER = "fallback-xds";
  * Envoy takes to apply them (docs/benchmarks.md). Istio keeps a short list by default too.
  * Every kept stat is also in each stats report to the operator: per cluster, only what is
  * read (a cluster's membership_degraded and update_success went, 80,000 of a report's 200,000
- * metric families at 10,000 policies; a member's host count went but where Envoy resolves
- * its hosts, 30,000 more). Of the listener's HTTP stats, its own are kept (no "."
+ * metric families at 10,000 policies; so did a member's host count, but where Envoy resolves
+ * its hosts). Of the listener's HTTP stats, its own are kept (no "."
  * after `http.fallback.`) and its scopes', not those of each Service's route configuration:
  * seven stats (one a histogram) per Service, more than half of a report at 10,000 policies.
  */

@@ -52,8 +52,8 @@ export const backendClusterName = (policyKey: string, index: number) =>
 /**
  * What a member cluster whose hosts Envoy finds by DNS names its stats with (alt_stat_name):
  * only such a member's host count (`membership_total`) is kept and reported, for the
- * operator knows every other member's hosts (the endpoints it sends). At 10,000 policies
- * that count was half of each stats report (docs/benchmarks.md, "Live state").
+ * operator knows every other member's hosts (the endpoints it sends), and a stat per member
+ * in every report is what the reading of reports costs (docs/benchmarks.md, "Live state").
  */
 export const DNS_STATS_SUFFIX = "/dns";
 export const dnsStatName = (member: string) => `${member}${DNS_STATS_SUFFIX}`;
