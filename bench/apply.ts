@@ -3,8 +3,7 @@
 // Envoy on `fallbackctl bootstrap`, timed from its start to its ACK of every policy's
 // resources (the clock starts before fallbackctl prints the bootstrap: a few hundred ms of
 // the figure are Node starting it). No API server, no informers, no status writes: the part of the `xds` section's
-// fresh-Envoy figure that is Envoy's own, without the rest of a 2-core machine's load (that
-// figure has been 14–39 s over runs of the same code; docs/benchmarks.md, "xDS").
+// fresh-Envoy figure that is Envoy's own (docs/benchmarks.md, "xDS", says why the two differed).
 //
 //   node bench/apply.ts          # N = 10,000, 3 runs
 //   node bench/apply.ts 1000

@@ -178,6 +178,11 @@ export function adsBootstrap(options: AdsBootstrapOptions): envoy.Bootstrap {
     // A cluster's worker-thread copies, and its traffic stats, are made when it is first
     // used: most of 40,000 clusters never carry a request.
     cluster_manager: { enable_deferred_cluster_creation: true },
+    // After each xDS update Envoy hands its free heap back to the kernel once more than this
+    // is free (100 MB by default), and the next update faults it all in again, each page
+    // zeroed by the kernel: with a large config that churn, not the config, takes most of a
+    // fresh Envoy's time (docs/benchmarks.md, "xDS"). Envoy's peak is the same either way.
+    memory_allocator_manager: { max_unfreed_memory_bytes: 1024 ** 3 },
     deferred_stat_options: { enable_deferred_creation_stats: true },
     dynamic_resources: {
       ads_config: {
