@@ -64,6 +64,9 @@ describe.skipIf(!envoyAvailable())("xDS server -> real Envoy", () => {
         .find((c: any) => c["@type"].endsWith("ClustersConfigDump"))
         .dynamic_active_clusters.map((c: any) => c.cluster.name);
       expect(dynamicClusters.sort()).toEqual(["shop/products", "shop/products/fallback-1", "shop/products/primary"]);
+      // Envoy runs with the bootstrap's heap setting: it keeps what it freed (see adsBootstrap).
+      const bootstrap = dump.configs.find((c: any) => c["@type"].endsWith("BootstrapConfigDump")).bootstrap;
+      expect(bootstrap.memory_allocator_manager?.max_unfreed_memory_bytes).toBe("1073741824");
       const states = gateway.server.policyStates();
       await until(
         "the policy acknowledged",
