@@ -15,7 +15,7 @@ import { defaultOptions } from "../operator/src/compile/snapshot.ts";
 import { createLogger } from "../operator/src/kopf/index.ts";
 import { XdsServer } from "../operator/src/xds/server.ts";
 import { repoRoot } from "../test/support/paths.ts";
-import { sleep } from "../test/support/poll.ts";
+import { until } from "../test/support/poll.ts";
 import { freePort } from "../test/support/ports.ts";
 import { startProxy } from "../test/support/proxy.ts";
 import { syntheticSnapshot } from "./compile.ts";
@@ -42,7 +42,11 @@ async function once(n: number, dir: string, run: number): Promise<Run> {
       readyTimeoutMs: 600_000,
     });
     try {
-      while ([...server.policyStates().values()].filter((s) => s.acked === 1).length < n) await sleep(50);
+      await until(
+        `Envoy's ACK of all ${n} policies`,
+        () => [...server.policyStates().values()].filter((s) => s.acked === 1).length >= n,
+        600_000,
+      );
       return {
         publishMs,
         applyMs: performance.now() - envoyStart,

@@ -185,10 +185,27 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
       throw new Error("heap snapshots taken; stopping");
     }
 
-    // The statuses settle (every policy's status.proxies now counts the Envoy: 10,000
-    // writes): what follows is measured in the steady state.
-    await watch.until(names, (p) => p.status?.proxies?.acked === 1, 600_000);
-    o.log(`xds bench: statuses settled (every policy acknowledged by the Envoy)`);
+    // The statuses settle: every policy's status.proxies now counts the Envoy, and then,
+    // once the Envoy's first stats report is in, FallbackActive says who serves (10,000
+    // writes each). What follows is measured in the steady state, not during those waves.
+    await watch.until(
+      names,
+      (p) =>
+        p.status?.proxies?.acked === 1 &&
+        (p.status?.conditions ?? []).some((c: any) => c.type === "FallbackActive" && c.status !== "Unknown"),
+      600_000,
+    );
+    // ...and the passes after those (a view damped for 10 s) are over: no status written for 3 s.
+    await until(
+      "3 s without a status write",
+      () => {
+        const last = op!.logs().findLast((l) => l["msg"] === "statuses written" && Number(l["statusWrites"]) > 0);
+        return !last || Date.now() - Date.parse(String(last["time"])) > 3_000;
+      },
+      120_000,
+      500,
+    );
+    o.log(`xds bench: statuses settled (every policy acknowledged by the Envoy, its live state reported)`);
 
     // ---- one policy change -> Envoy serving it ----
     const changes: Sample[] = [];

@@ -33,7 +33,12 @@ export class EncodeError extends Error {
   }
 }
 
-export const versionOf = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+/**
+ * 16 hex digits of a SHA-256: written from the first 8 bytes, so the string is one of its own
+ * (a slice of the full hex would keep all 64 digits alive, once per resource).
+ */
+export const versionOf = (bytes: Uint8Array | string) =>
+  createHash("sha256").update(bytes).digest().toString("hex", 0, 8);
 
 /** A test seam: changes a resource's JSON before it is encoded. */
 export type Corrupt = (type: ResourceType, name: string, json: Record<string, unknown>) => void;

@@ -161,6 +161,7 @@ export class DeltaStream extends Stream {
     if (req.node && !this.node) this.node = req.node;
     const type = this.typeOf(req.typeUrl);
     if (!type) return [];
+    const served = this.host.entries(type, this);
     let state = this.states.get(type);
     if (!state) {
       // Subscribing to nothing in a first request is the legacy way of asking for all, which
@@ -172,7 +173,6 @@ export class DeltaStream extends Stream {
       this.states.set(type, state);
       // What Envoy had before it reconnected is what it runs: where that is what is served,
       // it counts as acknowledged, and nothing is sent.
-      const served = this.host.entries(type, this);
       const running: Entry[] = [];
       for (const [name, version] of Object.entries(req.initialResourceVersions)) {
         const entry = served.get(name);
@@ -191,8 +191,11 @@ export class DeltaStream extends Stream {
     for (const name of req.resourceNamesSubscribe) {
       if (name === "*") state.wildcard = true;
       else if (!state.subscribed.has(name)) {
-        state.subscribed.add(name);
-        if (state.dirty !== "all") state.dirty.add(name);
+        // Kept as the served entry's own name where there is one: a string decoded from the
+        // request, per name and per Envoy, would be tens of thousands of copies per Envoy.
+        const own = served.get(name)?.name ?? name;
+        state.subscribed.add(own);
+        if (state.dirty !== "all") state.dirty.add(own);
       }
     }
     for (const name of req.resourceNamesUnsubscribe) {

@@ -288,19 +288,25 @@ type MadeOfPolicy = {
 function madeOf(ir: PolicyIR, options: MemberOptions): MadeOfPolicy {
   const owners = [ir.key];
   const endpoints = new Map<string, ServiceBackend>();
-  const clusters: Resources["cluster"] = [new AggregateResource(ir, owners)];
+  const aggregate = new AggregateResource(ir, owners);
+  const clusters: Resources["cluster"] = [aggregate];
   const listeners: Resources["listener"] = [];
   const upstreams: Resources["cluster"] = [];
   clusterBackends(ir).forEach((backend, i) => {
     const eds = backend.kind === "Service" && backend.resolution === "EndpointSlices";
     // A backend's credential reaches Envoy over SDS only: inlined (files), it is left out.
     const credentialed = backend.kind === "External" && typeof backend.auth === "object";
-    clusters.push(new (eds || credentialed ? InlinedDiffersResource : MemberResource)(ir, owners, i, options));
-    if (eds && backend.kind === "Service") endpoints.set(endpointsNameOf(backend), backend);
+    const member = new (eds || credentialed ? InlinedDiffersResource : MemberResource)(ir, owners, i, options);
+    clusters.push(member);
+    aggregate.members.push({ type: "cluster", name: member.name });
+    if (eds && backend.kind === "Service") {
+      const name = endpointsNameOf(backend);
+      endpoints.set(name, backend);
+      aggregate.members.push({ type: "endpoint", name });
+    }
     if (backend.kind === "External" && isMediated(backend) && backend.auth !== "missing") {
-      const member = backendClusterName(ir.key, i);
-      upstreams.push(new UpstreamResource(ir, owners, backend, member, options));
-      listeners.push(new InternalListenerResource(ir, owners, backend, member));
+      upstreams.push(new UpstreamResource(ir, owners, backend, member.name, options));
+      listeners.push(new InternalListenerResource(ir, owners, backend, member.name));
     }
   });
   // The real hosts behind internal listeners go after the members (the aggregate requires those).
@@ -332,12 +338,14 @@ class AggregateResource implements Resource<envoy.Cluster> {
   value(): envoy.Cluster {
     return aggregateCluster(this.source);
   }
+  /**
+   * Its member clusters, each followed by the endpoints it gets over EDS, named by the very
+   * strings of those resources' names (set by madeOf): the xDS cache keeps this list per
+   * policy as long as it serves the aggregate.
+   */
+  readonly members: Dependency[] = [];
   requires(): Dependency[] {
-    return clusterBackends(this.source).flatMap((backend, i): Dependency[] => {
-      const member: Dependency = { type: "cluster", name: backendClusterName(this.source.key, i) };
-      if (backend.kind !== "Service" || backend.resolution !== "EndpointSlices") return [member];
-      return [member, { type: "endpoint", name: endpointsNameOf(backend) }];
-    });
+    return this.members;
   }
 }
 
