@@ -117,6 +117,29 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
 
     watch = new PolicyWatch(kube, ns);
     await watch.start();
+    /**
+     * Until every policy's status counts `envoys` Envoys that run it and says who serves,
+     * and then no status was written for 3 s (the passes after those, such as a view damped
+     * for 10 s): each connect changes every policy's status.proxies, a wave of writes.
+     */
+    const settled = async (envoys: number) => {
+      await watch!.until(
+        names,
+        (p) =>
+          p.status?.proxies?.acked === envoys &&
+          (p.status?.conditions ?? []).some((c: any) => c.type === "FallbackActive" && c.status !== "Unknown"),
+        900_000,
+      );
+      await until(
+        "3 s without a status write",
+        () => {
+          const last = op!.logs().findLast((l) => l["msg"] === "statuses written" && Number(l["statusWrites"]) > 0);
+          return !last || Date.now() - Date.parse(String(last["time"])) > 3_000;
+        },
+        120_000,
+        500,
+      );
+    };
     op = await startOperator({
       kubeconfig: cp.kubeconfigPath,
       configNamespace: ns,
@@ -188,23 +211,7 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
     // The statuses settle: every policy's status.proxies now counts the Envoy, and then,
     // once the Envoy's first stats report is in, FallbackActive says who serves (10,000
     // writes each). What follows is measured in the steady state, not during those waves.
-    await watch.until(
-      names,
-      (p) =>
-        p.status?.proxies?.acked === 1 &&
-        (p.status?.conditions ?? []).some((c: any) => c.type === "FallbackActive" && c.status !== "Unknown"),
-      600_000,
-    );
-    // ...and the passes after those (a view damped for 10 s) are over: no status written for 3 s.
-    await until(
-      "3 s without a status write",
-      () => {
-        const last = op!.logs().findLast((l) => l["msg"] === "statuses written" && Number(l["statusWrites"]) > 0);
-        return !last || Date.now() - Date.parse(String(last["time"])) > 3_000;
-      },
-      120_000,
-      500,
-    );
+    await settled(1);
     o.log(`xds bench: statuses settled (every policy acknowledged by the Envoy, its live state reported)`);
 
     // ---- one policy change -> Envoy serving it ----
@@ -314,7 +321,10 @@ export async function runXdsBench(options: XdsBenchOptions = {}): Promise<string
         2_000,
       );
     const fanOutSyncMs = performance.now() - f0;
-    await sleep(2_000);
+    // As for one Envoy: the changes are timed once the status waves of the connects are over.
+    const s0 = performance.now();
+    await settled(o.subscribers);
+    o.log(`xds bench: fan-out: statuses settled ${ms(performance.now() - s0)} after the sync`);
     const fanOut: number[] = [];
     for (let i = 0; i < 10; i++) {
       const p = probes[(i + 20) % probes.length]!;

@@ -5,10 +5,10 @@
 /**
  * Node's defaults size V8 for a machine, not for a controller that idles between bursts: it
  * grows the young generation to 64 MB per half and the old one by up to 4x at a time, keeps
- * what it grew, and runs 4 worker threads, each with its own malloc arena. 4 MB halves,
- * growth by 20 % at a time and 2 workers (a pod seldom has more cores) hold the operator at
- * ~170 MB instead of ~225 MB with 1,000 policies, at the same latency. The heap has no cap,
- * as a larger install needs more (docs/benchmarks.md).
+ * what it grew, and runs 4 worker threads, each with its own malloc arena. Small halves,
+ * growth by 20 % at a time and 2 workers (a pod seldom has more cores) keep the operator's
+ * memory close to what it holds, at the same latency (docs/benchmarks.md, "Operator"). The
+ * heap has no cap, as a larger install needs more.
  */
 export const OPERATOR_NODE_FLAGS: readonly string[] = [
   "--max-semi-space-size=4",
@@ -16,7 +16,7 @@ export const OPERATOR_NODE_FLAGS: readonly string[] = [
   "--v8-pool-size=2",
 ];
 
-/** A smaller young generation keeps a large render's peak RSS ~90 MB lower (10,000 policies) at no measurable cost in time. */
+/** A smaller young generation keeps a large render's peak RSS lower at no cost in time (docs/benchmarks.md, "Compile"). */
 export const FALLBACKCTL_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
 
 /** `--max-semi-space-size=4` -> `--max-semi-space-size`; V8 takes `_` for `-` too. */

@@ -210,7 +210,7 @@ export class XdsServer implements StreamHost {
   /**
    * Every published policy's standing with the connected Envoys. Worked out again only for
    * the policies whose entries, or what an Envoy has of them, changed since the last call
-   * (a status pass asks after every ACK: at 10,000 policies the whole way was ~170 ms).
+   * (a status pass asks after every ACK; docs/benchmarks.md, "Why the code is so").
    * `afresh` works out every one (the tests check that both ways agree).
    */
   policyStates(options: { afresh?: boolean } = {}): ReadonlyMap<string, PolicyState> {
