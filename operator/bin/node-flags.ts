@@ -16,17 +16,6 @@ export const OPERATOR_NODE_FLAGS: readonly string[] = [
   "--v8-pool-size=2",
 ];
 
-/**
- * glibc's allocator serves a block of 128 KiB or more with its own mapping, returned to the
- * kernel when freed, but after the first such free it raises that threshold to the freed
- * block's size (up to 32 MiB): from then on an xDS response or a stats report is carved out
- * of the heap, and what it leaves free there stays in the process's RSS. Fixing the threshold
- * at its initial value keeps it from rising: ~25–40 MB less RSS with an Envoy synced and
- * reporting at 10,000 policies (docs/benchmarks.md, "xDS"). A value set by the caller stays;
- * other C libraries ignore the variable.
- */
-export const OPERATOR_ENVIRONMENT: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: "131072" };
-
 /** A smaller young generation keeps a large render's peak RSS lower at no cost in time (docs/benchmarks.md, "Compile"). */
 export const FALLBACKCTL_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
 
@@ -46,30 +35,22 @@ export function missingNodeFlags(
   return wanted.filter((flag) => !given.has(flagName(flag)));
 }
 
-/** The variables of `wanted` that this process's environment does not set. */
-export function missingEnvironment(
-  wanted: Readonly<Record<string, string>>,
-  env: NodeJS.ProcessEnv = process.env,
-): Record<string, string> {
-  return Object.fromEntries(Object.entries(wanted).filter(([name]) => env[name] === undefined));
-}
-
 /**
  * Replaces this process with `node FLAGS <its own flags> <script> <args>` when it lacks any
- * of `flags` or of the variables of `environment` (read by the C library at start-up, too). V8 reads its sizing flags at start-up only, hence a new image rather than
+ * of `flags`. V8 reads its sizing flags at start-up only, hence a new image rather than
  * v8.setFlagsFromString. execve keeps the pid, stdio, environment and the parent's signals,
  * so a pipe, an exit code or a SIGTERM reaches the relaunched program as it would the first.
- * A flag given by name, or a variable set, keeps its value, and the relaunched process has them all, so
+ * A flag already given by name keeps its value, and the relaunched process has them all, so
  * it goes on instead of relaunching again. Where there is no execve (Windows)
  * the program runs with Node's defaults: the flags tune memory, nothing depends on them.
  */
-export function runWithNodeFlags(flags: readonly string[], environment: Readonly<Record<string, string>> = {}): void {
+export function runWithNodeFlags(flags: readonly string[]): void {
   const missing = missingNodeFlags(flags);
-  const unset = missingEnvironment(environment);
-  if ((missing.length === 0 && Object.keys(unset).length === 0) || typeof process.execve !== "function") return;
+  if (missing.length === 0 || typeof process.execve !== "function") return;
   const [node, script, ...args] = process.argv;
-  process.execve(process.execPath, [node ?? process.execPath, ...missing, ...process.execArgv, script!, ...args], {
-    ...process.env,
-    ...unset,
-  });
+  process.execve(
+    process.execPath,
+    [node ?? process.execPath, ...missing, ...process.execArgv, script!, ...args],
+    process.env,
+  );
 }

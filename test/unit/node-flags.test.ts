@@ -7,39 +7,24 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import {
-  FALLBACKCTL_NODE_FLAGS,
-  missingEnvironment,
-  missingNodeFlags,
-  OPERATOR_ENVIRONMENT,
-  OPERATOR_NODE_FLAGS,
-} from "../../operator/bin/node-flags.ts";
+import { FALLBACKCTL_NODE_FLAGS, missingNodeFlags, OPERATOR_NODE_FLAGS } from "../../operator/bin/node-flags.ts";
 import { fallbackctlBin, operatorBin, repoRoot } from "../support/paths.ts";
 
 // Preloaded into every process of the run; only the one that really exits reports, since
 // execve replaces the first without running its exit handlers.
 const REPORT = "REPORT ";
-const reporter = `--import=data:text/javascript,process.on("exit",()=>process.stderr.write("\\n${REPORT}"+JSON.stringify({pid:process.pid,execArgv:process.execArgv,mmapThreshold:process.env.MALLOC_MMAP_THRESHOLD_})+"\\n"))`;
+const reporter = `--import=data:text/javascript,process.on("exit",()=>process.stderr.write("\\n${REPORT}"+JSON.stringify({pid:process.pid,execArgv:process.execArgv})+"\\n"))`;
 
-type Report = { pid: number; execArgv: string[]; mmapThreshold?: string };
-
-function run(
-  bin: string,
-  args: string[],
-  options: { nodeFlags?: string[]; input?: string; env?: Record<string, string> } = {},
-) {
-  const env = { ...process.env, ...options.env };
-  if (!options.env?.MALLOC_MMAP_THRESHOLD_) delete env.MALLOC_MMAP_THRESHOLD_;
+function run(bin: string, args: string[], options: { nodeFlags?: string[]; input?: string } = {}) {
   const child = spawnSync(process.execPath, [...(options.nodeFlags ?? []), reporter, bin, ...args], {
     encoding: "utf8",
     timeout: 30_000,
     input: options.input ?? "",
-    env,
   });
   const reports = child.stderr
     .split("\n")
     .filter((l) => l.startsWith(REPORT))
-    .map((l) => JSON.parse(l.slice(REPORT.length)) as Report);
+    .map((l) => JSON.parse(l.slice(REPORT.length)) as { pid: number; execArgv: string[] });
   const stderr = child.stderr
     .split("\n")
     .filter((l) => !l.startsWith(REPORT))
@@ -58,15 +43,6 @@ describe("the bins' Node.js flags", () => {
     expect(result.reports[0]!.pid).toBe(result.pid);
     expect(result.reports[0]!.execArgv.slice(0, flags.length)).toEqual(flags);
     expect(result.stderr).not.toMatch(/warning/i);
-  });
-
-  it("the operator relaunches with its C library's allocator settings; fallbackctl's environment is its caller's", () => {
-    expect(run(operatorBin, ["--help"]).reports[0]!.mmapThreshold).toBe(OPERATOR_ENVIRONMENT.MALLOC_MMAP_THRESHOLD_);
-    expect(run(fallbackctlBin, ["--help"]).reports[0]!.mmapThreshold).toBeUndefined();
-    const given = run(operatorBin, ["--help"], { env: { MALLOC_MMAP_THRESHOLD_: "65536" } });
-    expect(given.reports[0]!.mmapThreshold).toBe("65536");
-    expect(missingEnvironment(OPERATOR_ENVIRONMENT, { MALLOC_MMAP_THRESHOLD_: "1" })).toEqual({});
-    expect(missingEnvironment(OPERATOR_ENVIRONMENT, {})).toEqual(OPERATOR_ENVIRONMENT);
   });
 
   it("fallbackctl keeps stdin, a clean stdout and its exit code across the relaunch", () => {
