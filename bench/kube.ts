@@ -230,3 +230,31 @@ export function procStatus(pid: number): { rss: number; hwm: number; anon: numbe
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) * 1024;
   return { rss: kb("VmRSS"), hwm: kb("VmHWM"), anon: kb("RssAnon"), file: kb("RssFile") };
 }
+
+/**
+ * The resident memory by kind of mapping, bytes, from /proc/PID/smaps: V8's heap pages (its
+ * anonymous 256 KiB mappings), glibc's main heap (`[heap]`), other anonymous memory
+ * (malloc's other arenas and large blocks, V8's large objects, stacks) and mapped files.
+ */
+export function procMappings(pid: number): { v8Pages: number; mallocHeap: number; otherAnon: number; files: number } {
+  const sums = { v8Pages: 0, mallocHeap: 0, otherAnon: 0, files: 0 };
+  let kind: keyof typeof sums = "otherAnon";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const path = head[3]!;
+      const size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
+      kind = path.startsWith("/")
+        ? "files"
+        : path === "[heap]"
+          ? "mallocHeap"
+          : !path && size === 256 * 1024
+            ? "v8Pages"
+            : "otherAnon";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) sums[kind] += Number(rss[1]) * 1024;
+  }
+  return sums;
+}

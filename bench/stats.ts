@@ -27,7 +27,18 @@ import { freePort } from "../test/support/ports.ts";
 import { repoRoot } from "../test/support/paths.ts";
 import { startControlPlane } from "../test/support/controlplane.ts";
 import { startOperator, type RunningOperator } from "../test/support/operator.ts";
-import { PLURAL_PATH, PolicyWatch, kubeClient, mb, ms, num, procStatus, reconciled, type Kube } from "./kube.ts";
+import {
+  PLURAL_PATH,
+  PolicyWatch,
+  kubeClient,
+  mb,
+  ms,
+  num,
+  procMappings,
+  procStatus,
+  reconciled,
+  type Kube,
+} from "./kube.ts";
 import { sleep, until } from "../test/support/poll.ts";
 import { createPolicies, policyNamespace } from "./policies.ts";
 import type { Recorded } from "./stats-clients.ts";
@@ -67,6 +78,7 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
   let watch: PolicyWatch | undefined;
   let writes: WriteCounter | undefined;
   let replay: Replay | undefined;
+  let inspector: Inspector | undefined;
   try {
     const ns = await policyNamespace(cp.kubeconfigPath, "bench-stats");
     const xds = `127.0.0.1:${await freePort()}`;
@@ -83,18 +95,22 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     writes = new WriteCounter(kube, ns);
     await writes.start();
     const profile = process.env.STATS_BENCH_CPU_PROF;
-    const inspectPort = profile ? await freePort() : 0;
+    const inspectPort = await freePort();
     op = await startOperator({
       kubeconfig: cp.kubeconfigPath,
       configNamespace: ns,
       watchNamespace: ns,
       args: ["--xds-addr", xds, "--xds-plaintext", "--envoy-listen", `127.0.0.1:${await freePort()}`],
-      ...(profile ? { env: { NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` } } : {}),
+      // The inspector reads V8's heap and asks for a full collection at the end (the memory rows).
+      env: { NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` },
     });
     await watch.until(names, reconciled(true), 900_000);
     o.log(`stats bench: all ${num(o.policies)} policies Ready`);
     await sleep(2_000);
     const noReports = procStatus(op.pid);
+    inspector = await Inspector.connect(inspectPort);
+    const memory = async (): Promise<Memory> => ({ ...procMappings(op!.pid), heapUsed: await inspector!.heapUsed() });
+    const noReportsMemory = await memory();
 
     // ---- 2 real Envoys: serving every policy, their reports in every status ----
     proxies.push(
@@ -132,6 +148,7 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
 
     // ---- the replay clients: all 10 report ----
     const beforeReplay = procStatus(op.pid);
+    const beforeReplayMemory = await memory();
     replay = startReplay(xds, o.replays, reportFile, `${ns}/${probe}/primary`);
     const report = await replay
       .line((l) => l.startsWith("{"), 120_000)
@@ -164,6 +181,12 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
       replay: replay.status(),
     };
     const afterWindow = procStatus(op.pid);
+    const afterWindowMemory = await memory();
+    // What of it is kept: after a full collection (the window's figures are read before it).
+    await inspector.collectGarbage();
+    await sleep(1_000);
+    const collectedMemory = await memory();
+    const collected = procStatus(op.pid);
     const bytes1 = await envoyBytes();
     const seconds = (w1.at - w0.at) / 1000;
     const cpuPercent = (100 * (w1.cpu - w0.cpu)) / CLK_TCK / seconds;
@@ -175,11 +198,10 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     );
     if (profile) {
       // After the window, so that the profiler's own cost is not in it: as many more seconds, profiled.
-      const profiler = await Profiler.connect(inspectPort);
-      await profiler.start();
+      await inspector.startProfile();
       const c0 = procCpu(op.pid);
       await sleep(o.windowMs);
-      await profiler.stop(profile, (100 * (procCpu(op.pid) - c0)) / CLK_TCK / (o.windowMs / 1000));
+      await inspector.stopProfile(profile, (100 * (procCpu(op.pid) - c0)) / CLK_TCK / (o.windowMs / 1000));
     }
 
     // ---- a transition: the probe's primary healthy, and back ----
@@ -212,6 +234,8 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
       noReports,
       beforeReplay,
       afterWindow,
+      collected,
+      memory: [noReportsMemory, beforeReplayMemory, afterWindowMemory, collectedMemory],
       peak,
       windowWrites: sum(windowWrites),
       loggedWrites,
@@ -234,6 +258,7 @@ export async function runStatsBench(options: StatsBenchOptions = {}): Promise<st
     throw err;
   } finally {
     replay?.kill();
+    inspector?.close();
     watch?.close();
     writes?.close();
     await Promise.all(proxies.map((p) => p.stop()));
@@ -432,8 +457,8 @@ function loggedStatusWrites(logs: Record<string, unknown>[], from: number, to: n
     .reduce((n, l) => n + Number(l["statusWrites"] ?? 0), 0);
 }
 
-/** A CPU profile of the operator, through its inspector (only with STATS_BENCH_CPU_PROF). */
-class Profiler {
+/** The operator's inspector: its heap in use, a full collection, and (with STATS_BENCH_CPU_PROF) a CPU profile. */
+class Inspector {
   private id = 0;
   private readonly pending = new Map<number, (result: any) => void>();
   private readonly ws: WebSocket;
@@ -447,13 +472,13 @@ class Profiler {
     };
   }
 
-  static async connect(port: number): Promise<Profiler> {
+  static async connect(port: number): Promise<Inspector> {
     const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
       webSocketDebuggerUrl: string;
     }[];
     const ws = new WebSocket(target!.webSocketDebuggerUrl);
     await new Promise((done, fail) => ((ws.onopen = done), (ws.onerror = fail)));
-    return new Profiler(ws);
+    return new Inspector(ws);
   }
 
   private call(method: string, params: object = {}): Promise<any> {
@@ -462,16 +487,32 @@ class Profiler {
     return new Promise((done) => this.pending.set(id, done));
   }
 
-  async start(): Promise<void> {
+  /** V8's heap in use, bytes (garbage not yet collected included). */
+  async heapUsed(): Promise<number> {
+    const { result } = await this.call("Runtime.evaluate", {
+      expression: "process.memoryUsage().heapUsed",
+      returnByValue: true,
+    });
+    return Number(result.value);
+  }
+
+  async collectGarbage(): Promise<void> {
+    await this.call("HeapProfiler.collectGarbage");
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  async startProfile(): Promise<void> {
     await this.call("Profiler.enable");
     await this.call("Profiler.setSamplingInterval", { interval: 1000 });
     await this.call("Profiler.start");
   }
 
   /** Writes the profile to `file` and prints where the time went, by function (self time). */
-  async stop(file: string, cpuPercent: number): Promise<void> {
+  async stopProfile(file: string, cpuPercent: number): Promise<void> {
     const { profile } = await this.call("Profiler.stop");
-    this.ws.close();
     writeFileSync(file, JSON.stringify(profile));
     const total = profile.samples.length;
     const self = new Map<string, number>();
@@ -491,6 +532,21 @@ class Profiler {
 
 // ---- the report -------------------------------------------------------------------------------
 
+type Memory = ReturnType<typeof procMappings> & { heapUsed: number };
+
+/** Where the RSS is at each point (docs/benchmarks.md, "Live state", says what the rows showed). */
+function memoryRows(r: { memory: Memory[]; collected: ReturnType<typeof procStatus> }): string[] {
+  const [noReport, beforeReplay, afterWindow, collected] = r.memory as [Memory, Memory, Memory, Memory];
+  const split = (m: Memory) =>
+    `${mb(m.v8Pages)} / ${mb(m.mallocHeap)} / ${mb(m.otherAnon)} / ${mb(m.files)}; ${mb(m.heapUsed)}`;
+  return [
+    `| operator memory by mapping (V8's pages / glibc's heap / other anonymous / files; V8's heap in use): no report | ${split(noReport)} | | |`,
+    `| … ${ENVOYS} Envoys reporting, before the replays | ${split(beforeReplay)} | | |`,
+    `| … after the window | ${split(afterWindow)} | | |`,
+    `| … after a full collection asked for then (VmRSS ${mb(r.collected.rss)}) | ${split(collected)} | | |`,
+  ];
+}
+
 function reportOf(r: {
   o: Required<StatsBenchOptions>;
   report: { families: number; messages: number; bytes: number };
@@ -500,6 +556,9 @@ function reportOf(r: {
   noReports: ReturnType<typeof procStatus>;
   beforeReplay: ReturnType<typeof procStatus>;
   afterWindow: ReturnType<typeof procStatus>;
+  collected: ReturnType<typeof procStatus>;
+  /** At no report, before the replays, after the window, after a full collection. */
+  memory: Memory[];
   peak: number;
   windowWrites: number;
   loggedWrites: number;
@@ -539,6 +598,7 @@ function reportOf(r: {
     `| operator VmRSS: ${ENVOYS} Envoys reporting, before the replays | ${mb(r.beforeReplay.rss)} | | |`,
     `| operator VmRSS: after the window (peak in it; VmHWM) | ${mb(r.afterWindow.rss)} (${mb(r.peak)}; ${mb(r.afterWindow.hwm)}) | | |`,
     `| operator VmRSS growth: no report -> after the window | ${mb(growth)} | ≤ ${mb(TARGET.rssGrowthBytes)} | ${verdict(growth <= TARGET.rssGrowthBytes)} |`,
+    ...memoryRows(r),
     `| status writes in the window | ${r.windowWrites} (the operator's log: ${r.loggedWrites}) | 0 (no transition) | ${verdict(r.windowWrites === 0)} |`,
     `| probe flipped to 1 healthy and back: its status writes | ${r.probeWrites} | 2 | ${verdict(r.probeWrites === 2)} |`,
     `| … other policies' status writes meanwhile | ${r.otherWrites} | 0 | ${verdict(r.otherWrites === 0)} |`,
