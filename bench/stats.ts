@@ -7,7 +7,9 @@
 // 10,000 families, each client with a node id of its own.
 //
 // Measured over a steady window after all 10 report: the operator's CPU (utime + stime of
-// its process), its VmRSS before any report and after the window, and the status writes in
+// its process), its VmRSS before any report and after the window (and where it is, by kind of
+// mapping, with V8's heap in use, read over the operator's inspector; once more after a full
+// collection asked for when the window's figures are in), and the status writes in
 // the window (resourceVersion changes of the policies, from a watch): none, since nothing
 // changes. Then a transition: the replay clients report the primary of one probe policy (its
 // Services have no endpoints, so no Envoy reports its clusters) as 1 healthy of 1 host, then

@@ -25,8 +25,6 @@ const READ = new Map<string, number>([
   ["outlier_detection.ejections_active", 2],
   ["upstream_rq_total", 3],
 ]);
-/** What each Envoy's view keeps per cluster: the three host counts (requests are summed over the Envoys at once). */
-const GAUGES = 3;
 /** The same, as the bytes that end a stat's name (".membership_healthy"...), matched before any name is decoded. */
 const SUFFIXES = [...READ].map(([stat, field]) => ({ bytes: new TextEncoder().encode(`.${stat}`), field }));
 const PREFIX = new TextEncoder().encode("cluster.");
@@ -36,6 +34,8 @@ const HEALTHY = 0;
 const TOTAL = 1;
 const EJECTED = 2;
 const REQUESTS = 3;
+/** The fields each Envoy's view keeps per cluster: the host counts before REQUESTS (requests are summed over the Envoys at once). */
+const GAUGES = REQUESTS;
 
 /** One cluster as the reporting Envoys see it together. */
 export type ClusterView = {
@@ -54,7 +54,7 @@ type NodeReport = {
   at: number;
   /**
    * By cluster index: its GAUGES host counts. Float32 holds every count exactly (below 2^24)
-   * in half the room: ten Envoys at 40,000 clusters keep 10 such arrays (docs/benchmarks.md, "Live state").
+   * in half the room, and every reporting Envoy has such an array (docs/benchmarks.md, "Live state").
    */
   values: Float32Array;
   /** By cluster index: when it was last reported, so that a cluster Envoy dropped ages out too. */
